@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_COMMON_UTIL_H
+#define BUNSHIN_COMMON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define KiB (1024ULL)
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+
+static inline uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static inline uint64_t align_down(uint64_t v, uint64_t a)
+{
+	return v & ~(a - 1);
+}
+
+/* True when [base, base+len) wraps around the 64-bit address space. */
+static inline bool range_overflows(uint64_t base, uint64_t len)
+{
+	return len && base + len - 1 < base;
+}
+
+/*
+ * Parses "512", "64M", "1G", "1.5G" is refused; suffixes K M G T (binary,
+ * optional trailing 'iB' or 'B'). Returns 0 or -EINVAL / -ERANGE.
+ */
+int parse_size(const char *s, uint64_t *out);
+
+/* Parses a decimal unsigned integer in [min, max]; the whole string must be a number. */
+int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Reads a whole file into a malloc'd buffer (at most max bytes). */
+int read_file(const char *path, size_t max, uint8_t **data, size_t *len);
+
+#endif

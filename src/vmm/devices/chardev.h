@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_CHARDEV_H
+#define BUNSHIN_VMM_CHARDEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../../common/error.h"
+
+/*
+ * A character backend for consoles: "stdio", "file:PATH" (output only) or
+ * "unix:PATH" (a listening socket; one client at a time gets input and
+ * output). Output never blocks a vCPU: what cannot be written right now
+ * (no client, full socket) is dropped and counted.
+ */
+struct chardev;
+
+typedef void (*chardev_sink_fn)(void *ctx, const uint8_t *buf, size_t len);
+
+int chardev_open(const char *spec, struct chardev **out, struct error *err);
+void chardev_close(struct chardev *c);
+
+void chardev_write(struct chardev *c, const uint8_t *buf, size_t len);
+
+/*
+ * Starts the input thread: bytes arriving from the backend are handed to
+ * sink, which may block until its device has room (that is the flow
+ * control). No-op for backends without input.
+ */
+int chardev_start_input(struct chardev *c, chardev_sink_fn sink, void *ctx, struct error *err);
+
+#endif

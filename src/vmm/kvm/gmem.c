@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "gmem.h"
+#include "../layout.h"
+#include "../../common/util.h"
+
+static void gmem_add_slot(struct gmem *m, uint64_t gpa, uint64_t size, uint64_t offset)
+{
+	struct gmem_slot *s = &m->slots[m->nslots++];
+
+	s->gpa = gpa;
+	s->size = size;
+	s->offset = offset;
+	s->host = m->base + offset;
+}
+
+int gmem_init(struct gmem *m, uint64_t size, struct error *err)
+{
+	uint64_t low;
+
+	memset(m, 0, sizeof(*m));
+	m->memfd = -1;
+	if (size < 2 * MiB || size % (2 * MiB))
+		return error_set(err, EINVAL,
+				 "memory size must be a multiple of 2 MiB and at least 2 MiB");
+
+	m->memfd = memfd_create("bunshin-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (m->memfd < 0)
+		return error_set(err, errno, "memfd_create: %s", strerror(errno));
+	if (ftruncate(m->memfd, size) < 0) {
+		int e = errno;
+		close(m->memfd);
+		m->memfd = -1;
+		return error_set(err, e, "sizing guest memory to %llu bytes: %s",
+				 (unsigned long long)size, strerror(e));
+	}
+	/*
+	 * MAP_NORESERVE: guest RAM is touched lazily; reserving swap for all of
+	 * it up front would make overcommitted hosts refuse VMs they could run.
+	 */
+	m->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->memfd, 0);
+	if (m->base == MAP_FAILED) {
+		int e = errno;
+		close(m->memfd);
+		m->memfd = -1;
+		m->base = NULL;
+		return error_set(err, e, "mapping guest memory: %s", strerror(e));
+	}
+	m->size = size;
+	low = size < LAYOUT_LOW_RAM_END ? size : LAYOUT_LOW_RAM_END;
+	gmem_add_slot(m, 0, low, 0);
+	if (size > low)
+		gmem_add_slot(m, LAYOUT_HIGH_RAM_START, size - low, low);
+	return 0;
+}
+
+void gmem_destroy(struct gmem *m)
+{
+	if (m->base)
+		munmap(m->base, m->size);
+	if (m->memfd >= 0)
+		close(m->memfd);
+	m->base = NULL;
+	m->memfd = -1;
+}
+
+void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < m->nslots; i++) {
+		const struct gmem_slot *s = &m->slots[i];
+
+		if (gpa < s->gpa)
+			continue;
+		/* Written as subtractions so no sum can wrap. */
+		if (gpa - s->gpa >= s->size && !(len == 0 && gpa - s->gpa == s->size))
+			continue;
+		if (len > s->size - (gpa - s->gpa))
+			return NULL;
+		return s->host + (gpa - s->gpa);
+	}
+	return NULL;
+}
+
+int gmem_read(const struct gmem *m, uint64_t gpa, void *buf, uint64_t len)
+{
+	void *p = gmem_ptr(m, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(buf, p, len);
+	return 0;
+}
+
+int gmem_write(const struct gmem *m, uint64_t gpa, const void *buf, uint64_t len)
+{
+	void *p = gmem_ptr(m, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, buf, len);
+	return 0;
+}
+
+uint64_t gmem_end(const struct gmem *m)
+{
+	const struct gmem_slot *s = &m->slots[m->nslots - 1];
+
+	return s->gpa + s->size;
+}

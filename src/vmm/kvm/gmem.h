@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_GMEM_H
+#define BUNSHIN_VMM_GMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../common/error.h"
+
+/*
+ * Guest RAM. One memfd holds all of it (so it can be snapshotted, shared
+ * and mapped copy-on-write by clones); it is mapped once, contiguously, in
+ * the VMM, and appears to the guest as up to two slots: below the 32-bit
+ * PCI hole and above 4 GiB.
+ *
+ * gmem_ptr() is the only way to turn a guest-physical address into a host
+ * pointer. It checks the whole [gpa, gpa+len) range against one slot, with
+ * overflow-safe arithmetic, so a guest-controlled address or length can
+ * never reach outside guest RAM.
+ */
+
+#define GMEM_MAX_SLOTS 2
+
+struct gmem_slot {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *host;
+	uint64_t offset; /* offset of this slot in the memfd */
+};
+
+struct gmem {
+	int memfd;
+	uint8_t *base; /* host mapping of the whole memfd */
+	uint64_t size; /* total guest RAM */
+	int nslots;
+	struct gmem_slot slots[GMEM_MAX_SLOTS];
+};
+
+/* Creates the memfd, sizes it, maps it and splits it around the PCI hole. */
+int gmem_init(struct gmem *m, uint64_t size, struct error *err);
+void gmem_destroy(struct gmem *m);
+
+/* Host pointer for [gpa, gpa+len), or NULL if any byte is outside guest RAM. */
+void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
+
+/* Copy helpers built on gmem_ptr(); return 0 or -EFAULT. */
+int gmem_read(const struct gmem *m, uint64_t gpa, void *buf, uint64_t len);
+int gmem_write(const struct gmem *m, uint64_t gpa, const void *buf, uint64_t len);
+
+/* Highest guest-physical address + 1 covered by RAM. */
+uint64_t gmem_end(const struct gmem *m);
+
+#endif

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_LAYOUT_H
+#define BUNSHIN_VMM_LAYOUT_H
+
+/*
+ * The guest-physical memory map, in one place. It follows what real x86
+ * machines (and therefore every guest kernel) expect:
+ *
+ *   0x0000_0000  low RAM (real-mode IVT/BDA area, boot structures)
+ *   0x0009_fc00  EBDA                       reserved
+ *   0x000a_0000  VGA hole / option ROMs     not RAM
+ *   0x000e_0000  ACPI tables (RSDP first)   reserved
+ *   0x0010_0000  RAM: kernel, initrd, ...   up to LOW_RAM_END
+ *   0xb000_0000  PCI ECAM (MCFG)            reserved
+ *   0xc000_0000  32-bit PCI MMIO window
+ *   0xfec0_0000  IOAPIC
+ *   0xfee0_0000  LAPIC
+ *   0x1_0000_0000 RAM above 4 GiB (what did not fit below the hole)
+ */
+
+#define LAYOUT_LOW_RAM_END    0xb0000000ULL
+#define LAYOUT_HIGH_RAM_START 0x100000000ULL
+
+#define LAYOUT_EBDA_START     0x9fc00ULL
+#define LAYOUT_EBDA_END	      0xa0000ULL
+#define LAYOUT_ACPI_START     0xe0000ULL
+#define LAYOUT_ACPI_SIZE      0x20000ULL
+#define LAYOUT_HIGH_MEM_START 0x100000ULL /* 1 MiB: where kernels load */
+
+#define LAYOUT_ECAM_BASE       0xb0000000ULL
+#define LAYOUT_ECAM_SIZE       0x10000000ULL /* 256 buses x 1 MiB */
+#define LAYOUT_PCI_MMIO32_BASE 0xc0000000ULL
+#define LAYOUT_PCI_MMIO32_END  0xfec00000ULL
+#define LAYOUT_IOAPIC_BASE     0xfec00000ULL
+#define LAYOUT_LAPIC_BASE      0xfee00000ULL
+
+/* Boot structures in low memory, below the EBDA. */
+#define LAYOUT_GDT_GPA	      0x500ULL
+#define LAYOUT_START_INFO_GPA 0x6000ULL /* PVH hvm_start_info + memmap + modlist */
+#define LAYOUT_ZERO_PAGE_GPA  0x7000ULL /* Linux boot_params */
+#define LAYOUT_BOOT_STACK_GPA 0x8ff0ULL
+#define LAYOUT_PML4_GPA	      0x9000ULL
+#define LAYOUT_PDPT_GPA	      0xa000ULL
+#define LAYOUT_PD_GPA	      0xb000ULL /* 4 pages: identity map of the first 4 GiB */
+#define LAYOUT_CMDLINE_GPA    0x20000ULL
+#define LAYOUT_CMDLINE_MAX    0x10000ULL
+
+/* Boot GDT selectors, as Linux's boot protocol expects (__BOOT_CS, __BOOT_DS). */
+#define LAYOUT_BOOT_CS	0x10
+#define LAYOUT_BOOT_DS	0x18
+#define LAYOUT_BOOT_TSS 0x20
+
+/* Legacy devices. */
+#define LAYOUT_COM1_PORT       0x3f8
+#define LAYOUT_COM1_IRQ	       4
+#define LAYOUT_I8042_DATA_PORT 0x60
+#define LAYOUT_I8042_CMD_PORT  0x64
+#define LAYOUT_I8042_IRQ       1
+#define LAYOUT_RTC_PORT	       0x70
+#define LAYOUT_RTC_IRQ	       8
+
+/* ACPI fixed hardware (PM1a event/control blocks, PM timer) and reset. */
+#define LAYOUT_PM1A_EVT_PORT 0x600 /* 4 bytes: PM1_STS, PM1_EN */
+#define LAYOUT_PM1A_CNT_PORT 0x604 /* 2 bytes: PM1_CNT */
+#define LAYOUT_PM_TMR_PORT   0x608 /* 4 bytes: 24-bit 3.579545 MHz counter */
+#define LAYOUT_SCI_IRQ	     9
+#define LAYOUT_RESET_PORT    0xcf9
+#define LAYOUT_RESET_VALUE   0x06
+#define LAYOUT_S5_SLP_TYP    5 /* value of \_S5 and of PM1_CNT.SLP_TYP for power-off */
+
+#define LAYOUT_IOAPIC_ID   0xfe /* above every APIC ID we hand out to vCPUs below 254 */
+#define LAYOUT_IOAPIC_PINS 24
+
+#endif

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "../../src/common/error.h"
+#include "../../src/common/util.h"
+
+Test(util, parse_size_suffixes)
+{
+	uint64_t v;
+
+	cr_assert_eq(parse_size("512", &v), 0);
+	cr_assert_eq(v, 512);
+	cr_assert_eq(parse_size("64M", &v), 0);
+	cr_assert_eq(v, 64ULL << 20);
+	cr_assert_eq(parse_size("1G", &v), 0);
+	cr_assert_eq(v, 1ULL << 30);
+	cr_assert_eq(parse_size("5GiB", &v), 0);
+	cr_assert_eq(v, 5ULL << 30);
+	cr_assert_eq(parse_size("2k", &v), 0);
+	cr_assert_eq(v, 2048);
+	cr_assert_eq(parse_size("1T", &v), 0);
+	cr_assert_eq(v, 1ULL << 40);
+}
+
+Test(util, parse_size_rejects_garbage)
+{
+	uint64_t v = 7;
+
+	cr_assert_eq(parse_size("", &v), -EINVAL);
+	cr_assert_eq(parse_size("-1G", &v), -EINVAL);
+	cr_assert_eq(parse_size("1.5G", &v), -EINVAL);
+	cr_assert_eq(parse_size("12X", &v), -EINVAL);
+	cr_assert_eq(parse_size("G", &v), -EINVAL);
+	cr_assert_eq(parse_size("1GG", &v), -EINVAL);
+	cr_assert_eq(parse_size("99999999999999999999", &v), -ERANGE);
+	cr_assert_eq(parse_size("17000000000T", &v), -ERANGE);
+	cr_assert_eq(v, 7, "a failed parse must not touch the output");
+}
+
+Test(util, parse_uint_bounds)
+{
+	uint64_t v;
+
+	cr_assert_eq(parse_uint("8", 1, 255, &v), 0);
+	cr_assert_eq(v, 8);
+	cr_assert_eq(parse_uint("0", 1, 255, &v), -ERANGE);
+	cr_assert_eq(parse_uint("256", 1, 255, &v), -ERANGE);
+	cr_assert_eq(parse_uint("8x", 1, 255, &v), -EINVAL);
+	cr_assert_eq(parse_uint("-8", 1, 255, &v), -EINVAL);
+	cr_assert_eq(parse_uint("", 1, 255, &v), -EINVAL);
+}
+
+Test(util, error_set_and_wrap)
+{
+	struct error err;
+
+	error_clear(&err);
+	cr_assert_eq(error_set(&err, ENOENT, "no file %s", "x"), -ENOENT);
+	cr_assert_str_eq(err.msg, "no file x");
+	cr_assert_eq(error_wrap(&err, "loading kernel"), -ENOENT);
+	cr_assert_str_eq(err.msg, "loading kernel: no file x");
+}
+
+Test(util, read_file_limits)
+{
+	char path[] = "/tmp/bunshin-test-XXXXXX";
+	uint8_t *data;
+	size_t len;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "hello", 5), 5);
+	close(fd);
+	cr_assert_eq(read_file(path, 100, &data, &len), 0);
+	cr_assert_eq(len, 5);
+	cr_assert_eq(memcmp(data, "hello", 5), 0);
+	free(data);
+	cr_assert_eq(read_file(path, 4, &data, &len), -EFBIG);
+	cr_assert_eq(read_file("/nonexistent/x", 4, &data, &len), -ENOENT);
+	cr_assert_eq(read_file("/tmp", 4, &data, &len), -EINVAL);
+	unlink(path);
+}
+
+Test(util, align_and_overflow)
+{
+	cr_assert_eq(align_up(5, 4096), 4096);
+	cr_assert_eq(align_down(8191, 4096), 4096);
+	cr_assert(range_overflows(UINT64_MAX, 2));
+	cr_assert(!range_overflows(UINT64_MAX, 1));
+	cr_assert(!range_overflows(0, 0));
+}
