@@ -1,1 +1,189 @@
-// placeholder: being written
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "../common/util.h"
+
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_SERIAL,
+	OPT_ON_REBOOT,
+	OPT_KVM_DEVICE,
+	OPT_VERBOSE,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option config_options[] = {
+	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"initrd", required_argument, NULL, OPT_INITRD},
+	{"cmdline", required_argument, NULL, OPT_CMDLINE},
+	{"cpus", required_argument, NULL, OPT_CPUS},
+	{"memory", required_argument, NULL, OPT_MEMORY},
+	{"serial", required_argument, NULL, OPT_SERIAL},
+	{"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
+	{"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
+	{"verbose", no_argument, NULL, OPT_VERBOSE},
+	{"help", no_argument, NULL, OPT_HELP},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0},
+};
+
+void config_usage(const char *prog)
+{
+	printf("usage: %s --kernel PATH [options]\n"
+	       "\n"
+	       "  --kernel PATH          bzImage (64-bit boot protocol 2.12+) or PVH ELF kernel\n"
+	       "  --initrd PATH          initial ramdisk\n"
+	       "  --cmdline STR          kernel command line\n"
+	       "  --cpus N               virtual CPUs (default 1)\n"
+	       "  --memory SIZE          guest RAM, e.g. 512M, 4G (default 256M)\n"
+	       "  --serial BACKEND       COM1: stdio (default), file:PATH, unix:PATH\n"
+	       "  --on-reboot ACTION     exit (status 3) or restart (default exit)\n"
+	       "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
+	       "  --verbose              more log output (repeat for debug)\n"
+	       "  --help, --version\n"
+	       "\n"
+	       "Exit status: 0 guest powered off, 1 error, 2 bad usage, 3 guest rebooted,\n"
+	       "4 stopped by a signal.\n",
+	       prog);
+}
+
+static int config_memory(struct vmm_config *cfg, const char *arg, uint64_t host_ram,
+			 struct error *err)
+{
+	uint64_t v;
+
+	if (parse_size(arg, &v) < 0)
+		return error_set(err, EINVAL, "--memory: '%s' is not a size (examples: 512M, 4G)",
+				 arg);
+	if (v < CONFIG_MIN_MEMORY)
+		return error_set(err, EINVAL, "--memory: %s is too small (minimum 4M)", arg);
+	if (v % (2 * MiB))
+		return error_set(err, EINVAL, "--memory: %s is not a multiple of 2M", arg);
+	if (host_ram && v > host_ram)
+		return error_set(err, ERANGE, "--memory: %s is more than this host's %llu MiB of RAM",
+				 arg, (unsigned long long)(host_ram >> 20));
+	cfg->memory = v;
+	return 0;
+}
+
+static int config_cpus(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	uint64_t v;
+	int ret = parse_uint(arg, 1, CONFIG_MAX_CPUS, &v);
+
+	if (ret == -ERANGE)
+		return error_set(err, ERANGE, "--cpus: %s is out of range (1 to %d)", arg,
+				 CONFIG_MAX_CPUS);
+	if (ret)
+		return error_set(err, EINVAL, "--cpus: '%s' is not a number", arg);
+	cfg->cpus = v;
+	return 0;
+}
+
+static int config_serial(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	if (!strcmp(arg, "stdio") || (!strncmp(arg, "file:", 5) && arg[5]) ||
+	    (!strncmp(arg, "unix:", 5) && arg[5])) {
+		cfg->serial = arg;
+		return 0;
+	}
+	return error_set(err, EINVAL,
+			 "--serial: unknown backend '%s' (expected stdio, file:PATH or unix:PATH)",
+			 arg);
+}
+
+static int config_on_reboot(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	if (!strcmp(arg, "exit"))
+		cfg->on_reboot = ON_REBOOT_EXIT;
+	else if (!strcmp(arg, "restart"))
+		cfg->on_reboot = ON_REBOOT_RESTART;
+	else
+		return error_set(err, EINVAL, "--on-reboot: '%s' is not exit or restart", arg);
+	return 0;
+}
+
+static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint64_t host_ram,
+			 struct error *err)
+{
+	switch (opt) {
+	case OPT_KERNEL:
+		cfg->kernel = arg;
+		return 0;
+	case OPT_INITRD:
+		cfg->initrd = arg;
+		return 0;
+	case OPT_CMDLINE:
+		cfg->cmdline = arg;
+		return 0;
+	case OPT_CPUS:
+		return config_cpus(cfg, arg, err);
+	case OPT_MEMORY:
+		return config_memory(cfg, arg, host_ram, err);
+	case OPT_SERIAL:
+		return config_serial(cfg, arg, err);
+	case OPT_ON_REBOOT:
+		return config_on_reboot(cfg, arg, err);
+	case OPT_KVM_DEVICE:
+		cfg->kvm_device = arg;
+		return 0;
+	case OPT_VERBOSE:
+		cfg->verbose++;
+		return 0;
+	case OPT_HELP:
+		cfg->help = true;
+		return 0;
+	case OPT_VERSION:
+		cfg->version = true;
+		return 0;
+	}
+	return error_set(err, EINVAL, "internal: unhandled option %d", opt);
+}
+
+static void config_defaults(struct vmm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cpus = 1;
+	cfg->memory = 256 * MiB;
+	cfg->serial = "stdio";
+	cfg->on_reboot = ON_REBOOT_EXIT;
+	cfg->kvm_device = "/dev/kvm";
+}
+
+int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ram,
+		 struct error *err)
+{
+	int opt, ret;
+
+	config_defaults(cfg);
+	opterr = 0; /* we word the errors ourselves, once */
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":", config_options, NULL)) != -1) {
+		if (opt == '?')
+			return error_set(err, EINVAL, "unknown option '%s' (see --help)",
+					 argv[optind - 1]);
+		if (opt == ':')
+			return error_set(err, EINVAL, "option '%s' needs a value",
+					 argv[optind - 1]);
+		ret = config_option(cfg, opt, optarg, host_ram, err);
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		return error_set(err, EINVAL, "unexpected argument '%s' (see --help)",
+				 argv[optind]);
+	if (cfg->help || cfg->version)
+		return 0;
+	if (!cfg->kernel)
+		return error_set(err, EINVAL, "--kernel is required (see --help)");
+	return 0;
+}

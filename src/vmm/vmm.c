@@ -1,1 +1,415 @@
-// placeholder: being written
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "vmm.h"
+#include "layout.h"
+#include "boot/acpi.h"
+#include "boot/boot.h"
+#include "devices/bus.h"
+#include "devices/chardev.h"
+#include "devices/legacy.h"
+#include "devices/serial.h"
+#include "kvm/cpuid.h"
+#include "kvm/gmem.h"
+#include "kvm/kvm.h"
+#include "kvm/vcpu.h"
+#include "kvm/vm.h"
+#include "../common/log.h"
+#include "../common/util.h"
+
+#define KERNEL_MAX_SIZE (512 * MiB)
+#define INITRD_MAX_SIZE (2 * GiB)
+
+/* Why the machine stopped; the first reason recorded wins. */
+enum machine_stop {
+	STOP_NONE,
+	STOP_POWEROFF,
+	STOP_RESET,
+	STOP_ERROR,
+	STOP_SIGNAL,
+};
+
+/*
+ * One virtual machine. Buses, devices and the console live as long as the
+ * process (they survive a guest reboot, as the chardev's clients expect);
+ * guest memory, the KVM VM and vCPUs are rebuilt on every boot.
+ */
+struct machine {
+	const struct vmm_config *cfg;
+	struct kvm kvm;
+	struct gmem mem;
+	struct vm vm;
+	struct cpu_topology topo;
+	struct vcpu *vcpus;
+	unsigned int nvcpus_created;
+	struct vcpu_host vcpu_host;
+
+	struct bus pio;
+	struct bus mmio;
+	struct chardev *console;
+	struct serial *com1;
+	struct i8042 *i8042;
+	struct rtc *rtc;
+	struct acpi_pm *pm;
+	struct irq_line irq_com1, irq_i8042, irq_rtc, irq_sci;
+	struct power_sink power;
+
+	uint8_t *kernel;
+	size_t kernel_len;
+	uint8_t *initrd;
+	size_t initrd_len;
+
+	atomic_int stop;
+	int stop_efd; /* written once a stop reason is recorded; the main thread polls it */
+};
+
+static void machine_request_stop(struct machine *m, enum machine_stop why)
+{
+	int none = STOP_NONE;
+	uint64_t one = 1;
+
+	if (atomic_compare_exchange_strong(&m->stop, &none, why))
+		if (write(m->stop_efd, &one, sizeof(one)) < 0)
+			log_warn("stop eventfd: %s", strerror(errno));
+}
+
+static void machine_power_event(void *ctx, enum power_event ev)
+{
+	machine_request_stop(ctx, ev == POWER_OFF ? STOP_POWEROFF : STOP_RESET);
+}
+
+static void machine_vcpu_event(void *ctx, unsigned int index, enum vcpu_event ev)
+{
+	static const enum machine_stop map[] = {
+		[VCPU_EVENT_RESET] = STOP_RESET,
+		[VCPU_EVENT_POWEROFF] = STOP_POWEROFF,
+		[VCPU_EVENT_ERROR] = STOP_ERROR,
+	};
+
+	machine_request_stop(ctx, map[ev]);
+}
+
+static void machine_irq(struct machine *m, struct irq_line *l, unsigned int gsi)
+{
+	l->set_level = vm_irq_set_level;
+	l->ctx = &m->vm;
+	l->gsi = gsi;
+}
+
+static void machine_console_input(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct machine *m = ctx;
+
+	serial_receive(m->com1, buf, len);
+}
+
+static int machine_create_devices(struct machine *m, struct error *err)
+{
+	int ret;
+
+	bus_init(&m->pio, "pio");
+	bus_init(&m->mmio, "mmio");
+	m->power.event = machine_power_event;
+	m->power.ctx = m;
+	machine_irq(m, &m->irq_com1, LAYOUT_COM1_IRQ);
+	machine_irq(m, &m->irq_i8042, LAYOUT_I8042_IRQ);
+	machine_irq(m, &m->irq_rtc, LAYOUT_RTC_IRQ);
+	machine_irq(m, &m->irq_sci, LAYOUT_SCI_IRQ);
+
+	ret = chardev_open(m->cfg->serial, &m->console, err);
+	if (ret)
+		return error_wrap(err, "--serial");
+	m->com1 = serial_create(&m->pio, LAYOUT_COM1_PORT, &m->irq_com1, m->console);
+	m->i8042 = i8042_create(&m->pio, &m->irq_i8042, &m->power);
+	m->rtc = rtc_create(&m->pio, &m->irq_rtc);
+	m->pm = acpi_pm_create(&m->pio, &m->irq_sci, &m->power);
+	if (!m->com1 || !m->i8042 || !m->rtc || !m->pm)
+		return error_set(err, ENOMEM, "creating legacy devices failed");
+	return chardev_start_input(m->console, machine_console_input, m, err);
+}
+
+static int machine_build_acpi(struct machine *m, uint64_t *rsdp, struct error *err)
+{
+	uint32_t *ids = calloc(m->cfg->cpus, sizeof(*ids));
+	struct acpi_config acfg = {
+		.ncpus = m->cfg->cpus,
+		.apic_ids = ids,
+		.com1 = true,
+		.i8042 = true,
+		.rtc = true,
+		.ecam_base = LAYOUT_ECAM_BASE,
+		.pci_bus_end = (LAYOUT_ECAM_SIZE >> 20) - 1,
+	};
+	uint8_t *buf = gmem_ptr(&m->mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
+	int ret;
+
+	if (!ids)
+		return error_set(err, ENOMEM, "out of memory");
+	for (unsigned int i = 0; i < m->cfg->cpus; i++)
+		ids[i] = topo_apic_id(&m->topo, i);
+	ret = acpi_build(&acfg, buf, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE, rsdp, err);
+	free(ids);
+	return ret ? error_wrap(err, "ACPI") : 0;
+}
+
+static int machine_load_kernel(struct machine *m, uint64_t rsdp, struct boot_entry *entry,
+			       struct error *err)
+{
+	struct e820_entry e820[E820_MAX_ENTRIES];
+	struct boot_input in = {
+		.kernel = m->kernel,
+		.kernel_len = m->kernel_len,
+		.cmdline = m->cfg->cmdline,
+		.initrd = m->initrd,
+		.initrd_len = m->initrd_len,
+		.rsdp_gpa = rsdp,
+		.e820 = e820,
+	};
+
+	in.ne820 = e820_build(m->mem.size, e820, E820_MAX_ENTRIES);
+	return boot_load(&m->mem, &in, entry, err);
+}
+
+static int machine_create_vcpus(struct machine *m, const struct boot_entry *entry,
+				struct error *err)
+{
+	int ret;
+
+	m->vcpus = calloc(m->cfg->cpus, sizeof(*m->vcpus));
+	if (!m->vcpus)
+		return error_set(err, ENOMEM, "out of memory");
+	m->vcpu_host.pio = &m->pio;
+	m->vcpu_host.mmio = &m->mmio;
+	m->vcpu_host.event = machine_vcpu_event;
+	m->vcpu_host.ctx = m;
+	for (unsigned int i = 0; i < m->cfg->cpus; i++) {
+		ret = vcpu_create(&m->vcpus[i], &m->vm, &m->vcpu_host, &m->topo, i, err);
+		if (ret)
+			return ret;
+		m->nvcpus_created++;
+	}
+	/* Only the BSP starts at the kernel; APs wait for the guest's INIT/SIPI. */
+	return vcpu_set_boot_state(&m->vcpus[0], entry, err);
+}
+
+/* Builds memory, the KVM VM, firmware tables and vCPUs for one boot. */
+static int machine_boot(struct machine *m, struct error *err)
+{
+	struct boot_entry entry;
+	uint64_t rsdp;
+	int ret;
+
+	ret = gmem_init(&m->mem, m->cfg->memory, err);
+	if (ret)
+		return ret;
+	ret = vm_create(&m->vm, &m->kvm, &m->mem, err);
+	if (ret)
+		return ret;
+	ret = machine_build_acpi(m, &rsdp, err);
+	if (ret)
+		return ret;
+	ret = machine_load_kernel(m, rsdp, &entry, err);
+	if (ret)
+		return ret;
+	ret = machine_create_vcpus(m, &entry, err);
+	if (ret)
+		return ret;
+	for (unsigned int i = 0; i < m->cfg->cpus; i++) {
+		ret = vcpu_start(&m->vcpus[i], err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void machine_halt(struct machine *m)
+{
+	for (unsigned int i = 0; i < m->nvcpus_created; i++)
+		vcpu_kick(&m->vcpus[i]);
+	for (unsigned int i = 0; i < m->nvcpus_created; i++)
+		vcpu_join(&m->vcpus[i]);
+	for (unsigned int i = 0; i < m->nvcpus_created; i++)
+		vcpu_destroy(&m->vcpus[i]);
+	free(m->vcpus);
+	m->vcpus = NULL;
+	m->nvcpus_created = 0;
+	vm_destroy(&m->vm);
+	gmem_destroy(&m->mem);
+}
+
+/* Waits until a vCPU, a device or a signal asks the machine to stop. */
+static enum machine_stop machine_wait(struct machine *m, int sigfd)
+{
+	struct pollfd fds[2] = {{.fd = m->stop_efd, .events = POLLIN},
+				{.fd = sigfd, .events = POLLIN}};
+
+	while (atomic_load(&m->stop) == STOP_NONE) {
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				log_warn("stopping on signal %u", si.ssi_signo);
+			machine_request_stop(m, STOP_SIGNAL);
+		}
+	}
+	return atomic_load(&m->stop);
+}
+
+static int machine_read_images(struct machine *m, struct error *err)
+{
+	int ret = read_file(m->cfg->kernel, KERNEL_MAX_SIZE, &m->kernel, &m->kernel_len);
+
+	if (ret == -EFBIG)
+		return error_set(err, EFBIG, "kernel %s: larger than %llu MiB", m->cfg->kernel,
+				 KERNEL_MAX_SIZE >> 20);
+	if (ret)
+		return error_set(err, -ret, "kernel %s: %s", m->cfg->kernel,
+				 ret == -EINVAL ? "not a regular file" : strerror(-ret));
+	if (!m->cfg->initrd)
+		return 0;
+	ret = read_file(m->cfg->initrd, INITRD_MAX_SIZE, &m->initrd, &m->initrd_len);
+	if (ret == -EFBIG)
+		return error_set(err, EFBIG, "initrd %s: larger than %llu MiB", m->cfg->initrd,
+				 INITRD_MAX_SIZE >> 20);
+	if (ret)
+		return error_set(err, -ret, "initrd %s: %s", m->cfg->initrd,
+				 ret == -EINVAL ? "not a regular file" : strerror(-ret));
+	return 0;
+}
+
+static int machine_check_kvm_limits(struct machine *m, struct error *err)
+{
+	if (m->cfg->cpus > (unsigned int)m->kvm.max_vcpus)
+		return error_set(err, ERANGE, "--cpus: %u is more than this KVM supports (%d)",
+				 m->cfg->cpus, m->kvm.max_vcpus);
+	return 0;
+}
+
+static int machine_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before any thread starts, so every thread inherits the mask. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+static int machine_exit_status(const struct machine *m, enum machine_stop why)
+{
+	switch (why) {
+	case STOP_POWEROFF:
+		return VMM_EXIT_POWEROFF;
+	case STOP_RESET:
+		return VMM_EXIT_REBOOT;
+	case STOP_SIGNAL:
+		return VMM_EXIT_SIGNAL;
+	default:
+		return VMM_EXIT_ERROR;
+	}
+}
+
+static int machine_loop(struct machine *m, int sigfd, struct error *err)
+{
+	enum machine_stop why;
+	int ret;
+
+	for (;;) {
+		ret = machine_boot(m, err);
+		if (ret) {
+			machine_halt(m);
+			return -1;
+		}
+		why = machine_wait(m, sigfd);
+		machine_halt(m);
+		if (why != STOP_RESET || m->cfg->on_reboot != ON_REBOOT_RESTART)
+			return machine_exit_status(m, why);
+		log_info("guest rebooted; restarting");
+		atomic_store(&m->stop, STOP_NONE);
+	}
+}
+
+static int machine_setup(struct machine *m, struct error *err)
+{
+	int ret = machine_read_images(m, err);
+
+	if (!ret)
+		ret = kvm_open(&m->kvm, m->cfg->kvm_device, err);
+	if (!ret)
+		ret = machine_check_kvm_limits(m, err);
+	if (!ret)
+		ret = vcpu_signal_init();
+	if (!ret)
+		ret = machine_create_devices(m, err);
+	return ret;
+}
+
+static void machine_teardown(struct machine *m)
+{
+	if (m->com1)
+		serial_shutdown(m->com1);
+	if (m->console)
+		chardev_close(m->console);
+	if (m->com1)
+		serial_destroy(m->com1);
+	if (m->i8042)
+		i8042_destroy(m->i8042);
+	if (m->rtc)
+		rtc_destroy(m->rtc);
+	if (m->pm)
+		acpi_pm_destroy(m->pm);
+	bus_destroy(&m->pio);
+	bus_destroy(&m->mmio);
+	if (m->kvm.fd > 0)
+		kvm_close(&m->kvm);
+	free(m->kernel);
+	free(m->initrd);
+	close(m->stop_efd);
+}
+
+int vmm_run(const struct vmm_config *cfg)
+{
+	struct machine *m = calloc(1, sizeof(*m));
+	struct error err = {0};
+	int sigfd, status;
+
+	if (!m)
+		return VMM_EXIT_ERROR;
+	m->cfg = cfg;
+	m->topo = (struct cpu_topology){.threads = 1, .cores = cfg->cpus, .packages = 1};
+	m->kvm.fd = -1;
+	m->vm.fd = -1;
+	m->mem.memfd = -1;
+	sigfd = machine_signals();
+	m->stop_efd = eventfd(0, EFD_CLOEXEC);
+	if (sigfd < 0 || m->stop_efd < 0) {
+		log_error("setting up signal handling: %s", strerror(errno));
+		free(m);
+		return VMM_EXIT_ERROR;
+	}
+	status = machine_setup(m, &err);
+	if (!status)
+		status = machine_loop(m, sigfd, &err);
+	if (status < 0) {
+		log_error("%s", err.msg);
+		status = VMM_EXIT_ERROR;
+	}
+	machine_teardown(m);
+	close(sigfd);
+	free(m);
+	return status;
+}

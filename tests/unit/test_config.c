@@ -1,2 +1,94 @@
-// placeholder: being written
+// SPDX-License-Identifier: MIT
 #include <criterion/criterion.h>
+#include <errno.h>
+
+#include "../../src/common/util.h"
+#include "../../src/vmm/config.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static int parse(struct vmm_config *cfg, struct error *err, int argc, char **argv)
+{
+	error_clear(err);
+	return config_parse(cfg, argc, argv, 24 * GiB, err);
+}
+
+Test(config, full_command_line)
+{
+	char *argv[] = {"vmm", "--kernel", "k", "--initrd=i", "--cmdline", "console=ttyS0",
+			"--cpus", "8", "--memory", "1G", "--serial", "unix:/tmp/s",
+			"--on-reboot", "restart"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg.kernel, "k");
+	cr_assert_str_eq(cfg.initrd, "i");
+	cr_assert_str_eq(cfg.cmdline, "console=ttyS0");
+	cr_assert_eq(cfg.cpus, 8);
+	cr_assert_eq(cfg.memory, GiB);
+	cr_assert_str_eq(cfg.serial, "unix:/tmp/s");
+	cr_assert_eq(cfg.on_reboot, ON_REBOOT_RESTART);
+}
+
+Test(config, defaults)
+{
+	char *argv[] = {"vmm", "--kernel", "k"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0);
+	cr_assert_eq(cfg.cpus, 1);
+	cr_assert_eq(cfg.memory, 256 * MiB);
+	cr_assert_str_eq(cfg.serial, "stdio");
+	cr_assert_eq(cfg.on_reboot, ON_REBOOT_EXIT);
+	cr_assert_str_eq(cfg.kvm_device, "/dev/kvm");
+}
+
+struct bad_case {
+	char *argv[4];
+	const char *message;
+};
+
+Test(config, errors_name_the_problem)
+{
+	static struct bad_case cases[] = {
+		{{"vmm", "--kernel", "k", "--bogus"}, "unknown option '--bogus'"},
+		{{"vmm", "--kernel", "k", "--cpus"}, "needs a value"},
+		{{"vmm", "--kernel", "k", "stray"}, "unexpected argument 'stray'"},
+		{{"vmm", "--cpus", "2", NULL}, "--kernel is required"},
+		{{"vmm", "--kernel", "k", "--cpus=0"}, "--cpus: 0 is out of range"},
+		{{"vmm", "--kernel", "k", "--cpus=4096"}, "--cpus: 4096 is out of range"},
+		{{"vmm", "--kernel", "k", "--cpus=two"}, "--cpus: 'two' is not a number"},
+		{{"vmm", "--kernel", "k", "--memory=lots"}, "--memory: 'lots' is not a size"},
+		{{"vmm", "--kernel", "k", "--memory=1M"}, "too small"},
+		{{"vmm", "--kernel", "k", "--memory=5M"}, "not a multiple of 2M"},
+		{{"vmm", "--kernel", "k", "--memory=64G"}, "more than this host's 24576 MiB"},
+		{{"vmm", "--kernel", "k", "--serial=tcp:1"}, "unknown backend 'tcp:1'"},
+		{{"vmm", "--kernel", "k", "--serial=file:"}, "unknown backend 'file:'"},
+		{{"vmm", "--kernel", "k", "--on-reboot=maybe"}, "'maybe' is not exit or restart"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmm_config cfg;
+		struct error err;
+		int argc = cases[i].argv[3] ? 4 : 3;
+
+		cr_assert_lt(parse(&cfg, &err, argc, cases[i].argv), 0, "case %zu", i);
+		cr_assert(strstr(err.msg, cases[i].message), "case %zu: got '%s', want '%s'", i,
+			  err.msg, cases[i].message);
+	}
+}
+
+Test(config, help_and_version_need_no_kernel)
+{
+	char *h[] = {"vmm", "--help"};
+	char *v[] = {"vmm", "--version"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, 2, h), 0);
+	cr_assert(cfg.help);
+	cr_assert_eq(parse(&cfg, &err, 2, v), 0);
+	cr_assert(cfg.version);
+}

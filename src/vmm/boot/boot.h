@@ -32,14 +32,26 @@ enum boot_protocol {
 	BOOT_PVH,     /* ELF with XEN_ELFNOTE_PHYS32_ENTRY: 32-bit, no paging, EBX = start_info */
 };
 
+/*
+ * Boot GDT descriptors written at LAYOUT_GDT_GPA (selectors LAYOUT_BOOT_CS/
+ * DS/TSS). BOOT_LINUX64 gets a 64-bit code segment, BOOT_PVH a flat 32-bit
+ * one, so the table always matches the mode the vCPU starts in. Exported so
+ * vCPU setup can load matching hidden segment state.
+ */
+#define BOOT_GDT_CODE64 0x00af9b000000ffffULL
+#define BOOT_GDT_CODE32 0x00cf9b000000ffffULL
+#define BOOT_GDT_DATA	0x00cf93000000ffffULL
+#define BOOT_GDT_TSS	0x008f8b000000ffffULL
+#define BOOT_GDT_SIZE	40 /* null, null, code, data, tss */
+
 struct boot_input {
 	const uint8_t *kernel;
 	size_t kernel_len;
 	const char *cmdline;   /* may be NULL */
 	const uint8_t *initrd; /* may be NULL */
 	size_t initrd_len;
-	uint64_t rsdp_gpa;
-	const struct e820_entry *e820;
+	uint64_t rsdp_gpa;	       /* 0: no ACPI */
+	const struct e820_entry *e820; /* NULL: e820_build() for the guest's RAM */
 	int ne820;
 };
 

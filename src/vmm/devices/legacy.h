@@ -2,6 +2,8 @@
 #ifndef BUNSHIN_VMM_LEGACY_H
 #define BUNSHIN_VMM_LEGACY_H
 
+#include <stdint.h>
+
 #include "bus.h"
 #include "irq.h"
 #include "power.h"
@@ -28,5 +30,14 @@ struct acpi_pm *acpi_pm_create(struct bus *pio, const struct irq_line *sci,
 void acpi_pm_destroy(struct acpi_pm *pm);
 /* Presses the ACPI power button (PWRBTN_STS, SCI if enabled). */
 void acpi_pm_power_button(struct acpi_pm *pm);
+
+/*
+ * The reset register (LAYOUT_RESET_PORT, 0xcf9) lies inside the PCI
+ * configuration ports 0xcf8-0xcff. acpi_pm_create() claims it only if it
+ * is still free; a PCI host bridge that owns 0xcf8-0xcff (create it first)
+ * forwards byte accesses at 0xcf9 here.
+ */
+uint8_t acpi_pm_reset_read(struct acpi_pm *pm);
+void acpi_pm_reset_write(struct acpi_pm *pm, uint8_t value);
 
 #endif

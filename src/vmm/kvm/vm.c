@@ -1,1 +1,87 @@
-// placeholder: being written
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vm.h"
+#include "../../common/log.h"
+
+/*
+ * Intel VMX needs three pages for the real-mode TSS and one for the EPT
+ * identity map somewhere in guest-physical space; just below the 4 GiB
+ * BIOS area, inside the PCI hole, where no RAM or device lives.
+ */
+#define VM_TSS_ADDR          0xfffbd000ULL
+#define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+static int vm_add_slots(struct vm *vm, struct error *err)
+{
+	for (int i = 0; i < vm->mem->nslots; i++) {
+		const struct gmem_slot *s = &vm->mem->slots[i];
+		struct kvm_userspace_memory_region r = {
+			.slot = i,
+			.guest_phys_addr = s->gpa,
+			.memory_size = s->size,
+			.userspace_addr = (uintptr_t)s->host,
+		};
+
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return error_set(err, errno, "KVM_SET_USER_MEMORY_REGION slot %d: %s", i,
+					 strerror(errno));
+	}
+	return 0;
+}
+
+static int vm_create_irqchips(struct vm *vm, struct error *err)
+{
+	/* KVM_PIT_SPEAKER_DUMMY: port 0x61 is answered in the kernel, no exit. */
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+
+	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return error_set(err, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0)
+		return error_set(err, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+	return 0;
+}
+
+int vm_create(struct vm *vm, struct kvm *kvm, struct gmem *mem, struct error *err)
+{
+	uint64_t idmap = VM_IDENTITY_MAP_ADDR;
+	int ret;
+
+	vm->kvm = kvm;
+	vm->mem = mem;
+	vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0)
+		return error_set(err, errno, "KVM_CREATE_VM: %s", strerror(errno));
+	/* Only VMX uses these; other implementations may refuse, which is harmless. */
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, VM_TSS_ADDR) < 0)
+		log_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
+	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		log_debug("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	ret = vm_create_irqchips(vm, err);
+	if (!ret)
+		ret = vm_add_slots(vm, err);
+	if (ret) {
+		close(vm->fd);
+		vm->fd = -1;
+	}
+	return ret;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+}
+
+void vm_irq_set_level(void *opaque, unsigned int gsi, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = {.irq = gsi, .level = level};
+
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
+}

@@ -1,0 +1,23 @@
+#!/bin/bash
+# Installs what building and testing bunshin needs on Debian 12, and nothing
+# when it is all there already. Safe to run again.
+set -euo pipefail
+
+PACKAGES=(
+	build-essential pkg-config meson ninja-build clang clang-format
+	libcriterion-dev acpica-tools python3
+	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "installing: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

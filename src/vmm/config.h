@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_CONFIG_H
+#define BUNSHIN_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/error.h"
+
+enum on_reboot {
+	ON_REBOOT_EXIT,    /* the VMM exits with VMM_EXIT_REBOOT */
+	ON_REBOOT_RESTART, /* the VM is rebuilt and boots again */
+};
+
+/* Exit statuses of bunshin-vmm; documented in the README. */
+enum vmm_exit_status {
+	VMM_EXIT_POWEROFF = 0, /* the guest powered off */
+	VMM_EXIT_ERROR = 1,    /* the VM could not be started or crashed */
+	VMM_EXIT_USAGE = 2,    /* bad command line */
+	VMM_EXIT_REBOOT = 3,   /* the guest rebooted and --on-reboot=exit */
+	VMM_EXIT_SIGNAL = 4,   /* stopped by SIGINT/SIGTERM */
+};
+
+#define CONFIG_MAX_CPUS 1024
+#define CONFIG_MIN_MEMORY (4ULL << 20)
+
+struct vmm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	unsigned int cpus;
+	uint64_t memory;
+	const char *serial;
+	enum on_reboot on_reboot;
+	const char *kvm_device;
+	int verbose;
+	bool help;
+	bool version;
+};
+
+/*
+ * Parses argv into cfg. Returns 0, or a negative errno with one line in err
+ * naming the option and the problem. host_ram is the host's physical
+ * memory in bytes (0 to skip that check); a VM larger than the host is
+ * refused here, before anything is allocated.
+ */
+int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ram,
+		 struct error *err);
+
+void config_usage(const char *prog);
+
+#endif

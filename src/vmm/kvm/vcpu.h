@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_VCPU_H
+#define BUNSHIN_VMM_VCPU_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cpuid.h"
+#include "vm.h"
+#include "../boot/boot.h"
+#include "../devices/bus.h"
+
+/* Why a vCPU thread asks the machine to stop. */
+enum vcpu_event {
+	VCPU_EVENT_RESET,    /* triple fault or KVM system event reset */
+	VCPU_EVENT_POWEROFF, /* KVM system event shutdown */
+	VCPU_EVENT_ERROR,    /* KVM could not run the vCPU (entry failure, internal error) */
+};
+
+/* What a vCPU needs from the machine around it. */
+struct vcpu_host {
+	struct bus *pio;
+	struct bus *mmio;
+	void (*event)(void *ctx, unsigned int vcpu_index, enum vcpu_event ev);
+	void *ctx;
+};
+
+#define VCPU_EXIT_REASONS 64
+
+struct vcpu {
+	struct vm *vm;
+	const struct vcpu_host *host;
+	unsigned int index;
+	uint32_t apic_id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	/* Exits by KVM exit reason; written by the vCPU thread only, read racily. */
+	uint64_t exits[VCPU_EXIT_REASONS];
+};
+
+int vcpu_create(struct vcpu *v, struct vm *vm, const struct vcpu_host *host,
+		const struct cpu_topology *topo, unsigned int index, struct error *err);
+void vcpu_destroy(struct vcpu *v);
+
+/* Registers for the first instruction of the boot protocol (BSP only). */
+int vcpu_set_boot_state(struct vcpu *v, const struct boot_entry *entry, struct error *err);
+
+int vcpu_start(struct vcpu *v, struct error *err);
+/* Makes the vCPU leave KVM_RUN and its thread end; vcpu_join() waits for it. */
+void vcpu_kick(struct vcpu *v);
+void vcpu_join(struct vcpu *v);
+
+/* Installs the no-op handler for the signal used to kick vCPUs; once per process. */
+int vcpu_signal_init(void);
+
+#endif

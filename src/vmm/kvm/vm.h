@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_VM_H
+#define BUNSHIN_VMM_VM_H
+
+#include "gmem.h"
+#include "kvm.h"
+
+/*
+ * The KVM VM: its file descriptor, guest memory slots and the in-kernel
+ * interrupt controllers (PIC, IOAPIC, LAPICs) and PIT. Devices reach it
+ * only through vm_irq_set_level(), used as an irq_line callback.
+ */
+struct vm {
+	struct kvm *kvm;
+	struct gmem *mem;
+	int fd;
+};
+
+int vm_create(struct vm *vm, struct kvm *kvm, struct gmem *mem, struct error *err);
+void vm_destroy(struct vm *vm);
+
+/* irq_line callback: drives an in-kernel PIC/IOAPIC input. */
+void vm_irq_set_level(void *vm, unsigned int gsi, int level);
+
+#endif

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: MIT
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static const char *env_or_die(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (!v)
+		cr_assert_fail("environment variable %s is not set (run through meson test)", name);
+	return v;
+}
+
+const char *harness_vmm(void)
+{
+	return env_or_die("BUNSHIN_VMM");
+}
+
+const char *harness_guest(const char *wrapper)
+{
+	return env_or_die(strcmp(wrapper, "elf") ? "BUNSHIN_GUEST_BZIMAGE" : "BUNSHIN_GUEST_ELF");
+}
+
+void harness_require_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		cr_skip_test("skipped: /dev/kvm is not usable here (%s); integration tests need KVM",
+			     strerror(errno));
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct buf {
+	char *data;
+	size_t len, cap;
+};
+
+static void buf_append(struct buf *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->data = realloc(b->data, b->cap);
+		cr_assert_not_null(b->data);
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static pid_t spawn(const struct vmm_run *run, int in[2], int out[2], int err[2])
+{
+	int n = 0;
+	pid_t pid;
+
+	while (run->argv[n])
+		n++;
+	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char **argv = calloc(n + 1, sizeof(*argv));
+
+		for (int i = 1; i < n; i++)
+			argv[i] = (char *)run->argv[i];
+		argv[0] = (char *)harness_vmm();
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		if (run->run_as_uid >= 0 && (setgid(run->run_as_uid) || setuid(run->run_as_uid)))
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	return pid;
+}
+
+static void feed_steps(const struct vmm_run *run, int *step, struct buf *out, int infd)
+{
+	while (*step < run->nsteps && out->data && strstr(out->data, run->steps[*step].wait_for)) {
+		const char *s = run->steps[*step].send;
+
+		if (write(infd, s, strlen(s)) < 0)
+			break;
+		(*step)++;
+	}
+}
+
+static int pump(const struct vmm_run *run, pid_t pid, int infd, int outfd, int errfd, struct buf *out,
+		struct buf *err, double deadline)
+{
+	struct pollfd fds[2] = {{.fd = outfd, .events = POLLIN}, {.fd = errfd, .events = POLLIN}};
+	int step = 0, open_fds = 2;
+	bool termed = false;
+	char chunk[4096];
+
+	while (open_fds > 0) {
+		double left = deadline - now_ms();
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (poll(fds, 2, (int)left + 1) < 0 && errno != EINTR)
+			return -errno;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+
+			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			n = read(fds[i].fd, chunk, sizeof(chunk));
+			if (n <= 0) {
+				fds[i].fd = -1;
+				open_fds--;
+				continue;
+			}
+			buf_append(i == 0 ? out : err, chunk, n);
+		}
+		feed_steps(run, &step, out, infd);
+		if (!termed && run->term_when && out->data &&
+		    harness_count(out->data, run->term_when) >= run->term_count) {
+			kill(pid, SIGTERM);
+			termed = true;
+		}
+	}
+	return 0;
+}
+
+int harness_run(const struct vmm_run *run, struct vmm_result *res)
+{
+	struct buf out = {0}, err = {0};
+	int in[2], o[2], e[2], wstatus = 0;
+	double start = now_ms();
+	pid_t pid;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	pid = spawn(run, in, o, e);
+	ret = pump(run, pid, in[1], o[0], e[0], &out, &err, start + run->timeout_ms);
+	if (ret == -ETIMEDOUT) {
+		res->timed_out = true;
+		kill(pid, SIGKILL);
+	}
+	waitpid(pid, &wstatus, 0);
+	res->wall_ms = now_ms() - start;
+	close(in[1]);
+	close(o[0]);
+	close(e[0]);
+	res->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+	buf_append(&out, "", 0);
+	buf_append(&err, "", 0);
+	res->out = out.data;
+	res->err = err.data;
+	return 0;
+}
+
+void harness_free(struct vmm_result *res)
+{
+	free(res->out);
+	free(res->err);
+}
+
+static const char *find_result_line(const char *out, const char *name)
+{
+	char key[128];
+	const char *p;
+
+	snprintf(key, sizeof(key), "BUNSHIN-TEST name=%s ", name);
+	p = strstr(out, key);
+	return p;
+}
+
+bool harness_result_field(const char *out, const char *name, const char *key, char *val,
+			  size_t len)
+{
+	const char *line = find_result_line(out, name);
+	const char *eol, *p;
+	char k[64];
+
+	if (!line)
+		return false;
+	eol = strchr(line, '\n');
+	if (!eol)
+		eol = line + strlen(line);
+	snprintf(k, sizeof(k), " %s=", key);
+	p = strstr(line, k);
+	if (!p || p > eol)
+		return false;
+	p += strlen(k);
+	size_t n = strcspn(p, " \r\n");
+	if (n >= len)
+		n = len - 1;
+	memcpy(val, p, n);
+	val[n] = '\0';
+	return true;
+}
+
+bool harness_passed(const char *out, const char *name)
+{
+	char v[16];
+
+	return harness_result_field(out, name, "result", v, sizeof(v)) && !strcmp(v, "pass");
+}
+
+int harness_count(const char *out, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(out, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+uint32_t harness_crc32(const uint8_t *buf, size_t len)
+{
+	uint32_t crc = 0xffffffff;
+
+	for (size_t i = 0; i < len; i++) {
+		crc ^= buf[i];
+		for (int b = 0; b < 8; b++)
+			crc = (crc >> 1) ^ (0xedb88320 & -(crc & 1));
+	}
+	return ~crc;
+}
+
+char *harness_temp_file(size_t len, uint32_t seed, uint32_t *crc)
+{
+	char *path = strdup("/tmp/bunshin-test-XXXXXX");
+	uint8_t *data = malloc(len);
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245 + 12345;
+		data[i] = seed >> 16;
+	}
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	if (crc)
+		*crc = harness_crc32(data, len);
+	free(data);
+	return path;
+}
