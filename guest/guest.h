@@ -317,7 +317,7 @@ void run_serial_echo(void);
 void run_poweroff(void);
 void run_reboot(void);
 void serial_rx_isr(void); /* CPL 0: drains the UART into the RX ring */
-void ap_user_main(uint32_t index);
+void ap_user_main(uint64_t index);
 
 /* Reports "name=<scenario> result=fail reason=<reason>" and powers off. */
 NORETURN void fail_and_poweroff(const char *name, const char *reason);

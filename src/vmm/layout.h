@@ -62,7 +62,7 @@
 /* ACPI fixed hardware (PM1a event/control blocks, PM timer) and reset. */
 #define LAYOUT_PM1A_EVT_PORT 0x600 /* 4 bytes: PM1_STS, PM1_EN */
 #define LAYOUT_PM1A_CNT_PORT 0x604 /* 2 bytes: PM1_CNT */
-#define LAYOUT_PM_TMR_PORT   0x608 /* 4 bytes: 24-bit 3.579545 MHz counter */
+#define LAYOUT_PM_TMR_PORT   0x608 /* 4 bytes: 32-bit 3.579545 MHz counter (FADT TMR_VAL_EXT) */
 #define LAYOUT_SCI_IRQ	     9
 #define LAYOUT_RESET_PORT    0xcf9
 #define LAYOUT_RESET_VALUE   0x06

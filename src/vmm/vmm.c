@@ -111,6 +111,12 @@ static void machine_console_input(void *ctx, const uint8_t *buf, size_t len)
 	serial_receive(m->com1, buf, len);
 }
 
+/* Ctrl-A x on a stdio console: stop like SIGTERM would, restoring the terminal on the way. */
+static void machine_console_quit(void *ctx)
+{
+	machine_request_stop(ctx, STOP_SIGNAL);
+}
+
 static int machine_create_devices(struct machine *m, struct error *err)
 {
 	int ret;
@@ -133,6 +139,7 @@ static int machine_create_devices(struct machine *m, struct error *err)
 	m->pm = acpi_pm_create(&m->pio, &m->irq_sci, &m->power);
 	if (!m->com1 || !m->i8042 || !m->rtc || !m->pm)
 		return error_set(err, ENOMEM, "creating legacy devices failed");
+	chardev_set_quit_handler(m->console, machine_console_quit, m);
 	return chardev_start_input(m->console, machine_console_input, m, err);
 }
 

@@ -631,6 +631,6 @@ Test(aml, large_bodies_grow_the_buffer)
 	cr_assert_eq(aml_finish(&a, &err), 0, "%s", err.msg);
 	cr_assert_eq(a.data[0], 0x10);
 	cr_assert_eq(a.data[1] >> 6, 2, "3-byte PkgLength expected");
-	cr_assert_eq((a.data[1] & 0xf) | (a.data[2] << 4) | (a.data[3] << 12), a.len - 1);
+	cr_assert_eq((size_t)((a.data[1] & 0xf) | (a.data[2] << 4) | (a.data[3] << 12)), a.len - 1);
 	aml_free(&a);
 }

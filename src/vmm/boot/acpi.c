@@ -146,6 +146,7 @@ struct acpi_fadt {
 #define ACPI_FADT_PROC_C1	(1u << 2)
 #define ACPI_FADT_SLP_BUTTON	(1u << 5)
 #define ACPI_FADT_FIX_RTC	(1u << 6)
+#define ACPI_FADT_TMR_VAL_EXT	(1u << 8)
 #define ACPI_FADT_RESET_REG_SUP (1u << 10)
 
 /* IA-PC boot architecture flags */
@@ -553,13 +554,13 @@ static void acpi_write_fadt(const struct acpi_config *cfg, uint8_t *buf, uint64_
 	acpi_fadt_pm(f);
 	f->iapc_boot_arch = htole16(acpi_boot_arch(cfg));
 	/*
-	 * The power button stays a fixed feature (PWR_BUTTON clear) so the
-	 * VMM can ask for a clean shutdown; there is no sleep button. The PM
-	 * timer is 24 bits, so TMR_VAL_EXT stays clear. FIX_RTC: no RTC wake
-	 * status in PM1.
+	 * The power button stays a fixed feature (PWR_BUTTON clear): the PM
+	 * device raises PWRBTN_STS when the VMM asks for a clean shutdown.
+	 * There is no sleep button and no RTC wake status in PM1 (FIX_RTC).
+	 * The PM device's timer wraps at 32 bits: TMR_VAL_EXT.
 	 */
 	f->flags = htole32(ACPI_FADT_WBINVD | ACPI_FADT_PROC_C1 | ACPI_FADT_SLP_BUTTON |
-			   ACPI_FADT_FIX_RTC | ACPI_FADT_RESET_REG_SUP);
+			   ACPI_FADT_FIX_RTC | ACPI_FADT_TMR_VAL_EXT | ACPI_FADT_RESET_REG_SUP);
 	f->reset_reg = acpi_io_gas(LAYOUT_RESET_PORT, 1, ACPI_GAS_ACCESS_BYTE);
 	f->reset_value = LAYOUT_RESET_VALUE;
 	f->minor_version = 3;

@@ -121,7 +121,8 @@ static bool aml_reserve(struct aml *a, size_t extra)
 
 static void aml_put(struct aml *a, const void *p, size_t n)
 {
-	if (!aml_reserve(a, n))
+	/* n == 0 may come with no buffer yet: memcpy must not see NULL. */
+	if (!n || !aml_reserve(a, n))
 		return;
 	memcpy(a->data + a->len, p, n);
 	a->len += n;
@@ -477,7 +478,8 @@ static void aml_insert_head(struct aml *a, size_t start, const uint8_t *extra, s
 		aml_fail(a, E2BIG, "object of %zu bytes is too large for a PkgLength", body);
 		return;
 	}
-	memcpy(head + n, extra, extra_len);
+	if (extra_len)
+		memcpy(head + n, extra, extra_len);
 	if (!aml_reserve(a, n + extra_len))
 		return;
 	memmove(a->data + start + n + extra_len, a->data + start, body);

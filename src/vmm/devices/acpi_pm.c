@@ -23,22 +23,22 @@
 #define PM1_STS_SLPBTN 0x0200
 #define PM1_STS_RTC    0x0400
 #define PM1_STS_WAK    0x8000
-#define PM1_STS_MASK                                                                    \
-	(PM1_STS_TMR | PM1_STS_BM | PM1_STS_GBL | PM1_STS_PWRBTN | PM1_STS_SLPBTN |    \
-	 PM1_STS_RTC | PM1_STS_WAK)
+#define PM1_STS_MASK                                                                               \
+	(PM1_STS_TMR | PM1_STS_BM | PM1_STS_GBL | PM1_STS_PWRBTN | PM1_STS_SLPBTN | PM1_STS_RTC |  \
+	 PM1_STS_WAK)
 #define PM1_EN_MASK (PM1_STS_TMR | PM1_STS_GBL | PM1_STS_PWRBTN | PM1_STS_SLPBTN | PM1_STS_RTC)
 
-#define PM1_CNT_SCI_EN	 0x0001
-#define PM1_CNT_BM_RLD	 0x0002
-#define PM1_CNT_SLP_TYP	 0x1c00
-#define PM1_CNT_SLP_EN	 0x2000 /* write-only: the act of sleeping */
-#define PM1_CNT_KEEP	 (PM1_CNT_BM_RLD | PM1_CNT_SLP_TYP)
-#define SLP_TYP_SHIFT	 10
+#define PM1_CNT_SCI_EN	0x0001
+#define PM1_CNT_BM_RLD	0x0002
+#define PM1_CNT_SLP_TYP 0x1c00
+#define PM1_CNT_SLP_EN	0x2000 /* write-only: the act of sleeping */
+#define PM1_CNT_KEEP	(PM1_CNT_BM_RLD | PM1_CNT_SLP_TYP)
+#define SLP_TYP_SHIFT	10
 
-#define PM_EVT_LEN   4
-#define PM_CNT_LEN   2
-#define PM_TMR_LEN   4
-#define PM_TMR_HZ    3579545ULL
+#define PM_EVT_LEN    4
+#define PM_CNT_LEN    2
+#define PM_TMR_LEN    4
+#define PM_TMR_HZ     3579545ULL
 #define RESET_SYS_RST 0x04 /* with bit 2 set, a write to 0xcf9 resets */
 
 struct acpi_pm {

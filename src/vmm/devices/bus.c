@@ -104,8 +104,7 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len, const struct bus_op
 	if (ret == 0) {
 		int at = floor + 1;
 
-		memmove(&b->ranges[at + 1], &b->ranges[at],
-			(size_t)(b->nranges - at) * sizeof(r));
+		memmove(&b->ranges[at + 1], &b->ranges[at], (size_t)(b->nranges - at) * sizeof(r));
 		b->ranges[at] = r;
 		b->nranges++;
 	}

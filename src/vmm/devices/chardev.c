@@ -19,7 +19,7 @@
 #include "chardev.h"
 
 #define CHARDEV_CTRL_A	 0x01
-#define CHARDEV_STALL_MS 100 /* longest a writer waits for a slow reader */
+#define CHARDEV_STALL_MS 100	  /* longest a writer waits for a slow reader */
 #define CHARDEV_CHUNK	 PIPE_BUF /* a pipe that polls writable takes this much at once */
 
 enum chardev_kind {
@@ -30,15 +30,15 @@ enum chardev_kind {
 
 struct chardev {
 	enum chardev_kind kind;
-	int in_fd; /* stdio: 0, -1 after EOF */
-	int out_fd; /* stdio: 1; file: the file */
+	int in_fd;     /* stdio: 0, -1 after EOF */
+	int out_fd;    /* stdio: 1; file: the file */
 	int listen_fd; /* unix */
 	int client_fd; /* unix: the connected client or -1; guarded by out_lock */
-	char *path; /* unix: unlinked at close */
+	char *path;    /* unix: unlinked at close */
 
 	pthread_mutex_t out_lock;
 	bool out_pollable; /* false for regular files, where a write cannot stall */
-	bool congested; /* the last write timed out: drop at once until it drains */
+	bool congested;	   /* the last write timed out: drop at once until it drains */
 	uint64_t dropped;
 
 	int stop_fd; /* eventfd that ends the input thread */

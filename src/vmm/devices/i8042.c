@@ -73,7 +73,7 @@ struct i8042 {
 
 	uint8_t ctr; /* command byte */
 	uint8_t outport;
-	uint8_t status; /* STR_SYS and STR_CMD; OBF comes from the queue */
+	uint8_t status;	     /* STR_SYS and STR_CMD; OBF comes from the queue */
 	uint8_t ctl_pending; /* controller command waiting for its data byte */
 	uint8_t kbd_pending; /* keyboard command waiting for its parameter */
 

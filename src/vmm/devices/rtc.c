@@ -51,11 +51,11 @@
 
 #define REG_D_VRT 0x80 /* RAM and time valid */
 
-#define HOUR_PM	      0x80
-#define ALARM_ANY     0xc0 /* an alarm byte with both top bits set matches anything */
-#define NSEC	      1000000000LL
-#define RTC_UIP_NS    244000 /* update cycle plus the 244 us warning before it */
-#define RTC_MIN_TICK  1000000LL /* periodic interrupts faster than 1 kHz are coalesced */
+#define HOUR_PM	     0x80
+#define ALARM_ANY    0xc0 /* an alarm byte with both top bits set matches anything */
+#define NSEC	     1000000000LL
+#define RTC_UIP_NS   244000    /* update cycle plus the 244 us warning before it */
+#define RTC_MIN_TICK 1000000LL /* periodic interrupts faster than 1 kHz are coalesced */
 
 struct rtc {
 	pthread_mutex_t lock;
@@ -70,11 +70,11 @@ struct rtc {
 
 	uint8_t index;
 	uint8_t cmos[RTC_CMOS_SIZE]; /* RAM, alarms and A-D; time comes from the clock */
-	int64_t offset; /* guest UTC seconds minus host UTC seconds */
-	bool frozen; /* REG_B.SET: the clock stops while the guest writes it */
-	struct tm set_tm; /* the stopped clock, fields as the guest wrote them */
-	int64_t last_second; /* guest second at the last update cycle seen */
-	int64_t next_periodic; /* CLOCK_MONOTONIC ns of the next periodic flag */
+	int64_t offset;		     /* guest UTC seconds minus host UTC seconds */
+	bool frozen;		     /* REG_B.SET: the clock stops while the guest writes it */
+	struct tm set_tm;	     /* the stopped clock, fields as the guest wrote them */
+	int64_t last_second;	     /* guest second at the last update cycle seen */
+	int64_t next_periodic;	     /* CLOCK_MONOTONIC ns of the next periodic flag */
 };
 
 static int64_t clock_ns(clockid_t id)
@@ -476,7 +476,7 @@ struct rtc *rtc_create(struct bus *pio, const struct irq_line *irq)
 	r->pio = pio;
 	if (irq)
 		r->irq = *irq;
-	r->cmos[RTC_REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz periodic rate */
+	r->cmos[RTC_REG_A] = 0x26;	/* 32.768 kHz time base, 1024 Hz periodic rate */
 	r->cmos[RTC_REG_B] = REG_B_24H; /* BCD, 24-hour, interrupts off */
 	r->last_second = guest_seconds(r, clock_ns(CLOCK_REALTIME));
 	r->next_periodic = clock_ns(CLOCK_MONOTONIC) + rtc_period_ns(r);

@@ -53,11 +53,11 @@
 #define MCR_LOOP 0x10
 #define MCR_MASK 0x1f
 
-#define LSR_DR	      0x01
-#define LSR_OE	      0x02
-#define LSR_INT_ERRS  0x1e /* OE, PE, FE, BI: what raises a line status interrupt */
-#define LSR_THRE      0x20
-#define LSR_TEMT      0x40
+#define LSR_DR	     0x01
+#define LSR_OE	     0x02
+#define LSR_INT_ERRS 0x1e /* OE, PE, FE, BI: what raises a line status interrupt */
+#define LSR_THRE     0x20
+#define LSR_TEMT     0x40
 
 #define MSR_DCTS   0x01
 #define MSR_DDSR   0x02
@@ -79,9 +79,9 @@ struct serial {
 	struct chardev *out;
 
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
-	uint8_t lsr_errs; /* OE, sticky until LSR is read */
+	uint8_t lsr_errs;   /* OE, sticky until LSR is read */
 	uint8_t msr_deltas; /* sticky until MSR is read */
-	uint8_t rbr; /* last byte read, what an empty RBR shows again */
+	uint8_t rbr;	    /* last byte read, what an empty RBR shows again */
 	bool thri_pending;
 	bool shutdown;
 

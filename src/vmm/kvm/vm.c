@@ -82,6 +82,9 @@ void vm_irq_set_level(void *opaque, unsigned int gsi, int level)
 	struct vm *vm = opaque;
 	struct kvm_irq_level irq = {.irq = gsi, .level = level};
 
+	/* Console input can race with a reboot that is rebuilding the VM; drop it then. */
+	if (vm->fd < 0)
+		return;
 	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
 		log_warn("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
 }

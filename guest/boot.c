@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test=boot: what a real kernel relies on at boot.
+ *   e820: sorted, non-overlapping, RAM below 640 KiB and at 1 MiB;
+ *         total RAM in (M - 2 MiB, M] for expect_mem_mib=M
+ *   ACPI: RSDP checksums, XSDT/RSDT and every table's checksum, FADT ->
+ *         DSDT checksum, FACS signature; MADT enabled CPUs vs expect_cpus=N
+ *   command line: echoed as cmdline_len=
+ *   initrd: initrd_size=, initrd_crc32=<hex> (zlib's CRC-32)
+ */
+#include "guest.h"
+
+extern uint8_t __image_start[], _end[];
+
+static const char *entry_name(uint32_t e)
+{
+	switch (e) {
+	case ENTRY_PVH:
+		return "pvh";
+	case ENTRY_BZ64:
+		return "bz64";
+	case ENTRY_BZ32:
+		return "bz32";
+	case ENTRY_BZ16:
+		return "bz16";
+	}
+	return "unknown";
+}
+
+static bool in_ram(uint64_t addr, uint64_t size)
+{
+	for (uint32_t i = 0; i < g_boot.e820_count; i++) {
+		const struct e820_entry *e = &g_boot.e820[i];
+		if (e->type == E820_RAM && addr >= e->addr && addr + size <= e->addr + e->size)
+			return true;
+	}
+	return false;
+}
+
+void run_boot(void)
+{
+	const char *reason = NULL;
+	uint64_t total = 0, v;
+	bool low = false, at1m = false;
+	const char *initrd = "none";
+	uint32_t crc = 0;
+	uint64_t size = 0;
+	bool want_size, want_crc, crc_bad = false;
+	struct line l;
+
+#define FAIL(r)               \
+	do {                  \
+		if (!reason)  \
+			reason = (r); \
+	} while (0)
+
+	/* e820 */
+	for (uint32_t i = 0; i < g_boot.e820_count; i++) {
+		const struct e820_entry *e = &g_boot.e820[i], *p = e - 1;
+		if (i > 0 && e->addr < p->addr)
+			FAIL("e820-unsorted");
+		else if (i > 0 && e->addr < p->addr + p->size)
+			FAIL("e820-overlap");
+		if (e->type != E820_RAM || e->size == 0)
+			continue;
+		total += e->size;
+		if (e->addr < 0xa0000)
+			low = true;
+		if (e->addr <= 0x100000 && e->addr + e->size > 0x100000)
+			at1m = true;
+	}
+	if (g_boot.e820_count == 0)
+		FAIL("e820-empty");
+	if (!low)
+		FAIL("e820-no-low-ram");
+	if (!at1m)
+		FAIL("e820-no-ram-at-1m");
+	if (opt_u64("expect_mem_mib", 10, &v)) {
+		uint64_t m = v << 20;
+		if (!(total + (2ULL << 20) > m && total <= m))
+			FAIL("ram-size");
+	}
+
+	/* ACPI */
+	if (g_acpi.fail)
+		FAIL(g_acpi.fail);
+	if (opt_u64("expect_cpus", 10, &v) && v != g_acpi.ncpus)
+		FAIL("cpu-count");
+
+	/* initrd */
+	want_size = opt_u64("initrd_size", 10, &size);
+	want_crc = opt_u64("initrd_crc32", 16, &v);
+	if (!g_boot.initrd_size) {
+		if (want_size || want_crc)
+			FAIL("initrd-missing");
+	} else {
+		bool bad = false;
+		uint64_t a = g_boot.initrd_addr, n = g_boot.initrd_size;
+		if (!in_ram(a, n) || a + n > g_boot.mapped_top ||
+		    (a < (uint64_t)_end && a + n > (uint64_t)__image_start)) {
+			FAIL("initrd-placement");
+			bad = true;
+		}
+		if (!bad && want_size && size != n) {
+			FAIL("initrd-size");
+			bad = true;
+		}
+		if (!bad && want_crc) {
+			crc = crc32((const void *)a, n);
+			if (crc != (uint32_t)v) {
+				FAIL("initrd-crc");
+				bad = crc_bad = true;
+			}
+		}
+		initrd = bad ? "bad" : (want_size || want_crc) ? "ok" : "present";
+	}
+
+	line_init(&l);
+	line_str(&l, "BUNSHIN-TEST name=boot result=");
+	line_str(&l, reason ? "fail" : "pass");
+	if (reason) {
+		line_kv_str(&l, "reason", reason);
+		if (g_acpi.fail && reason == g_acpi.fail && g_acpi.fail_table[0]) {
+			line_str(&l, " table=");
+			line_strn(&l, g_acpi.fail_table, 4);
+		}
+	}
+	line_kv_str(&l, "entry", entry_name(g_boot.entry));
+	line_kv_dec(&l, "cpus", g_acpi.ncpus);
+	line_kv_dec(&l, "ram_mib", total >> 20);
+	line_kv_dec(&l, "e820", g_boot.e820_count);
+	line_kv_str(&l, "tables", g_acpi.tables[0] ? g_acpi.tables : "none");
+	line_kv_dec(&l, "cmdline_len", g_boot.cmdline_len);
+	line_kv_str(&l, "initrd", initrd);
+	if (g_boot.initrd_size)
+		line_kv_dec(&l, "initrd_size", g_boot.initrd_size);
+	if (crc_bad) {
+		line_str(&l, " initrd_crc32=");
+		line_hex(&l, crc);
+	}
+	line_emit(&l);
+#undef FAIL
+}
