@@ -14,9 +14,11 @@
  *
  *   start  the first byte on stdout (the test guest writes one to COM1 as
  *          its first instruction): wall_ms, cpu_ms, sched_ms, byte
- *   line   the first console line starting with LINE: wall_ms, cpu_ms, sched_ms
- *   rss    the first console line starting with LINE, then /proc/PID/smaps:
- *          rss_kib (every mapping except RAM_MAPPING), ram_kib (RAM_MAPPING)
+ *   line   the first console line containing LINE: wall_ms, cpu_ms,
+ *          sched_ms, then the line from LINE on
+ *   rss    the first console line containing LINE, then /proc/PID/smaps:
+ *          rss_kib (every mapping except RAM_MAPPING), ram_kib (RAM_MAPPING),
+ *          then the line from LINE on
  *
  * wall_ms runs from just before the VMM is spawned. cpu_ms is the VMM's
  * thread-group CPU clock (clock_getcpuclockid): nanoseconds on a CPU of
@@ -223,21 +225,32 @@ static void reap(struct spawned *s)
 	close(s->in_fd);
 }
 
-/* A complete console line starting with want, followed by a blank or the end of the line. */
-static bool has_line(const char *buf, size_t len, const char *want)
+/*
+ * The first complete console line that contains want (firmware may have
+ * left text without a line end before it): where want starts and the
+ * length from there to the end of the line, or -1.
+ */
+static ssize_t find_line(const char *buf, size_t len, const char *want, size_t *at)
 {
 	size_t n = strlen(want);
 	size_t start = 0;
 
 	for (size_t i = 0; i < len; i++) {
+		const char *hit;
+		size_t end = i;
+
 		if (buf[i] != '\n')
 			continue;
-		if (i - start >= n && memcmp(buf + start, want, n) == 0 &&
-		    (i - start == n || buf[start + n] == ' ' || buf[start + n] == '\r'))
-			return true;
+		hit = memmem(buf + start, i - start, want, n);
+		if (hit) {
+			while (end > start && buf[end - 1] == '\r')
+				end--;
+			*at = (size_t)(hit - buf);
+			return (ssize_t)(end - *at);
+		}
 		start = i + 1;
 	}
-	return false;
+	return -1;
 }
 
 static void show_console_tail(const char *buf, size_t len)
@@ -253,9 +266,10 @@ static int measure(enum mode mode, double timeout_s, const char *want, const cha
 		   char **argv)
 {
 	static char console[CONSOLE_MAX];
-	int64_t t0, t1, deadline, cpu, sched = 0;
+	int64_t t0, t1 = 0, deadline, cpu, sched = 0;
 	uint64_t other_kib = 0, ram_kib = 0;
-	size_t len = 0;
+	size_t len = 0, line_at = 0;
+	ssize_t line_len = -1;
 	struct spawned s;
 	bool done = false;
 
@@ -278,6 +292,7 @@ static int measure(enum mode mode, double timeout_s, const char *want, const cha
 		if (!p.revents)
 			continue;
 		r = read(s.out_fd, console + len, sizeof(console) - 1 - len);
+		t1 = now_ns();
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
@@ -293,11 +308,10 @@ static int measure(enum mode mode, double timeout_s, const char *want, const cha
 		if (mode == MODE_START)
 			done = true;
 		else
-			done = has_line(console, len, want);
+			done = (line_len = find_line(console, len, want, &line_at)) >= 0;
 		if (!done && len == sizeof(console) - 1)
 			die("%s: %zu console bytes without the line \"%s\"", argv[0], len, want);
 	}
-	t1 = now_ns();
 	cpu = process_cpu_ns(s.pid);
 	if (mode == MODE_RSS)
 		smaps_rss(s.pid, ram_name, &other_kib, &ram_kib);
@@ -311,12 +325,12 @@ static int measure(enum mode mode, double timeout_s, const char *want, const cha
 		       cpu / 1e6, sched / 1e6, (unsigned char)console[0]);
 		break;
 	case MODE_LINE:
-		printf("wall_ms=%.3f cpu_ms=%.3f sched_ms=%.3f\n", (t1 - t0) / 1e6, cpu / 1e6,
-		       sched / 1e6);
+		printf("wall_ms=%.3f cpu_ms=%.3f sched_ms=%.3f %.*s\n", (t1 - t0) / 1e6, cpu / 1e6,
+		       sched / 1e6, (int)line_len, console + line_at);
 		break;
 	case MODE_RSS:
-		printf("wall_ms=%.3f rss_kib=%" PRIu64 " ram_kib=%" PRIu64 "\n", (t1 - t0) / 1e6,
-		       other_kib, ram_kib);
+		printf("wall_ms=%.3f rss_kib=%" PRIu64 " ram_kib=%" PRIu64 " %.*s\n",
+		       (t1 - t0) / 1e6, other_kib, ram_kib, (int)line_len, console + line_at);
 		break;
 	}
 	return 0;
@@ -345,12 +359,12 @@ struct metric {
 	}
 
 static struct metric metrics[] = {
-	METRIC("start_cpu", "VMM start to first guest instruction, CPU", "ms", 1, 2, "<= 2 ms"),
+	METRIC("start_cpu", "VMM start to first guest instruction, CPU", "ms", 1, 2, "≤ 2 ms"),
 	METRIC("start_wall", "VMM start to first guest instruction, wall", "ms", 1, 0, NULL),
 	METRIC("boot_wall", "Test guest boot to `boot` pass line, wall", "ms", 1, 0, NULL),
 	METRIC("boot_cpu", "Test guest boot to `boot` pass line, CPU", "ms", 1, 0, NULL),
 	METRIC("rss", "VMM RSS beyond guest RAM (`serial-echo` ready)", "MiB", 1.0 / 1024, 2,
-	       "<= 2 MiB"),
+	       "≤ 2 MiB"),
 	METRIC("ram_rss", "Guest RAM touched (for reference, not in the row above)", "MiB",
 	       1.0 / 1024, 0, NULL),
 };

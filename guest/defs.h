@@ -27,7 +27,6 @@
 #define VEC_LAPIC_TIMER 0x30
 #define VEC_PIT		0x31
 #define VEC_SERIAL	0x34
-#define VEC_SYSCALL	0x80
 #define VEC_SPURIOUS	0xff
 
 /* How the guest was entered (struct bootinfo.entry). */

@@ -6,8 +6,8 @@
  *   - a tiny CPL-0 kernel (kernel.c, head.S): page tables, GDT/IDT/TSS,
  *     interrupt and exception entry, a handful of system calls;
  *   - CPL-3 "user" code (everything else): ACPI parsing, APIC programming,
- *     the scenarios. It runs with IOPL 3 (port I/O allowed) on an identity
- *     map in which every page is user-accessible.
+ *     the scenarios. It runs with every I/O port allowed (TSS I/O bitmap)
+ *     on an identity map in which every page is user-accessible.
  */
 #ifndef BUNSHIN_GUEST_H
 #define BUNSHIN_GUEST_H
@@ -93,6 +93,8 @@ enum syscall_nr {
 	SYS_HALT = 4,	  /* cli; hlt forever */
 	SYS_POWEROFF = 5, /* ACPI power-off, then halt forever */
 	SYS_RESET = 6,	  /* (method) */
+	SYS_CPUID = 7,	  /* (leaf, subleaf) -> eax, ebx, ecx, edx */
+	SYS_RDTSC = 8,	  /* -> the vCPU's TSC */
 };
 
 enum reset_method {
@@ -104,7 +106,8 @@ enum reset_method {
 static inline uint64_t syscall2(uint64_t nr, uint64_t a, uint64_t b)
 {
 	uint64_t ret;
-	__asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr), "D"(a), "S"(b) : "memory");
+	/* See syscall_gate in head.S: a #UD at a known address. */
+	__asm__ volatile("call syscall_gate" : "=a"(ret) : "a"(nr), "D"(a), "S"(b) : "memory");
 	return ret;
 }
 
@@ -129,7 +132,7 @@ NORETURN void power_off(void);
 /* Interrupt counters, indexed by vector (bumped by the CPL-0 handler). */
 extern volatile uint32_t g_irq_count[256];
 
-/* ---- port I/O and MMIO (usable at CPL 0 and, with IOPL 3, at CPL 3) ---- */
+/* ---- port I/O and MMIO (usable at CPL 0 and, through the TSS I/O bitmap, CPL 3) ---- */
 
 static inline void outb(uint16_t port, uint8_t v)
 {
@@ -179,10 +182,32 @@ static inline uint64_t rdtsc(void)
 	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
 	return ((uint64_t)hi << 32) | lo;
 }
+/* The CPUID instruction itself: only meaningful at CPL 0 (see cpuid()). */
+static inline void cpuid_raw(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c,
+			     uint32_t *d)
+{
+	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+
+/*
+ * CPUID for CPL-3 code, through a system call. Under PVM a CPL-3 CPUID is
+ * not intercepted: it returns the *host's* values (host APIC IDs, host
+ * feature bits). Only CPL 0 sees the vCPU's CPUID.
+ */
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c,
 			 uint32_t *d)
 {
-	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+	__asm__ volatile("call syscall_gate"
+			 : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d)
+			 : "a"(SYS_CPUID), "D"(leaf), "S"(sub)
+			 : "memory");
+}
+
+/* The vCPU's TSC. A CPL-3 RDTSC under PVM reads the host's TSC (same rate,
+ * other offset): fine for delays, wrong against kvmclock's tsc_timestamp. */
+static inline uint64_t rdtsc_virt(void)
+{
+	return syscall2(SYS_RDTSC, 0, 0);
 }
 
 /* ---- library (lib.c) ---- */

@@ -150,12 +150,16 @@ dead64:
 	jmp	dead64
 
 /* ------------------------------------------------------------------ */
-/* Drop to CPL 3: enter_user(fn, user_rsp, arg) runs fn(arg) with IOPL 3. */
+/*
+ * Drop to CPL 3: enter_user(fn, user_rsp, arg) runs fn(arg). Port I/O at
+ * CPL 3 is allowed by the TSS I/O permission bitmap, not by IOPL: PVM
+ * strips IOPL from a CPL-3 RFLAGS but honors the bitmap.
+ */
 	.globl	enter_user
 enter_user:
 	pushq	$SEL_UDATA
 	pushq	%rsi
-	pushq	$0x3202			/* IOPL 3, IF, reserved bit 1 */
+	pushq	$0x202			/* IF, reserved bit 1; IOPL 0 (see load_tss) */
 	pushq	$SEL_UCODE64
 	leaq	user_thunk(%rip), %rax
 	pushq	%rax
@@ -166,8 +170,24 @@ enter_user:
 user_thunk:				/* CPL 3 */
 	call	*%rax
 	movl	$4, %eax		/* SYS_HALT */
-	int	$VEC_SYSCALL
+	call	syscall_gate
 	jmp	user_thunk
+
+/* ------------------------------------------------------------------ */
+/*
+ * System call gate (CPL 3 -> 0). On the development machines neither
+ * "int $n" from CPL 3 (the emulator cannot deliver software interrupts in
+ * protected mode; it raises #UD) nor SYSCALL (it does not leave CPL 3)
+ * work, but exceptions are delivered properly. So a system call is the
+ * #UD raised by this one ud2: the handler recognizes its address, skips
+ * it and returns with IRETQ. RAX = number and result, RDI/RSI = arguments;
+ * every other register is preserved.
+ */
+	.globl	syscall_gate, syscall_gate_ud2
+syscall_gate:
+syscall_gate_ud2:
+	ud2
+	ret
 
 /* ------------------------------------------------------------------ */
 /* Interrupt and exception entry: one 16-byte stub per vector. */
@@ -341,11 +361,12 @@ pdpt:	.skip	4096
 /* Not zeroed at boot: every byte is written before it is read. */
 	.section .noinit, "aw", @nobits
 	.align	4096
-	.globl	pd_low, pd_pool, idt, tss_array
+	.globl	pd_low, pd_pool, idt, tss_array, io_bitmap
 pd_low:	.skip	4 * 4096
 pd_pool: .skip	PD_POOL * 4096
 idt:	.skip	4096
 tss_array: .skip MAX_CPUS * 128
+io_bitmap: .skip 8192 + 16		/* shared by every TSS: all ports allowed */
 	.align	16
 	.globl	bsp_kstack_top, bsp_ustack_top, ap_kstacks, ap_ustacks
 	.skip	BSP_KSTACK

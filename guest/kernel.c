@@ -42,9 +42,11 @@ extern uint8_t gdt[];
 extern struct desc_ptr gdt_desc;
 extern struct idt_gate idt[256];
 extern struct tss tss_array[MAX_CPUS];
+extern uint8_t io_bitmap[8192 + 16];
 extern uint8_t isr_stubs[];
 extern uint8_t bsp_kstack_top[], bsp_ustack_top[], ap_kstacks[], ap_ustacks[];
 extern uint8_t __image_start[], _end[];
+extern uint8_t syscall_gate_ud2[];
 
 NORETURN void enter_user(void (*fn)(uint64_t), uint64_t rsp, uint64_t arg);
 void user_main(uint64_t arg);
@@ -97,10 +99,10 @@ static bool has_1g_pages(void)
 {
 	uint32_t a, b, c, d;
 
-	cpuid(0x80000000, 0, &a, &b, &c, &d);
+	cpuid_raw(0x80000000, 0, &a, &b, &c, &d);
 	if (a < 0x80000001)
 		return false;
-	cpuid(0x80000001, 0, &a, &b, &c, &d);
+	cpuid_raw(0x80000001, 0, &a, &b, &c, &d);
 	return (d >> 26) & 1;
 }
 
@@ -241,7 +243,13 @@ static void load_idt(void)
 	__asm__ volatile("lidt %0" : : "m"(d));
 }
 
-/* Per-CPU TSS (RSP0 for interrupts from CPL 3) and its GDT descriptor. */
+/*
+ * Per-CPU TSS (RSP0 for interrupts from CPL 3) and its GDT descriptor. All
+ * TSSs share one I/O permission bitmap that allows every port, which is how
+ * CPL-3 code gets port I/O: PVM drops IOPL from a CPL-3 RFLAGS but honors
+ * the bitmap. The bitmap sits right after the TSS array, within the 64 KiB
+ * that iomap_base can reach.
+ */
 static void load_tss(uint32_t index, uint64_t kstack_top)
 {
 	struct tss *t = &tss_array[index];
@@ -249,10 +257,14 @@ static void load_tss(uint32_t index, uint64_t kstack_top)
 	uint64_t *d = (uint64_t *)(gdt + SEL_TSS0 + 16 * index);
 	uint16_t sel = SEL_TSS0 + 16 * index;
 
+	uint64_t iomap = (uint64_t)io_bitmap - base;
+	uint64_t limit = iomap + 8192; /* the bitmap and its 0xff terminator */
+
 	memset(t, 0, sizeof(*t));
 	t->rsp0 = kstack_top;
-	t->iomap_base = 104;
-	d[0] = 103 | (base & 0xffffff) << 16 | 0x89ULL << 40 | ((base >> 24) & 0xff) << 56;
+	t->iomap_base = (uint16_t)iomap;
+	d[0] = (limit & 0xffff) | (base & 0xffffff) << 16 | 0x89ULL << 40 |
+	       ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
 	d[1] = base >> 32;
 	__asm__ volatile("ltr %0" : : "r"(sel));
 }
@@ -292,8 +304,10 @@ void kmain(uint32_t entry, uint64_t info)
 	__asm__ volatile("mov %0, %%cr3" : : "r"((uint64_t)pml4) : "memory");
 
 	for (int v = 0; v < 256; v++)
-		set_gate(v, (uint64_t)isr_stubs + 16 * v, v == VEC_SYSCALL ? 0xee : 0x8e);
+		set_gate(v, (uint64_t)isr_stubs + 16 * v, 0x8e);
 	load_idt();
+	memset(io_bitmap, 0, 8192);
+	memset(io_bitmap + 8192, 0xff, 16);
 	load_tss(0, (uint64_t)bsp_kstack_top);
 	pic_disable();
 
@@ -347,6 +361,8 @@ static NORETURN void fatal_exception(struct frame *f)
 		line_hex(&l, cr2);
 	}
 	line_kv_dec(&l, "cpl", f->cs & 3);
+	line_str(&l, " rflags=");
+	line_hex(&l, f->rflags);
 	line_chr(&l, '\n');
 	serial_write(l.buf, l.len);
 	acpi_poweroff_raw();
@@ -382,6 +398,18 @@ static void do_syscall(struct frame *f)
 		}
 		f->rax = 0;
 		break;
+	case SYS_CPUID: {
+		uint32_t a, b, c, d;
+		cpuid_raw((uint32_t)f->rdi, (uint32_t)f->rsi, &a, &b, &c, &d);
+		f->rax = a;
+		f->rbx = b;
+		f->rcx = c;
+		f->rdx = d;
+		break;
+	}
+	case SYS_RDTSC:
+		f->rax = rdtsc();
+		break;
 	case SYS_HALT:
 	default:
 		halt_forever();
@@ -392,7 +420,8 @@ void trap_dispatch(struct frame *f)
 {
 	uint64_t v = f->vector;
 
-	if (v == VEC_SYSCALL) {
+	if (v == 6 && (f->cs & 3) == 3 && f->rip == (uint64_t)syscall_gate_ud2) {
+		f->rip += 2;
 		do_syscall(f);
 		return;
 	}

@@ -208,10 +208,19 @@ static uint64_t tsc_calibrate_pmtimer(void)
 	return (c1 - c0) * 3579545 / ((t - t0) & 0xffffff);
 }
 
+/*
+ * Rate of the TSC as CPL-3 code reads it (under PVM: the host's TSC). The
+ * ACPI PM timer measures exactly that; CPUID's frequency leaves describe
+ * the vCPU's TSC, which runs at the same rate unless the VMM scales it.
+ */
 uint64_t tsc_hz(void)
 {
 	uint32_t a, b, c, d, max;
 
+	if (tsc_freq)
+		return tsc_freq;
+	if (g_acpi.pm_tmr && g_acpi.pm_tmr < 0x10000)
+		tsc_freq = tsc_calibrate_pmtimer();
 	if (tsc_freq)
 		return tsc_freq;
 	cpuid(1, 0, &a, &b, &c, &d);
@@ -219,22 +228,16 @@ uint64_t tsc_hz(void)
 		cpuid(0x40000000, 0, &a, &b, &c, &d);
 		if (a >= 0x40000010) {
 			cpuid(0x40000010, 0, &a, &b, &c, &d);
-			if (a) {
+			if (a)
 				tsc_freq = (uint64_t)a * 1000;
-				return tsc_freq;
-			}
 		}
 	}
 	cpuid(0, 0, &max, &b, &c, &d);
-	if (max >= 0x15) {
+	if (!tsc_freq && max >= 0x15) {
 		cpuid(0x15, 0, &a, &b, &c, &d);
-		if (a && b && c) {
+		if (a && b && c)
 			tsc_freq = (uint64_t)c * b / a;
-			return tsc_freq;
-		}
 	}
-	if (g_acpi.pm_tmr && g_acpi.pm_tmr < 0x10000)
-		tsc_freq = tsc_calibrate_pmtimer();
 	if (!tsc_freq && max >= 0x16) {
 		cpuid(0x16, 0, &a, &b, &c, &d);
 		if (a & 0xffff)

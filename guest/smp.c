@@ -92,7 +92,8 @@ void run_smp(void)
 {
 	uint32_t bsp = cpu_apic_id();
 	uint32_t naps = 0, ids[MAX_CPUS];
-	bool need_x2apic = g_x2apic;
+	uint64_t force;
+	bool need_x2apic = g_x2apic || (opt_u64("x2apic", 10, &force) && force);
 	uint8_t *tramp = (uint8_t *)TRAMPOLINE_ADDR;
 	uint64_t deadline;
 	uint32_t a, b, c, d;
@@ -126,7 +127,6 @@ void run_smp(void)
 		return;
 	}
 	lapic_enable();
-
 	memcpy(tramp, ap_trampoline_start, ap_trampoline_end - ap_trampoline_start);
 	uint8_t *gdtr = tramp + (ap_tramp_gdtr - ap_trampoline_start);
 	uint16_t limit = gdt_desc.limit;

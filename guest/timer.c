@@ -40,7 +40,7 @@ static uint64_t kvmclock_read(void)
 	do {
 		v = kvmclock.version;
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		uint64_t delta = rdtsc() - kvmclock.tsc_timestamp;
+		uint64_t delta = rdtsc_virt() - kvmclock.tsc_timestamp;
 		int8_t shift = kvmclock.tsc_shift;
 		if (shift < 0)
 			delta >>= -shift;

@@ -182,10 +182,12 @@ void harness_free(struct vmm_result *res)
 static const char *find_result_line(const char *out, const char *name)
 {
 	char key[128];
-	const char *p;
+	const char *p = NULL;
 
+	/* The last line for a name is its verdict ("result=ready" may precede it). */
 	snprintf(key, sizeof(key), "BUNSHIN-TEST name=%s ", name);
-	p = strstr(out, key);
+	for (const char *q = strstr(out, key); q; q = strstr(q + 1, key))
+		p = q;
 	return p;
 }
 
