@@ -236,3 +236,26 @@ Test(bus, concurrent_readers_and_registration)
 	}
 	cr_assert_gt(fixed.reads, 0);
 }
+
+/* A device that moves itself when written, as a PCI BAR programmed through ECAM does. */
+static const struct bus_ops mover_ops;
+
+static void mover_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+	struct bus *b = opaque;
+
+	cr_assert_eq(bus_unregister(b, 0x1000), 0);
+	cr_assert_eq(bus_register(b, 0x2000, 0x10, &mover_ops, b, "mover"), 0);
+}
+
+static const struct bus_ops mover_ops = {.write = mover_write};
+
+Test(bus, callback_may_move_its_own_range)
+{
+	uint8_t v = 1;
+
+	cr_assert_eq(bus_register(&bus, 0x1000, 0x10, &mover_ops, &bus, "mover"), 0);
+	cr_assert(bus_write(&bus, 0x1004, &v, 1), "must not deadlock on the bus lock");
+	cr_assert_not(bus_write(&bus, 0x1004, &v, 1), "the old range is gone");
+	cr_assert_eq(bus_unregister(&bus, 0x2000), 0, "the device now lives at 0x2000");
+}

@@ -15,8 +15,8 @@ void bus_init(struct bus *b, const char *name)
 	/*
 	 * vCPU threads hold the read lock back to back; without writer
 	 * preference a BAR move could wait for as long as the guest does I/O.
-	 * Callbacks never take the bus lock again, so the non-recursive kind
-	 * is safe.
+	 * The lock is never held across a device callback, so the
+	 * non-recursive kind is safe.
 	 */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -157,51 +157,48 @@ static const struct bus_range *bus_lookup(const struct bus *b, uint64_t addr, ui
 	return r;
 }
 
-static void bus_count_unhandled(struct bus *b)
+/*
+ * Copies the matching range out and drops the lock before the callback
+ * runs, so a callback may itself move ranges on this bus (a PCI BAR
+ * programmed through ECAM, which is MMIO too). Devices outlive every vCPU,
+ * so the copied opaque pointer stays valid.
+ */
+static bool bus_find(struct bus *b, uint64_t addr, uint32_t len, struct bus_range *out)
 {
-	/* Many vCPUs may miss at once; they only share the read lock. */
-	__atomic_fetch_add(&b->unhandled, 1, __ATOMIC_RELAXED);
+	const struct bus_range *r;
+
+	if (!len)
+		return false;
+	pthread_rwlock_rdlock(&b->lock);
+	r = bus_lookup(b, addr, len);
+	if (r)
+		*out = *r;
+	pthread_rwlock_unlock(&b->lock);
+	if (!r)
+		__atomic_fetch_add(&b->unhandled, 1, __ATOMIC_RELAXED);
+	return r != NULL;
 }
 
 bool bus_read(struct bus *b, uint64_t addr, uint8_t *data, uint32_t len)
 {
-	const struct bus_range *r;
-	bool hit = false;
+	struct bus_range r = {0};
 
-	pthread_rwlock_rdlock(&b->lock);
-	r = len ? bus_lookup(b, addr, len) : NULL;
-	if (r) {
-		hit = true;
-		/* A write-only device floats the bus on reads, like an empty slot. */
-		if (r->ops->read)
-			r->ops->read(r->opaque, addr - r->base, data, len);
-		else
-			memset(data, 0xff, len);
-	}
-	pthread_rwlock_unlock(&b->lock);
-
-	if (!hit) {
+	/* A miss, or a write-only device, floats the bus: all ones, like an empty slot. */
+	if (!bus_find(b, addr, len, &r) || !r.ops->read) {
 		memset(data, 0xff, len);
-		bus_count_unhandled(b);
+		return r.ops != NULL && len;
 	}
-	return hit;
+	r.ops->read(r.opaque, addr - r.base, data, len);
+	return true;
 }
 
 bool bus_write(struct bus *b, uint64_t addr, const uint8_t *data, uint32_t len)
 {
-	const struct bus_range *r;
-	bool hit = false;
+	struct bus_range r;
 
-	pthread_rwlock_rdlock(&b->lock);
-	r = len ? bus_lookup(b, addr, len) : NULL;
-	if (r) {
-		hit = true;
-		if (r->ops->write)
-			r->ops->write(r->opaque, addr - r->base, data, len);
-	}
-	pthread_rwlock_unlock(&b->lock);
-
-	if (!hit)
-		bus_count_unhandled(b);
-	return hit;
+	if (!bus_find(b, addr, len, &r))
+		return false;
+	if (r.ops->write)
+		r.ops->write(r.opaque, addr - r.base, data, len);
+	return true;
 }

@@ -13,8 +13,9 @@
  * start-up, PCI BAR moves) takes the write lock.
  *
  * Callbacks get the offset from the start of the device's range. Each
- * device serialises its own state; the bus holds no lock during a callback
- * other than its read lock.
+ * device serialises its own state; the bus holds no lock during a
+ * callback, so a callback may register or unregister ranges (a PCI BAR
+ * move). Devices must outlive the vCPUs that can reach them.
  */
 
 struct bus_ops {
