@@ -69,8 +69,9 @@ static int config_memory(struct vmm_config *cfg, const char *arg, uint64_t host_
 	if (v % (2 * MiB))
 		return error_set(err, EINVAL, "--memory: %s is not a multiple of 2M", arg);
 	if (host_ram && v > host_ram)
-		return error_set(err, ERANGE, "--memory: %s is more than this host's %llu MiB of RAM",
-				 arg, (unsigned long long)(host_ram >> 20));
+		return error_set(err, ERANGE,
+				 "--memory: %s is more than this host's %llu MiB of RAM", arg,
+				 (unsigned long long)(host_ram >> 20));
 	cfg->memory = v;
 	return 0;
 }

@@ -8,7 +8,7 @@
 #include "../common/error.h"
 
 enum on_reboot {
-	ON_REBOOT_EXIT,    /* the VMM exits with VMM_EXIT_REBOOT */
+	ON_REBOOT_EXIT,	   /* the VMM exits with VMM_EXIT_REBOOT */
 	ON_REBOOT_RESTART, /* the VM is rebuilt and boots again */
 };
 
@@ -21,7 +21,7 @@ enum vmm_exit_status {
 	VMM_EXIT_SIGNAL = 4,   /* stopped by SIGINT/SIGTERM */
 };
 
-#define CONFIG_MAX_CPUS 1024
+#define CONFIG_MAX_CPUS	  1024
 #define CONFIG_MIN_MEMORY (4ULL << 20)
 
 struct vmm_config {

@@ -35,8 +35,9 @@ const char *harness_guest(const char *wrapper)
 void harness_require_kvm(void)
 {
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
-		cr_skip_test("skipped: /dev/kvm is not usable here (%s); integration tests need KVM",
-			     strerror(errno));
+		cr_skip_test(
+			"skipped: /dev/kvm is not usable here (%s); integration tests need KVM",
+			strerror(errno));
 }
 
 static double now_ms(void)
@@ -107,8 +108,8 @@ static void feed_steps(const struct vmm_run *run, int *step, struct buf *out, in
 	}
 }
 
-static int pump(const struct vmm_run *run, pid_t pid, int infd, int outfd, int errfd, struct buf *out,
-		struct buf *err, double deadline)
+static int pump(const struct vmm_run *run, pid_t pid, int infd, int outfd, int errfd,
+		struct buf *out, struct buf *err, double deadline)
 {
 	struct pollfd fds[2] = {{.fd = outfd, .events = POLLIN}, {.fd = errfd, .events = POLLIN}};
 	int step = 0, open_fds = 2;
@@ -191,8 +192,7 @@ static const char *find_result_line(const char *out, const char *name)
 	return p;
 }
 
-bool harness_result_field(const char *out, const char *name, const char *key, char *val,
-			  size_t len)
+bool harness_result_field(const char *out, const char *name, const char *key, char *val, size_t len)
 {
 	const char *line = find_result_line(out, name);
 	const char *eol, *p;

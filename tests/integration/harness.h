@@ -22,9 +22,9 @@ struct vmm_run {
 	const struct vmm_step *steps;
 	int nsteps;
 	int timeout_ms;
-	int run_as_uid; /* -1: as we are */
+	int run_as_uid;	       /* -1: as we are */
 	const char *term_when; /* SIGTERM the VMM once stdout holds this... */
-	int term_count;        /* ...this many times */
+	int term_count;	       /* ...this many times */
 };
 
 struct vmm_result {
@@ -37,7 +37,7 @@ struct vmm_result {
 
 const char *harness_vmm(void);
 const char *harness_guest(const char *wrapper); /* "elf" or "bzImage" */
-void harness_require_kvm(void);                 /* skips the test, saying why, without KVM */
+void harness_require_kvm(void);			/* skips the test, saying why, without KVM */
 
 int harness_run(const struct vmm_run *run, struct vmm_result *res);
 void harness_free(struct vmm_result *res);

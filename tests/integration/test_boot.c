@@ -24,8 +24,10 @@ static void boot_check(const char *wrapper, unsigned int cpus, unsigned int mem_
 		 cpus, mem_mib, crc);
 	snprintf(mem, sizeof(mem), "%uM", mem_mib);
 	snprintf(ncpu, sizeof(ncpu), "%u", cpus);
-	const char *argv[] = {"vmm", "--kernel", harness_guest(wrapper), "--initrd", initrd,
-			      "--cmdline", cmdline, "--cpus", ncpu, "--memory", mem, NULL};
+	const char *argv[] = {"vmm",	  "--kernel", harness_guest(wrapper),
+			      "--initrd", initrd,     "--cmdline",
+			      cmdline,	  "--cpus",   ncpu,
+			      "--memory", mem,	      NULL};
 	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 60000, .run_as_uid = -1}, &r);
 	unlink(initrd);
 	free(initrd);
@@ -41,17 +43,59 @@ static void boot_check(const char *wrapper, unsigned int cpus, unsigned int mem_
 	harness_free(&r);
 }
 
-Test(boot, elf_1cpu) { boot_check("elf", 1, 256); }
-Test(boot, elf_2cpu) { boot_check("elf", 2, 256); }
-Test(boot, elf_8cpu) { boot_check("elf", 8, 256); }
-Test(boot, elf_64cpu) { boot_check("elf", 64, 256); }
-Test(boot, bzimage_1cpu) { boot_check("bzImage", 1, 256); }
-Test(boot, bzimage_2cpu) { boot_check("bzImage", 2, 256); }
-Test(boot, bzimage_8cpu) { boot_check("bzImage", 8, 256); }
-Test(boot, bzimage_64cpu) { boot_check("bzImage", 64, 256); }
-Test(boot, elf_64mib) { boot_check("elf", 1, 64); }
-Test(boot, elf_1gib) { boot_check("elf", 2, 1024); }
-Test(boot, elf_5gib) { boot_check("elf", 2, 5120); }
-Test(boot, bzimage_64mib) { boot_check("bzImage", 1, 64); }
-Test(boot, bzimage_1gib) { boot_check("bzImage", 2, 1024); }
-Test(boot, bzimage_5gib) { boot_check("bzImage", 2, 5120); }
+Test(boot, elf_1cpu)
+{
+	boot_check("elf", 1, 256);
+}
+Test(boot, elf_2cpu)
+{
+	boot_check("elf", 2, 256);
+}
+Test(boot, elf_8cpu)
+{
+	boot_check("elf", 8, 256);
+}
+Test(boot, elf_64cpu)
+{
+	boot_check("elf", 64, 256);
+}
+Test(boot, bzimage_1cpu)
+{
+	boot_check("bzImage", 1, 256);
+}
+Test(boot, bzimage_2cpu)
+{
+	boot_check("bzImage", 2, 256);
+}
+Test(boot, bzimage_8cpu)
+{
+	boot_check("bzImage", 8, 256);
+}
+Test(boot, bzimage_64cpu)
+{
+	boot_check("bzImage", 64, 256);
+}
+Test(boot, elf_64mib)
+{
+	boot_check("elf", 1, 64);
+}
+Test(boot, elf_1gib)
+{
+	boot_check("elf", 2, 1024);
+}
+Test(boot, elf_5gib)
+{
+	boot_check("elf", 2, 5120);
+}
+Test(boot, bzimage_64mib)
+{
+	boot_check("bzImage", 1, 64);
+}
+Test(boot, bzimage_1gib)
+{
+	boot_check("bzImage", 2, 1024);
+}
+Test(boot, bzimage_5gib)
+{
+	boot_check("bzImage", 2, 5120);
+}

@@ -108,24 +108,24 @@ Test(errors, old_boot_protocol)
 
 Test(errors, missing_initrd)
 {
-	const char *argv[] = {"vmm", "--kernel", harness_guest("elf"), "--initrd", "/nonexistent/i",
-			      NULL};
+	const char *argv[] = {"vmm",	  "--kernel",	    harness_guest("elf"),
+			      "--initrd", "/nonexistent/i", NULL};
 
 	expect_error(argv, 1, "initrd /nonexistent/i: No such file or directory", -1);
 }
 
 Test(errors, no_kvm_device)
 {
-	const char *argv[] = {"vmm", "--kernel", harness_guest("elf"), "--kvm-device",
-			      "/nonexistent/kvm", NULL};
+	const char *argv[] = {"vmm",	      "--kernel",	  harness_guest("elf"),
+			      "--kvm-device", "/nonexistent/kvm", NULL};
 
 	expect_error(argv, 1, "/nonexistent/kvm does not exist", -1);
 }
 
 Test(errors, device_is_not_kvm)
 {
-	const char *argv[] = {"vmm", "--kernel", harness_guest("elf"), "--kvm-device", "/dev/null",
-			      NULL};
+	const char *argv[] = {"vmm",	      "--kernel",  harness_guest("elf"),
+			      "--kvm-device", "/dev/null", NULL};
 
 	expect_error(argv, 1, "/dev/null is not a KVM device", -1);
 }

@@ -10,8 +10,9 @@ static void run_guest(const char *wrapper, const char *cmdline, unsigned int cpu
 		      const char *const *extra, const struct vmm_step *steps, int nsteps,
 		      struct vmm_result *r)
 {
-	const char *argv[16] = {"vmm", "--kernel", harness_guest(wrapper), "--cmdline", cmdline,
-				"--memory", "128M", "--cpus"};
+	const char *argv[16] = {"vmm",	     "--kernel", harness_guest(wrapper),
+				"--cmdline", cmdline,	 "--memory",
+				"128M",	     "--cpus"};
 	char ncpu[16];
 	int n = 8;
 
@@ -21,8 +22,11 @@ static void run_guest(const char *wrapper, const char *cmdline, unsigned int cpu
 	for (int i = 0; extra && extra[i] && n < 15; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	harness_run(&(struct vmm_run){.argv = argv, .steps = steps, .nsteps = nsteps,
-				      .timeout_ms = 60000, .run_as_uid = -1},
+	harness_run(&(struct vmm_run){.argv = argv,
+				      .steps = steps,
+				      .nsteps = nsteps,
+				      .timeout_ms = 60000,
+				      .run_as_uid = -1},
 		    r);
 	cr_assert(!r->timed_out, "VMM timed out; console:\n%s\nstderr:\n%s", r->out, r->err);
 }
@@ -42,13 +46,34 @@ static void smp_check(const char *wrapper, unsigned int cpus)
 	harness_free(&r);
 }
 
-Test(smp, elf_1cpu) { smp_check("elf", 1); }
-Test(smp, elf_2cpu) { smp_check("elf", 2); }
-Test(smp, elf_8cpu) { smp_check("elf", 8); }
-Test(smp, elf_64cpu) { smp_check("elf", 64); }
-Test(smp, bzimage_2cpu) { smp_check("bzImage", 2); }
-Test(smp, bzimage_8cpu) { smp_check("bzImage", 8); }
-Test(smp, bzimage_64cpu) { smp_check("bzImage", 64); }
+Test(smp, elf_1cpu)
+{
+	smp_check("elf", 1);
+}
+Test(smp, elf_2cpu)
+{
+	smp_check("elf", 2);
+}
+Test(smp, elf_8cpu)
+{
+	smp_check("elf", 8);
+}
+Test(smp, elf_64cpu)
+{
+	smp_check("elf", 64);
+}
+Test(smp, bzimage_2cpu)
+{
+	smp_check("bzImage", 2);
+}
+Test(smp, bzimage_8cpu)
+{
+	smp_check("bzImage", 8);
+}
+Test(smp, bzimage_64cpu)
+{
+	smp_check("bzImage", 64);
+}
 
 static void timer_check(const char *wrapper)
 {
@@ -63,8 +88,14 @@ static void timer_check(const char *wrapper)
 	harness_free(&r);
 }
 
-Test(timer, elf) { timer_check("elf"); }
-Test(timer, bzimage) { timer_check("bzImage"); }
+Test(timer, elf)
+{
+	timer_check("elf");
+}
+Test(timer, bzimage)
+{
+	timer_check("bzImage");
+}
 
 static void echo_check(const char *wrapper)
 {
@@ -84,8 +115,14 @@ static void echo_check(const char *wrapper)
 	harness_free(&r);
 }
 
-Test(serial, echo_elf) { echo_check("elf"); }
-Test(serial, echo_bzimage) { echo_check("bzImage"); }
+Test(serial, echo_elf)
+{
+	echo_check("elf");
+}
+Test(serial, echo_bzimage)
+{
+	echo_check("bzImage");
+}
 
 Test(power, poweroff_exits_zero)
 {
@@ -111,19 +148,33 @@ static void reboot_exit_check(const char *method)
 	harness_free(&r);
 }
 
-Test(power, reboot_acpi_exits_3) { reboot_exit_check("acpi"); }
-Test(power, reboot_i8042_exits_3) { reboot_exit_check("kbd"); }
-Test(power, reboot_triple_fault_exits_3) { reboot_exit_check("triple"); }
+Test(power, reboot_acpi_exits_3)
+{
+	reboot_exit_check("acpi");
+}
+Test(power, reboot_i8042_exits_3)
+{
+	reboot_exit_check("kbd");
+}
+Test(power, reboot_triple_fault_exits_3)
+{
+	reboot_exit_check("triple");
+}
 
 Test(power, reboot_restart_boots_again)
 {
-	const char *argv[] = {"vmm", "--kernel", harness_guest("bzImage"), "--cmdline",
-			      "test=reboot", "--on-reboot", "restart", "--memory", "64M", NULL};
+	const char *argv[] = {"vmm",	   "--kernel",	  harness_guest("bzImage"),
+			      "--cmdline", "test=reboot", "--on-reboot",
+			      "restart",   "--memory",	  "64M",
+			      NULL};
 	struct vmm_result r;
 
 	harness_require_kvm();
-	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 60000, .run_as_uid = -1,
-				      .term_when = "name=reboot result=pass", .term_count = 3},
+	harness_run(&(struct vmm_run){.argv = argv,
+				      .timeout_ms = 60000,
+				      .run_as_uid = -1,
+				      .term_when = "name=reboot result=pass",
+				      .term_count = 3},
 		    &r);
 	cr_assert(!r.timed_out, "console:\n%s\nstderr:\n%s", r.out, r.err);
 	cr_assert_geq(harness_count(r.out, "name=reboot result=pass"), 3,

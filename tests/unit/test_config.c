@@ -15,9 +15,9 @@ static int parse(struct vmm_config *cfg, struct error *err, int argc, char **arg
 
 Test(config, full_command_line)
 {
-	char *argv[] = {"vmm", "--kernel", "k", "--initrd=i", "--cmdline", "console=ttyS0",
-			"--cpus", "8", "--memory", "1G", "--serial", "unix:/tmp/s",
-			"--on-reboot", "restart"};
+	char *argv[] = {"vmm",		 "--kernel",	"k",	       "--initrd=i", "--cmdline",
+			"console=ttyS0", "--cpus",	"8",	       "--memory",   "1G",
+			"--serial",	 "unix:/tmp/s", "--on-reboot", "restart"};
 	struct vmm_config cfg;
 	struct error err;
 

@@ -6,7 +6,7 @@
 
 #define CPUID_1_ECX_X2APIC     (1u << 21)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
-#define CPUID_1_EDX_HTT        (1u << 28)
+#define CPUID_1_EDX_HTT	       (1u << 28)
 #define KVM_CPUID_SIGNATURE    0x40000000u
 #define KVM_CPUID_FEATURES     0x40000001u
 
@@ -72,8 +72,7 @@ static void cpuid_leaf4(struct kvm_cpuid_entry2 *e, const struct cpu_topology *t
 }
 
 /* Extended topology (0xb, and 0x1f when present): SMT level, core level, then invalid. */
-static void cpuid_leaf_topo(struct kvm_cpuid_entry2 *e, const struct cpu_topology *t,
-			    uint32_t apic)
+static void cpuid_leaf_topo(struct kvm_cpuid_entry2 *e, const struct cpu_topology *t, uint32_t apic)
 {
 	switch (e->index) {
 	case 0:

@@ -47,7 +47,8 @@ static int kvm_get_cpuid(struct kvm *k, struct error *err)
 		}
 		free(c);
 		if (errno != E2BIG)
-			return error_set(err, errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+			return error_set(err, errno, "KVM_GET_SUPPORTED_CPUID: %s",
+					 strerror(errno));
 	}
 	return error_set(err, E2BIG, "KVM_GET_SUPPORTED_CPUID: too many entries");
 }
@@ -89,11 +90,15 @@ static int kvm_open_device(struct kvm *k, const char *path, struct error *err)
 		return 0;
 	e = errno;
 	if (e == ENOENT)
-		return error_set(err, e, "%s does not exist: is the kvm module loaded and "
-					 "hardware virtualization enabled?", path);
+		return error_set(err, e,
+				 "%s does not exist: is the kvm module loaded and "
+				 "hardware virtualization enabled?",
+				 path);
 	if (e == EACCES || e == EPERM)
-		return error_set(err, e, "no permission to open %s (add the user to group "
-					 "'kvm' or run as root)", path);
+		return error_set(err, e,
+				 "no permission to open %s (add the user to group "
+				 "'kvm' or run as root)",
+				 path);
 	return error_set(err, e, "cannot open %s: %s", path, strerror(e));
 }
 

@@ -11,9 +11,9 @@
 struct kvm {
 	int fd;
 	int vcpu_mmap_size;
-	int max_vcpus;      /* KVM_CAP_MAX_VCPUS */
-	int nr_vcpus;       /* KVM_CAP_NR_VCPUS: the recommended maximum */
-	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, owned */
+	int max_vcpus;		   /* KVM_CAP_MAX_VCPUS */
+	int nr_vcpus;		   /* KVM_CAP_NR_VCPUS: the recommended maximum */
+	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, owned */
 	struct kvm_msr_list *msrs; /* KVM_GET_MSR_INDEX_LIST, owned */
 };
 

@@ -16,18 +16,18 @@
 /* Real-time signal so it never collides with anything a library uses. */
 #define VCPU_KICK_SIGNAL (SIGRTMIN + 1)
 
-#define CR0_PE   (1ULL << 0)
-#define CR0_ET   (1ULL << 4)
-#define CR0_NE   (1ULL << 5)
-#define CR0_PG   (1ULL << 31)
-#define CR4_PAE  (1ULL << 5)
+#define CR0_PE	 (1ULL << 0)
+#define CR0_ET	 (1ULL << 4)
+#define CR0_NE	 (1ULL << 5)
+#define CR0_PG	 (1ULL << 31)
+#define CR4_PAE	 (1ULL << 5)
 #define EFER_LME (1ULL << 8)
 #define EFER_LMA (1ULL << 10)
 
-#define APIC_LVT0        0x350
-#define APIC_LVT1        0x360
+#define APIC_LVT0	 0x350
+#define APIC_LVT1	 0x360
 #define APIC_MODE_EXTINT 0x7
-#define APIC_MODE_NMI    0x4
+#define APIC_MODE_NMI	 0x4
 
 static void vcpu_kick_handler(int sig)
 {
