@@ -68,6 +68,7 @@ struct machine {
 	size_t initrd_len;
 
 	atomic_int stop;
+	atomic_bool signalled; /* a signal outranks a reset that raced with it */
 	int stop_efd; /* written once a stop reason is recorded; the main thread polls it */
 };
 
@@ -114,7 +115,10 @@ static void machine_console_input(void *ctx, const uint8_t *buf, size_t len)
 /* Ctrl-A x on a stdio console: stop like SIGTERM would, restoring the terminal on the way. */
 static void machine_console_quit(void *ctx)
 {
-	machine_request_stop(ctx, STOP_SIGNAL);
+	struct machine *m = ctx;
+
+	atomic_store(&m->signalled, true);
+	machine_request_stop(m, STOP_SIGNAL);
 }
 
 static int machine_create_devices(struct machine *m, struct error *err)
@@ -258,7 +262,9 @@ static enum machine_stop machine_wait(struct machine *m, int sigfd)
 	struct pollfd fds[2] = {{.fd = m->stop_efd, .events = POLLIN},
 				{.fd = sigfd, .events = POLLIN}};
 
-	while (atomic_load(&m->stop) == STOP_NONE) {
+	uint64_t count;
+
+	while (atomic_load(&m->stop) == STOP_NONE && !atomic_load(&m->signalled)) {
 		if (poll(fds, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents & POLLIN) {
@@ -266,10 +272,14 @@ static enum machine_stop machine_wait(struct machine *m, int sigfd)
 
 			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
 				log_warn("stopping on signal %u", si.ssi_signo);
+			atomic_store(&m->signalled, true);
 			machine_request_stop(m, STOP_SIGNAL);
 		}
 	}
-	return atomic_load(&m->stop);
+	/* Drain the eventfd so the next boot's wait blocks again. */
+	if (read(m->stop_efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_debug("stop eventfd: %s", strerror(errno));
+	return atomic_load(&m->signalled) ? STOP_SIGNAL : atomic_load(&m->stop);
 }
 
 static int machine_read_images(struct machine *m, struct error *err)
@@ -402,7 +412,7 @@ int vmm_run(const struct vmm_config *cfg)
 	m->vm.fd = -1;
 	m->mem.memfd = -1;
 	sigfd = machine_signals();
-	m->stop_efd = eventfd(0, EFD_CLOEXEC);
+	m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sigfd < 0 || m->stop_efd < 0) {
 		log_error("setting up signal handling: %s", strerror(errno));
 		free(m);
