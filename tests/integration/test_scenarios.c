@@ -75,6 +75,12 @@ Test(smp, bzimage_64cpu)
 	smp_check("bzImage", 64);
 }
 
+/* Past 254 the APIC IDs need x2APIC: the MADT switches entry type and the guest its mode. */
+Test(smp, elf_256cpu_x2apic)
+{
+	smp_check("elf", 256);
+}
+
 static void timer_check(const char *wrapper)
 {
 	struct vmm_result r;
