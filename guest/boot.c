@@ -37,6 +37,65 @@ static bool in_ram(uint64_t addr, uint64_t size)
 	return false;
 }
 
+/* verbose=1: the inputs, one "BUNSHIN-INFO" line each. */
+static void dump_tables(void)
+{
+	struct line l;
+
+	for (uint32_t i = 0; i < g_boot.e820_count; i++) {
+		line_init(&l);
+		line_str(&l, "BUNSHIN-INFO e820 addr=");
+		line_hex(&l, g_boot.e820[i].addr);
+		line_str(&l, " size=");
+		line_hex(&l, g_boot.e820[i].size);
+		line_kv_dec(&l, "type", g_boot.e820[i].type);
+		line_emit(&l);
+	}
+	for (uint32_t i = 0; i < g_acpi.ncpus; i++) {
+		line_init(&l);
+		line_str(&l, "BUNSHIN-INFO cpu");
+		line_kv_dec(&l, "apic_id", g_acpi.cpu_apic_id[i]);
+		line_emit(&l);
+	}
+	for (uint32_t i = 0; i < g_acpi.nioapics; i++) {
+		line_init(&l);
+		line_str(&l, "BUNSHIN-INFO ioapic");
+		line_kv_dec(&l, "id", g_acpi.ioapic[i].id);
+		line_str(&l, " addr=");
+		line_hex(&l, g_acpi.ioapic[i].addr);
+		line_kv_dec(&l, "gsi_base", g_acpi.ioapic[i].gsi_base);
+		line_emit(&l);
+	}
+	for (uint32_t i = 0; i < 16; i++) {
+		if (!g_acpi.isa[i].present)
+			continue;
+		line_init(&l);
+		line_str(&l, "BUNSHIN-INFO override");
+		line_kv_dec(&l, "irq", i);
+		line_kv_dec(&l, "gsi", g_acpi.isa[i].gsi);
+		line_kv_dec(&l, "flags", g_acpi.isa[i].flags);
+		line_emit(&l);
+	}
+	line_init(&l);
+	line_str(&l, "BUNSHIN-INFO fadt");
+	line_kv_dec(&l, "hw_reduced", g_acpi.hw_reduced);
+	line_str(&l, " pm1a_cnt=");
+	line_hex(&l, g_acpi.pm1a_cnt);
+	line_str(&l, " pm_tmr=");
+	line_hex(&l, g_acpi.pm_tmr);
+	line_kv_dec(&l, "s5", g_acpi.s5_found);
+	line_kv_dec(&l, "slp_typa", g_acpi.slp_typa);
+	line_kv_dec(&l, "reset", g_acpi.reset_valid);
+	line_str(&l, " reset_addr=");
+	line_hex(&l, g_acpi.reset_reg.addr);
+	line_str(&l, " reset_value=");
+	line_hex(&l, g_acpi.reset_value);
+	line_kv_dec(&l, "sleep_ctrl", g_acpi.sleep_ctrl_valid);
+	line_str(&l, " rsdp=");
+	line_hex(&l, (uint64_t)g_acpi.rsdp);
+	line_emit(&l);
+}
+
 void run_boot(void)
 {
 	const char *reason = NULL;
@@ -48,11 +107,7 @@ void run_boot(void)
 	bool want_size, want_crc, crc_bad = false;
 	struct line l;
 
-#define FAIL(r)               \
-	do {                  \
-		if (!reason)  \
-			reason = (r); \
-	} while (0)
+#define FAIL(r) (reason = reason ? reason : (r))
 
 	/* e820 */
 	for (uint32_t i = 0; i < g_boot.e820_count; i++) {
@@ -71,6 +126,26 @@ void run_boot(void)
 	}
 	if (g_boot.e820_count == 0)
 		FAIL("e820-empty");
+	/* Every RAM range is mapped and holds what is written (first and last
+	 * 8 bytes, restored afterwards). */
+	for (uint32_t i = 0; i < g_boot.e820_count; i++) {
+		const struct e820_entry *e = &g_boot.e820[i];
+		if (e->type != E820_RAM || e->size < 16 || e->addr == 0)
+			continue;
+		if (e->addr + e->size > g_boot.mapped_top) {
+			FAIL("ram-not-mapped");
+			continue;
+		}
+		volatile uint64_t *ends[2] = {(volatile uint64_t *)e->addr,
+					      (volatile uint64_t *)(e->addr + e->size - 8)};
+		for (int k = 0; k < 2; k++) {
+			uint64_t old = *ends[k];
+			*ends[k] = 0x5a5aa5a5f00dcafeULL ^ (uint64_t)ends[k];
+			if (*ends[k] != (0x5a5aa5a5f00dcafeULL ^ (uint64_t)ends[k]))
+				FAIL("ram-access");
+			*ends[k] = old;
+		}
+	}
 	if (!low)
 		FAIL("e820-no-low-ram");
 	if (!at1m)
@@ -114,6 +189,9 @@ void run_boot(void)
 		}
 		initrd = bad ? "bad" : (want_size || want_crc) ? "ok" : "present";
 	}
+
+	if (opt_u64("verbose", 10, &v) && v)
+		dump_tables();
 
 	line_init(&l);
 	line_str(&l, "BUNSHIN-TEST name=boot result=");

@@ -24,9 +24,9 @@ typedef long int64_t;
 typedef unsigned long size_t;
 typedef unsigned long uintptr_t;
 typedef _Bool bool;
-#define true  1
+#define true 1
 #define false 0
-#define NULL  ((void *)0)
+#define NULL ((void *)0)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define PACKED	      __attribute__((packed))
@@ -52,7 +52,7 @@ struct bootinfo {
 	uint32_t entry; /* ENTRY_* (defs.h) */
 	uint32_t e820_count;
 	struct e820_entry e820[E820_MAX];
-	uint64_t ram_top; /* highest end of any RAM range */
+	uint64_t ram_top;    /* highest end of any RAM range */
 	uint64_t mapped_top; /* what the page tables cover */
 	uint64_t initrd_addr;
 	uint64_t initrd_size;

@@ -38,6 +38,7 @@ bz32_entry:
 bz64_entry:
 	cli
 	cld
+	movq	$bsp_kstack_top, %rsp	/* the 64-bit protocol gives no stack */
 	lgdt	gdt_desc(%rip)
 	pushq	$SEL_KCODE64
 	leaq	1f(%rip), %rax
@@ -57,7 +58,6 @@ bz64_entry:
 	shrl	$3, %ecx
 	xorl	%eax, %eax
 	rep stosq
-	movq	$bsp_kstack_top, %rsp
 	movl	$ENTRY_BZ64, %edi
 	movq	%r12, %rsi
 	call	kmain
@@ -175,13 +175,14 @@ user_thunk:				/* CPL 3 */
 
 /* ------------------------------------------------------------------ */
 /*
- * System call gate (CPL 3 -> 0). On the development machines neither
- * "int $n" from CPL 3 (the emulator cannot deliver software interrupts in
- * protected mode; it raises #UD) nor SYSCALL (it does not leave CPL 3)
- * work, but exceptions are delivered properly. So a system call is the
- * #UD raised by this one ud2: the handler recognizes its address, skips
- * it and returns with IRETQ. RAX = number and result, RDI/RSI = arguments;
- * every other register is preserved.
+ * System call gate (CPL 3 -> 0). On the development machines (KVM under
+ * PVM) neither "int $n" from CPL 3 (the guest gets #UD: the emulator cannot
+ * deliver software interrupts in protected mode) nor SYSCALL (the handler
+ * was observed running with CPL 3) works, but exceptions are delivered
+ * properly. So a system call is the #UD raised by this one ud2: the
+ * handler recognizes its address, skips it and returns with IRETQ.
+ * RAX = number and result (SYS_CPUID also returns RBX, RCX, RDX),
+ * RDI/RSI = arguments; every other register is preserved.
  */
 	.globl	syscall_gate, syscall_gate_ud2
 syscall_gate:

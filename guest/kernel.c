@@ -196,6 +196,11 @@ static bool boot_from_pvh(uint64_t info)
 	return true;
 }
 
+static uint32_t le32(const uint8_t *p)
+{
+	return *(const uint32_t *)p;
+}
+
 static void boot_from_linux(uint64_t bp)
 {
 	const uint8_t *p = (const uint8_t *)bp;
@@ -207,12 +212,9 @@ static void boot_from_linux(uint64_t bp)
 		g_boot.entry = ENTRY_BZ16;
 	if (version >= 0x206)
 		cmdmax = *(const uint32_t *)(p + 0x238);
-	copy_cmdline(*(const uint32_t *)(p + 0x228) | (uint64_t) * (const uint32_t *)(p + 0x0c8) << 32,
-		     cmdmax);
-	g_boot.initrd_addr =
-		*(const uint32_t *)(p + 0x218) | (uint64_t) * (const uint32_t *)(p + 0x0c0) << 32;
-	g_boot.initrd_size =
-		*(const uint32_t *)(p + 0x21c) | (uint64_t) * (const uint32_t *)(p + 0x0c4) << 32;
+	copy_cmdline(le32(p + 0x228) | (uint64_t)le32(p + 0x0c8) << 32, cmdmax);
+	g_boot.initrd_addr = le32(p + 0x218) | (uint64_t)le32(p + 0x0c0) << 32;
+	g_boot.initrd_size = le32(p + 0x21c) | (uint64_t)le32(p + 0x0c4) << 32;
 	g_boot.rsdp = *(const uint64_t *)(p + 0x070);
 	if (n > E820_MAX)
 		n = E820_MAX;
@@ -315,7 +317,8 @@ void kmain(uint32_t entry, uint64_t info)
 	g_cpus[0].kstack_top = (uint64_t)bsp_kstack_top;
 	g_cpus[0].ustack_top = (uint64_t)bsp_ustack_top;
 	if (!ok) {
-		static const char msg[] = "BUNSHIN-TEST name=boot result=fail reason=bad-start-info\n";
+		static const char msg[] = "BUNSHIN-TEST name=boot result=fail "
+					  "reason=bad-start-info\n";
 		serial_write(msg, sizeof(msg) - 1);
 		halt_forever();
 	}

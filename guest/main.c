@@ -10,6 +10,7 @@ static void run_fault(void)
 	__asm__ volatile("ud2");
 }
 
+/* clang-format off */
 static const struct {
 	const char *name;
 	void (*run)(void);
@@ -22,6 +23,7 @@ static const struct {
 	{"reboot", run_reboot},
 	{"fault", run_fault},
 };
+/* clang-format on */
 
 NORETURN void power_off(void)
 {
