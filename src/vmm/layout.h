@@ -32,7 +32,23 @@
 #define LAYOUT_PCI_MMIO32_BASE 0xc0000000ULL
 #define LAYOUT_PCI_MMIO32_END  0xfec00000ULL
 #define LAYOUT_IOAPIC_BASE     0xfec00000ULL
-#define LAYOUT_LAPIC_BASE      0xfee00000ULL
+
+/*
+ * PCI port I/O BARs come from 0xc000 up, clear of every legacy port; the
+ * root bridge still forwards all of 0x0000-0xffff except 0xcf8-0xcff.
+ */
+#define LAYOUT_PCI_IO_BASE 0xc000ULL
+#define LAYOUT_PCI_IO_END  0x10000ULL
+
+/*
+ * The 64-bit PCI window starts at the first 1 GiB boundary above the top
+ * of RAM (so it moves with the memory size) and spans 64 GiB: plenty for
+ * virtio BARs, and low enough that any guest with 40 physical address bits
+ * reaches it with small VMs.
+ */
+#define LAYOUT_PCI_MMIO64_ALIGN 0x40000000ULL
+#define LAYOUT_PCI_MMIO64_SIZE	0x1000000000ULL
+#define LAYOUT_LAPIC_BASE	0xfee00000ULL
 
 /* Boot structures in low memory, below the EBDA. */
 #define LAYOUT_GDT_GPA	      0x500ULL
@@ -67,6 +83,23 @@
 #define LAYOUT_RESET_PORT    0xcf9
 #define LAYOUT_RESET_VALUE   0x06
 #define LAYOUT_S5_SLP_TYP    5 /* value of \_S5 and of PM1_CNT.SLP_TYP for power-off */
+
+/* Top of guest RAM (exclusive) for ram_size bytes split around the PCI hole, as gmem does. */
+static inline unsigned long long layout_ram_end(unsigned long long ram_size)
+{
+	if (ram_size <= LAYOUT_LOW_RAM_END)
+		return ram_size;
+	return LAYOUT_HIGH_RAM_START + (ram_size - LAYOUT_LOW_RAM_END);
+}
+
+static inline unsigned long long layout_pci_mmio64_base(unsigned long long ram_size)
+{
+	unsigned long long end = layout_ram_end(ram_size);
+
+	if (end < LAYOUT_HIGH_RAM_START)
+		end = LAYOUT_HIGH_RAM_START;
+	return (end + LAYOUT_PCI_MMIO64_ALIGN - 1) & ~(LAYOUT_PCI_MMIO64_ALIGN - 1);
+}
 
 #define LAYOUT_IOAPIC_ID   0xfe /* above every APIC ID we hand out to vCPUs below 254 */
 #define LAYOUT_IOAPIC_PINS 24

@@ -16,6 +16,7 @@
 #include "devices/bus.h"
 #include "devices/chardev.h"
 #include "devices/legacy.h"
+#include "devices/pci.h"
 #include "devices/serial.h"
 #include "kvm/cpuid.h"
 #include "kvm/gmem.h"
@@ -59,6 +60,7 @@ struct machine {
 	struct i8042 *i8042;
 	struct rtc *rtc;
 	struct acpi_pm *pm;
+	struct pci_root *pci;
 	struct irq_line irq_com1, irq_i8042, irq_rtc, irq_sci;
 	struct power_sink power;
 
@@ -121,6 +123,31 @@ static void machine_console_quit(void *ctx)
 	machine_request_stop(m, STOP_SIGNAL);
 }
 
+static void machine_pci_config(const struct machine *m, struct pci_root_config *pc)
+{
+	*pc = (struct pci_root_config){
+		.ecam_base = LAYOUT_ECAM_BASE,
+		.nbuses = LAYOUT_ECAM_SIZE >> 20,
+		.mmio32_base = LAYOUT_PCI_MMIO32_BASE,
+		.mmio32_end = LAYOUT_PCI_MMIO32_END,
+		.mmio64_base = layout_pci_mmio64_base(m->cfg->memory),
+		.io_base = LAYOUT_PCI_IO_BASE,
+		.io_end = LAYOUT_PCI_IO_END,
+	};
+	pc->mmio64_end = pc->mmio64_base + LAYOUT_PCI_MMIO64_SIZE;
+}
+
+static int machine_create_pci(struct machine *m, struct error *err)
+{
+	struct pci_root_config pc;
+
+	machine_pci_config(m, &pc);
+	m->pci = pci_root_create(&m->pio, &m->mmio, &pc);
+	if (!m->pci)
+		return error_set(err, ENOMEM, "creating the PCI root complex failed");
+	return 0;
+}
+
 static int machine_create_devices(struct machine *m, struct error *err)
 {
 	int ret;
@@ -140,9 +167,14 @@ static int machine_create_devices(struct machine *m, struct error *err)
 	m->com1 = serial_create(&m->pio, LAYOUT_COM1_PORT, &m->irq_com1, m->console);
 	m->i8042 = i8042_create(&m->pio, &m->irq_i8042, &m->power);
 	m->rtc = rtc_create(&m->pio, &m->irq_rtc);
+	/* Before the PM device: the root owns 0xcf8-0xcff and forwards the 0xcf9 reset register. */
+	ret = machine_create_pci(m, err);
+	if (ret)
+		return ret;
 	m->pm = acpi_pm_create(&m->pio, &m->irq_sci, &m->power);
 	if (!m->com1 || !m->i8042 || !m->rtc || !m->pm)
 		return error_set(err, ENOMEM, "creating legacy devices failed");
+	pci_root_set_reset_register(m->pci, m->pm);
 	chardev_set_quit_handler(m->console, machine_console_quit, m);
 	return chardev_start_input(m->console, machine_console_input, m, err);
 }
@@ -158,6 +190,9 @@ static int machine_build_acpi(struct machine *m, uint64_t *rsdp, struct error *e
 		.rtc = true,
 		.ecam_base = LAYOUT_ECAM_BASE,
 		.pci_bus_end = (LAYOUT_ECAM_SIZE >> 20) - 1,
+		.pci = true,
+		.pci_mmio64_base = layout_pci_mmio64_base(m->cfg->memory),
+		.pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
 	};
 	uint8_t *buf = gmem_ptr(&m->mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
 	int ret;
@@ -356,6 +391,7 @@ static int machine_loop(struct machine *m, int sigfd, struct error *err)
 		if (why != STOP_RESET || m->cfg->on_reboot != ON_REBOOT_RESTART)
 			return machine_exit_status(m, why);
 		log_info("guest rebooted; restarting");
+		pci_root_reset(m->pci);
 		atomic_store(&m->stop, STOP_NONE);
 	}
 }
@@ -387,6 +423,7 @@ static void machine_teardown(struct machine *m)
 		i8042_destroy(m->i8042);
 	if (m->rtc)
 		rtc_destroy(m->rtc);
+	pci_root_destroy(m->pci);
 	if (m->pm)
 		acpi_pm_destroy(m->pm);
 	bus_destroy(&m->pio);

@@ -60,6 +60,9 @@ static struct acpi_config config(unsigned int ncpus)
 		.rtc = true,
 		.ecam_base = LAYOUT_ECAM_BASE,
 		.pci_bus_end = 255,
+		.pci = true,
+		.pci_mmio64_base = 0x400000000ULL,
+		.pci_mmio64_size = 0x1000000000ULL,
 	};
 	unsigned int i;
 
@@ -546,15 +549,19 @@ Test(acpi, dsdt_header_and_sleep_state)
 	cr_assert(memcmp(d + 36, s5, sizeof(s5)) == 0, "\\_S5 opens the DSDT");
 }
 
-/* Device(name) with a one-byte PkgLength, then what follows the name. */
+/* Device(name) with a one- or two-byte PkgLength, then what follows the name. */
 static bool dsdt_has_device(const char *name)
 {
 	const uint8_t *d = dsdt();
 	uint32_t len = rd32(d + 4), i;
 
-	for (i = 36; i + 7 <= len; i++)
-		if (d[i] == 0x5b && d[i + 1] == 0x82 && memcmp(d + i + 3, name, 4) == 0)
+	for (i = 36; i + 8 <= len; i++) {
+		unsigned int pkglen = 1 + (d[i + 2] >> 6);
+
+		if (d[i] == 0x5b && d[i + 1] == 0x82 && pkglen <= 2 &&
+		    memcmp(d + i + 2 + pkglen, name, 4) == 0)
 			return true;
+	}
 	return false;
 }
 
@@ -602,12 +609,91 @@ Test(acpi, dsdt_legacy_devices_follow_config)
 	cr_assert(contains(d, rd32(d + 4), rtc, sizeof(rtc)));
 	cr_assert(contains(d, rd32(d + 4), pnp0501, sizeof(pnp0501)));
 
-	cfg.com1 = cfg.i8042 = cfg.rtc = false;
+	cfg.com1 = cfg.i8042 = cfg.rtc = cfg.pci = false;
 	build(&cfg);
 	cr_assert(!dsdt_has_device("COM1"));
+	cr_assert(!dsdt_has_device("PCI0"));
 	cr_assert(!dsdt_has_device("PS2K"));
 	cr_assert(!dsdt_has_device("RTC_"));
 	cr_assert(dsdt_has_device("C000"));
+}
+
+static uint64_t desc_field(const uint8_t *p, unsigned int w, unsigned int n)
+{
+	const uint8_t *f = p + 6 + n * w;
+
+	return w == 2 ? rd16(f) : w == 4 ? rd32(f) : rd64(f);
+}
+
+/* Finds the Word/DWord/QWord address space descriptor of a type with this minimum. */
+static const uint8_t *find_addr_desc(uint8_t tag, uint8_t type, uint64_t min)
+{
+	const uint8_t *d = dsdt();
+	uint32_t len = rd32(d + 4);
+	unsigned int w = tag == 0x88 ? 2 : tag == 0x87 ? 4 : 8;
+
+	for (uint32_t i = 36; i + 6 + 5 * w <= len; i++) {
+		const uint8_t *p = d + i;
+		uint64_t v = desc_field(p, w, 1);
+
+		if (p[0] == tag && p[3] == type && v == min)
+			return p;
+	}
+	return NULL;
+}
+
+Test(acpi, dsdt_pci_root_bridge)
+{
+	struct acpi_config cfg = config(1);
+	static const uint8_t hid[] = {0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08};
+	static const uint8_t cid[] = {0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03};
+	static const uint8_t seg[] = {0x08, '_', 'S', 'E', 'G', 0x00};
+	static const uint8_t bbn[] = {0x08, '_', 'B', 'B', 'N', 0x00};
+	const uint8_t *d, *p;
+
+	cfg.pci_bus_end = 0x7f;
+	build(&cfg);
+	d = dsdt();
+	cr_assert(dsdt_has_device("PCI0"));
+	cr_assert(contains(d, rd32(d + 4), hid, sizeof(hid)), "_HID PNP0A08");
+	cr_assert(contains(d, rd32(d + 4), cid, sizeof(cid)), "_CID PNP0A03");
+	cr_assert(contains(d, rd32(d + 4), seg, sizeof(seg)));
+	cr_assert(contains(d, rd32(d + 4), bbn, sizeof(bbn)));
+	/* Fields: granularity, min, max, translation, length. */
+	p = find_addr_desc(0x88, 2, 0);
+	cr_assert_not_null(p, "bus numbers");
+	cr_assert_eq(desc_field(p, 2, 2), 0x7f);
+	p = find_addr_desc(0x88, 1, 0);
+	cr_assert_not_null(p, "I/O below the config ports");
+	cr_assert_eq(desc_field(p, 2, 2), 0x0cf7);
+	p = find_addr_desc(0x88, 1, 0x0d00);
+	cr_assert_not_null(p, "I/O above the config ports");
+	cr_assert_eq(desc_field(p, 2, 2), 0xffff);
+	cr_assert_eq(desc_field(p, 2, 4), 0xf300);
+	p = find_addr_desc(0x87, 0, LAYOUT_PCI_MMIO32_BASE);
+	cr_assert_not_null(p, "32-bit window");
+	cr_assert_eq(desc_field(p, 4, 2), LAYOUT_PCI_MMIO32_END - 1);
+	p = find_addr_desc(0x8a, 0, 0x400000000ULL);
+	cr_assert_not_null(p, "64-bit window");
+	cr_assert_eq(desc_field(p, 8, 4), 0x1000000000ULL);
+	cr_assert_eq(p[4] & 1, 0, "ResourceProducer");
+	cr_assert_eq((p[5] >> 1) & 3, 1, "cacheable, not prefetchable");
+
+	cfg.pci_mmio64_size = 0;
+	build(&cfg);
+	cr_assert_null(find_addr_desc(0x8a, 0, 0x400000000ULL), "no 64-bit window asked for");
+}
+
+Test(acpi, pci_window_below_4g_refused)
+{
+	struct acpi_config cfg = config(1);
+	struct error err;
+	uint64_t rsdp;
+
+	cfg.pci_mmio64_base = 0x80000000;
+	cfg.pci_mmio64_size = 0x1000;
+	cr_assert_eq(acpi_build(&cfg, buf, GPA, sizeof(buf), &rsdp, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "64-bit PCI window"), "%s", err.msg);
 }
 
 Test(acpi, enospc_leaves_buffer_untouched)
@@ -867,7 +953,7 @@ Test(acpi, iasl_minimal_vm, .init = iasl_setup, .fini = rm_tmpdir)
 	struct acpi_config cfg = config(1);
 
 	skip_without_iasl();
-	cfg.com1 = cfg.i8042 = cfg.rtc = false;
+	cfg.com1 = cfg.i8042 = cfg.rtc = cfg.pci = false;
 	build(&cfg);
 	dump_all_tables();
 	disassemble("facp.dat");
@@ -890,7 +976,9 @@ Test(acpi, acpiexec_evaluates_the_dsdt, .init = iasl_setup, .fini = rm_tmpdir)
 	dump("dsdt.dat", dsdt(), rd32(dsdt() + 4));
 	snprintf(cmd, sizeof(cmd),
 		 "cd '%s' && acpiexec -b 'evaluate \\_S5; evaluate \\_SB.C11F._UID; "
-		 "evaluate \\_SB.C11F._HID; evaluate \\_SB.RTC._CRS' dsdt.dat 2>&1",
+		 "evaluate \\_SB.C11F._HID; evaluate \\_SB.RTC._CRS; "
+		 "evaluate \\_SB.PCI0._HID; evaluate \\_SB.PCI0._CID; "
+		 "evaluate \\_SB.PCI0._SEG; evaluate \\_SB.PCI0._CRS' dsdt.dat 2>&1",
 		 tmpdir);
 	p = popen(cmd, "r");
 	cr_assert(p);
@@ -906,6 +994,9 @@ Test(acpi, acpiexec_evaluates_the_dsdt, .init = iasl_setup, .fini = rm_tmpdir)
 	cr_assert(strstr(out, "\"ACPI0007\""), "_HID:\n%s", out);
 	cr_assert(strstr(out, "47 01 70 00 70 00 01 02 22 00 01 79 00"), "RTC _CRS:\n%s", out);
 	cr_assert(!strstr(out, "AE_"), "an ACPICA exception:\n%s", out);
-	/* 288 processors, COM1, PS2K, RTC */
-	cr_assert(strstr(out, "with 291 Devices"), "devices:\n%s", out);
+	/* PNP0A08 and PNP0A03 as EISA IDs. */
+	cr_assert(strstr(out, "[Integer] = 00000000080AD041"), "PCI0 _HID:\n%s", out);
+	cr_assert(strstr(out, "[Integer] = 00000000030AD041"), "PCI0 _CID:\n%s", out);
+	/* 288 processors, COM1, PS2K, RTC, PCI0 */
+	cr_assert(strstr(out, "with 292 Devices"), "devices:\n%s", out);
 }

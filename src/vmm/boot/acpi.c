@@ -401,6 +401,39 @@ static void acpi_dsdt_rtc(struct aml *a)
 	aml_device_end(a);
 }
 
+/*
+ * The windows the root bridge forwards. The I/O ranges leave out
+ * 0xcf8-0xcff, the configuration ports the bridge itself consumes.
+ */
+static void acpi_dsdt_pci_crs(struct aml *a, const struct acpi_config *cfg)
+{
+	aml_name(a, "_CRS");
+	aml_restemplate_begin(a);
+	aml_word_bus_number(a, 0, cfg->pci_bus_end);
+	aml_word_io(a, 0x0000, 0x0cf7);
+	aml_word_io(a, 0x0d00, 0xffff);
+	aml_dword_memory(a, LAYOUT_PCI_MMIO32_BASE, LAYOUT_PCI_MMIO32_END - 1, AML_MEM_RW);
+	/* Cacheable, not prefetchable: Linux then accepts any 64-bit BAR in it. */
+	if (cfg->pci_mmio64_size)
+		aml_qword_memory(a, cfg->pci_mmio64_base,
+				 cfg->pci_mmio64_base + cfg->pci_mmio64_size - 1,
+				 AML_MEM_RW | AML_MEM_CACHEABLE);
+	aml_restemplate_end(a);
+}
+
+/* PCI Express root bridge of segment 0; MCFG gives its ECAM window. */
+static void acpi_dsdt_pci(struct aml *a, const struct acpi_config *cfg)
+{
+	aml_device_begin(a, "PCI0");
+	aml_name_eisaid(a, "_HID", "PNP0A08");
+	aml_name_eisaid(a, "_CID", "PNP0A03");
+	aml_name_int(a, "_SEG", 0);
+	aml_name_int(a, "_BBN", 0);
+	aml_name_int(a, "_UID", 0);
+	acpi_dsdt_pci_crs(a, cfg);
+	aml_device_end(a);
+}
+
 /* The DSDT body (AML after the table header). */
 static int acpi_dsdt_aml(const struct acpi_config *cfg, struct aml *a, struct error *err)
 {
@@ -421,6 +454,8 @@ static int acpi_dsdt_aml(const struct acpi_config *cfg, struct aml *a, struct er
 		acpi_dsdt_i8042(a);
 	if (cfg->rtc)
 		acpi_dsdt_rtc(a);
+	if (cfg->pci)
+		acpi_dsdt_pci(a, cfg);
 	aml_scope_end(a);
 
 	if (aml_finish(a, err) < 0)
@@ -701,6 +736,13 @@ static int acpi_check_config(const struct acpi_config *cfg, uint64_t gpa, size_t
 	if (range_overflows(gpa, size))
 		return error_set(err, EINVAL, "ACPI: area at 0x%llx + 0x%zx wraps around",
 				 (unsigned long long)gpa, size);
+	if (cfg->pci && cfg->pci_mmio64_size &&
+	    (range_overflows(cfg->pci_mmio64_base, cfg->pci_mmio64_size) ||
+	     cfg->pci_mmio64_base < (1ULL << 32)))
+		return error_set(err, EINVAL,
+				 "ACPI: 64-bit PCI window at 0x%llx + 0x%llx is invalid",
+				 (unsigned long long)cfg->pci_mmio64_base,
+				 (unsigned long long)cfg->pci_mmio64_size);
 	if (cfg->ecam_base & ((1ULL << 20) - 1))
 		return error_set(err, EINVAL, "ACPI: ECAM base 0x%llx is not 1 MiB aligned",
 				 (unsigned long long)cfg->ecam_base);

@@ -20,6 +20,9 @@ struct acpi_config {
 	bool rtc;		  /* CMOS RTC at 0x70, IRQ 8 */
 	uint64_t ecam_base;	  /* MCFG window for PCI segment 0 */
 	uint8_t pci_bus_end;	  /* last bus number decoded by ECAM */
+	bool pci;		  /* PCI root bridge PCI0 in the DSDT, windows below */
+	uint64_t pci_mmio64_base; /* 64-bit memory window above RAM; size 0: none */
+	uint64_t pci_mmio64_size;
 };
 
 /*

@@ -13,7 +13,7 @@
  * identity map somewhere in guest-physical space; just below the 4 GiB
  * BIOS area, inside the PCI hole, where no RAM or device lives.
  */
-#define VM_TSS_ADDR          0xfffbd000ULL
+#define VM_TSS_ADDR	     0xfffbd000ULL
 #define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
 
 static int vm_add_slots(struct vm *vm, struct error *err)
@@ -34,45 +34,6 @@ static int vm_add_slots(struct vm *vm, struct error *err)
 	return 0;
 }
 
-/*
- * The PC wiring of legacy interrupts: ISA IRQ n reaches PIC input n and
- * IOAPIC pin n, except that the timer (IRQ0) is wired to IOAPIC pin 2 and
- * PIC input 2 is the cascade. The MADT's interrupt source override tells
- * the guest the same thing.
- */
-static int vm_set_default_routing(struct vm *vm, struct error *err)
-{
-	struct {
-		struct kvm_irq_routing hdr;
-		struct kvm_irq_routing_entry e[16 + LAYOUT_IOAPIC_PINS];
-	} r;
-	unsigned int n = 0;
-
-	memset(&r, 0, sizeof(r));
-	for (unsigned int irq = 0; irq < 16; irq++) {
-		if (irq == 2)
-			continue;
-		r.e[n].gsi = irq;
-		r.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		r.e[n].u.irqchip.irqchip = irq < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-		r.e[n].u.irqchip.pin = irq % 8;
-		n++;
-	}
-	for (unsigned int gsi = 0; gsi < LAYOUT_IOAPIC_PINS; gsi++) {
-		if (gsi == 2)
-			continue;
-		r.e[n].gsi = gsi;
-		r.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		r.e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		r.e[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
-		n++;
-	}
-	r.hdr.nr = n;
-	if (ioctl(vm->fd, KVM_SET_GSI_ROUTING, &r) < 0)
-		return error_set(err, errno, "KVM_SET_GSI_ROUTING: %s", strerror(errno));
-	return 0;
-}
-
 static int vm_create_irqchips(struct vm *vm, struct error *err)
 {
 	/* KVM_PIT_SPEAKER_DUMMY: port 0x61 is answered in the kernel, no exit. */
@@ -82,7 +43,8 @@ static int vm_create_irqchips(struct vm *vm, struct error *err)
 		return error_set(err, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0)
 		return error_set(err, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
-	return vm_set_default_routing(vm, err);
+	/* The PC routes first; MSI routes join them as devices ask (irq.c). */
+	return irq_router_init(&vm->irq, vm->fd, err);
 }
 
 int vm_create(struct vm *vm, struct kvm *kvm, struct gmem *mem, struct error *err)
@@ -104,6 +66,7 @@ int vm_create(struct vm *vm, struct kvm *kvm, struct gmem *mem, struct error *er
 	if (!ret)
 		ret = vm_add_slots(vm, err);
 	if (ret) {
+		irq_router_destroy(&vm->irq);
 		close(vm->fd);
 		vm->fd = -1;
 	}
@@ -112,6 +75,7 @@ int vm_create(struct vm *vm, struct kvm *kvm, struct gmem *mem, struct error *er
 
 void vm_destroy(struct vm *vm)
 {
+	irq_router_destroy(&vm->irq);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	vm->fd = -1;

@@ -3,17 +3,21 @@
 #define BUNSHIN_VMM_VM_H
 
 #include "gmem.h"
+#include "irq.h"
 #include "kvm.h"
 
 /*
  * The KVM VM: its file descriptor, guest memory slots and the in-kernel
  * interrupt controllers (PIC, IOAPIC, LAPICs) and PIT. Devices reach it
- * only through vm_irq_set_level(), used as an irq_line callback.
+ * only through vm_irq_set_level(), used as an irq_line callback, and
+ * through the MSI sinks of irq.h. The struct starts zeroed (fd -1) and is
+ * reused across VM rebuilds: the router's lock persists.
  */
 struct vm {
 	struct kvm *kvm;
 	struct gmem *mem;
 	int fd;
+	struct irq_router irq;
 };
 
 int vm_create(struct vm *vm, struct kvm *kvm, struct gmem *mem, struct error *err);
