@@ -324,6 +324,8 @@ void acpi_init(void)
 			g_acpi.fadt = t;
 		else if (memcmp(t, "APIC", 4) == 0 && !g_acpi.madt)
 			g_acpi.madt = t;
+		else if (memcmp(t, "MCFG", 4) == 0 && !g_acpi.mcfg)
+			g_acpi.mcfg = t;
 		else if (memcmp(t, "SSDT", 4) == 0 && nssdt < ARRAY_SIZE(ssdt))
 			ssdt[nssdt++] = t;
 	}

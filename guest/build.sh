@@ -28,7 +28,8 @@ mkdir -p "$work"
 case "$mode" in
 elf)
 	objs=""
-	for f in head.S kernel.c lib.c acpi.c apic.c main.c boot.c smp.c timer.c serial_echo.c power.c; do
+	for f in head.S kernel.c lib.c acpi.c apic.c main.c boot.c smp.c timer.c serial_echo.c power.c \
+		pci.c virtio.c virtio_rng.c virtio_blk.c; do
 		o="$work/${f%.*}.o"
 		# shellcheck disable=SC2086
 		"$cc" $CFLAGS -c "$src/$f" -o "$o"

@@ -27,6 +27,8 @@
 #define VEC_LAPIC_TIMER 0x30
 #define VEC_PIT		0x31
 #define VEC_SERIAL	0x34
+#define VEC_VIRTIO_CFG	0x40 /* virtio MSI-X: config change */
+#define VEC_VIRTIO_Q0	0x41 /* virtio MSI-X: queue N -> VEC_VIRTIO_Q0 + N */
 #define VEC_SPURIOUS	0xff
 
 /* How the guest was entered (struct bootinfo.entry). */
@@ -42,9 +44,14 @@
 #define BZ16_MAGIC 0x36315a42 /* "BZ16" */
 
 /* Page table entry bits. */
-#define PTE_P  0x1
-#define PTE_W  0x2
-#define PTE_U  0x4
-#define PTE_PS 0x80
+#define PTE_P	0x1
+#define PTE_W	0x2
+#define PTE_U	0x4
+#define PTE_PWT 0x8
+#define PTE_PCD 0x10
+#define PTE_PS	0x80
+
+/* Page-table pages for MMIO mapped above the boot map (SYS_MAP). */
+#define MAP_POOL 8
 
 #endif

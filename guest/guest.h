@@ -95,6 +95,7 @@ enum syscall_nr {
 	SYS_RESET = 6,	  /* (method) */
 	SYS_CPUID = 7,	  /* (leaf, subleaf) -> eax, ebx, ecx, edx */
 	SYS_RDTSC = 8,	  /* -> the vCPU's TSC */
+	SYS_MAP = 9,	  /* (phys, size): identity-map MMIO (2 MiB pages, uncached) -> 0 or -1 */
 };
 
 enum reset_method {
@@ -119,6 +120,13 @@ static inline uint64_t rdmsr_user(uint32_t msr)
 static inline void wrmsr_user(uint32_t msr, uint64_t val)
 {
 	syscall2(SYS_WRMSR, msr, val);
+}
+
+/* Identity-maps [phys, phys + size) user-accessible and uncached where it
+ * is not mapped yet (MMIO above the boot map). */
+static inline bool map_mmio(uint64_t phys, uint64_t size)
+{
+	return syscall2(SYS_MAP, phys, size) == 0;
 }
 
 static inline void wait_change(volatile uint32_t *p, uint32_t seen)
@@ -272,7 +280,8 @@ struct acpi_info {
 	const uint8_t *fadt;
 	const uint8_t *dsdt;
 	const uint8_t *madt;
-	const char *fail; /* first validation failure ("reason" word), or NULL */
+	const uint8_t *mcfg; /* PCI ECAM (NULL: none) */
+	const char *fail;    /* first validation failure ("reason" word), or NULL */
 	char fail_table[5];
 	char tables[256]; /* "FACP,APIC,..." */
 	uint32_t ntables;
@@ -341,6 +350,9 @@ void run_timer(void);
 void run_serial_echo(void);
 void run_poweroff(void);
 void run_reboot(void);
+void run_pci(void);
+void run_virtio_rng(void);
+void run_virtio_blk(void);
 void serial_rx_isr(void); /* CPL 0: drains the UART into the RX ring */
 void ap_user_main(uint64_t index);
 

@@ -144,6 +144,50 @@ static void pt_extend(bool big)
 	g_boot.mapped_top = (gib < 4 ? 4 : gib) << 30;
 }
 
+/* Page-table pages for SYS_MAP (MMIO above the boot map, e.g. 64-bit BARs). */
+static uint64_t map_pool[MAP_POOL][512] __attribute__((aligned(4096)));
+static uint32_t map_pool_used;
+
+static uint64_t *pt_next(uint64_t *e)
+{
+	uint64_t *t;
+
+	if (*e & PTE_P)
+		return (uint64_t *)(*e & 0x000ffffffffff000ULL);
+	if (map_pool_used >= MAP_POOL)
+		return NULL;
+	t = map_pool[map_pool_used++];
+	memset(t, 0, 4096);
+	*e = (uint64_t)t | PTE_P | PTE_W | PTE_U;
+	return t;
+}
+
+/* Identity-maps [phys, phys + size) with uncached 2 MiB pages where nothing
+ * is mapped yet. Returns 0, or -1 when out of table pages or address. */
+static int64_t map_range(uint64_t phys, uint64_t size)
+{
+	uint64_t a = phys & ~((1ULL << 21) - 1), end = phys + size;
+
+	if (size == 0 || end < phys || end > (1ULL << 46))
+		return -1;
+	for (; a < end; a += 1ULL << 21) {
+		uint64_t *l3 = pt_next(&pml4[(a >> 39) & 511]);
+		if (!l3)
+			return -1;
+		uint64_t *e3 = &l3[(a >> 30) & 511];
+		if ((*e3 & PTE_P) && (*e3 & PTE_PS))
+			continue;
+		uint64_t *l2 = pt_next(e3);
+		if (!l2)
+			return -1;
+		uint64_t *e2 = &l2[(a >> 21) & 511];
+		if (!(*e2 & PTE_P))
+			*e2 = a | PTE_P | PTE_W | PTE_U | PTE_PS | PTE_PCD | PTE_PWT;
+	}
+	__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" ::: "rax", "memory");
+	return 0;
+}
+
 static void copy_cmdline(uint64_t paddr, uint32_t max)
 {
 	const char *s = (const char *)paddr;
@@ -412,6 +456,9 @@ static void do_syscall(struct frame *f)
 	}
 	case SYS_RDTSC:
 		f->rax = rdtsc();
+		break;
+	case SYS_MAP:
+		f->rax = (uint64_t)map_range(f->rdi, f->rsi);
 		break;
 	case SYS_HALT:
 	default:

@@ -22,6 +22,9 @@ static const struct {
 	{"poweroff", run_poweroff},
 	{"reboot", run_reboot},
 	{"fault", run_fault},
+	{"pci", run_pci},
+	{"virtio-rng", run_virtio_rng},
+	{"virtio-blk", run_virtio_blk},
 };
 /* clang-format on */
 
