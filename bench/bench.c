@@ -24,8 +24,8 @@
  * thread-group CPU clock (clock_getcpuclockid): nanoseconds on a CPU of
  * every thread, live or already exited, including the part of the current
  * time slice of a thread that is running right now. sched_ms is the sum
- * of the first field of /proc/PID/task/ * /schedstat read at the same
- * moment: live threads only, and only up to their last accounting update.
+ * of the first field of /proc/PID/task/ * /schedstat read right after:
+ * live threads only, and only up to their last accounting update.
  *
  * "table" reads lines "METRIC VMM VALUE" (VMM is bunshin or qemu) and
  * prints the markdown table: median, min and max per VMM, the ratio of the
@@ -475,6 +475,8 @@ static int table(const char *path)
 }
 
 /* ---- command line ---- */
+
+static void usage(void) __attribute__((noreturn));
 
 static void usage(void)
 {

@@ -7,6 +7,7 @@ PACKAGES=(
 	build-essential pkg-config meson ninja-build clang clang-format
 	libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang (tests/fuzz)
 	libcriterion-dev acpica-tools python3
+	liburing-dev # the block layer's io_uring engine
 	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
 )
 

@@ -16,6 +16,7 @@ enum {
 	OPT_SERIAL,
 	OPT_ON_REBOOT,
 	OPT_KVM_DEVICE,
+	OPT_RNG,
 	OPT_VERBOSE,
 	OPT_HELP,
 	OPT_VERSION,
@@ -30,6 +31,7 @@ static const struct option config_options[] = {
 	{"serial", required_argument, NULL, OPT_SERIAL},
 	{"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
 	{"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
+	{"rng", no_argument, NULL, OPT_RNG},
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -48,6 +50,7 @@ void config_usage(const char *prog)
 	       "  --serial BACKEND       COM1: stdio (default), file:PATH, unix:PATH\n"
 	       "  --on-reboot ACTION     exit (status 3) or restart (default exit)\n"
 	       "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
+	       "  --rng                  virtio-rng device fed from the host's getrandom()\n"
 	       "  --verbose              more log output (repeat for debug)\n"
 	       "  --help, --version\n"
 	       "\n"
@@ -136,6 +139,9 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 		return config_on_reboot(cfg, arg, err);
 	case OPT_KVM_DEVICE:
 		cfg->kvm_device = arg;
+		return 0;
+	case OPT_RNG:
+		cfg->rng = true;
 		return 0;
 	case OPT_VERBOSE:
 		cfg->verbose++;

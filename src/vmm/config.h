@@ -33,6 +33,7 @@ struct vmm_config {
 	const char *serial;
 	enum on_reboot on_reboot;
 	const char *kvm_device;
+	bool rng; /* a virtio-rng device */
 	int verbose;
 	bool help;
 	bool version;

@@ -15,14 +15,18 @@
 #include "boot/boot.h"
 #include "devices/bus.h"
 #include "devices/chardev.h"
+#include "devices/iothread.h"
 #include "devices/legacy.h"
 #include "devices/pci.h"
 #include "devices/serial.h"
 #include "kvm/cpuid.h"
 #include "kvm/gmem.h"
+#include "kvm/ioevent.h"
+#include "kvm/irq.h"
 #include "kvm/kvm.h"
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
+#include "virtio/rng.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -63,6 +67,13 @@ struct machine {
 	struct pci_root *pci;
 	struct irq_line irq_com1, irq_i8042, irq_rtc, irq_sci;
 	struct power_sink power;
+
+	/* virtio devices and what they run on; NULL when none is configured */
+	struct iothread *io;
+	bool io_paused;
+	struct vm_ioevent *ioevent;
+	struct vm_msi *rng_msi;
+	struct virtio_rng *rng;
 
 	uint8_t *kernel;
 	size_t kernel_len;
@@ -148,6 +159,39 @@ static int machine_create_pci(struct machine *m, struct error *err)
 	return 0;
 }
 
+/* The I/O thread and KVM-side sinks, shared by every virtio device. */
+static int machine_create_io(struct machine *m, struct error *err)
+{
+	m->io = iothread_create("bunshin-io", err);
+	if (!m->io)
+		return -1;
+	m->ioevent = vm_ioevent_create();
+	if (!m->ioevent)
+		return error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+static int machine_create_virtio(struct machine *m, struct error *err)
+{
+	struct virtio_pci_host host;
+	int ret;
+
+	if (!m->cfg->rng)
+		return 0;
+	ret = machine_create_io(m, err);
+	if (ret)
+		return ret;
+	m->rng_msi = vm_msi_create(&m->vm, VIRTIO_PCI_MSIX_VECTORS(VIRTIO_RNG_QUEUES));
+	if (!m->rng_msi)
+		return error_set(err, ENOMEM, "out of memory");
+	host = (struct virtio_pci_host){.mem = &m->mem,
+					.io = m->io,
+					.msi = vm_msi_sink(m->rng_msi),
+					.ioevent = vm_ioevent_sink(m->ioevent)};
+	m->rng = virtio_rng_create(&host, m->pci, err);
+	return m->rng ? 0 : error_wrap(err, "--rng");
+}
+
 static int machine_create_devices(struct machine *m, struct error *err)
 {
 	int ret;
@@ -175,6 +219,9 @@ static int machine_create_devices(struct machine *m, struct error *err)
 	if (!m->com1 || !m->i8042 || !m->rtc || !m->pm)
 		return error_set(err, ENOMEM, "creating legacy devices failed");
 	pci_root_set_reset_register(m->pci, m->pm);
+	ret = machine_create_virtio(m, err);
+	if (ret)
+		return ret;
 	chardev_set_quit_handler(m->console, machine_console_quit, m);
 	return chardev_start_input(m->console, machine_console_input, m, err);
 }
@@ -218,6 +265,7 @@ static int machine_load_kernel(struct machine *m, uint64_t rsdp, struct boot_ent
 		.initrd_len = m->initrd_len,
 		.rsdp_gpa = rsdp,
 		.e820 = e820,
+		.ram_zeroed = true, /* gmem_init() made a new memfd for this boot */
 	};
 
 	in.ne820 = e820_build(m->mem.size, e820, E820_MAX_ENTRIES);
@@ -259,6 +307,8 @@ static int machine_boot(struct machine *m, struct error *err)
 	ret = vm_create(&m->vm, &m->kvm, &m->mem, err);
 	if (ret)
 		return ret;
+	if (m->ioevent)
+		vm_ioevent_attach(m->ioevent, m->vm.fd);
 	ret = machine_build_acpi(m, &rsdp, err);
 	if (ret)
 		return ret;
@@ -287,6 +337,13 @@ static void machine_halt(struct machine *m)
 	free(m->vcpus);
 	m->vcpus = NULL;
 	m->nvcpus_created = 0;
+	/* Device work stops before guest memory goes: queues point into it. */
+	if (m->io && !m->io_paused) {
+		iothread_pause(m->io);
+		m->io_paused = true;
+	}
+	if (m->ioevent)
+		vm_ioevent_detach(m->ioevent);
 	vm_destroy(&m->vm);
 	gmem_destroy(&m->mem);
 }
@@ -375,6 +432,15 @@ static int machine_exit_status(const struct machine *m, enum machine_stop why)
 	}
 }
 
+/* After a reset the devices hold no guest state: their work may run again. */
+static void machine_resume_io(struct machine *m)
+{
+	if (m->io && m->io_paused) {
+		iothread_resume(m->io);
+		m->io_paused = false;
+	}
+}
+
 static int machine_loop(struct machine *m, int sigfd, struct error *err)
 {
 	enum machine_stop why;
@@ -392,6 +458,7 @@ static int machine_loop(struct machine *m, int sigfd, struct error *err)
 			return machine_exit_status(m, why);
 		log_info("guest rebooted; restarting");
 		pci_root_reset(m->pci);
+		machine_resume_io(m);
 		atomic_store(&m->stop, STOP_NONE);
 	}
 }
@@ -411,8 +478,11 @@ static int machine_setup(struct machine *m, struct error *err)
 	return ret;
 }
 
+/* The vCPUs are gone (machine_halt); then the I/O thread, then the devices. */
 static void machine_teardown(struct machine *m)
 {
+	if (m->io)
+		iothread_stop(m->io);
 	if (m->com1)
 		serial_shutdown(m->com1);
 	if (m->console)
@@ -424,6 +494,10 @@ static void machine_teardown(struct machine *m)
 	if (m->rtc)
 		rtc_destroy(m->rtc);
 	pci_root_destroy(m->pci);
+	virtio_rng_destroy(m->rng);
+	vm_msi_destroy(m->rng_msi);
+	vm_ioevent_destroy(m->ioevent);
+	iothread_destroy(m->io);
 	if (m->pm)
 		acpi_pm_destroy(m->pm);
 	bus_destroy(&m->pio);

@@ -45,6 +45,21 @@ Test(config, defaults)
 	cr_assert_str_eq(cfg.kvm_device, "/dev/kvm");
 }
 
+Test(config, rng_flag)
+{
+	char *argv[] = {"vmm", "--kernel", "k", "--rng"};
+	char *plain[] = {"vmm", "--kernel", "k"};
+	char *valued[] = {"vmm", "--kernel", "k", "--rng=1"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert(cfg.rng);
+	cr_assert_eq(parse(&cfg, &err, ARGC(plain), plain), 0);
+	cr_assert_not(cfg.rng);
+	cr_assert_lt(parse(&cfg, &err, ARGC(valued), valued), 0);
+}
+
 struct bad_case {
 	char *argv[4];
 	const char *message;

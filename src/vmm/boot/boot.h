@@ -2,6 +2,7 @@
 #ifndef BUNSHIN_VMM_BOOT_H
 #define BUNSHIN_VMM_BOOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,12 @@ struct boot_input {
 	uint64_t rsdp_gpa;	       /* 0: no ACPI */
 	const struct e820_entry *e820; /* NULL: e820_build() for the guest's RAM */
 	int ne820;
+	/*
+	 * Guest RAM is known to be all zeroes (a fresh memfd): the loader need
+	 * not clear a kernel's .bss, which would fault in megabytes of pages
+	 * the guest may never touch and costs most of a VM's start time.
+	 */
+	bool ram_zeroed;
 };
 
 struct boot_entry {

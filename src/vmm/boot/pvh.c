@@ -299,7 +299,8 @@ static int pvh_plan(const struct gmem *m, const struct boot_input *in, const str
 	return p->nmap < 0 ? p->nmap : 0;
 }
 
-static int pvh_write_loads(struct gmem *m, const struct elf_file *f, struct error *err)
+static int pvh_write_loads(struct gmem *m, const struct elf_file *f, bool ram_zeroed,
+			   struct error *err)
 {
 	struct elf_seg s;
 
@@ -315,7 +316,8 @@ static int pvh_write_loads(struct gmem *m, const struct elf_file *f, struct erro
 					 i);
 		memcpy(dst, f->img + s.offset, s.filesz);
 		/* The part beyond the file is .bss: the kernel expects zeroes. */
-		memset(dst + s.filesz, 0, s.memsz - s.filesz);
+		if (!ram_zeroed)
+			memset(dst + s.filesz, 0, s.memsz - s.filesz);
 	}
 	return 0;
 }
@@ -361,7 +363,7 @@ static int pvh_write(struct gmem *m, const struct boot_input *in, const struct e
 	uint8_t page[PVH_INFO_PAGE_SIZE];
 	int ret;
 
-	ret = pvh_write_loads(m, f, err);
+	ret = pvh_write_loads(m, f, in->ram_zeroed, err);
 	if (!ret)
 		ret = boot_write_initrd(m, in, p->initrd_gpa, err);
 	if (!ret)

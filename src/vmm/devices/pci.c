@@ -284,22 +284,23 @@ static void pci_bar_update(struct pci_device *dev, unsigned int index)
 	char name[64];
 	uint64_t addr;
 	bool want = pci_bar_target(dev, index, &addr);
+	bool was_mapped = b->mapped;
 	int ret;
 
 	if (b->mapped && want && b->mapped_at == addr)
 		return;
 	pci_bar_unmap(dev, b);
-	if (!want)
-		return;
-	snprintf(name, sizeof(name), "%s-bar%u", dev->name ? dev->name : "pci", index);
-	ret = bus_register(pci_bar_bus(dev, b), addr, b->size, &pci_bar_ops, b, name);
-	if (ret) {
-		log_debug("pci: %s at 0x%llx not decoded: %s", name, (unsigned long long)addr,
-			  strerror(-ret));
-		return;
+	if (want) {
+		snprintf(name, sizeof(name), "%s-bar%u", dev->name ? dev->name : "pci", index);
+		ret = bus_register(pci_bar_bus(dev, b), addr, b->size, &pci_bar_ops, b, name);
+		if (ret)
+			log_debug("pci: %s at 0x%llx not decoded: %s", name,
+				  (unsigned long long)addr, strerror(-ret));
+		b->mapped = ret == 0;
+		b->mapped_at = addr;
 	}
-	b->mapped = true;
-	b->mapped_at = addr;
+	if ((was_mapped || b->mapped) && dev->ops && dev->ops->bar_moved)
+		dev->ops->bar_moved(dev, index, b->mapped ? b->mapped_at : 0);
 }
 
 static void pci_bars_update(struct pci_device *dev)

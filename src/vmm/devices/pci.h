@@ -106,6 +106,12 @@ struct pci_device_ops {
 			     uint32_t len);
 	/* Device reset; config space and BARs are already back to their power-on state. */
 	void (*reset)(struct pci_device *dev);
+	/*
+	 * BAR bar is now decoded at addr, or no longer decoded (addr 0): for
+	 * devices that bind guest addresses elsewhere (ioeventfds). Called
+	 * with the root's lock held, so it must not call pci_bar_address().
+	 */
+	void (*bar_moved)(struct pci_device *dev, unsigned int bar, uint64_t addr);
 };
 
 struct pci_bar {

@@ -1,0 +1,767 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The virtio PCI transport and virtio-rng, driven the way a guest driver
+ * drives them: through ECAM and BAR accesses on real buses, rings in a real
+ * gmem (a memfd, no KVM), a real I/O thread, and recording MSI and
+ * ioeventfd sinks.
+ */
+#include <criterion/criterion.h>
+#include <endian.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "../../src/common/util.h"
+#include "../../src/vmm/devices/msix.h"
+#include "../../src/vmm/kvm/ioevent.h"
+#include "../../src/vmm/kvm/kvm.h"
+#include "../../src/vmm/kvm/vm.h"
+#include "../../src/vmm/layout.h"
+#include "../../src/vmm/virtio/rng.h"
+
+#define RAM	  (4 * MiB)
+#define QSIZE	  16
+#define DESC_GPA  0x10000ULL
+#define AVAIL_GPA 0x20000ULL
+#define USED_GPA  0x30000ULL
+#define BUF_GPA	  0x100000ULL
+#define NVEC	  2 /* rng: queue 0 and config */
+#define CFG_VEC	  0
+#define Q_VEC	  1
+
+#define F_VERSION_1 (1ULL << VIRTIO_F_VERSION_1)
+#define F_EVENT_IDX (1ULL << VIRTIO_F_EVENT_IDX)
+#define F_INDIRECT  (1ULL << VIRTIO_F_INDIRECT_DESC)
+
+/* ---- recording sinks ---- */
+
+static int vec_efd[NVEC];
+static atomic_int msi_sends;
+
+static void m_send(void *ctx, unsigned int v, const struct msi_msg *m)
+{
+	atomic_fetch_add(&msi_sends, 1);
+}
+
+static void m_update(void *ctx, unsigned int v, const struct msi_msg *m, bool masked)
+{
+}
+
+static int m_eventfd(void *ctx, unsigned int v)
+{
+	return v < NVEC ? vec_efd[v] : -EINVAL;
+}
+
+static const struct msi_ops m_ops = {.send = m_send, .update = m_update, .eventfd = m_eventfd};
+
+struct ioev_rec {
+	uint64_t addr;
+	uint32_t len;
+	int fd;
+};
+
+static struct ioev_rec ioev[8];
+static int nioev, ndeassign;
+
+static int e_assign(void *ctx, uint64_t addr, uint32_t len, int fd)
+{
+	cr_assert_lt(nioev, 8);
+	ioev[nioev++] = (struct ioev_rec){addr, len, fd};
+	return 0;
+}
+
+static void e_deassign(void *ctx, uint64_t addr, uint32_t len, int fd)
+{
+	for (int i = 0; i < nioev; i++) {
+		if (ioev[i].addr == addr && ioev[i].len == len && ioev[i].fd == fd) {
+			ioev[i] = ioev[--nioev];
+			ndeassign++;
+			return;
+		}
+	}
+	cr_assert_fail("deassign of something never assigned");
+}
+
+static const struct ioevent_ops e_ops = {.assign = e_assign, .deassign = e_deassign};
+
+/* ---- machine ---- */
+
+static struct gmem mem;
+static struct bus pio, mmio;
+static struct pci_root *root;
+static struct iothread *io;
+static struct virtio_rng *rng;
+static uint64_t bar0;
+static struct error err;
+
+static void setup(void)
+{
+	struct pci_root_config c = {
+		.ecam_base = LAYOUT_ECAM_BASE,
+		.nbuses = 1,
+		.mmio32_base = LAYOUT_PCI_MMIO32_BASE,
+		.mmio32_end = LAYOUT_PCI_MMIO32_END,
+		.io_base = LAYOUT_PCI_IO_BASE,
+		.io_end = LAYOUT_PCI_IO_END,
+	};
+	struct virtio_pci_host host;
+
+	error_clear(&err);
+	atomic_store(&msi_sends, 0);
+	nioev = ndeassign = 0;
+	for (int i = 0; i < NVEC; i++)
+		vec_efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	cr_assert_eq(gmem_init(&mem, RAM, &err), 0, "%s", err.msg);
+	bus_init(&pio, "pio");
+	bus_init(&mmio, "mmio");
+	root = pci_root_create(&pio, &mmio, &c);
+	cr_assert_not_null(root);
+	io = iothread_create("test-io", &err);
+	cr_assert_not_null(io, "%s", err.msg);
+	host = (struct virtio_pci_host){
+		.mem = &mem, .io = io, .msi = {.ops = &m_ops}, .ioevent = {.ops = &e_ops}};
+	rng = virtio_rng_create(&host, root, &err);
+	cr_assert_not_null(rng, "%s", err.msg);
+	bar0 = pci_bar_address(virtio_pci_pci(virtio_rng_transport(rng)), 0);
+	cr_assert_neq(bar0, 0);
+}
+
+/* The VMM's order: I/O thread, root, devices. */
+static void teardown(void)
+{
+	iothread_stop(io);
+	pci_root_destroy(root);
+	virtio_rng_destroy(rng);
+	iothread_destroy(io);
+	bus_destroy(&pio);
+	bus_destroy(&mmio);
+	gmem_destroy(&mem);
+	for (int i = 0; i < NVEC; i++)
+		close(vec_efd[i]);
+}
+
+TestSuite(vpci, .init = setup, .fini = teardown);
+
+/* ---- driver side helpers ---- */
+
+static uint64_t le(const uint8_t *b, uint32_t len)
+{
+	uint64_t v = 0;
+
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+static void put(uint8_t *b, uint32_t len, uint64_t v)
+{
+	for (uint32_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t cfg_rd(uint32_t reg, uint32_t len)
+{
+	uint8_t b[4];
+
+	bus_read(&mmio, LAYOUT_ECAM_BASE + (1 << 15) + reg, b, len);
+	return (uint32_t)le(b, len);
+}
+
+static void cfg_wr(uint32_t reg, uint32_t len, uint32_t v)
+{
+	uint8_t b[4];
+
+	put(b, len, v);
+	bus_write(&mmio, LAYOUT_ECAM_BASE + (1 << 15) + reg, b, len);
+}
+
+static uint64_t bar_rd(uint64_t off, uint32_t len)
+{
+	uint8_t b[8];
+
+	cr_assert(bus_read(&mmio, bar0 + off, b, len));
+	return le(b, len);
+}
+
+static void bar_wr(uint64_t off, uint32_t len, uint64_t v)
+{
+	uint8_t b[8];
+
+	put(b, len, v);
+	cr_assert(bus_write(&mmio, bar0 + off, b, len));
+}
+
+static uint32_t find_cap(uint8_t id, uint8_t type)
+{
+	for (uint32_t p = cfg_rd(PCI_CAPABILITY_LIST, 1); p; p = cfg_rd(p + 1, 1))
+		if (cfg_rd(p, 1) == id && (id != PCI_CAP_ID_VNDR || cfg_rd(p + 3, 1) == type))
+			return p;
+	return 0;
+}
+
+static uint8_t status(void)
+{
+	return (uint8_t)bar_rd(VIRTIO_PCI_COMMON_STATUS, 1);
+}
+
+static void set_status(uint8_t s)
+{
+	bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, s);
+}
+
+static void write_features(uint64_t f)
+{
+	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
+	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
+}
+
+static uint64_t device_features(void)
+{
+	uint64_t f;
+
+	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+	f = bar_rd(VIRTIO_PCI_COMMON_DF, 4);
+	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	return f | bar_rd(VIRTIO_PCI_COMMON_DF, 4) << 32;
+}
+
+/* 3.1.1 up to FEATURES_OK; returns whether the device kept it. */
+static bool negotiate(uint64_t f)
+{
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE);
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	write_features(f);
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	return status() & VIRTIO_STATUS_FEATURES_OK;
+}
+
+static void enable_msix(void)
+{
+	uint32_t cap = find_cap(PCI_CAP_ID_MSIX, 0);
+
+	cr_assert_neq(cap, 0);
+	cfg_wr(cap + MSIX_CAP_CTRL, 2, MSIX_CTRL_ENABLE);
+	for (unsigned int v = 0; v < NVEC; v++) {
+		uint64_t e = VIRTIO_PCI_MSIX_TABLE_OFF + 16 * v;
+
+		bar_wr(e + 0, 4, 0xfee00000u);
+		bar_wr(e + 4, 4, 0);
+		bar_wr(e + 8, 4, 0x40 + v);
+		bar_wr(e + 12, 4, 0);
+	}
+}
+
+static void setup_queue(uint64_t desc, uint64_t avail, uint64_t used)
+{
+	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
+	bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)desc);
+	bar_wr(VIRTIO_PCI_COMMON_Q_DESCHI, 4, (uint32_t)(desc >> 32));
+	bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)avail);
+	bar_wr(VIRTIO_PCI_COMMON_Q_AVAILHI, 4, (uint32_t)(avail >> 32));
+	bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)used);
+	bar_wr(VIRTIO_PCI_COMMON_Q_USEDHI, 4, (uint32_t)(used >> 32));
+	bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, Q_VEC);
+	bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+}
+
+/* A driver up to DRIVER_OK with queue 0 live and MSI-X on. */
+static void bring_up(void)
+{
+	enable_msix();
+	cr_assert(negotiate(F_VERSION_1));
+	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), CFG_VEC);
+	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+		   VIRTIO_STATUS_DRIVER_OK);
+	cr_assert_eq(status(), 0x0f);
+}
+
+static void *gp(uint64_t gpa, uint64_t len)
+{
+	void *p = gmem_ptr(&mem, gpa, len);
+
+	cr_assert_not_null(p);
+	return p;
+}
+
+/* Offers one chain: head -> desc[head], device-writable, len bytes at BUF_GPA. */
+static void offer(uint16_t slot_head, uint16_t desc_idx, uint32_t len, uint16_t new_idx)
+{
+	struct virtq_desc *d = gp(DESC_GPA + 16 * desc_idx, 16);
+	struct virtq_avail *a = gp(AVAIL_GPA, 4 + 2 * QSIZE);
+
+	d->addr = htole64(BUF_GPA + 0x1000 * desc_idx);
+	d->len = htole32(len);
+	d->flags = htole16(VIRTQ_DESC_F_WRITE);
+	d->next = 0;
+	a->ring[(new_idx - 1) % QSIZE] = htole16(slot_head);
+	__atomic_store_n(&a->idx, htole16(new_idx), __ATOMIC_RELEASE);
+}
+
+static bool wait_used(uint16_t idx)
+{
+	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
+
+	for (int i = 0; i < 2000; i++) {
+		if (le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE)) == idx)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* Eventfd count of a vector, waiting up to 2 s for at least one event. */
+static uint64_t wait_vector(unsigned int v)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		if (read(vec_efd[v], &n, sizeof(n)) == sizeof(n))
+			return n;
+		usleep(1000);
+	}
+	return 0;
+}
+
+static bool wait_status(uint8_t bits)
+{
+	for (int i = 0; i < 2000; i++) {
+		if ((status() & bits) == bits)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static void kick_ioeventfd(int q)
+{
+	uint64_t one = 1;
+
+	cr_assert_gt(nioev, q);
+	cr_assert_eq(write(ioev[q].fd, &one, sizeof(one)), sizeof(one));
+}
+
+/* ---- identity, capabilities, BAR ---- */
+
+Test(vpci, pci_identity)
+{
+	cr_assert_eq(cfg_rd(PCI_VENDOR_ID, 2), 0x1af4);
+	cr_assert_eq(cfg_rd(PCI_DEVICE_ID, 2), 0x1040 + VIRTIO_ID_RNG);
+	cr_assert_eq(cfg_rd(PCI_REVISION_ID, 1), 1);
+	cr_assert_eq(cfg_rd(PCI_SUBSYSTEM_VENDOR, 2), 0x1af4);
+	cr_assert_geq(cfg_rd(PCI_SUBSYSTEM_ID, 2), 0x40);
+	cr_assert(cfg_rd(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+}
+
+Test(vpci, bar_is_64bit_non_prefetchable_memory)
+{
+	uint32_t lo = cfg_rd(PCI_BASE_ADDRESS_0, 4);
+
+	cr_assert_eq(lo & 0xf, PCI_BAR_MEM_TYPE_64);
+	cr_assert_eq(bar0 & (VIRTIO_PCI_BAR_SIZE - 1), 0);
+	/* Sizing: all ones in, size back. */
+	cfg_wr(PCI_COMMAND, 2, 0);
+	cfg_wr(PCI_BASE_ADDRESS_0, 4, 0xffffffffu);
+	cfg_wr(PCI_BASE_ADDRESS_0 + 4, 4, 0xffffffffu);
+	cr_assert_eq(cfg_rd(PCI_BASE_ADDRESS_0, 4) & ~0xfu, (uint32_t)-VIRTIO_PCI_BAR_SIZE);
+	cr_assert_eq(cfg_rd(PCI_BASE_ADDRESS_0 + 4, 4), 0xffffffffu);
+}
+
+static void check_cap(uint8_t type, uint32_t off, uint32_t min_len, uint8_t cap_len)
+{
+	uint32_t c = find_cap(PCI_CAP_ID_VNDR, type);
+
+	cr_assert_neq(c, 0, "no capability of type %u", type);
+	cr_assert_eq(cfg_rd(c + VIRTIO_PCI_CAP_LEN, 1), cap_len);
+	cr_assert_eq(cfg_rd(c + VIRTIO_PCI_CAP_BAR, 1), 0);
+	cr_assert_eq(cfg_rd(c + VIRTIO_PCI_CAP_OFFSET, 4), off);
+	cr_assert_geq(cfg_rd(c + VIRTIO_PCI_CAP_LENGTH, 4), min_len);
+	cr_assert_eq(c % 4, 0);
+}
+
+Test(vpci, capability_chain)
+{
+	uint32_t n = find_cap(PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_NOTIFY_CFG);
+	uint32_t x = find_cap(PCI_CAP_ID_MSIX, 0);
+	int caps = 0;
+
+	check_cap(VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_SIZE, 16);
+	check_cap(VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY_OFF, 4, 20);
+	check_cap(VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 1, 16);
+	check_cap(VIRTIO_PCI_CAP_PCI_CFG, 0, 0, 20);
+	/* virtio-rng has no device configuration, so no DEVICE capability. */
+	cr_assert_eq(find_cap(PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_DEVICE_CFG), 0);
+	cr_assert_eq(cfg_rd(n + VIRTIO_PCI_NOTIFY_MULT, 4), 4);
+	cr_assert_neq(x, 0);
+	cr_assert_eq(cfg_rd(x + MSIX_CAP_CTRL, 2) & MSIX_CTRL_TABLE_SIZE, NVEC - 1);
+	cr_assert_eq(cfg_rd(x + MSIX_CAP_TABLE, 4), VIRTIO_PCI_MSIX_TABLE_OFF);
+	cr_assert_eq(cfg_rd(x + MSIX_CAP_PBA, 4), VIRTIO_PCI_MSIX_PBA_OFF);
+	for (uint32_t p = cfg_rd(PCI_CAPABILITY_LIST, 1); p && caps < 48; p = cfg_rd(p + 1, 1))
+		caps++;
+	cr_assert_eq(caps, 5, "COMMON, NOTIFY, ISR, PCI_CFG, MSI-X");
+	/* Read-only: the driver cannot rewrite where structures are. */
+	cfg_wr(n + VIRTIO_PCI_CAP_OFFSET, 4, 0x1234);
+	cr_assert_eq(cfg_rd(n + VIRTIO_PCI_CAP_OFFSET, 4), VIRTIO_PCI_NOTIFY_OFF);
+}
+
+Test(vpci, common_config_after_reset)
+{
+	cr_assert_eq(status(), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_NOFF, 2), 0);
+	/* A queue that does not exist has size 0. */
+	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+}
+
+Test(vpci, pci_cfg_window_reaches_the_bar)
+{
+	uint32_t c = find_cap(PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_PCI_CFG);
+
+	cfg_wr(c + VIRTIO_PCI_CAP_BAR, 1, 0);
+	cfg_wr(c + VIRTIO_PCI_CAP_OFFSET, 4, VIRTIO_PCI_COMMON_NUMQ);
+	cfg_wr(c + VIRTIO_PCI_CAP_LENGTH, 4, 2);
+	cr_assert_eq(cfg_rd(c + VIRTIO_PCI_CFG_DATA, 2), 1);
+	/* A write through the window: the status register. */
+	cfg_wr(c + VIRTIO_PCI_CAP_OFFSET, 4, VIRTIO_PCI_COMMON_STATUS);
+	cfg_wr(c + VIRTIO_PCI_CAP_LENGTH, 4, 1);
+	cfg_wr(c + VIRTIO_PCI_CFG_DATA, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+	cr_assert_eq(status(), VIRTIO_STATUS_ACKNOWLEDGE);
+	/* A bad length does nothing. */
+	cfg_wr(c + VIRTIO_PCI_CAP_LENGTH, 4, 3);
+	cfg_wr(c + VIRTIO_PCI_CFG_DATA, 1, 0);
+	cr_assert_eq(status(), VIRTIO_STATUS_ACKNOWLEDGE);
+}
+
+/* ---- feature negotiation and status ---- */
+
+Test(vpci, device_offers_version_1_and_ring_features)
+{
+	uint64_t f = device_features();
+
+	cr_assert(f & F_VERSION_1);
+	cr_assert(f & F_INDIRECT);
+	cr_assert(f & F_EVENT_IDX);
+	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 2);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_DF, 4), 0);
+}
+
+Test(vpci, features_ok_refused_without_version_1)
+{
+	cr_assert_not(negotiate(F_INDIRECT));
+	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+}
+
+Test(vpci, features_ok_refused_for_unoffered_bits)
+{
+	cr_assert_not(negotiate(F_VERSION_1 | (1ULL << 5)));
+}
+
+Test(vpci, features_ok_accepted_and_then_fixed)
+{
+	cr_assert(negotiate(F_VERSION_1 | F_EVENT_IDX));
+	write_features(F_VERSION_1);
+	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), 1);
+	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), (uint32_t)F_EVENT_IDX);
+	cr_assert_eq(virtio_pci_features(virtio_rng_transport(rng)), F_VERSION_1 | F_EVENT_IDX);
+}
+
+Test(vpci, driver_ok_without_features_ok_needs_reset)
+{
+	enable_msix();
+	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	cr_assert_eq(status() & VIRTIO_STATUS_DRIVER_OK, 0);
+	cr_assert_geq(wait_vector(CFG_VEC), 1);
+}
+
+Test(vpci, clearing_a_status_bit_needs_reset)
+{
+	cr_assert(negotiate(F_VERSION_1));
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE);
+	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	/* ISR tells INTx-style drivers why; reading clears it. */
+	cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), 0);
+}
+
+Test(vpci, bad_msix_vector_reads_back_no_vector)
+{
+	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, NVEC);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 7);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+}
+
+/* ---- queues ---- */
+
+Test(vpci, queue_setup_reads_back)
+{
+	cr_assert(negotiate(F_VERSION_1));
+	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 4), DESC_GPA);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_AVAILLO, 4), AVAIL_GPA);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_USEDLO, 4), USED_GPA);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), Q_VEC);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	/* Fixed while enabled. */
+	bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, 4);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE);
+	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+}
+
+Test(vpci, queue_enable_before_features_ok_needs_reset)
+{
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+Test(vpci, ring_outside_ram_needs_reset)
+{
+	enable_msix();
+	cr_assert(negotiate(F_VERSION_1));
+	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	setup_queue(RAM - 8, AVAIL_GPA, USED_GPA);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	cr_assert_geq(wait_vector(CFG_VEC), 1);
+}
+
+Test(vpci, ioeventfd_per_queue_at_the_notify_address)
+{
+	cr_assert_eq(nioev, 1);
+	cr_assert_eq(ioev[0].addr, bar0 + VIRTIO_PCI_NOTIFY_OFF);
+	cr_assert_eq(ioev[0].len, 0, "any length, no datamatch");
+}
+
+/* ---- a request end to end ---- */
+
+static void rng_request(bool through_ioeventfd)
+{
+	uint8_t *buf = gp(BUF_GPA, 64), zero[64] = {0};
+	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
+
+	memset(buf, 0, 64);
+	bring_up();
+	offer(0, 0, 64, 1);
+	if (through_ioeventfd)
+		kick_ioeventfd(0);
+	else
+		bar_wr(VIRTIO_PCI_NOTIFY_OFF, 2, 0);
+	cr_assert(wait_used(1), "no used entry");
+	cr_assert_eq(le32toh(u->ring[0].id), 0);
+	cr_assert_eq(le32toh(u->ring[0].len), 64);
+	cr_assert_neq(memcmp(buf, zero, 64), 0, "no random bytes");
+	cr_assert_geq(wait_vector(Q_VEC), 1, "no MSI-X delivery");
+	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+}
+
+Test(vpci, rng_request_through_ioeventfd)
+{
+	rng_request(true);
+}
+
+Test(vpci, rng_request_through_the_bus)
+{
+	rng_request(false);
+}
+
+Test(vpci, buffers_before_driver_ok_wait_for_it)
+{
+	enable_msix();
+	cr_assert(negotiate(F_VERSION_1));
+	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
+	offer(0, 0, 32, 1);
+	kick_ioeventfd(0);
+	usleep(50 * 1000);
+	cr_assert_eq(le16toh(((struct virtq_used *)gp(USED_GPA, 4))->idx), 0);
+	set_status(0x0f);
+	cr_assert(wait_used(1));
+}
+
+Test(vpci, many_requests_are_served_in_bounded_batches)
+{
+	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
+	uint16_t idx = 0;
+
+	bring_up();
+	/* More than one batch's worth of chains, offered over and over. */
+	for (int round = 0; round < 8; round++) {
+		for (int i = 0; i < QSIZE; i++) {
+			idx++;
+			offer((uint16_t)i, (uint16_t)i, 4096, idx);
+		}
+		kick_ioeventfd(0);
+		cr_assert(wait_used(idx), "round %d: used %u", round, le16toh(u->idx));
+	}
+	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+}
+
+/* ---- a malicious ring ---- */
+
+Test(vpci, malformed_ring_needs_reset_and_interrupts)
+{
+	struct virtq_avail *a;
+
+	bring_up();
+	a = gp(AVAIL_GPA, 4 + 2 * QSIZE);
+	a->ring[0] = htole16(QSIZE + 3); /* head out of range */
+	__atomic_store_n(&a->idx, htole16(1), __ATOMIC_RELEASE);
+	kick_ioeventfd(0);
+	cr_assert(wait_status(VIRTIO_STATUS_DEVICE_NEEDS_RESET));
+	cr_assert_geq(wait_vector(CFG_VEC), 1, "no configuration interrupt");
+	cr_assert_eq(le16toh(((struct virtq_used *)gp(USED_GPA, 4))->idx), 0);
+	/* The device is dead to the driver until reset... */
+	offer(0, 0, 16, 2);
+	kick_ioeventfd(0);
+	usleep(20 * 1000);
+	cr_assert_eq(le16toh(((struct virtq_used *)gp(USED_GPA, 4))->idx), 0);
+}
+
+/* ---- reset ---- */
+
+Test(vpci, status_zero_resets_everything)
+{
+	bring_up();
+	set_status(0);
+	cr_assert_eq(status(), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), 0);
+	/* And it works again from scratch, rings zeroed as a new driver would. */
+	memset(gp(USED_GPA, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	memset(gp(AVAIL_GPA, 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
+	bring_up();
+	offer(0, 0, 8, 1);
+	kick_ioeventfd(0);
+	cr_assert(wait_used(1));
+}
+
+Test(vpci, needs_reset_cleared_by_reset)
+{
+	cr_assert(negotiate(F_VERSION_1));
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE);
+	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	set_status(0);
+	cr_assert_eq(status(), 0);
+	cr_assert(negotiate(F_VERSION_1));
+}
+
+Test(vpci, pci_reset_resets_the_device)
+{
+	bring_up();
+	pci_root_reset(root);
+	cr_assert_eq(status(), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+}
+
+/* ---- the BAR moves, the ioeventfds follow ---- */
+
+Test(vpci, ioeventfds_follow_the_bar)
+{
+	uint64_t nbar = bar0 + 0x100000;
+
+	cfg_wr(PCI_BASE_ADDRESS_0, 4, (uint32_t)nbar);
+	cr_assert_eq(ndeassign, 1);
+	cr_assert_eq(nioev, 1);
+	cr_assert_eq(ioev[0].addr, nbar + VIRTIO_PCI_NOTIFY_OFF);
+	/* Decoding off: nothing is bound. */
+	cfg_wr(PCI_COMMAND, 2, 0);
+	cr_assert_eq(nioev, 0);
+	cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	cr_assert_eq(nioev, 1);
+	bar0 = nbar;
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+}
+
+/* ---- the KVM ioevent sink on a real VM ---- */
+
+struct kvm_fixture {
+	struct kvm kvm;
+	struct gmem mem;
+	struct vm vm;
+	struct error err;
+};
+
+static void kvm_up(struct kvm_fixture *f)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		cr_skip_test("/dev/kvm is not usable here");
+	memset(f, 0, sizeof(*f));
+	f->vm.fd = -1;
+	cr_assert_eq(kvm_open(&f->kvm, "/dev/kvm", &f->err), 0, "%s", f->err.msg);
+	cr_assert_eq(gmem_init(&f->mem, 4 * MiB, &f->err), 0, "%s", f->err.msg);
+	cr_assert_eq(vm_create(&f->vm, &f->kvm, &f->mem, &f->err), 0, "%s", f->err.msg);
+}
+
+static void kvm_down(struct kvm_fixture *f)
+{
+	vm_destroy(&f->vm);
+	gmem_destroy(&f->mem);
+	kvm_close(&f->kvm);
+}
+
+/*
+ * Whether KVM already has this ioeventfd: it refuses an identical second
+ * registration with EEXIST. A probe that succeeds is undone at once.
+ */
+static bool kvm_has_ioeventfd(int vm_fd, uint64_t addr, int fd)
+{
+	bool any = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+	struct kvm_ioeventfd k = {.addr = addr, .len = any ? 0 : 2, .fd = fd};
+
+	if (ioctl(vm_fd, KVM_IOEVENTFD, &k) < 0)
+		return errno == EEXIST;
+	k.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+	cr_assert_eq(ioctl(vm_fd, KVM_IOEVENTFD, &k), 0);
+	return false;
+}
+
+Test(vpci_kvm, ioevent_sink_binds_and_survives_a_vm_rebuild)
+{
+	struct kvm_fixture f;
+	struct vm_ioevent *v = vm_ioevent_create();
+	struct ioevent_sink s = vm_ioevent_sink(v);
+	uint64_t addr = LAYOUT_PCI_MMIO32_BASE + VIRTIO_PCI_NOTIFY_OFF;
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	kvm_up(&f);
+	/* Assigned before any VM exists: kept, and bound on attach. */
+	cr_assert_eq(s.ops->assign(s.ctx, addr, 0, fd), 0);
+	vm_ioevent_attach(v, f.vm.fd);
+	cr_assert(kvm_has_ioeventfd(f.vm.fd, addr, fd));
+	/* A reboot: the old VM goes, a new one gets the same registrations. */
+	vm_ioevent_detach(v);
+	vm_destroy(&f.vm);
+	cr_assert_eq(vm_create(&f.vm, &f.kvm, &f.mem, &f.err), 0, "%s", f.err.msg);
+	cr_assert_not(kvm_has_ioeventfd(f.vm.fd, addr, fd));
+	vm_ioevent_attach(v, f.vm.fd);
+	cr_assert(kvm_has_ioeventfd(f.vm.fd, addr, fd));
+	s.ops->deassign(s.ctx, addr, 0, fd);
+	cr_assert_not(kvm_has_ioeventfd(f.vm.fd, addr, fd));
+	vm_ioevent_destroy(v);
+	close(fd);
+	kvm_down(&f);
+}
