@@ -96,6 +96,35 @@ static void dump_tables(void)
 	line_emit(&l);
 }
 
+/*
+ * Copies the map, leaving out empty entries, and sorts the copy by address
+ * (insertion sort: at most E820_MAX entries). Returns whether the original
+ * was already in order.
+ */
+static bool e820_sort(struct e820_entry *out, uint32_t *count)
+{
+	bool sorted = true;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < g_boot.e820_count; i++) {
+		struct e820_entry e = g_boot.e820[i];
+		uint32_t j = n;
+
+		if (e.size == 0)
+			continue;
+		if (n && e.addr < out[n - 1].addr)
+			sorted = false;
+		while (j > 0 && out[j - 1].addr > e.addr) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = e;
+		n++;
+	}
+	*count = n;
+	return sorted;
+}
+
 void run_boot(void)
 {
 	const char *reason = NULL;
@@ -105,16 +134,25 @@ void run_boot(void)
 	uint32_t crc = 0;
 	uint64_t size = 0;
 	bool want_size, want_crc, crc_bad = false;
+	struct e820_entry e820[E820_MAX];
+	uint32_t n = 0;
+	bool sorted;
 	struct line l;
 
 #define FAIL(r) (reason = reason ? reason : (r))
 
-	/* e820 */
-	for (uint32_t i = 0; i < g_boot.e820_count; i++) {
-		const struct e820_entry *e = &g_boot.e820[i], *p = e - 1;
-		if (i > 0 && e->addr < p->addr)
-			FAIL("e820-unsorted");
-		else if (i > 0 && e->addr < p->addr + p->size)
+	/*
+	 * e820: Linux sorts the firmware's map before using it, so an
+	 * unsorted map is reported (e820_sorted=0) but only overlaps fail;
+	 * strict_e820=1 makes unsorted fail too, which is how bunshin's own
+	 * map is held to the stricter standard.
+	 */
+	sorted = e820_sort(e820, &n);
+	if (!sorted && opt_u64("strict_e820", 10, &v) && v)
+		FAIL("e820-unsorted");
+	for (uint32_t i = 0; i < n; i++) {
+		const struct e820_entry *e = &e820[i], *p = e - 1;
+		if (i > 0 && e->addr < p->addr + p->size)
 			FAIL("e820-overlap");
 		if (e->type != E820_RAM || e->size == 0)
 			continue;
@@ -207,6 +245,7 @@ void run_boot(void)
 	line_kv_dec(&l, "cpus", g_acpi.ncpus);
 	line_kv_dec(&l, "ram_mib", total >> 20);
 	line_kv_dec(&l, "e820", g_boot.e820_count);
+	line_kv_dec(&l, "e820_sorted", sorted);
 	line_kv_str(&l, "tables", g_acpi.tables[0] ? g_acpi.tables : "none");
 	line_kv_dec(&l, "cmdline_len", g_boot.cmdline_len);
 	line_kv_str(&l, "initrd", initrd);

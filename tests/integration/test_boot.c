@@ -20,7 +20,8 @@ static void boot_check(const char *wrapper, unsigned int cpus, unsigned int mem_
 
 	harness_require_kvm();
 	snprintf(cmdline, sizeof(cmdline),
-		 "test=boot expect_cpus=%u expect_mem_mib=%u initrd_size=123457 initrd_crc32=%08x",
+		 "test=boot strict_e820=1 expect_cpus=%u expect_mem_mib=%u initrd_size=123457 "
+		 "initrd_crc32=%08x",
 		 cpus, mem_mib, crc);
 	snprintf(mem, sizeof(mem), "%uM", mem_mib);
 	snprintf(ncpu, sizeof(ncpu), "%u", cpus);
@@ -37,6 +38,8 @@ static void boot_check(const char *wrapper, unsigned int cpus, unsigned int mem_
 		  r.err);
 	cr_assert(harness_result_field(r.out, "boot", "cpus", val, sizeof(val)));
 	cr_assert_eq(atoi(val), (int)cpus, "guest saw %s CPUs in the MADT", val);
+	cr_assert(harness_result_field(r.out, "boot", "e820_sorted", val, sizeof(val)));
+	cr_assert_str_eq(val, "1", "bunshin's e820 map must be sorted");
 	cr_assert(harness_result_field(r.out, "boot", "initrd", val, sizeof(val)));
 	cr_assert_str_eq(val, "ok");
 	cr_assert_eq(r.status, 0, "exit status %d after power-off; stderr:\n%s", r.status, r.err);
