@@ -17,6 +17,7 @@ enum {
 	OPT_ON_REBOOT,
 	OPT_KVM_DEVICE,
 	OPT_RNG,
+	OPT_DISK,
 	OPT_VERBOSE,
 	OPT_HELP,
 	OPT_VERSION,
@@ -32,6 +33,7 @@ static const struct option config_options[] = {
 	{"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
 	{"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
 	{"rng", no_argument, NULL, OPT_RNG},
+	{"disk", required_argument, NULL, OPT_DISK},
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -51,6 +53,8 @@ void config_usage(const char *prog)
 	       "  --on-reboot ACTION     exit (status 3) or restart (default exit)\n"
 	       "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
 	       "  --rng                  virtio-rng device fed from the host's getrandom()\n"
+	       "  --disk path=IMG[,readonly=on][,id=NAME][,direct=on]\n"
+	       "                         virtio-blk disk on a raw image (repeat, up to 16)\n"
 	       "  --verbose              more log output (repeat for debug)\n"
 	       "  --help, --version\n"
 	       "\n"
@@ -116,6 +120,102 @@ static int config_on_reboot(struct vmm_config *cfg, const char *arg, struct erro
 	return 0;
 }
 
+#define DISK_SYNTAX "path=IMG[,readonly=on][,id=NAME][,direct=on]"
+
+static int config_on_off(const char *key, const char *val, bool *out, struct error *err)
+{
+	if (!strcmp(val, "on"))
+		*out = true;
+	else if (!strcmp(val, "off"))
+		*out = false;
+	else
+		return error_set(err, EINVAL, "--disk: %s='%s' is not on or off", key, val);
+	return 0;
+}
+
+/* Copies val into a fixed field; the option's text may not outlive parsing. */
+static int config_disk_str(char *dst, size_t size, const char *key, const char *val,
+			   struct error *err)
+{
+	if (!*val)
+		return error_set(err, EINVAL, "--disk: %s= is empty", key);
+	if (strlen(val) >= size)
+		return error_set(err, EINVAL, "--disk: %s= is longer than %zu characters", key,
+				 size - 1);
+	strcpy(dst, val);
+	return 0;
+}
+
+static int config_disk_kv(struct config_disk *d, const char *key, const char *val,
+			  struct error *err)
+{
+	if (!strcmp(key, "path"))
+		return config_disk_str(d->path, sizeof(d->path), key, val, err);
+	if (!strcmp(key, "id"))
+		return config_disk_str(d->id, sizeof(d->id), key, val, err);
+	if (!strcmp(key, "readonly"))
+		return config_on_off(key, val, &d->read_only, err);
+	if (!strcmp(key, "direct"))
+		return config_on_off(key, val, &d->direct, err);
+	return error_set(err, EINVAL, "--disk: unknown key '%s' (expected %s)", key, DISK_SYNTAX);
+}
+
+/* One comma-separated item, item[0, len). */
+static int config_disk_item(struct config_disk *d, const char *item, size_t len, struct error *err)
+{
+	char buf[CONFIG_PATH_MAX + 16];
+	char *eq;
+
+	if (len >= sizeof(buf))
+		return error_set(err, EINVAL, "--disk: option too long");
+	memcpy(buf, item, len);
+	buf[len] = 0;
+	eq = strchr(buf, '=');
+	if (!eq)
+		return error_set(err, EINVAL, "--disk: '%s' is not key=value (expected %s)", buf,
+				 DISK_SYNTAX);
+	*eq = 0;
+	return config_disk_kv(d, buf, eq + 1, err);
+}
+
+static int config_disk_unique(const struct vmm_config *cfg, const struct config_disk *d,
+			      struct error *err)
+{
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		if (d->id[0] && !strcmp(cfg->disks[i].id, d->id))
+			return error_set(err, EINVAL, "--disk: duplicate id '%s'", d->id);
+	return 0;
+}
+
+static int config_disk(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	struct config_disk *d;
+	const char *p = arg;
+	int ret;
+
+	if (cfg->ndisks == CONFIG_MAX_DISKS)
+		return error_set(err, E2BIG, "--disk: more than %d disks", CONFIG_MAX_DISKS);
+	d = &cfg->disks[cfg->ndisks];
+	memset(d, 0, sizeof(*d));
+	for (;;) {
+		size_t len = strcspn(p, ",");
+
+		ret = config_disk_item(d, p, len, err);
+		if (ret)
+			return ret;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	if (!d->path[0])
+		return error_set(err, EINVAL, "--disk: missing path= (expected %s)", DISK_SYNTAX);
+	ret = config_disk_unique(cfg, d, err);
+	if (ret)
+		return ret;
+	cfg->ndisks++;
+	return 0;
+}
+
 static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint64_t host_ram,
 			 struct error *err)
 {
@@ -143,6 +243,8 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 	case OPT_RNG:
 		cfg->rng = true;
 		return 0;
+	case OPT_DISK:
+		return config_disk(cfg, arg, err);
 	case OPT_VERBOSE:
 		cfg->verbose++;
 		return 0;

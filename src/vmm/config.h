@@ -23,6 +23,17 @@ enum vmm_exit_status {
 
 #define CONFIG_MAX_CPUS	  1024
 #define CONFIG_MIN_MEMORY (4ULL << 20)
+#define CONFIG_MAX_DISKS  16
+#define CONFIG_PATH_MAX	  4096
+#define CONFIG_DISK_ID	  20 /* virtio-blk's serial field */
+
+/* One --disk path=IMG[,readonly=on][,id=NAME][,direct=on]. */
+struct config_disk {
+	char path[CONFIG_PATH_MAX];
+	char id[CONFIG_DISK_ID + 1]; /* empty: the block layer's default (the file name) */
+	bool read_only;
+	bool direct;
+};
 
 struct vmm_config {
 	const char *kernel;
@@ -34,6 +45,8 @@ struct vmm_config {
 	enum on_reboot on_reboot;
 	const char *kvm_device;
 	bool rng; /* a virtio-rng device */
+	struct config_disk disks[CONFIG_MAX_DISKS];
+	unsigned int ndisks;
 	int verbose;
 	bool help;
 	bool version;

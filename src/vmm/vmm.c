@@ -26,6 +26,7 @@
 #include "kvm/kvm.h"
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
+#include "virtio/blk.h"
 #include "virtio/rng.h"
 #include "../common/log.h"
 #include "../common/util.h"
@@ -74,6 +75,8 @@ struct machine {
 	struct vm_ioevent *ioevent;
 	struct vm_msi *rng_msi;
 	struct virtio_rng *rng;
+	struct vm_msi *blk_msi[CONFIG_MAX_DISKS];
+	struct virtio_blk *blk[CONFIG_MAX_DISKS];
 
 	uint8_t *kernel;
 	size_t kernel_len;
@@ -171,25 +174,56 @@ static int machine_create_io(struct machine *m, struct error *err)
 	return 0;
 }
 
-static int machine_create_virtio(struct machine *m, struct error *err)
+static struct virtio_pci_host machine_virtio_host(struct machine *m, struct vm_msi *msi)
+{
+	return (struct virtio_pci_host){.mem = &m->mem,
+					.io = m->io,
+					.msi = vm_msi_sink(msi),
+					.ioevent = vm_ioevent_sink(m->ioevent)};
+}
+
+static int machine_create_rng(struct machine *m, struct error *err)
 {
 	struct virtio_pci_host host;
-	int ret;
 
-	if (!m->cfg->rng)
-		return 0;
-	ret = machine_create_io(m, err);
-	if (ret)
-		return ret;
 	m->rng_msi = vm_msi_create(&m->vm, VIRTIO_PCI_MSIX_VECTORS(VIRTIO_RNG_QUEUES));
 	if (!m->rng_msi)
 		return error_set(err, ENOMEM, "out of memory");
-	host = (struct virtio_pci_host){.mem = &m->mem,
-					.io = m->io,
-					.msi = vm_msi_sink(m->rng_msi),
-					.ioevent = vm_ioevent_sink(m->ioevent)};
+	host = machine_virtio_host(m, m->rng_msi);
 	m->rng = virtio_rng_create(&host, m->pci, err);
 	return m->rng ? 0 : error_wrap(err, "--rng");
+}
+
+/* One --disk: a missing image or one another VM holds fails here, before the guest runs. */
+static int machine_create_disk(struct machine *m, unsigned int i, struct error *err)
+{
+	const struct config_disk *d = &m->cfg->disks[i];
+	struct virtio_blk_opts o = {.path = d->path,
+				    .read_only = d->read_only,
+				    .direct = d->direct,
+				    .id = d->id[0] ? d->id : NULL};
+	struct virtio_pci_host host;
+
+	m->blk_msi[i] = vm_msi_create(&m->vm, VIRTIO_PCI_MSIX_VECTORS(VIRTIO_BLK_QUEUES));
+	if (!m->blk_msi[i])
+		return error_set(err, ENOMEM, "out of memory");
+	host = machine_virtio_host(m, m->blk_msi[i]);
+	m->blk[i] = virtio_blk_create(&host, m->pci, &o, err);
+	return m->blk[i] ? 0 : error_wrap(err, "--disk");
+}
+
+static int machine_create_virtio(struct machine *m, struct error *err)
+{
+	int ret;
+
+	if (!m->cfg->rng && !m->cfg->ndisks)
+		return 0;
+	ret = machine_create_io(m, err);
+	if (!ret && m->cfg->rng)
+		ret = machine_create_rng(m, err);
+	for (unsigned int i = 0; !ret && i < m->cfg->ndisks; i++)
+		ret = machine_create_disk(m, i, err);
+	return ret;
 }
 
 static int machine_create_devices(struct machine *m, struct error *err)
@@ -342,6 +376,10 @@ static void machine_halt(struct machine *m)
 		iothread_pause(m->io);
 		m->io_paused = true;
 	}
+	/* Disk requests in flight write into guest memory when they finish. */
+	for (unsigned int i = 0; i < m->cfg->ndisks; i++)
+		if (m->blk[i])
+			virtio_blk_drain(m->blk[i]);
 	if (m->ioevent)
 		vm_ioevent_detach(m->ioevent);
 	vm_destroy(&m->vm);
@@ -496,6 +534,10 @@ static void machine_teardown(struct machine *m)
 	pci_root_destroy(m->pci);
 	virtio_rng_destroy(m->rng);
 	vm_msi_destroy(m->rng_msi);
+	for (unsigned int i = 0; i < m->cfg->ndisks; i++) {
+		virtio_blk_destroy(m->blk[i]);
+		vm_msi_destroy(m->blk_msi[i]);
+	}
 	vm_ioevent_destroy(m->ioevent);
 	iothread_destroy(m->io);
 	if (m->pm)

@@ -70,6 +70,9 @@ static pid_t spawn(const struct vmm_run *run, int in[2], int out[2], int err[2])
 	int n = 0;
 	pid_t pid;
 
+	/* Resolved before fork: a failed assertion must happen in the test, not the child. */
+	const char *vmm = harness_vmm();
+
 	while (run->argv[n])
 		n++;
 	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
@@ -82,7 +85,7 @@ static pid_t spawn(const struct vmm_run *run, int in[2], int out[2], int err[2])
 
 		for (int i = 1; i < n; i++)
 			argv[i] = (char *)run->argv[i];
-		argv[0] = (char *)harness_vmm();
+		argv[0] = (char *)vmm;
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		dup2(err[1], 2);

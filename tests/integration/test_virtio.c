@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* PCI enumeration and virtio devices, driven by the test guest's own drivers. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -93,5 +97,208 @@ Test(virtio_rng, absent_without_flag)
 	cr_assert(harness_result_field(r.out, "virtio-rng", "reason", val, sizeof(val)),
 		  "console:\n%s", r.out);
 	cr_assert_str_eq(val, "no-device");
+	harness_free(&r);
+}
+
+/* ---- virtio-blk ---- */
+
+#define IMG_SIZE   (1 << 20)
+#define BLK_SECTOR 16 /* where the guest writes: 8 sectors from here */
+
+static uint8_t *read_image(const char *path)
+{
+	uint8_t *buf = malloc(IMG_SIZE);
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, buf, IMG_SIZE, 0), IMG_SIZE);
+	close(fd);
+	return buf;
+}
+
+Test(pci, blk_device_enumerates)
+{
+	char *img = harness_temp_file(IMG_SIZE, 1, NULL);
+	char disk[128];
+	const char *extra[] = {"--disk", disk, NULL};
+	struct vmm_result r;
+
+	snprintf(disk, sizeof(disk), "path=%s", img);
+	run_guest("test=pci expect_devices=2 expect=1af4:1042", extra, &r);
+	cr_assert(harness_passed(r.out, "pci"), "console:\n%s\nstderr:\n%s", r.out, r.err);
+	harness_free(&r);
+	unlink(img);
+	free(img);
+}
+
+/*
+ * The guest writes a pattern, reads it back, flushes, then discards and
+ * write-zeroes the same 8 sectors: afterwards those read as zeroes in the
+ * file and every other byte of the image is as it was.
+ */
+Test(virtio_blk, read_write_flush_discard_write_zeroes)
+{
+	char *img = harness_temp_file(IMG_SIZE, 7, NULL);
+	uint8_t *before = read_image(img), *after;
+	char disk[128], val[32];
+	const char *extra[] = {"--disk", disk, NULL};
+	struct vmm_result r;
+
+	snprintf(disk, sizeof(disk), "path=%s,id=bunshin-disk0", img);
+	run_guest("test=virtio-blk blk_sector=16", extra, &r);
+	cr_assert(harness_passed(r.out, "virtio-blk"), "console:\n%s\nstderr:\n%s", r.out, r.err);
+	cr_assert(harness_result_field(r.out, "virtio-blk", "capacity", val, sizeof(val)));
+	cr_assert_eq(atoi(val), IMG_SIZE / 512);
+	cr_assert(harness_result_field(r.out, "virtio-blk", "blk_size", val, sizeof(val)));
+	cr_assert_str_eq(val, "512");
+	cr_assert(harness_result_field(r.out, "virtio-blk", "id", val, sizeof(val)));
+	cr_assert_str_eq(val, "bunshin-disk0");
+	cr_assert(harness_result_field(r.out, "virtio-blk", "flush", val, sizeof(val)));
+	cr_assert_str_eq(val, "ok");
+	cr_assert(harness_result_field(r.out, "virtio-blk", "discard", val, sizeof(val)));
+	cr_assert_str_eq(val, "ok");
+	cr_assert(harness_result_field(r.out, "virtio-blk", "write_zeroes", val, sizeof(val)));
+	cr_assert_str_eq(val, "ok");
+	cr_assert_gt(harness_result_field(r.out, "virtio-blk", "irq", val, sizeof(val)) ? atoi(val)
+											: 0,
+		     0);
+	cr_assert_eq(r.status, 0);
+	after = read_image(img);
+	for (size_t i = 0; i < IMG_SIZE; i++) {
+		bool guest = i >= BLK_SECTOR * 512 && i < (BLK_SECTOR + 8) * 512;
+
+		cr_assert_eq(after[i], guest ? 0 : before[i], "byte %zu", i);
+	}
+	harness_free(&r);
+	unlink(img);
+	free(before);
+	free(after);
+	free(img);
+}
+
+Test(virtio_blk, polling_without_ring_features)
+{
+	char *img = harness_temp_file(IMG_SIZE, 8, NULL);
+	char disk[128];
+	const char *extra[] = {"--disk", disk, NULL};
+	struct vmm_result r;
+
+	snprintf(disk, sizeof(disk), "path=%s", img);
+	run_guest("test=virtio-blk virtio_poll=1 virtio_features=none", extra, &r);
+	cr_assert(harness_passed(r.out, "virtio-blk"), "console:\n%s\nstderr:\n%s", r.out, r.err);
+	cr_assert_eq(r.status, 0);
+	harness_free(&r);
+	unlink(img);
+	free(img);
+}
+
+Test(virtio_blk, read_only)
+{
+	uint32_t crc, crc_after;
+	char *img = harness_temp_file(IMG_SIZE, 9, &crc);
+	uint8_t *after;
+	char disk[128], val[32];
+	const char *extra[] = {"--disk", disk, NULL};
+	struct vmm_result r;
+
+	snprintf(disk, sizeof(disk), "path=%s,readonly=on", img);
+	run_guest("test=virtio-blk blk_readonly=1", extra, &r);
+	cr_assert(harness_passed(r.out, "virtio-blk"), "console:\n%s\nstderr:\n%s", r.out, r.err);
+	cr_assert(harness_result_field(r.out, "virtio-blk", "readonly", val, sizeof(val)));
+	cr_assert_str_eq(val, "1");
+	cr_assert_eq(r.status, 0);
+	after = read_image(img);
+	crc_after = harness_crc32(after, IMG_SIZE);
+	cr_assert_eq(crc_after, crc, "a read-only image must not change");
+	harness_free(&r);
+	unlink(img);
+	free(after);
+	free(img);
+}
+
+/* Starts a VMM holding img, waiting for console input; returns its pid once it booted. */
+static pid_t start_holder(const char *img, int *in_fd)
+{
+	char disk[128], buf[4096];
+	int in[2], out[2];
+	size_t got = 0;
+	pid_t pid;
+
+	snprintf(disk, sizeof(disk), "path=%s", img);
+	cr_assert_eq(pipe(in), 0);
+	cr_assert_eq(pipe(out), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		execl(harness_vmm(), "bunshin-vmm", "--kernel", harness_guest("elf"), "--memory",
+		      "128M", "--cmdline", "test=serial-echo", "--disk", disk, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	/* serial-echo says ready once booted: the image was locked before that */
+	while (got < sizeof(buf) - 1) {
+		ssize_t n = read(out[0], buf + got, sizeof(buf) - 1 - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		buf[got] = 0;
+		if (strstr(buf, "result=ready"))
+			break;
+	}
+	close(out[0]);
+	cr_assert(got && strstr(buf, "result=ready"), "holder did not boot: %s", buf);
+	*in_fd = in[1];
+	return pid;
+}
+
+Test(virtio_blk, second_vmm_on_a_locked_image_fails)
+{
+	char *img = harness_temp_file(IMG_SIZE, 10, NULL);
+	char disk[128];
+	const char *extra[] = {"--disk", disk, NULL};
+	struct vmm_result r;
+	int in_fd, st;
+	pid_t holder;
+
+	harness_require_kvm();
+	holder = start_holder(img, &in_fd);
+	snprintf(disk, sizeof(disk), "path=%s", img);
+	run_guest("test=virtio-blk", extra, &r);
+	kill(holder, SIGTERM);
+	close(in_fd);
+	waitpid(holder, &st, 0);
+	cr_assert_eq(r.status, 1, "stderr:\n%s", r.err);
+	cr_assert(strstr(r.err, "locked"), "stderr:\n%s", r.err);
+	cr_assert_eq(harness_count(r.err, "\n"), 1, "one line: %s", r.err);
+	harness_free(&r);
+	unlink(img);
+	free(img);
+}
+
+Test(virtio_blk, missing_image_fails)
+{
+	const char *extra[] = {"--disk", "path=/nonexistent/bunshin.img", NULL};
+	struct vmm_result r;
+
+	run_guest("test=virtio-blk", extra, &r);
+	cr_assert_eq(r.status, 1, "stderr:\n%s", r.err);
+	cr_assert(strstr(r.err, "/nonexistent/bunshin.img"), "stderr:\n%s", r.err);
+	cr_assert(strstr(r.err, "No such file"), "stderr:\n%s", r.err);
+	cr_assert_eq(harness_count(r.err, "\n"), 1, "one line: %s", r.err);
+	harness_free(&r);
+}
+
+Test(virtio_blk, bad_disk_option_is_a_usage_error)
+{
+	const char *extra[] = {"--disk", "path=x,readonly=maybe", NULL};
+	struct vmm_result r;
+
+	run_guest("test=virtio-blk", extra, &r);
+	cr_assert_eq(r.status, 2, "stderr:\n%s", r.err);
+	cr_assert(strstr(r.err, "readonly='maybe' is not on or off"), "stderr:\n%s", r.err);
 	harness_free(&r);
 }

@@ -60,6 +60,84 @@ Test(config, rng_flag)
 	cr_assert_lt(parse(&cfg, &err, ARGC(valued), valued), 0);
 }
 
+Test(config, disks)
+{
+	char *argv[] = {"vmm",	       "--kernel",
+			"k",	       "--disk",
+			"path=/a.img", "--disk=path=b.img,readonly=on,id=data,direct=on",
+			"--disk",      "readonly=off,path=c,direct=off"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_eq(cfg.ndisks, 3);
+	cr_assert_str_eq(cfg.disks[0].path, "/a.img");
+	cr_assert_str_eq(cfg.disks[0].id, "");
+	cr_assert_not(cfg.disks[0].read_only);
+	cr_assert_not(cfg.disks[0].direct);
+	cr_assert_str_eq(cfg.disks[1].path, "b.img");
+	cr_assert_str_eq(cfg.disks[1].id, "data");
+	cr_assert(cfg.disks[1].read_only);
+	cr_assert(cfg.disks[1].direct);
+	cr_assert_str_eq(cfg.disks[2].path, "c");
+	cr_assert_not(cfg.disks[2].read_only);
+}
+
+Test(config, at_most_16_disks)
+{
+	char *argv[3 + 2 * (CONFIG_MAX_DISKS + 1)] = {"vmm", "--kernel", "k"};
+	struct vmm_config cfg;
+	struct error err;
+
+	for (int i = 0; i <= CONFIG_MAX_DISKS; i++) {
+		argv[3 + 2 * i] = "--disk";
+		argv[4 + 2 * i] = "path=x";
+	}
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv) - 2, argv), 0, "%s", err.msg);
+	cr_assert_eq(cfg.ndisks, CONFIG_MAX_DISKS);
+	cr_assert_lt(parse(&cfg, &err, ARGC(argv), argv), 0);
+	cr_assert(strstr(err.msg, "more than 16 disks"), "%s", err.msg);
+}
+
+Test(config, disk_errors_name_the_problem)
+{
+	static const char *const cases[][2] = {
+		{"readonly=on", "--disk: missing path="},
+		{"", "--disk: '' is not key=value"},
+		{"img.raw", "--disk: 'img.raw' is not key=value"},
+		{"path=a,size=1G", "--disk: unknown key 'size'"},
+		{"path=a,readonly=yes", "--disk: readonly='yes' is not on or off"},
+		{"path=a,direct=", "--disk: direct='' is not on or off"},
+		{"path=", "--disk: path= is empty"},
+		{"path=a,id=", "--disk: id= is empty"},
+		{"path=a,id=123456789012345678901", "--disk: id= is longer than 20 characters"},
+		{"path=a,", "--disk: '' is not key=value"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = {"vmm", "--kernel", "k", "--disk", (char *)cases[i][0]};
+		struct vmm_config cfg;
+		struct error err;
+
+		cr_assert_lt(parse(&cfg, &err, ARGC(argv), argv), 0, "case %zu", i);
+		cr_assert(strstr(err.msg, cases[i][1]), "case %zu: got '%s', want '%s'", i, err.msg,
+			  cases[i][1]);
+		cr_assert_null(strchr(err.msg, '\n'), "one line");
+	}
+}
+
+Test(config, duplicate_disk_id)
+{
+	char *argv[] = {"vmm", "--kernel", "k", "--disk", "path=a,id=x", "--disk", "path=b,id=x"};
+	char *ok[] = {"vmm", "--kernel", "k", "--disk", "path=a,id=x", "--disk", "path=b,id=y"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_lt(parse(&cfg, &err, ARGC(argv), argv), 0);
+	cr_assert(strstr(err.msg, "--disk: duplicate id 'x'"), "%s", err.msg);
+	cr_assert_eq(parse(&cfg, &err, ARGC(ok), ok), 0, "%s", err.msg);
+}
+
 struct bad_case {
 	char *argv[4];
 	const char *message;

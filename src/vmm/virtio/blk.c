@@ -1,0 +1,558 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The block device (virtio 1.2, section 5.2). A request is a chain: a
+ * 16-byte header (type, reserved, sector) in the device-readable part, then
+ * data, then one status byte at the very end of the device-writable part.
+ * Everything in it comes from the guest and is checked here before the
+ * block layer sees it; a malformed request fails with IOERR and the queue
+ * carries on.
+ *
+ * Locking: the transport's mutex is held in every ops callback; blk->lock
+ * guards the disk queue and the request slots and nests inside it. Block
+ * layer callbacks run under blk->lock only (from disk_queue_complete() or
+ * disk_queue_drain()), so they never touch the ring: they record what to
+ * push and the queue's notify handler pushes it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "../../common/log.h"
+#include "blk.h"
+
+#define VIRTIO_BLK_CLASS     0x018000		/* mass storage, other */
+#define VIRTIO_BLK_POP_SEGS  (DISK_IOV_MAX + 4) /* header and status may be split */
+#define VIRTIO_BLK_NO_STATUS 0xff
+
+struct blk_req {
+	struct virtio_blk *blk;
+	uint8_t *status;  /* the guest's status byte */
+	uint32_t written; /* used length on success, status byte included */
+	uint16_t head;
+	int next_free;
+};
+
+struct virtio_blk {
+	struct virtio_pci *vp;
+	struct iothread *io;
+	struct disk *disk;
+	struct disk_queue *dq;
+	bool watched;
+	pthread_mutex_t lock; /* everything below */
+
+	struct blk_req reqs[VIRTIO_BLK_QSIZE];
+	int free_head;
+	/* finished, waiting for the notify handler to push them */
+	struct virtq_used_elem done[VIRTIO_BLK_QSIZE];
+	unsigned int ndone;
+	/*
+	 * A popped chain the block layer had no room for (-EAGAIN). virtq has
+	 * no way to un-pop, so it waits here and nothing more is popped until
+	 * it went through.
+	 */
+	bool pending;
+	struct virtq_elem elem;
+	struct iovec iov[VIRTIO_BLK_POP_SEGS];
+};
+
+static const uint16_t virtio_blk_qmax[] = {VIRTIO_BLK_QSIZE};
+
+static uint64_t get_le(const uint8_t *p, unsigned int len)
+{
+	uint64_t v = 0;
+
+	for (unsigned int i = 0; i < len; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void put_le(uint8_t *p, unsigned int len, uint64_t v)
+{
+	for (unsigned int i = 0; i < len; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ---- request slots and completions (blk->lock held) ---- */
+
+static struct blk_req *blk_req_get(struct virtio_blk *blk)
+{
+	struct blk_req *r;
+
+	if (blk->free_head < 0)
+		return NULL;
+	r = &blk->reqs[blk->free_head];
+	blk->free_head = r->next_free;
+	return r;
+}
+
+static void blk_req_put(struct virtio_blk *blk, struct blk_req *r)
+{
+	r->next_free = blk->free_head;
+	blk->free_head = (int)(r - blk->reqs);
+}
+
+static void blk_slots_init(struct virtio_blk *blk)
+{
+	for (int i = 0; i < VIRTIO_BLK_QSIZE; i++) {
+		blk->reqs[i].blk = blk;
+		blk->reqs[i].next_free = i + 1 < VIRTIO_BLK_QSIZE ? i + 1 : -1;
+	}
+	blk->free_head = 0;
+}
+
+/* Writes the status byte and queues the chain for the used ring. */
+static void blk_finish(struct virtio_blk *blk, uint16_t head, uint8_t *status, uint8_t s,
+		       uint32_t written)
+{
+	if (status)
+		*status = s;
+	if (blk->ndone < VIRTIO_BLK_QSIZE)
+		blk->done[blk->ndone++] = (struct virtq_used_elem){head, status ? written : 0};
+}
+
+static void blk_done(void *opaque, int result)
+{
+	struct blk_req *r = opaque;
+	struct virtio_blk *blk = r->blk;
+
+	if (result)
+		log_debug("virtio-blk: request failed: %s", strerror(-result));
+	blk_finish(blk, r->head, r->status, result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
+		   result ? 1 : r->written);
+	blk_req_put(blk, r);
+}
+
+/* ---- parsing the chain ---- */
+
+/* Copies len bytes starting off bytes into segments [0, n); false if they are not there. */
+static bool blk_gather(const struct iovec *iov, unsigned int n, size_t off, uint8_t *buf,
+		       size_t len)
+{
+	for (unsigned int i = 0; i < n && len; i++) {
+		size_t l = iov[i].iov_len, take;
+
+		if (off >= l) {
+			off -= l;
+			continue;
+		}
+		take = l - off < len ? l - off : len;
+		memcpy(buf, (uint8_t *)iov[i].iov_base + off, take);
+		buf += take;
+		len -= take;
+		off = 0;
+	}
+	return len == 0;
+}
+
+/*
+ * The data segments: [skip, total - trim) of segments [0, n). -EINVAL when
+ * the chain is too short, -E2BIG beyond what the block layer takes.
+ */
+static int blk_collect(const struct iovec *src, unsigned int n, size_t skip, size_t trim,
+		       struct iovec *dst, int *cnt, uint64_t *len)
+{
+	uint64_t total = 0, want;
+
+	for (unsigned int i = 0; i < n; i++)
+		total += src[i].iov_len;
+	if (total < (uint64_t)skip + trim)
+		return -EINVAL;
+	want = total - skip - trim;
+	*len = want;
+	*cnt = 0;
+	for (unsigned int i = 0; i < n && want; i++) {
+		size_t l = src[i].iov_len, take;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		take = l - skip < want ? l - skip : want;
+		if (*cnt == DISK_IOV_MAX)
+			return -E2BIG;
+		dst[(*cnt)++] = (struct iovec){(uint8_t *)src[i].iov_base + skip, take};
+		want -= take;
+		skip = 0;
+	}
+	return 0;
+}
+
+/* The range [sector, sector + nsect) lies inside the disk; no overflow possible. */
+static bool blk_in_range(const struct virtio_blk *blk, uint64_t sector, uint64_t nsect)
+{
+	return sector <= blk->disk->sectors && nsect <= blk->disk->sectors - sector;
+}
+
+/* ---- request types ---- */
+
+struct blk_ctx {
+	const struct virtq_elem *e;
+	uint32_t type;
+	uint64_t sector;
+	uint64_t features;
+};
+
+static bool blk_has(const struct blk_ctx *c, unsigned int bit)
+{
+	return c->features & (1ULL << bit);
+}
+
+/* Returns a status to report now, or -1 after handing the request to the block layer. */
+static int blk_submit(struct virtio_blk *blk, struct blk_req *r, int ret)
+{
+	if (ret == -EAGAIN)
+		return -EAGAIN;
+	if (ret) {
+		log_debug("virtio-blk: request refused: %s", strerror(-ret));
+		return VIRTIO_BLK_S_IOERR;
+	}
+	return -1;
+}
+
+static int blk_rw(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_req *r)
+{
+	const struct virtq_elem *e = c->e;
+	struct iovec iov[DISK_IOV_MAX];
+	bool write = c->type == VIRTIO_BLK_T_OUT;
+	uint64_t len;
+	int cnt, ret;
+
+	if (write && blk->disk->read_only)
+		return VIRTIO_BLK_S_IOERR;
+	if (write)
+		ret = blk_collect(e->iov, e->out_num, VIRTIO_BLK_HDR_SIZE, 0, iov, &cnt, &len);
+	else
+		ret = blk_collect(e->iov + e->out_num, e->in_num, 0, 1, iov, &cnt, &len);
+	if (ret || len % DISK_SECTOR_SIZE || !blk_in_range(blk, c->sector, len / DISK_SECTOR_SIZE))
+		return VIRTIO_BLK_S_IOERR;
+	if (!len)
+		return VIRTIO_BLK_S_OK;
+	r->written = write ? 1 : (uint32_t)len + 1;
+	if (write)
+		ret = disk_writev(blk->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
+	else
+		ret = disk_readv(blk->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
+	return blk_submit(blk, r, ret);
+}
+
+static int blk_get_id(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_req *r)
+{
+	const struct virtq_elem *e = c->e;
+	struct iovec iov[DISK_IOV_MAX];
+	char id[DISK_ID_BYTES];
+	uint64_t len, done = 0;
+	int cnt;
+
+	if (blk_collect(e->iov + e->out_num, e->in_num, 0, 1, iov, &cnt, &len))
+		return VIRTIO_BLK_S_IOERR;
+	memset(id, 0, sizeof(id));
+	disk_get_id(blk->disk, id, sizeof(id));
+	for (int i = 0; i < cnt && done < sizeof(id); i++) {
+		size_t n = iov[i].iov_len < sizeof(id) - done ? iov[i].iov_len : sizeof(id) - done;
+
+		memcpy(iov[i].iov_base, id + done, n);
+		done += n;
+	}
+	r->written = (uint32_t)done + 1;
+	return VIRTIO_BLK_S_OK;
+}
+
+/* One segment of struct virtio_blk_discard_write_zeroes, checked (5.2.6.2). */
+static int blk_dwz(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_req *r)
+{
+	const struct virtq_elem *e = c->e;
+	bool discard = c->type == VIRTIO_BLK_T_DISCARD;
+	uint8_t seg[VIRTIO_BLK_DWZ_SEG_SIZE];
+	uint64_t sector, n;
+	uint32_t flags;
+	int ret;
+
+	if (!blk_has(c, discard ? VIRTIO_BLK_F_DISCARD : VIRTIO_BLK_F_WRITE_ZEROES))
+		return VIRTIO_BLK_S_UNSUPP;
+	if (blk->disk->read_only)
+		return VIRTIO_BLK_S_IOERR;
+	/* exactly one segment: max_discard_seg and max_write_zeroes_seg are 1 */
+	if (e->out_len != VIRTIO_BLK_HDR_SIZE + VIRTIO_BLK_DWZ_SEG_SIZE ||
+	    !blk_gather(e->iov, e->out_num, VIRTIO_BLK_HDR_SIZE, seg, sizeof(seg)))
+		return VIRTIO_BLK_S_IOERR;
+	sector = get_le(seg, 8);
+	n = get_le(seg + 8, 4);
+	flags = (uint32_t)get_le(seg + 12, 4);
+	/* unknown flags, and unmap on a discard, are unsupported (5.2.6.2) */
+	if ((flags & ~VIRTIO_BLK_WZ_UNMAP) || (discard && flags))
+		return VIRTIO_BLK_S_UNSUPP;
+	if (n > VIRTIO_BLK_MAX_DWZ_SECTORS || !blk_in_range(blk, sector, n))
+		return VIRTIO_BLK_S_IOERR;
+	if (!n)
+		return VIRTIO_BLK_S_OK;
+	r->written = 1;
+	if (discard)
+		ret = disk_discard(blk->dq, sector * DISK_SECTOR_SIZE, n * DISK_SECTOR_SIZE,
+				   blk_done, r);
+	else
+		ret = disk_write_zeroes(blk->dq, sector * DISK_SECTOR_SIZE, n * DISK_SECTOR_SIZE,
+					blk_done, r);
+	return blk_submit(blk, r, ret);
+}
+
+static int blk_dispatch(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_req *r)
+{
+	switch (c->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		return blk_rw(blk, c, r);
+	case VIRTIO_BLK_T_FLUSH:
+		if (!blk_has(c, VIRTIO_BLK_F_FLUSH))
+			return VIRTIO_BLK_S_UNSUPP;
+		r->written = 1;
+		return blk_submit(blk, r, disk_flush(blk->dq, blk_done, r));
+	case VIRTIO_BLK_T_GET_ID:
+		return blk_get_id(blk, c, r);
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return blk_dwz(blk, c, r);
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+}
+
+/*
+ * Starts the chain in blk->elem. Returns -EAGAIN when the block layer is
+ * full (the chain stays in blk->elem), 0 once it is in flight or finished.
+ */
+static int blk_start(struct virtio_blk *blk, uint64_t features)
+{
+	const struct virtq_elem *e = &blk->elem;
+	uint8_t hdr[VIRTIO_BLK_HDR_SIZE], *status;
+	struct blk_ctx c = {.e = e, .features = features};
+	struct blk_req *r;
+	int s;
+
+	if (!e->in_num) { /* nowhere to put a status: give the chain back untouched */
+		blk_finish(blk, e->head, NULL, 0, 0);
+		return 0;
+	}
+	status = (uint8_t *)e->iov[e->out_num + e->in_num - 1].iov_base +
+		 e->iov[e->out_num + e->in_num - 1].iov_len - 1;
+	if (!blk_gather(e->iov, e->out_num, 0, hdr, sizeof(hdr))) {
+		blk_finish(blk, e->head, status, VIRTIO_BLK_S_IOERR, 1);
+		return 0;
+	}
+	c.type = (uint32_t)get_le(hdr, 4);
+	c.sector = get_le(hdr + 8, 8);
+	r = blk_req_get(blk);
+	if (!r)
+		return -EAGAIN;
+	r->head = e->head;
+	r->status = status;
+	r->written = 1;
+	s = blk_dispatch(blk, &c, r);
+	if (s == -EAGAIN || s >= 0)
+		blk_req_put(blk, r);
+	if (s >= 0)
+		blk_finish(blk, e->head, status, (uint8_t)s, s == VIRTIO_BLK_S_OK ? r->written : 1);
+	return s == -EAGAIN ? -EAGAIN : 0;
+}
+
+/* ---- the queue ---- */
+
+static void blk_push_done(struct virtio_blk *blk, struct virtq *vq)
+{
+	if (blk->ndone && virtq_push_batch(vq, blk->done, blk->ndone))
+		log_warn("virtio-blk: used ring push failed");
+	blk->ndone = 0;
+}
+
+/* Pops and starts up to a batch of chains; returns virtq_pop()'s last result. */
+static int blk_pop_batch(struct virtio_blk *blk, struct virtq *vq, uint64_t f, struct error *err)
+{
+	int ret = 1;
+
+	if (blk->pending) {
+		if (blk_start(blk, f) == -EAGAIN)
+			return 0;
+		blk->pending = false;
+	}
+	for (unsigned int i = 0; i < VIRTIO_BLK_BATCH; i++) {
+		blk->elem = (struct virtq_elem){.iov = blk->iov, .max_segs = VIRTIO_BLK_POP_SEGS};
+		ret = virtq_pop(vq, &blk->elem, err);
+		if (ret <= 0)
+			return ret;
+		if (blk_start(blk, f) == -EAGAIN) {
+			blk->pending = true;
+			return 0; /* a completion kicks us again */
+		}
+	}
+	return ret;
+}
+
+static void virtio_blk_notify(struct virtio_pci *vp, unsigned int q, struct virtq *vq)
+{
+	struct virtio_blk *blk = virtio_pci_opaque(vp);
+	struct error err = {0};
+	int ret;
+
+	pthread_mutex_lock(&blk->lock);
+	ret = blk_pop_batch(blk, vq, virtio_pci_features(vp), &err);
+	if (disk_queue_submit(blk->dq))
+		log_warn("virtio-blk: submitting requests failed");
+	blk_push_done(blk, vq);
+	pthread_mutex_unlock(&blk->lock);
+	virtio_pci_queue_used(vp, q);
+	if (ret < 0)
+		virtio_pci_needs_reset(vp, err.msg);
+	else if (ret > 0 && virtq_has_avail(vq))
+		virtio_pci_queue_kick(vp, q); /* more later, after the other handlers */
+}
+
+/* The disk queue's eventfd (I/O thread): run callbacks, then let the notify handler push. */
+static void virtio_blk_complete(void *opaque, uint32_t events)
+{
+	struct virtio_blk *blk = opaque;
+	int n;
+
+	pthread_mutex_lock(&blk->lock);
+	n = disk_queue_complete(blk->dq);
+	pthread_mutex_unlock(&blk->lock);
+	if (n > 0)
+		virtio_pci_queue_kick(blk->vp, 0);
+}
+
+/* Queues are already reset: what was in flight finishes, and nothing is pushed. */
+static void virtio_blk_reset(struct virtio_pci *vp)
+{
+	struct virtio_blk *blk = virtio_pci_opaque(vp);
+
+	pthread_mutex_lock(&blk->lock);
+	if (blk->dq)
+		disk_queue_drain(blk->dq);
+	blk->ndone = 0;
+	blk->pending = false;
+	pthread_mutex_unlock(&blk->lock);
+}
+
+/* ---- configuration (5.2.4) ---- */
+
+static void virtio_blk_config_read(struct virtio_pci *vp, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_blk *blk = virtio_pci_opaque(vp);
+	uint8_t cfg[VIRTIO_BLK_CFG_SIZE] = {0};
+	uint32_t bs = blk->disk->block_size;
+
+	put_le(cfg + VIRTIO_BLK_CFG_CAPACITY, 8, blk->disk->sectors);
+	put_le(cfg + VIRTIO_BLK_CFG_SEG_MAX, 4, VIRTIO_BLK_SEG_MAX);
+	put_le(cfg + VIRTIO_BLK_CFG_BLK_SIZE, 4, bs);
+	put_le(cfg + VIRTIO_BLK_CFG_MAX_DISCARD, 4, VIRTIO_BLK_MAX_DWZ_SECTORS);
+	put_le(cfg + VIRTIO_BLK_CFG_DISCARD_SEG, 4, 1);
+	put_le(cfg + VIRTIO_BLK_CFG_DISCARD_ALIGN, 4, bs / DISK_SECTOR_SIZE);
+	put_le(cfg + VIRTIO_BLK_CFG_MAX_WZ, 4, VIRTIO_BLK_MAX_DWZ_SECTORS);
+	put_le(cfg + VIRTIO_BLK_CFG_WZ_SEG, 4, 1);
+	cfg[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1; /* the block layer punches holes when it can */
+	if (off < sizeof(cfg) && len <= sizeof(cfg) - off)
+		memcpy(data, cfg + off, len);
+}
+
+static const struct virtio_device_ops virtio_blk_ops = {
+	.config_read = virtio_blk_config_read,
+	.queue_notify = virtio_blk_notify,
+	.reset = virtio_blk_reset,
+};
+
+/* ---- life cycle ---- */
+
+static int blk_open(struct virtio_blk *blk, const struct virtio_blk_opts *o, struct error *err)
+{
+	struct disk_opts d = {.read_only = o->read_only, .direct = o->direct, .id = o->id};
+	struct disk_queue_opts q = {0};
+	int ret = disk_open(&blk->disk, o->path, &d, err);
+
+	if (ret)
+		return ret;
+	return disk_queue_new(&blk->dq, blk->disk, &q, err);
+}
+
+static uint64_t blk_features(const struct virtio_blk *blk)
+{
+	uint64_t f = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+		     1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |
+		     1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
+
+	return blk->disk->read_only ? f | 1ULL << VIRTIO_BLK_F_RO : f;
+}
+
+static int blk_register(struct virtio_blk *blk, struct pci_root *root, struct error *err)
+{
+	int ret = virtio_pci_register(blk->vp, root, err);
+
+	if (ret)
+		return ret;
+	ret = iothread_add_fd(blk->io, disk_queue_eventfd(blk->dq), EPOLLIN, virtio_blk_complete,
+			      blk);
+	if (ret)
+		return error_set(err, -ret, "virtio-blk: I/O thread: %s", strerror(-ret));
+	blk->watched = true;
+	return 0;
+}
+
+struct virtio_blk *virtio_blk_create(const struct virtio_pci_host *host, struct pci_root *root,
+				     const struct virtio_blk_opts *opts, struct error *err)
+{
+	struct virtio_blk *blk = calloc(1, sizeof(*blk));
+	struct virtio_device_info info = {
+		.name = "virtio-blk",
+		.device_id = VIRTIO_ID_BLOCK,
+		.class_code = VIRTIO_BLK_CLASS,
+		.config_size = VIRTIO_BLK_CFG_SIZE,
+		.num_queues = VIRTIO_BLK_QUEUES,
+		.queue_max = virtio_blk_qmax,
+		.ops = &virtio_blk_ops,
+		.opaque = blk,
+	};
+
+	if (!blk) {
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&blk->lock, NULL);
+	blk_slots_init(blk);
+	blk->io = host->io;
+	if (blk_open(blk, opts, err))
+		goto fail;
+	info.features = blk_features(blk);
+	blk->vp = virtio_pci_create(&info, host, err);
+	if (!blk->vp || blk_register(blk, root, err))
+		goto fail;
+	return blk;
+fail:
+	virtio_blk_destroy(blk);
+	return NULL;
+}
+
+void virtio_blk_drain(struct virtio_blk *blk)
+{
+	pthread_mutex_lock(&blk->lock);
+	disk_queue_drain(blk->dq);
+	pthread_mutex_unlock(&blk->lock);
+}
+
+void virtio_blk_destroy(struct virtio_blk *blk)
+{
+	if (!blk)
+		return;
+	if (blk->watched)
+		iothread_remove_fd(blk->io, disk_queue_eventfd(blk->dq));
+	virtio_pci_destroy(blk->vp);
+	if (blk->dq)
+		disk_queue_free(blk->dq);
+	if (blk->disk)
+		disk_close(blk->disk);
+	pthread_mutex_destroy(&blk->lock);
+	free(blk);
+}
+
+struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk)
+{
+	return blk->vp;
+}

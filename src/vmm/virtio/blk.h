@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_VIRTIO_BLK_H
+#define BUNSHIN_VMM_VIRTIO_BLK_H
+
+#include <stdbool.h>
+
+#include "../block/disk.h"
+#include "virtio_pci.h"
+
+/*
+ * virtio-blk (virtio 1.2, section 5.2): device ID 2, one request queue, on
+ * a raw image through the block layer (src/vmm/block). Requests are
+ * submitted from the queue's notify handler on the I/O thread and complete
+ * there too, through the disk queue's eventfd.
+ *
+ * Discard and write-zeroes take one segment per request (max_*_seg = 1):
+ * that keeps one guest request one block-layer request.
+ */
+#define VIRTIO_ID_BLOCK	    2
+#define VIRTIO_BLK_QUEUES   1
+#define VIRTIO_BLK_QSIZE    256
+#define VIRTIO_BLK_SEG_MAX  (DISK_IOV_MAX - 2) /* leaves room for header and status */
+#define VIRTIO_BLK_CFG_SIZE 60
+#define VIRTIO_BLK_BATCH    64 /* requests per notification before yielding */
+
+/* Feature bits (5.2.3) */
+#define VIRTIO_BLK_F_SEG_MAX	  2
+#define VIRTIO_BLK_F_RO		  5
+#define VIRTIO_BLK_F_BLK_SIZE	  6
+#define VIRTIO_BLK_F_FLUSH	  9
+#define VIRTIO_BLK_F_DISCARD	  13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status (5.2.6) */
+#define VIRTIO_BLK_T_IN		  0
+#define VIRTIO_BLK_T_OUT	  1
+#define VIRTIO_BLK_T_FLUSH	  4
+#define VIRTIO_BLK_T_GET_ID	  8
+#define VIRTIO_BLK_T_DISCARD	  11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+
+#define VIRTIO_BLK_S_OK	    0
+#define VIRTIO_BLK_S_IOERR  1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define VIRTIO_BLK_HDR_SIZE	   16
+#define VIRTIO_BLK_DWZ_SEG_SIZE	   16	    /* struct virtio_blk_discard_write_zeroes */
+#define VIRTIO_BLK_WZ_UNMAP	   1	    /* its flags: unmap */
+#define VIRTIO_BLK_MAX_DWZ_SECTORS 0x400000 /* 2 GiB per discard/write-zeroes */
+
+/* Device configuration offsets (5.2.4) */
+#define VIRTIO_BLK_CFG_CAPACITY	     0
+#define VIRTIO_BLK_CFG_SEG_MAX	     12
+#define VIRTIO_BLK_CFG_BLK_SIZE	     20
+#define VIRTIO_BLK_CFG_MAX_DISCARD   36
+#define VIRTIO_BLK_CFG_DISCARD_SEG   40
+#define VIRTIO_BLK_CFG_DISCARD_ALIGN 44
+#define VIRTIO_BLK_CFG_MAX_WZ	     48
+#define VIRTIO_BLK_CFG_WZ_SEG	     52
+#define VIRTIO_BLK_CFG_WZ_MAY_UNMAP  56
+
+struct virtio_blk_opts {
+	const char *path;
+	bool read_only;
+	bool direct;
+	const char *id; /* NULL: the block layer's default */
+};
+
+struct virtio_blk;
+
+/* Opens (and locks) the image and puts the device on root. */
+struct virtio_blk *virtio_blk_create(const struct virtio_pci_host *host, struct pci_root *root,
+				     const struct virtio_blk_opts *opts, struct error *err);
+/*
+ * Waits for every request in flight; their status bytes reach guest
+ * memory, so call it before that memory goes (the I/O thread paused).
+ */
+void virtio_blk_drain(struct virtio_blk *blk);
+/* After the I/O thread stopped and the PCI root is gone; closes the image. */
+void virtio_blk_destroy(struct virtio_blk *blk);
+struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk);
+
+#endif
