@@ -12,8 +12,9 @@
 #include "../../src/vmm/boot/loader_internal.h"
 #include "../../src/vmm/kvm/gmem.h"
 #include "../../src/vmm/layout.h"
+#include "loader_fixture.h"
 
-#define RSDP 0xe0000ULL
+#define RSDP FIXTURE_RSDP
 
 /* Knobs of the synthetic bzImage; bz_defaults() is a modern 2.15 kernel. */
 struct bz_opts {
@@ -92,33 +93,12 @@ static uint8_t *make_bz(const struct bz_opts *o, size_t *len)
 	return b;
 }
 
-struct fixture {
-	struct gmem m;
-	struct error err;
-	struct boot_entry out;
-	struct boot_input in;
-	uint8_t *image;
-};
-
 static void fx_init(struct fixture *fx, uint64_t ram, const struct bz_opts *o)
 {
-	memset(fx, 0, sizeof(*fx));
-	error_clear(&fx->err);
-	cr_assert_eq(gmem_init(&fx->m, ram, &fx->err), 0, "%s", fx->err.msg);
-	fx->image = make_bz(o, &fx->in.kernel_len);
-	fx->in.kernel = fx->image;
-	fx->in.rsdp_gpa = RSDP;
-}
+	size_t len;
+	uint8_t *image = make_bz(o, &len);
 
-static void fx_fini(struct fixture *fx)
-{
-	free(fx->image);
-	gmem_destroy(&fx->m);
-}
-
-static int fx_load(struct fixture *fx)
-{
-	return boot_load(&fx->m, &fx->in, &fx->out, &fx->err);
+	loader_fx_init(fx, ram, image, len);
 }
 
 static uint8_t *zp(struct fixture *fx)
@@ -127,22 +107,6 @@ static uint8_t *zp(struct fixture *fx)
 
 	cr_assert_not_null(p);
 	return p;
-}
-
-static uint8_t *guest(struct fixture *fx, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = gmem_ptr(&fx->m, gpa, len);
-
-	cr_assert_not_null(p, "0x%llx+%llu not in guest RAM", (unsigned long long)gpa,
-			   (unsigned long long)len);
-	return p;
-}
-
-static void expect_err(int ret, const struct error *err, int code, const char *needle)
-{
-	cr_assert_eq(ret, -code, "ret %d, want %d (%s)", ret, -code, err->msg);
-	cr_assert_eq(err->code, code);
-	cr_assert_not_null(strstr(err->msg, needle), "message '%s' lacks '%s'", err->msg, needle);
 }
 
 /* A failed load must leave guest memory as it was. */

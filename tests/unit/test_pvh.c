@@ -12,8 +12,9 @@
 #include "../../src/vmm/boot/pvh.h"
 #include "../../src/vmm/kvm/gmem.h"
 #include "../../src/vmm/layout.h"
+#include "loader_fixture.h"
 
-#define RSDP	   0xe0000ULL
+#define RSDP	   FIXTURE_RSDP
 #define PHOFF	   0x40
 #define NOTE_OFF   0x200
 #define SEG_A_OFF  0x1000
@@ -173,42 +174,12 @@ static uint8_t *phdr_field(uint8_t *img, int i, size_t off64)
 	return img + PHOFF + i * sizeof(Elf64_Phdr) + off64;
 }
 
-struct fixture {
-	struct gmem m;
-	struct error err;
-	struct boot_entry out;
-	struct boot_input in;
-	uint8_t *image;
-};
-
 static void fx_init(struct fixture *fx, uint64_t ram, const struct elf_opts *o)
 {
-	memset(fx, 0, sizeof(*fx));
-	error_clear(&fx->err);
-	cr_assert_eq(gmem_init(&fx->m, ram, &fx->err), 0, "%s", fx->err.msg);
-	fx->image = make_elf(o, &fx->in.kernel_len);
-	fx->in.kernel = fx->image;
-	fx->in.rsdp_gpa = RSDP;
-}
+	size_t len;
+	uint8_t *image = make_elf(o, &len);
 
-static void fx_fini(struct fixture *fx)
-{
-	free(fx->image);
-	gmem_destroy(&fx->m);
-}
-
-static int fx_load(struct fixture *fx)
-{
-	return boot_load(&fx->m, &fx->in, &fx->out, &fx->err);
-}
-
-static uint8_t *guest(struct fixture *fx, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = gmem_ptr(&fx->m, gpa, len);
-
-	cr_assert_not_null(p, "0x%llx+%llu not in guest RAM", (unsigned long long)gpa,
-			   (unsigned long long)len);
-	return p;
+	loader_fx_init(fx, ram, image, len);
 }
 
 static struct hvm_start_info start_info(struct fixture *fx)
@@ -217,13 +188,6 @@ static struct hvm_start_info start_info(struct fixture *fx)
 
 	cr_assert_eq(gmem_read(&fx->m, LAYOUT_START_INFO_GPA, &si, sizeof(si)), 0);
 	return si;
-}
-
-static void expect_err(int ret, const struct error *err, int code, const char *needle)
-{
-	cr_assert_eq(ret, -code, "ret %d, want %d (%s)", ret, -code, err->msg);
-	cr_assert_eq(err->code, code);
-	cr_assert_not_null(strstr(err->msg, needle), "message '%s' lacks '%s'", err->msg, needle);
 }
 
 static void expect_untouched(struct fixture *fx)
