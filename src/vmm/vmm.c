@@ -34,11 +34,15 @@
 #define KERNEL_MAX_SIZE (512 * MiB)
 #define INITRD_MAX_SIZE (2 * GiB)
 
-/* Why the machine stopped; the first reason recorded wins. */
+/*
+ * Why the machine stopped, in rising priority: a later, stronger reason
+ * replaces a weaker one that has not been acted on yet, so a signal or a
+ * crash is never lost to a guest reset that raced with it.
+ */
 enum machine_stop {
 	STOP_NONE,
-	STOP_POWEROFF,
 	STOP_RESET,
+	STOP_POWEROFF,
 	STOP_ERROR,
 	STOP_SIGNAL,
 };
@@ -84,18 +88,19 @@ struct machine {
 	size_t initrd_len;
 
 	atomic_int stop;
-	atomic_bool signalled; /* a signal outranks a reset that raced with it */
 	int stop_efd; /* written once a stop reason is recorded; the main thread polls it */
 };
 
 static void machine_request_stop(struct machine *m, enum machine_stop why)
 {
-	int none = STOP_NONE;
+	int cur = atomic_load(&m->stop);
 	uint64_t one = 1;
 
-	if (atomic_compare_exchange_strong(&m->stop, &none, why))
-		if (write(m->stop_efd, &one, sizeof(one)) < 0)
-			log_warn("stop eventfd: %s", strerror(errno));
+	while (cur < (int)why)
+		if (atomic_compare_exchange_weak(&m->stop, &cur, why))
+			break;
+	if (cur < (int)why && write(m->stop_efd, &one, sizeof(one)) < 0)
+		log_warn("stop eventfd: %s", strerror(errno));
 }
 
 static void machine_power_event(void *ctx, enum power_event ev)
@@ -131,10 +136,7 @@ static void machine_console_input(void *ctx, const uint8_t *buf, size_t len)
 /* Ctrl-A x on a stdio console: stop like SIGTERM would, restoring the terminal on the way. */
 static void machine_console_quit(void *ctx)
 {
-	struct machine *m = ctx;
-
-	atomic_store(&m->signalled, true);
-	machine_request_stop(m, STOP_SIGNAL);
+	machine_request_stop(ctx, STOP_SIGNAL);
 }
 
 static void machine_pci_config(const struct machine *m, struct pci_root_config *pc)
@@ -394,7 +396,7 @@ static enum machine_stop machine_wait(struct machine *m, int sigfd)
 
 	uint64_t count;
 
-	while (atomic_load(&m->stop) == STOP_NONE && !atomic_load(&m->signalled)) {
+	while (atomic_load(&m->stop) == STOP_NONE) {
 		if (poll(fds, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents & POLLIN) {
@@ -402,14 +404,13 @@ static enum machine_stop machine_wait(struct machine *m, int sigfd)
 
 			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
 				log_warn("stopping on signal %u", si.ssi_signo);
-			atomic_store(&m->signalled, true);
 			machine_request_stop(m, STOP_SIGNAL);
 		}
 	}
 	/* Drain the eventfd so the next boot's wait blocks again. */
 	if (read(m->stop_efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		log_debug("stop eventfd: %s", strerror(errno));
-	return atomic_load(&m->signalled) ? STOP_SIGNAL : atomic_load(&m->stop);
+	return atomic_load(&m->stop);
 }
 
 static int machine_read_images(struct machine *m, struct error *err)
@@ -494,10 +495,12 @@ static int machine_loop(struct machine *m, int sigfd, struct error *err)
 		machine_halt(m);
 		if (why != STOP_RESET || m->cfg->on_reboot != ON_REBOOT_RESTART)
 			return machine_exit_status(m, why);
+		/* Fails if a stronger reason (a signal) arrived while halting. */
+		if (!atomic_compare_exchange_strong(&m->stop, &(int){STOP_RESET}, STOP_NONE))
+			return machine_exit_status(m, atomic_load(&m->stop));
 		log_info("guest rebooted; restarting");
 		pci_root_reset(m->pci);
 		machine_resume_io(m);
-		atomic_store(&m->stop, STOP_NONE);
 	}
 }
 
