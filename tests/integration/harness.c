@@ -71,7 +71,7 @@ static pid_t spawn(const struct vmm_run *run, int in[2], int out[2], int err[2])
 	pid_t pid;
 
 	/* Resolved before fork: a failed assertion must happen in the test, not the child. */
-	const char *vmm = harness_vmm();
+	const char *vmm = run->vmm_path ? run->vmm_path : harness_vmm();
 
 	while (run->argv[n])
 		n++;

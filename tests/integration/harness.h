@@ -23,6 +23,7 @@ struct vmm_run {
 	int nsteps;
 	int timeout_ms;
 	int run_as_uid;	       /* -1: as we are */
+	const char *vmm_path;  /* NULL: the VMM under test ($BUNSHIN_VMM) */
 	const char *term_when; /* SIGTERM the VMM once stdout holds this... */
 	int term_count;	       /* ...this many times */
 };

@@ -130,20 +130,56 @@ Test(errors, device_is_not_kvm)
 	expect_error(argv, 1, "/dev/null is not a KVM device", -1);
 }
 
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+	uint8_t *data;
+	size_t len;
+	int fd;
+
+	cr_assert_eq(read_file(from, 256 << 20, &data, &len), 0, "reading %s", from);
+	fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	fchmod(fd, mode);
+	close(fd);
+	free(data);
+}
+
+/*
+ * Runs the VMM as 'nobody'. The build tree may sit in a directory nobody
+ * cannot enter (a 0700 temp dir), so the VMM and the guest are copied into
+ * a world-readable directory first.
+ */
 Test(errors, no_permission_on_kvm)
 {
-	const char *argv[] = {"vmm", "--kernel", "/dev/null", NULL};
+	char dir[] = "/tmp/bunshin-perm-XXXXXX";
+	char vmm[64], kernel[64];
+	struct vmm_result r;
 	struct stat st;
 
 	if (geteuid() != 0)
 		cr_skip_test("skipped: needs root to run the VMM as an unprivileged user");
 	if (stat("/dev/kvm", &st) < 0 || (st.st_mode & 0006))
 		cr_skip_test("skipped: /dev/kvm missing or world-accessible on this host");
-	/* Kernel check comes first, so give a readable one. */
-	argv[2] = harness_guest("elf");
-	if (access(argv[2], R_OK) || (stat(argv[2], &st) == 0 && !(st.st_mode & 0004)))
-		cr_skip_test("skipped: the guest image is not readable by 'nobody'");
-	expect_error(argv, 1, "no permission to open /dev/kvm", 65534);
+	cr_assert_not_null(mkdtemp(dir));
+	chmod(dir, 0755);
+	snprintf(vmm, sizeof(vmm), "%s/bunshin-vmm", dir);
+	snprintf(kernel, sizeof(kernel), "%s/guest.elf", dir);
+	copy_file(harness_vmm(), vmm, 0755);
+	copy_file(harness_guest("elf"), kernel, 0644);
+
+	const char *argv[] = {"vmm", "--kernel", kernel, NULL};
+	harness_run(
+		&(struct vmm_run){
+			.argv = argv, .timeout_ms = 20000, .run_as_uid = 65534, .vmm_path = vmm},
+		&r);
+	unlink(vmm);
+	unlink(kernel);
+	rmdir(dir);
+	cr_assert_eq(r.status, 1, "status %d; stderr:\n%s", r.status, r.err);
+	cr_assert(strstr(r.err, "no permission to open /dev/kvm"), "stderr:\n%s", r.err);
+	cr_assert_eq(harness_count(r.err, "\n"), 1, "want exactly one line, got:\n%s", r.err);
+	harness_free(&r);
 }
 
 Test(errors, memory_larger_than_host)
