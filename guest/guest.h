@@ -353,6 +353,11 @@ void run_reboot(void);
 void run_pci(void);
 void run_virtio_rng(void);
 void run_virtio_blk(void);
+void run_virtio_net(void);
+void run_virtio_console(void);
+void run_virtio_vsock(void);
+void run_virtio_balloon(void);
+void run_virtio_abuse(void);
 void serial_rx_isr(void); /* CPL 0: drains the UART into the RX ring */
 void ap_user_main(uint64_t index);
 

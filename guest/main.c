@@ -25,6 +25,11 @@ static const struct {
 	{"pci", run_pci},
 	{"virtio-rng", run_virtio_rng},
 	{"virtio-blk", run_virtio_blk},
+	{"virtio-net", run_virtio_net},
+	{"virtio-console", run_virtio_console},
+	{"virtio-vsock", run_virtio_vsock},
+	{"virtio-balloon", run_virtio_balloon},
+	{"virtio-abuse", run_virtio_abuse},
 };
 /* clang-format on */
 

@@ -40,8 +40,10 @@
 
 #define TIMEOUT_S 5
 
-static uint8_t vq_mem[2][4096] __attribute__((aligned(4096)));
-static struct vring_desc vq_indirect[2][VQ_MAX_SIZE][VQ_MAX_SEGS] __attribute__((aligned(16)));
+/* One device at a time: each scenario drives one device, so queues share this memory. */
+static uint8_t vq_mem[VIRTIO_MAX_QUEUES][4096] __attribute__((aligned(4096)));
+static struct vring_desc vq_indirect[VIRTIO_MAX_QUEUES][VQ_MAX_SIZE][VQ_MAX_SEGS]
+	__attribute__((aligned(16)));
 
 static inline uint8_t rd8(uint64_t a)
 {
@@ -287,7 +289,7 @@ bool virtio_setup_queue(struct virtio_dev *d, uint16_t qi)
 	uint16_t size, max;
 	uint8_t *mem = vq_mem[qi];
 
-	if (qi >= ARRAY_SIZE(d->vq) || qi >= d->nqueues)
+	if (qi >= VIRTIO_MAX_QUEUES || qi >= d->nqueues)
 		return fail(d, "no-queue");
 	wr16(d->common + CC_Q_SELECT, qi);
 	max = rd16(d->common + CC_Q_SIZE);
@@ -378,19 +380,16 @@ static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
 }
 
-bool virtio_request(struct virtio_dev *d, uint16_t qi, const struct vbuf *bufs, int n,
-		    uint32_t *written)
+int virtio_submit(struct virtio_dev *d, uint16_t qi, const struct vbuf *bufs, int n)
 {
 	struct virtq *q = &d->vq[qi];
 	bool indirect = n > 1 && virtio_has(d, VIRTIO_F_INDIRECT_DESC);
-	bool event_idx = virtio_has(d, VIRTIO_F_EVENT_IDX);
-	uint16_t head, old, used_idx, id;
-	uint64_t deadline;
+	uint16_t head;
 
-	if (n < 1 || n > VQ_MAX_SEGS || q->size == 0)
-		return fail(d, "bad-request");
+	if (qi >= VIRTIO_MAX_QUEUES || n < 1 || n > VQ_MAX_SEGS || q->size == 0)
+		return fail(d, "bad-request"), -1;
 	if (q->nfree < (indirect ? 1 : n))
-		return fail(d, "queue-full");
+		return fail(d, "queue-full"), -1;
 	head = q->free_head;
 	if (indirect) {
 		struct vring_desc *t = q->indirect[head];
@@ -419,25 +418,81 @@ bool virtio_request(struct virtio_dev *d, uint16_t qi, const struct vbuf *bufs, 
 		q->free_head = q->desc[last].next;
 		q->nfree -= n;
 	}
-
-	/* used_event: interrupt us once the device has used this request. */
-	if (event_idx)
+	/* used_event: interrupt us as soon as the device uses anything. */
+	if (virtio_has(d, VIRTIO_F_EVENT_IDX))
 		q->avail[2 + q->size] = q->last_used;
 	q->avail[2 + q->avail_shadow % q->size] = head;
 	mb();
-	old = q->avail_shadow++;
+	q->avail_shadow++;
 	q->avail[1] = q->avail_shadow;
 	mb();
-	if (event_idx ? need_event(q->used[2 + 4 * q->size], q->avail_shadow, old)
-		      : !(q->used[0] & VRING_USED_F_NO_NOTIFY))
-		wr16(q->notify, qi);
+	return head;
+}
 
-	deadline = rdtsc() + TIMEOUT_S * tsc_hz();
+void virtio_kick(struct virtio_dev *d, uint16_t qi)
+{
+	struct virtq *q = &d->vq[qi];
+	uint16_t old = q->kicked;
+
+	mb();
+	q->kicked = q->avail_shadow;
+	if (old == q->avail_shadow)
+		return;
+	if (virtio_has(d, VIRTIO_F_EVENT_IDX)
+		    ? need_event(q->used[2 + 4 * q->size], q->avail_shadow, old)
+		    : !(q->used[0] & VRING_USED_F_NO_NOTIFY))
+		wr16(q->notify, qi);
+}
+
+/* Puts the chain starting at head back on the free list. */
+static void free_chain(struct virtq *q, uint16_t head)
+{
+	uint16_t i = head, cnt = 1;
+
+	if (q->desc[head].flags & VRING_DESC_F_INDIRECT) {
+		q->desc[head].flags = 0;
+	} else {
+		while ((q->desc[i].flags & VRING_DESC_F_NEXT) && cnt < q->size) {
+			i = q->desc[i].next;
+			cnt++;
+		}
+	}
+	q->desc[i].next = q->free_head;
+	q->free_head = head;
+	q->nfree += cnt;
+}
+
+int virtio_get_used(struct virtio_dev *d, uint16_t qi, uint32_t *len)
+{
+	struct virtq *q = &d->vq[qi];
+	volatile struct vring_used_elem *e;
+	uint32_t id;
+
+	if (q->used[1] == q->last_used)
+		return -1;
+	mb();
+	e = (volatile struct vring_used_elem *)(q->used + 2) + q->last_used % q->size;
+	id = e->id;
+	if (len)
+		*len = e->len;
+	if (id >= q->size)
+		return fail(d, "used-id"), -2;
+	q->last_used++;
+	if (virtio_has(d, VIRTIO_F_EVENT_IDX))
+		q->avail[2 + q->size] = q->last_used;
+	free_chain(q, (uint16_t)id);
+	return (int)id;
+}
+
+bool virtio_wait_used(struct virtio_dev *d, uint16_t qi, uint32_t timeout_ms)
+{
+	struct virtq *q = &d->vq[qi];
+	uint64_t deadline = rdtsc() + (uint64_t)timeout_ms * (tsc_hz() / 1000);
+
 	for (uint32_t spin = 0;; spin++) {
 		uint32_t seen = g_irq_count[q->vector];
-		used_idx = q->used[1];
-		if (used_idx != q->last_used)
-			break;
+		if (q->used[1] != q->last_used)
+			return true;
 		if ((spin & 1023) == 1023 || q->msix != VIRTIO_MSI_NO_VECTOR) {
 			if (status(d) & VIRTIO_S_DEVICE_NEEDS_RESET)
 				return fail(d, "needs-reset");
@@ -454,32 +509,26 @@ bool virtio_request(struct virtio_dev *d, uint16_t qi, const struct vbuf *bufs, 
 			cpu_relax();
 		}
 	}
-	mb();
-	{
-		volatile struct vring_used_elem *e =
-			(volatile struct vring_used_elem *)(q->used + 2) + q->last_used % q->size;
-		id = (uint16_t)e->id;
-		if (e->id != head)
-			return fail(d, "used-id");
-		if (written)
-			*written = e->len;
-	}
-	q->last_used++;
-	/* Return the chain to the free list. */
-	if (indirect || n == 1) {
-		q->desc[id].next = q->free_head;
-		q->free_head = id;
-		q->nfree++;
-	} else {
-		uint16_t i = id, cnt = 1;
-		while ((q->desc[i].flags & VRING_DESC_F_NEXT) && cnt < n) {
-			i = q->desc[i].next;
-			cnt++;
-		}
-		q->desc[i].next = q->free_head;
-		q->free_head = id;
-		q->nfree += cnt;
-	}
+}
+
+bool virtio_needs_reset(const struct virtio_dev *d)
+{
+	return status(d) & VIRTIO_S_DEVICE_NEEDS_RESET;
+}
+
+bool virtio_request(struct virtio_dev *d, uint16_t qi, const struct vbuf *bufs, int n,
+		    uint32_t *written)
+{
+	int head = virtio_submit(d, qi, bufs, n), id;
+
+	if (head < 0)
+		return false;
+	virtio_kick(d, qi);
+	if (!virtio_wait_used(d, qi, TIMEOUT_S * 1000))
+		return false;
+	id = virtio_get_used(d, qi, written);
+	if (id != head)
+		return fail(d, "used-id");
 	if (status(d) & VIRTIO_S_DEVICE_NEEDS_RESET)
 		return fail(d, "needs-reset");
 	return true;

@@ -31,8 +31,9 @@
 #define VRING_AVAIL_F_NO_INTERRUPT 1
 #define VRING_USED_F_NO_NOTIFY	   1
 
-#define VQ_MAX_SIZE 64
-#define VQ_MAX_SEGS 8
+#define VQ_MAX_SIZE	  64
+#define VQ_MAX_SEGS	  8
+#define VIRTIO_MAX_QUEUES 8 /* per device; MSI-X vectors VEC_VIRTIO_Q0 + index */
 
 struct vring_desc {
 	uint64_t addr;
@@ -58,6 +59,7 @@ struct virtq {
 	uint16_t free_head, nfree;
 	uint16_t last_used;
 	uint16_t avail_shadow; /* our avail->idx */
+	uint16_t kicked;       /* avail_shadow at the last virtio_kick() */
 	uint16_t msix;	       /* queue_msix_vector, 0xffff: none (polled) */
 	uint8_t vector;	       /* LAPIC vector of its MSI-X entry */
 	volatile struct vring_desc *desc;
@@ -79,7 +81,7 @@ struct virtio_dev {
 	bool use_irq;
 	uint64_t dev_features, features;
 	uint32_t nqueues;
-	struct virtq vq[2];
+	struct virtq vq[VIRTIO_MAX_QUEUES];
 	const char *fail; /* reason word when a step failed */
 };
 
@@ -105,6 +107,24 @@ bool virtio_driver_ok(struct virtio_dev *d);
  * DEVICE_NEEDS_RESET; *written is the used length. */
 bool virtio_request(struct virtio_dev *d, uint16_t qi, const struct vbuf *bufs, int n,
 		    uint32_t *written);
+
+/*
+ * The same in steps, for devices that keep buffers posted (net, vsock,
+ * console) or several requests in flight:
+ *   virtio_submit() puts a chain on the available ring and returns its head
+ *     (or -1, d->fail set); nothing is notified yet;
+ *   virtio_kick() notifies the device of everything submitted since the
+ *     last kick, unless it asked not to be;
+ *   virtio_get_used() takes the next used element: the head (its chain is
+ *     free again) and *len, -1 when none is there, -2 (d->fail) on a bad id;
+ *   virtio_wait_used() waits until one is there: false on timeout or
+ *     DEVICE_NEEDS_RESET (d->fail says which).
+ */
+int virtio_submit(struct virtio_dev *d, uint16_t qi, const struct vbuf *bufs, int n);
+void virtio_kick(struct virtio_dev *d, uint16_t qi);
+int virtio_get_used(struct virtio_dev *d, uint16_t qi, uint32_t *len);
+bool virtio_wait_used(struct virtio_dev *d, uint16_t qi, uint32_t timeout_ms);
+bool virtio_needs_reset(const struct virtio_dev *d);
 
 bool virtio_has(const struct virtio_dev *d, int bit);
 uint8_t virtio_cfg8(const struct virtio_dev *d, uint32_t off);

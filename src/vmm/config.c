@@ -18,6 +18,10 @@ enum {
 	OPT_KVM_DEVICE,
 	OPT_RNG,
 	OPT_DISK,
+	OPT_NET,
+	OPT_CONSOLE_VIRTIO,
+	OPT_VSOCK,
+	OPT_BALLOON,
 	OPT_VERBOSE,
 	OPT_HELP,
 	OPT_VERSION,
@@ -34,6 +38,10 @@ static const struct option config_options[] = {
 	{"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
 	{"rng", no_argument, NULL, OPT_RNG},
 	{"disk", required_argument, NULL, OPT_DISK},
+	{"net", required_argument, NULL, OPT_NET},
+	{"console-virtio", required_argument, NULL, OPT_CONSOLE_VIRTIO},
+	{"vsock", required_argument, NULL, OPT_VSOCK},
+	{"balloon", optional_argument, NULL, OPT_BALLOON},
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -53,8 +61,16 @@ void config_usage(const char *prog)
 	       "  --on-reboot ACTION     exit (status 3) or restart (default exit)\n"
 	       "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
 	       "  --rng                  virtio-rng device fed from the host's getrandom()\n"
-	       "  --disk path=IMG[,readonly=on][,id=NAME][,direct=on]\n"
+	       "  --disk path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]\n"
 	       "                         virtio-blk disk on a raw image (repeat, up to 16)\n"
+	       "  --net tap=NAME[,mac=MAC][,queues=N][,id=NAME]\n"
+	       "                         virtio-net device on a tap interface (repeat, up to 8)\n"
+	       "  --console-virtio BACKEND\n"
+	       "                         virtio console (hvc0): stdio, file:PATH, unix:PATH\n"
+	       "  --vsock cid=N,uds=PATH virtio-vsock; the host reaches guest ports through PATH\n"
+	       "  --balloon [size=SIZE][,stats=SECONDS][,free_page_reporting=on]"
+	       "[,deflate_on_oom=on]\n"
+	       "                         virtio-balloon; size is how much the guest gives back\n"
 	       "  --verbose              more log output (repeat for debug)\n"
 	       "  --help, --version\n"
 	       "\n"
@@ -97,18 +113,6 @@ static int config_cpus(struct vmm_config *cfg, const char *arg, struct error *er
 	return 0;
 }
 
-static int config_serial(struct vmm_config *cfg, const char *arg, struct error *err)
-{
-	if (!strcmp(arg, "stdio") || (!strncmp(arg, "file:", 5) && arg[5]) ||
-	    (!strncmp(arg, "unix:", 5) && arg[5])) {
-		cfg->serial = arg;
-		return 0;
-	}
-	return error_set(err, EINVAL,
-			 "--serial: unknown backend '%s' (expected stdio, file:PATH or unix:PATH)",
-			 arg);
-}
-
 static int config_on_reboot(struct vmm_config *cfg, const char *arg, struct error *err)
 {
 	if (!strcmp(arg, "exit"))
@@ -120,100 +124,380 @@ static int config_on_reboot(struct vmm_config *cfg, const char *arg, struct erro
 	return 0;
 }
 
-#define DISK_SYNTAX "path=IMG[,readonly=on][,id=NAME][,direct=on]"
+/*
+ * Device options are comma-separated key=value lists. One parser walks the
+ * list and hands each pair to the device's handler, so every device words
+ * its errors the same way: "--OPT: problem".
+ */
+struct config_kv {
+	const char *opt;    /* "--disk" */
+	const char *syntax; /* shown when the list itself is malformed */
+	int (*pair)(struct vmm_config *cfg, void *obj, const char *key, const char *val,
+		    const struct config_kv *kv, struct error *err);
+};
 
-static int config_on_off(const char *key, const char *val, bool *out, struct error *err)
+static int config_on_off(const struct config_kv *kv, const char *key, const char *val, bool *out,
+			 struct error *err)
 {
 	if (!strcmp(val, "on"))
 		*out = true;
 	else if (!strcmp(val, "off"))
 		*out = false;
 	else
-		return error_set(err, EINVAL, "--disk: %s='%s' is not on or off", key, val);
+		return error_set(err, EINVAL, "%s: %s='%s' is not on or off", kv->opt, key, val);
 	return 0;
 }
 
 /* Copies val into a fixed field; the option's text may not outlive parsing. */
-static int config_disk_str(char *dst, size_t size, const char *key, const char *val,
-			   struct error *err)
+static int config_str(const struct config_kv *kv, char *dst, size_t size, const char *key,
+		      const char *val, struct error *err)
 {
 	if (!*val)
-		return error_set(err, EINVAL, "--disk: %s= is empty", key);
+		return error_set(err, EINVAL, "%s: %s= is empty", kv->opt, key);
 	if (strlen(val) >= size)
-		return error_set(err, EINVAL, "--disk: %s= is longer than %zu characters", key,
+		return error_set(err, EINVAL, "%s: %s= is longer than %zu characters", kv->opt, key,
 				 size - 1);
 	strcpy(dst, val);
 	return 0;
 }
 
-static int config_disk_kv(struct config_disk *d, const char *key, const char *val,
-			  struct error *err)
+static int config_uint(const struct config_kv *kv, const char *key, const char *val, uint64_t min,
+		       uint64_t max, uint64_t *out, struct error *err)
 {
-	if (!strcmp(key, "path"))
-		return config_disk_str(d->path, sizeof(d->path), key, val, err);
-	if (!strcmp(key, "id"))
-		return config_disk_str(d->id, sizeof(d->id), key, val, err);
-	if (!strcmp(key, "readonly"))
-		return config_on_off(key, val, &d->read_only, err);
-	if (!strcmp(key, "direct"))
-		return config_on_off(key, val, &d->direct, err);
-	return error_set(err, EINVAL, "--disk: unknown key '%s' (expected %s)", key, DISK_SYNTAX);
+	int ret = parse_uint(val, min, max, out);
+
+	if (ret == -ERANGE)
+		return error_set(err, ERANGE, "%s: %s=%s is out of range (%llu to %llu)", kv->opt,
+				 key, val, (unsigned long long)min, (unsigned long long)max);
+	if (ret)
+		return error_set(err, EINVAL, "%s: %s='%s' is not a number", kv->opt, key, val);
+	return 0;
+}
+
+static int config_queues(const struct config_kv *kv, const char *key, const char *val,
+			 unsigned int *out, struct error *err)
+{
+	uint64_t v;
+	int ret = config_uint(kv, key, val, 1, CONFIG_MAX_QUEUES, &v, err);
+
+	if (!ret)
+		*out = (unsigned int)v;
+	return ret;
 }
 
 /* One comma-separated item, item[0, len). */
-static int config_disk_item(struct config_disk *d, const char *item, size_t len, struct error *err)
+static int config_kv_item(struct vmm_config *cfg, void *obj, const char *item, size_t len,
+			  const struct config_kv *kv, struct error *err)
 {
-	char buf[CONFIG_PATH_MAX + 16];
+	char buf[CONFIG_PATH_MAX + 32];
 	char *eq;
 
 	if (len >= sizeof(buf))
-		return error_set(err, EINVAL, "--disk: option too long");
+		return error_set(err, EINVAL, "%s: option too long", kv->opt);
 	memcpy(buf, item, len);
 	buf[len] = 0;
 	eq = strchr(buf, '=');
 	if (!eq)
-		return error_set(err, EINVAL, "--disk: '%s' is not key=value (expected %s)", buf,
-				 DISK_SYNTAX);
+		return error_set(err, EINVAL, "%s: '%s' is not key=value (expected %s)", kv->opt,
+				 buf, kv->syntax);
 	*eq = 0;
-	return config_disk_kv(d, buf, eq + 1, err);
+	return kv->pair(cfg, obj, buf, eq + 1, kv, err);
 }
 
-static int config_disk_unique(const struct vmm_config *cfg, const struct config_disk *d,
-			      struct error *err)
+static int config_kv_parse(struct vmm_config *cfg, void *obj, const char *arg,
+			   const struct config_kv *kv, struct error *err)
 {
-	for (unsigned int i = 0; i < cfg->ndisks; i++)
-		if (d->id[0] && !strcmp(cfg->disks[i].id, d->id))
-			return error_set(err, EINVAL, "--disk: duplicate id '%s'", d->id);
-	return 0;
+	const char *p = arg;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		int ret = config_kv_item(cfg, obj, p, len, kv, err);
+
+		if (ret)
+			return ret;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
 }
+
+static int config_unknown_key(const struct config_kv *kv, const char *key, struct error *err)
+{
+	return error_set(err, EINVAL, "%s: unknown key '%s' (expected %s)", kv->opt, key,
+			 kv->syntax);
+}
+
+/* --disk */
+
+static int config_disk_pair(struct vmm_config *cfg, void *obj, const char *key, const char *val,
+			    const struct config_kv *kv, struct error *err)
+{
+	struct config_disk *d = obj;
+
+	(void)cfg;
+	if (!strcmp(key, "path"))
+		return config_str(kv, d->path, sizeof(d->path), key, val, err);
+	if (!strcmp(key, "id"))
+		return config_str(kv, d->id, sizeof(d->id), key, val, err);
+	if (!strcmp(key, "readonly"))
+		return config_on_off(kv, key, val, &d->read_only, err);
+	if (!strcmp(key, "direct"))
+		return config_on_off(kv, key, val, &d->direct, err);
+	if (!strcmp(key, "queues"))
+		return config_queues(kv, key, val, &d->queues, err);
+	return config_unknown_key(kv, key, err);
+}
+
+static const struct config_kv config_disk_kv = {
+	.opt = "--disk",
+	.syntax = "path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]",
+	.pair = config_disk_pair,
+};
 
 static int config_disk(struct vmm_config *cfg, const char *arg, struct error *err)
 {
 	struct config_disk *d;
-	const char *p = arg;
 	int ret;
 
 	if (cfg->ndisks == CONFIG_MAX_DISKS)
 		return error_set(err, E2BIG, "--disk: more than %d disks", CONFIG_MAX_DISKS);
 	d = &cfg->disks[cfg->ndisks];
 	memset(d, 0, sizeof(*d));
-	for (;;) {
-		size_t len = strcspn(p, ",");
-
-		ret = config_disk_item(d, p, len, err);
-		if (ret)
-			return ret;
-		if (!p[len])
-			break;
-		p += len + 1;
-	}
-	if (!d->path[0])
-		return error_set(err, EINVAL, "--disk: missing path= (expected %s)", DISK_SYNTAX);
-	ret = config_disk_unique(cfg, d, err);
+	d->queues = 1;
+	ret = config_kv_parse(cfg, d, arg, &config_disk_kv, err);
 	if (ret)
 		return ret;
+	if (!d->path[0])
+		return error_set(err, EINVAL, "--disk: missing path= (expected %s)",
+				 config_disk_kv.syntax);
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		if (d->id[0] && !strcmp(cfg->disks[i].id, d->id))
+			return error_set(err, EINVAL, "--disk: duplicate id '%s'", d->id);
 	cfg->ndisks++;
 	return 0;
+}
+
+/* --net */
+
+static int config_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Six two-digit hex octets separated by colons; unicast and not all zero. */
+static int config_mac(const struct config_kv *kv, const char *val, uint8_t mac[6],
+		      struct error *err)
+{
+	bool zero = true;
+
+	if (strlen(val) != 17)
+		goto bad;
+	for (int i = 0; i < 6; i++) {
+		int hi = config_hex_digit(val[3 * i]), lo = config_hex_digit(val[3 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (i < 5 && val[3 * i + 2] != ':'))
+			goto bad;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+		zero = zero && !mac[i];
+	}
+	if (mac[0] & 1)
+		return error_set(err, EINVAL, "%s: mac=%s is a multicast address", kv->opt, val);
+	if (zero)
+		return error_set(err, EINVAL, "%s: mac=%s is all zeroes", kv->opt, val);
+	return 0;
+bad:
+	return error_set(err, EINVAL, "%s: mac='%s' is not a MAC address (like 52:54:00:12:34:56)",
+			 kv->opt, val);
+}
+
+static int config_net_pair(struct vmm_config *cfg, void *obj, const char *key, const char *val,
+			   const struct config_kv *kv, struct error *err)
+{
+	struct config_net *n = obj;
+
+	(void)cfg;
+	if (!strcmp(key, "tap"))
+		return config_str(kv, n->tap, sizeof(n->tap), key, val, err);
+	if (!strcmp(key, "id"))
+		return config_str(kv, n->id, sizeof(n->id), key, val, err);
+	if (!strcmp(key, "queues"))
+		return config_queues(kv, key, val, &n->queues, err);
+	if (!strcmp(key, "mac")) {
+		n->has_mac = true;
+		return config_mac(kv, val, n->mac, err);
+	}
+	return config_unknown_key(kv, key, err);
+}
+
+static const struct config_kv config_net_kv = {
+	.opt = "--net",
+	.syntax = "tap=NAME[,mac=MAC][,queues=N][,id=NAME]",
+	.pair = config_net_pair,
+};
+
+static int config_net_unique(const struct vmm_config *cfg, const struct config_net *n,
+			     struct error *err)
+{
+	for (unsigned int i = 0; i < cfg->nnets; i++) {
+		const struct config_net *o = &cfg->nets[i];
+
+		if (!strcmp(o->tap, n->tap))
+			return error_set(err, EINVAL, "--net: tap '%s' given twice", n->tap);
+		if (n->id[0] && !strcmp(o->id, n->id))
+			return error_set(err, EINVAL, "--net: duplicate id '%s'", n->id);
+		if (n->has_mac && o->has_mac && !memcmp(o->mac, n->mac, 6))
+			return error_set(err, EINVAL, "--net: duplicate mac on '%s' and '%s'",
+					 o->tap, n->tap);
+	}
+	return 0;
+}
+
+static int config_net(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	struct config_net *n;
+	int ret;
+
+	if (cfg->nnets == CONFIG_MAX_NETS)
+		return error_set(err, E2BIG, "--net: more than %d network devices",
+				 CONFIG_MAX_NETS);
+	n = &cfg->nets[cfg->nnets];
+	memset(n, 0, sizeof(*n));
+	n->queues = 1;
+	ret = config_kv_parse(cfg, n, arg, &config_net_kv, err);
+	if (ret)
+		return ret;
+	if (!n->tap[0])
+		return error_set(err, EINVAL, "--net: missing tap= (expected %s)",
+				 config_net_kv.syntax);
+	ret = config_net_unique(cfg, n, err);
+	if (ret)
+		return ret;
+	cfg->nnets++;
+	return 0;
+}
+
+/* --vsock */
+
+static int config_vsock_pair(struct vmm_config *cfg, void *obj, const char *key, const char *val,
+			     const struct config_kv *kv, struct error *err)
+{
+	struct config_vsock *v = obj;
+	uint64_t cid;
+	int ret;
+
+	(void)cfg;
+	if (!strcmp(key, "uds"))
+		return config_str(kv, v->uds, sizeof(v->uds), key, val, err);
+	if (strcmp(key, "cid"))
+		return config_unknown_key(kv, key, err);
+	/* 0 hypervisor, 1 loopback, 2 host; 0xffffffff is VMADDR_CID_ANY */
+	ret = config_uint(kv, key, val, 3, 0xfffffffeULL, &cid, err);
+	if (!ret)
+		v->cid = (uint32_t)cid;
+	return ret;
+}
+
+static const struct config_kv config_vsock_kv = {
+	.opt = "--vsock",
+	.syntax = "cid=N,uds=PATH",
+	.pair = config_vsock_pair,
+};
+
+static int config_vsock(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	struct config_vsock *v = &cfg->vsock;
+	int ret;
+
+	if (v->enabled)
+		return error_set(err, EINVAL, "--vsock: given twice (a VM has one vsock device)");
+	ret = config_kv_parse(cfg, v, arg, &config_vsock_kv, err);
+	if (ret)
+		return ret;
+	if (!v->cid)
+		return error_set(err, EINVAL, "--vsock: missing cid= (expected %s)",
+				 config_vsock_kv.syntax);
+	if (!v->uds[0])
+		return error_set(err, EINVAL, "--vsock: missing uds= (expected %s)",
+				 config_vsock_kv.syntax);
+	v->enabled = true;
+	return 0;
+}
+
+/* --balloon */
+
+static int config_balloon_pair(struct vmm_config *cfg, void *obj, const char *key, const char *val,
+			       const struct config_kv *kv, struct error *err)
+{
+	struct config_balloon *b = obj;
+	uint64_t v;
+	int ret;
+
+	(void)cfg;
+	if (!strcmp(key, "free_page_reporting"))
+		return config_on_off(kv, key, val, &b->free_page_reporting, err);
+	if (!strcmp(key, "deflate_on_oom"))
+		return config_on_off(kv, key, val, &b->deflate_on_oom, err);
+	if (!strcmp(key, "stats")) {
+		ret = config_uint(kv, key, val, 0, 3600, &v, err);
+		b->stats_period = (unsigned int)v;
+		return ret;
+	}
+	if (strcmp(key, "size"))
+		return config_unknown_key(kv, key, err);
+	if (parse_size(val, &b->size) < 0)
+		return error_set(err, EINVAL, "--balloon: size='%s' is not a size", val);
+	return 0;
+}
+
+static const struct config_kv config_balloon_kv = {
+	.opt = "--balloon",
+	.syntax = "[size=SIZE][,stats=SECONDS][,free_page_reporting=on][,deflate_on_oom=on]",
+	.pair = config_balloon_pair,
+};
+
+static int config_balloon(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	struct config_balloon *b = &cfg->balloon;
+
+	if (b->enabled)
+		return error_set(err, EINVAL, "--balloon: given twice");
+	b->enabled = true;
+	return arg ? config_kv_parse(cfg, b, arg, &config_balloon_kv, err) : 0;
+}
+
+/* Options that depend on others are checked once all are known. */
+static int config_check(const struct vmm_config *cfg, struct error *err)
+{
+	if (cfg->balloon.size >= cfg->memory)
+		return error_set(err, EINVAL,
+				 "--balloon: size=%llu MiB is not below the %llu MiB of --memory",
+				 (unsigned long long)(cfg->balloon.size >> 20),
+				 (unsigned long long)(cfg->memory >> 20));
+	if (cfg->console_virtio && !strcmp(cfg->console_virtio, "stdio") &&
+	    !strcmp(cfg->serial, "stdio"))
+		return error_set(err, EINVAL,
+				 "--console-virtio: stdio is taken by --serial (give one of them "
+				 "file: or unix:)");
+	return 0;
+}
+
+/* --console-virtio and --serial take the same backends. */
+static int config_chardev(const char *opt, const char **dst, const char *arg, struct error *err)
+{
+	if (!strcmp(arg, "stdio") || (!strncmp(arg, "file:", 5) && arg[5]) ||
+	    (!strncmp(arg, "unix:", 5) && arg[5])) {
+		*dst = arg;
+		return 0;
+	}
+	return error_set(err, EINVAL,
+			 "%s: unknown backend '%s' (expected stdio, file:PATH or unix:PATH)", opt,
+			 arg);
 }
 
 static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint64_t host_ram,
@@ -234,7 +518,7 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 	case OPT_MEMORY:
 		return config_memory(cfg, arg, host_ram, err);
 	case OPT_SERIAL:
-		return config_serial(cfg, arg, err);
+		return config_chardev("--serial", &cfg->serial, arg, err);
 	case OPT_ON_REBOOT:
 		return config_on_reboot(cfg, arg, err);
 	case OPT_KVM_DEVICE:
@@ -245,6 +529,16 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 		return 0;
 	case OPT_DISK:
 		return config_disk(cfg, arg, err);
+	case OPT_NET:
+		return config_net(cfg, arg, err);
+	case OPT_CONSOLE_VIRTIO:
+		if (cfg->console_virtio)
+			return error_set(err, EINVAL, "--console-virtio: given twice");
+		return config_chardev("--console-virtio", &cfg->console_virtio, arg, err);
+	case OPT_VSOCK:
+		return config_vsock(cfg, arg, err);
+	case OPT_BALLOON:
+		return config_balloon(cfg, arg, err);
 	case OPT_VERBOSE:
 		cfg->verbose++;
 		return 0;
@@ -256,6 +550,20 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 		return 0;
 	}
 	return error_set(err, EINVAL, "internal: unhandled option %d", opt);
+}
+
+/*
+ * getopt_long() only takes an optional argument glued on ("--balloon=size=1G");
+ * "--balloon size=1G" is what people type, so a following word that is a
+ * key=value list belongs to the option too.
+ */
+static const char *config_optarg(int opt, int argc, char **argv)
+{
+	if (opt != OPT_BALLOON || optarg || optind >= argc)
+		return optarg;
+	if (argv[optind][0] == '-' || !strchr(argv[optind], '='))
+		return NULL;
+	return argv[optind++];
 }
 
 static void config_defaults(struct vmm_config *cfg)
@@ -283,7 +591,7 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 		if (opt == ':')
 			return error_set(err, EINVAL, "option '%s' needs a value",
 					 argv[optind - 1]);
-		ret = config_option(cfg, opt, optarg, host_ram, err);
+		ret = config_option(cfg, opt, config_optarg(opt, argc, argv), host_ram, err);
 		if (ret)
 			return ret;
 	}
@@ -294,5 +602,5 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 		return 0;
 	if (!cfg->kernel)
 		return error_set(err, EINVAL, "--kernel is required (see --help)");
-	return 0;
+	return config_check(cfg, err);
 }

@@ -26,13 +26,44 @@ enum vmm_exit_status {
 #define CONFIG_MAX_DISKS  16
 #define CONFIG_PATH_MAX	  4096
 #define CONFIG_DISK_ID	  20 /* virtio-blk's serial field */
+#define CONFIG_MAX_QUEUES 16 /* per disk, or queue pairs per network device */
+#define CONFIG_MAX_NETS	  8
+#define CONFIG_IFNAME	  16  /* IFNAMSIZ, terminator included */
+#define CONFIG_ID	  32  /* --net id= */
+#define CONFIG_UDS_MAX	  108 /* sun_path, terminator included */
 
-/* One --disk path=IMG[,readonly=on][,id=NAME][,direct=on]. */
+/* One --disk path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]. */
 struct config_disk {
 	char path[CONFIG_PATH_MAX];
 	char id[CONFIG_DISK_ID + 1]; /* empty: the block layer's default (the file name) */
 	bool read_only;
 	bool direct;
+	unsigned int queues; /* 1..CONFIG_MAX_QUEUES */
+};
+
+/* One --net tap=NAME[,mac=MAC][,queues=N][,id=NAME]. */
+struct config_net {
+	char tap[CONFIG_IFNAME];
+	char id[CONFIG_ID]; /* empty: none given */
+	uint8_t mac[6];
+	bool has_mac;	     /* false: the device picks a locally administered one */
+	unsigned int queues; /* queue pairs, 1..CONFIG_MAX_QUEUES */
+};
+
+/* --vsock cid=N,uds=PATH */
+struct config_vsock {
+	bool enabled;
+	uint32_t cid; /* 3..0xfffffffe: 0-2 are reserved, -1 means "any" */
+	char uds[CONFIG_UDS_MAX];
+};
+
+/* --balloon [size=SIZE][,stats=SECONDS][,free_page_reporting=on|off][,deflate_on_oom=on|off] */
+struct config_balloon {
+	bool enabled;
+	uint64_t size;		   /* initial target: bytes the guest should give back */
+	unsigned int stats_period; /* seconds between statistics requests, 0: none */
+	bool free_page_reporting;
+	bool deflate_on_oom;
 };
 
 struct vmm_config {
@@ -47,6 +78,11 @@ struct vmm_config {
 	bool rng; /* a virtio-rng device */
 	struct config_disk disks[CONFIG_MAX_DISKS];
 	unsigned int ndisks;
+	struct config_net nets[CONFIG_MAX_NETS];
+	unsigned int nnets;
+	const char *console_virtio; /* chardev spec of the virtio console, NULL: none */
+	struct config_vsock vsock;
+	struct config_balloon balloon;
 	int verbose;
 	bool help;
 	bool version;

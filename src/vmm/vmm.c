@@ -26,8 +26,12 @@
 #include "kvm/kvm.h"
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -81,6 +85,14 @@ struct machine {
 	struct virtio_rng *rng;
 	struct vm_msi *blk_msi[CONFIG_MAX_DISKS];
 	struct virtio_blk *blk[CONFIG_MAX_DISKS];
+	struct vm_msi *net_msi[CONFIG_MAX_NETS];
+	struct virtio_net *net[CONFIG_MAX_NETS];
+	struct vm_msi *vcon_msi;
+	struct virtio_console *vcon;
+	struct vm_msi *vsock_msi;
+	struct virtio_vsock *vsock;
+	struct vm_msi *balloon_msi;
+	struct virtio_balloon *balloon;
 
 	uint8_t *kernel;
 	size_t kernel_len;
@@ -176,22 +188,26 @@ static int machine_create_io(struct machine *m, struct error *err)
 	return 0;
 }
 
-static struct virtio_pci_host machine_virtio_host(struct machine *m, struct vm_msi *msi)
+/* MSI routes for a device with nqueues queues, and the host view it is built on. */
+static int machine_virtio_host(struct machine *m, unsigned int nqueues, struct vm_msi **msi,
+			       struct virtio_pci_host *host, struct error *err)
 {
-	return (struct virtio_pci_host){.mem = &m->mem,
-					.io = m->io,
-					.msi = vm_msi_sink(msi),
-					.ioevent = vm_ioevent_sink(m->ioevent)};
+	*msi = vm_msi_create(&m->vm, VIRTIO_PCI_MSIX_VECTORS(nqueues));
+	if (!*msi)
+		return error_set(err, ENOMEM, "out of memory");
+	*host = (struct virtio_pci_host){.mem = &m->mem,
+					 .io = m->io,
+					 .msi = vm_msi_sink(*msi),
+					 .ioevent = vm_ioevent_sink(m->ioevent)};
+	return 0;
 }
 
 static int machine_create_rng(struct machine *m, struct error *err)
 {
 	struct virtio_pci_host host;
 
-	m->rng_msi = vm_msi_create(&m->vm, VIRTIO_PCI_MSIX_VECTORS(VIRTIO_RNG_QUEUES));
-	if (!m->rng_msi)
-		return error_set(err, ENOMEM, "out of memory");
-	host = machine_virtio_host(m, m->rng_msi);
+	if (machine_virtio_host(m, VIRTIO_RNG_QUEUES, &m->rng_msi, &host, err))
+		return -1;
 	m->rng = virtio_rng_create(&host, m->pci, err);
 	return m->rng ? 0 : error_wrap(err, "--rng");
 }
@@ -203,28 +219,93 @@ static int machine_create_disk(struct machine *m, unsigned int i, struct error *
 	struct virtio_blk_opts o = {.path = d->path,
 				    .read_only = d->read_only,
 				    .direct = d->direct,
-				    .id = d->id[0] ? d->id : NULL};
+				    .id = d->id[0] ? d->id : NULL,
+				    .queues = d->queues};
 	struct virtio_pci_host host;
 
-	m->blk_msi[i] = vm_msi_create(&m->vm, VIRTIO_PCI_MSIX_VECTORS(VIRTIO_BLK_QUEUES));
-	if (!m->blk_msi[i])
-		return error_set(err, ENOMEM, "out of memory");
-	host = machine_virtio_host(m, m->blk_msi[i]);
+	if (machine_virtio_host(m, d->queues, &m->blk_msi[i], &host, err))
+		return -1;
 	m->blk[i] = virtio_blk_create(&host, m->pci, &o, err);
 	return m->blk[i] ? 0 : error_wrap(err, "--disk");
 }
 
+/* One --net: a tap that cannot be opened fails here. */
+static int machine_create_net(struct machine *m, unsigned int i, struct error *err)
+{
+	const struct config_net *n = &m->cfg->nets[i];
+	struct virtio_net_opts o = {
+		.tap = n->tap, .mac = n->has_mac ? n->mac : NULL, .queue_pairs = n->queues};
+	struct virtio_pci_host host;
+
+	if (machine_virtio_host(m, virtio_net_num_queues(&o), &m->net_msi[i], &host, err))
+		return -1;
+	m->net[i] = virtio_net_create(&host, m->pci, &o, err);
+	return m->net[i] ? 0 : error_wrap(err, "--net");
+}
+
+static int machine_create_vcon(struct machine *m, struct error *err)
+{
+	struct virtio_pci_host host;
+
+	if (machine_virtio_host(m, VIRTIO_CONSOLE_QUEUES, &m->vcon_msi, &host, err))
+		return -1;
+	m->vcon = virtio_console_create(&host, m->pci, m->cfg->console_virtio, err);
+	return m->vcon ? 0 : error_wrap(err, "--console-virtio");
+}
+
+static int machine_create_vsock(struct machine *m, struct error *err)
+{
+	struct virtio_vsock_opts o = {.guest_cid = m->cfg->vsock.cid, .uds = m->cfg->vsock.uds};
+	struct virtio_pci_host host;
+
+	if (machine_virtio_host(m, VIRTIO_VSOCK_QUEUES, &m->vsock_msi, &host, err))
+		return -1;
+	m->vsock = virtio_vsock_create(&host, m->pci, &o, err);
+	return m->vsock ? 0 : error_wrap(err, "--vsock");
+}
+
+static int machine_create_balloon(struct machine *m, struct error *err)
+{
+	const struct config_balloon *b = &m->cfg->balloon;
+	struct virtio_balloon_opts o = {.target = b->size,
+					.stats_period = b->stats_period,
+					.free_page_reporting = b->free_page_reporting,
+					.deflate_on_oom = b->deflate_on_oom};
+	struct virtio_pci_host host;
+
+	if (machine_virtio_host(m, virtio_balloon_num_queues(&o), &m->balloon_msi, &host, err))
+		return -1;
+	m->balloon = virtio_balloon_create(&host, m->pci, &o, err);
+	return m->balloon ? 0 : error_wrap(err, "--balloon");
+}
+
+static bool machine_has_virtio(const struct vmm_config *cfg)
+{
+	return cfg->rng || cfg->ndisks || cfg->nnets || cfg->console_virtio || cfg->vsock.enabled ||
+	       cfg->balloon.enabled;
+}
+
+/* In a fixed order, so a VM's devices keep their PCI addresses from run to run. */
 static int machine_create_virtio(struct machine *m, struct error *err)
 {
+	const struct vmm_config *cfg = m->cfg;
 	int ret;
 
-	if (!m->cfg->rng && !m->cfg->ndisks)
+	if (!machine_has_virtio(cfg))
 		return 0;
 	ret = machine_create_io(m, err);
-	if (!ret && m->cfg->rng)
+	if (!ret && cfg->rng)
 		ret = machine_create_rng(m, err);
-	for (unsigned int i = 0; !ret && i < m->cfg->ndisks; i++)
+	for (unsigned int i = 0; !ret && i < cfg->ndisks; i++)
 		ret = machine_create_disk(m, i, err);
+	for (unsigned int i = 0; !ret && i < cfg->nnets; i++)
+		ret = machine_create_net(m, i, err);
+	if (!ret && cfg->console_virtio)
+		ret = machine_create_vcon(m, err);
+	if (!ret && cfg->vsock.enabled)
+		ret = machine_create_vsock(m, err);
+	if (!ret && cfg->balloon.enabled)
+		ret = machine_create_balloon(m, err);
 	return ret;
 }
 
@@ -541,6 +622,16 @@ static void machine_teardown(struct machine *m)
 		virtio_blk_destroy(m->blk[i]);
 		vm_msi_destroy(m->blk_msi[i]);
 	}
+	for (unsigned int i = 0; i < m->cfg->nnets; i++) {
+		virtio_net_destroy(m->net[i]);
+		vm_msi_destroy(m->net_msi[i]);
+	}
+	virtio_console_destroy(m->vcon);
+	vm_msi_destroy(m->vcon_msi);
+	virtio_vsock_destroy(m->vsock);
+	vm_msi_destroy(m->vsock_msi);
+	virtio_balloon_destroy(m->balloon);
+	vm_msi_destroy(m->balloon_msi);
 	vm_ioevent_destroy(m->ioevent);
 	iothread_destroy(m->io);
 	if (m->pm)

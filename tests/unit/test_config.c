@@ -185,3 +185,177 @@ Test(config, help_and_version_need_no_kernel)
 	cr_assert_eq(parse(&cfg, &err, 2, v), 0);
 	cr_assert(cfg.version);
 }
+
+/* Parses "vmm --kernel k OPT ARG" and expects an error containing want. */
+static void expect_error(const char *opt, const char *arg, const char *want)
+{
+	char *argv[] = {"vmm", "--kernel", "k", (char *)opt, (char *)arg};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_lt(parse(&cfg, &err, arg ? 5 : 4, argv), 0, "%s %s", opt, arg);
+	cr_assert(strstr(err.msg, want), "%s %s: got '%s', want '%s'", opt, arg, err.msg, want);
+	cr_assert_null(strchr(err.msg, '\n'), "one line");
+}
+
+Test(config, disk_queues)
+{
+	char *argv[] = {"vmm", "--kernel", "k", "--disk", "path=a,queues=4", "--disk", "path=b"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_eq(cfg.disks[0].queues, 4);
+	cr_assert_eq(cfg.disks[1].queues, 1, "one queue by default");
+	expect_error("--disk", "path=a,queues=0", "--disk: queues=0 is out of range (1 to 16)");
+	expect_error("--disk", "path=a,queues=17", "out of range");
+	expect_error("--disk", "path=a,queues=many", "--disk: queues='many' is not a number");
+}
+
+Test(config, nets)
+{
+	char *argv[] = {"vmm",
+			"--kernel",
+			"k",
+			"--net",
+			"tap=tap0",
+			"--net",
+			"tap=tap1,mac=52:54:00:AB:cd:ef,queues=2,id=eth1"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_eq(cfg.nnets, 2);
+	cr_assert_str_eq(cfg.nets[0].tap, "tap0");
+	cr_assert_not(cfg.nets[0].has_mac);
+	cr_assert_eq(cfg.nets[0].queues, 1);
+	cr_assert(cfg.nets[1].has_mac);
+	cr_assert_arr_eq(cfg.nets[1].mac, ((uint8_t[]){0x52, 0x54, 0, 0xab, 0xcd, 0xef}), 6);
+	cr_assert_eq(cfg.nets[1].queues, 2);
+	cr_assert_str_eq(cfg.nets[1].id, "eth1");
+}
+
+Test(config, net_errors_name_the_problem)
+{
+	static const char *const cases[][2] = {
+		{"mac=52:54:00:00:00:01", "--net: missing tap="},
+		{"tap=", "--net: tap= is empty"},
+		{"tap=0123456789abcdef", "--net: tap= is longer than 15 characters"},
+		{"tap=t,mac=52:54:00:00:00", "--net: mac='52:54:00:00:00' is not a MAC address"},
+		{"tap=t,mac=52-54-00-00-00-01", "is not a MAC address"},
+		{"tap=t,mac=52:54:00:00:00:0g", "is not a MAC address"},
+		{"tap=t,mac=01:00:5e:00:00:01",
+		 "--net: mac=01:00:5e:00:00:01 is a multicast address"},
+		{"tap=t,mac=00:00:00:00:00:00", "is all zeroes"},
+		{"tap=t,queues=0", "--net: queues=0 is out of range"},
+		{"tap=t,speed=10", "--net: unknown key 'speed'"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_error("--net", cases[i][0], cases[i][1]);
+}
+
+Test(config, net_duplicates)
+{
+	static const char *const cases[][3] = {
+		{"tap=a", "tap=a", "--net: tap 'a' given twice"},
+		{"tap=a,id=x", "tap=b,id=x", "--net: duplicate id 'x'"},
+		{"tap=a,mac=52:54:00:00:00:01", "tap=b,mac=52:54:00:00:00:01",
+		 "--net: duplicate mac on 'a' and 'b'"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = {"vmm",	 "--kernel",	     "k", "--net", (char *)cases[i][0],
+				"--net", (char *)cases[i][1]};
+		struct vmm_config cfg;
+		struct error err;
+
+		cr_assert_lt(parse(&cfg, &err, ARGC(argv), argv), 0, "case %zu", i);
+		cr_assert(strstr(err.msg, cases[i][2]), "case %zu: got '%s'", i, err.msg);
+	}
+}
+
+Test(config, vsock)
+{
+	char *argv[] = {"vmm", "--kernel", "k", "--vsock", "cid=42,uds=/tmp/v.sock"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert(cfg.vsock.enabled);
+	cr_assert_eq(cfg.vsock.cid, 42);
+	cr_assert_str_eq(cfg.vsock.uds, "/tmp/v.sock");
+	expect_error("--vsock", "uds=/x", "--vsock: missing cid=");
+	expect_error("--vsock", "cid=3", "--vsock: missing uds=");
+	expect_error("--vsock", "cid=2,uds=/x", "--vsock: cid=2 is out of range (3 to 4294967294)");
+	expect_error("--vsock", "cid=4294967295,uds=/x", "out of range");
+	expect_error("--vsock", "cid=x,uds=/x", "--vsock: cid='x' is not a number");
+	expect_error("--vsock",
+		     "cid=3,uds=/tmp/0123456789012345678901234567890123456789012345678901234567890"
+		     "12345678901234567890123456789012345678901234567890",
+		     "--vsock: uds= is longer than 107 characters");
+}
+
+Test(config, vsock_twice)
+{
+	char *argv[] = {"vmm",		"--kernel", "k",	   "--vsock",
+			"cid=3,uds=/a", "--vsock",  "cid=4,uds=/b"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_lt(parse(&cfg, &err, ARGC(argv), argv), 0);
+	cr_assert(strstr(err.msg, "--vsock: given twice"), "%s", err.msg);
+}
+
+Test(config, balloon_forms)
+{
+	char *bare[] = {"vmm", "--kernel", "k", "--balloon"};
+	char *glued[] = {"vmm", "--kernel", "k", "--balloon=size=64M,stats=5"};
+	char *spaced[] = {"vmm",    "--kernel", "k", "--balloon", "size=32M,free_page_reporting=on",
+			  "--cpus", "2"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(bare), bare), 0, "%s", err.msg);
+	cr_assert(cfg.balloon.enabled);
+	cr_assert_eq(cfg.balloon.size, 0);
+	cr_assert_eq(parse(&cfg, &err, ARGC(glued), glued), 0, "%s", err.msg);
+	cr_assert_eq(cfg.balloon.size, 64 * MiB);
+	cr_assert_eq(cfg.balloon.stats_period, 5);
+	cr_assert_eq(parse(&cfg, &err, ARGC(spaced), spaced), 0, "%s", err.msg);
+	cr_assert_eq(cfg.balloon.size, 32 * MiB);
+	cr_assert(cfg.balloon.free_page_reporting);
+	cr_assert_eq(cfg.cpus, 2, "options after the balloon's list are still parsed");
+}
+
+Test(config, balloon_errors)
+{
+	char *toobig[] = {"vmm", "--kernel", "k", "--memory", "128M", "--balloon", "size=128M"};
+	struct vmm_config cfg;
+	struct error err;
+
+	expect_error("--balloon", "size=lots", "--balloon: size='lots' is not a size");
+	expect_error("--balloon", "stats=-1", "--balloon: stats='-1' is not a number");
+	expect_error("--balloon", "colour=red", "--balloon: unknown key 'colour'");
+	cr_assert_lt(parse(&cfg, &err, ARGC(toobig), toobig), 0);
+	cr_assert(strstr(err.msg, "--balloon: size=128 MiB is not below the 128 MiB of --memory"),
+		  "%s", err.msg);
+}
+
+Test(config, console_virtio)
+{
+	char *argv[] = {"vmm", "--kernel", "k", "--console-virtio", "unix:/tmp/hvc0"};
+	char *both_stdio[] = {"vmm", "--kernel", "k", "--console-virtio", "stdio"};
+	char *twice[] = {"vmm", "--kernel", "k", "--console-virtio=unix:/a",
+			 "--console-virtio=file:/b"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg.console_virtio, "unix:/tmp/hvc0");
+	expect_error("--console-virtio", "tcp:1", "--console-virtio: unknown backend 'tcp:1'");
+	cr_assert_lt(parse(&cfg, &err, ARGC(both_stdio), both_stdio), 0);
+	cr_assert(strstr(err.msg, "stdio is taken by --serial"), "%s", err.msg);
+	cr_assert_lt(parse(&cfg, &err, ARGC(twice), twice), 0);
+	cr_assert(strstr(err.msg, "--console-virtio: given twice"), "%s", err.msg);
+}

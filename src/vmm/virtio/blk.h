@@ -16,12 +16,13 @@
  * Discard and write-zeroes take one segment per request (max_*_seg = 1):
  * that keeps one guest request one block-layer request.
  */
-#define VIRTIO_ID_BLOCK	    2
-#define VIRTIO_BLK_QUEUES   1
-#define VIRTIO_BLK_QSIZE    256
-#define VIRTIO_BLK_SEG_MAX  (DISK_IOV_MAX - 2) /* leaves room for header and status */
-#define VIRTIO_BLK_CFG_SIZE 60
-#define VIRTIO_BLK_BATCH    64 /* requests per notification before yielding */
+#define VIRTIO_ID_BLOCK	      2
+#define VIRTIO_BLK_QUEUES     1
+#define VIRTIO_BLK_MAX_QUEUES 16
+#define VIRTIO_BLK_QSIZE      256
+#define VIRTIO_BLK_SEG_MAX    (DISK_IOV_MAX - 2) /* leaves room for header and status */
+#define VIRTIO_BLK_CFG_SIZE   60
+#define VIRTIO_BLK_BATCH      64 /* requests per notification before yielding */
 
 /* Feature bits (5.2.3) */
 #define VIRTIO_BLK_F_SEG_MAX	  2
@@ -63,7 +64,8 @@ struct virtio_blk_opts {
 	const char *path;
 	bool read_only;
 	bool direct;
-	const char *id; /* NULL: the block layer's default */
+	const char *id;	     /* NULL: the block layer's default */
+	unsigned int queues; /* request queues, 1..VIRTIO_BLK_MAX_QUEUES */
 };
 
 struct virtio_blk;
