@@ -9,6 +9,8 @@ PACKAGES=(
 	libcriterion-dev acpica-tools python3
 	liburing-dev # the block layer's io_uring engine
 	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
+	iproute2        # tap devices and network namespaces for the network tests
+	e2fsprogs       # the e2e test's ext4 image (mkfs.ext4 -d, debugfs)
 )
 
 missing=()

@@ -6,8 +6,9 @@
 # usage: fetch-kernel.sh [CACHE_DIR]
 #   CACHE_DIR defaults to $BUNSHIN_E2E_CACHE, else build/e2e-cache.
 #
-# On success it prints two lines on stdout, nothing else:
+# On success it prints three lines on stdout, nothing else:
 #   KERNEL=<path to vmlinuz>
+#   MODULES=<path to lib/modules/<release>: the virtio, ext4 and vsock modules>
 #   BUSYBOX=<path to static busybox>
 #
 # Idempotent: a cached package whose version matches the one apt would pick
@@ -50,14 +51,16 @@ resolve_kernel_pkg() {
 		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9].*-amd64$/ { print $2; exit }'
 }
 
-# fetch PKG DESTDIR MEMBER...: unless DESTDIR already holds apt's candidate
-# version of PKG, download PKG and unpack the given archive members into
-# DESTDIR, replacing it only once that succeeded. DESTDIR/.stamp records
-# "PKG VERSION". When apt knows no candidate or the download fails, an older
-# cached copy is used with a warning. Prints nothing on stdout.
+# fetch PKG DESTDIR LAYOUT MEMBER...: unless DESTDIR already holds apt's
+# candidate version of PKG unpacked with this LAYOUT (a tag naming the member
+# list, so a cache made with fewer members is refreshed), download PKG and
+# unpack the given archive members into DESTDIR, replacing it only once that
+# succeeded. DESTDIR/.stamp records "PKG VERSION LAYOUT". When apt knows no
+# candidate or the download fails, an older cached copy is used with a
+# warning. Prints nothing on stdout.
 fetch() {
-	local pkg=$1 dest=$2
-	shift 2
+	local pkg=$1 dest=$2 layout=$3
+	shift 3
 	local stamp="$dest/.stamp" want have=""
 
 	want=$(candidate "$pkg")
@@ -69,7 +72,7 @@ fetch() {
 		note "warning: apt has no candidate for '$pkg'; using cached $have"
 		return 0
 	fi
-	if [ "$have" = "$pkg $want" ]; then
+	if [ "$have" = "$pkg $want $layout" ]; then
 		note "$pkg $want: cached"
 		return 0
 	fi
@@ -101,7 +104,7 @@ fetch() {
 		tar -x -C "$new" --wildcards --no-same-owner "$@"; then
 		die "cannot extract $* from $deb"
 	fi
-	echo "$pkg $want" >"$new/.stamp"
+	echo "$pkg $want $layout" >"$new/.stamp"
 	rm -rf "$dest" "$dl"
 	mv "$new" "$dest"
 }
@@ -120,15 +123,29 @@ if [ -z "$kpkg" ]; then
 	kpkg=$(cut -d' ' -f1 "$cache/kernel/.stamp")
 	note "warning: cannot resolve linux-image-amd64 with apt; using cached $kpkg"
 fi
-fetch "$kpkg" "$cache/kernel" './boot/vmlinuz-*'
-fetch busybox-static "$cache/busybox" './bin/busybox'
+# The virtio drivers, ext4 and vsock are modules in Debian's kernel: the
+# e2e initramfs loads them with busybox's depmod and modprobe.
+mods='./lib/modules/*/kernel'
+fetch "$kpkg" "$cache/kernel" virtio-modules-1 './boot/vmlinuz-*' \
+	"$mods/drivers/virtio/*" "$mods/drivers/block/virtio_blk.ko" \
+	"$mods/drivers/net/virtio_net.ko" "$mods/drivers/net/net_failover.ko" \
+	"$mods/net/core/failover.ko" "$mods/drivers/char/hw_random/virtio-rng.ko" \
+	"$mods/drivers/char/virtio_console.ko" "$mods/fs/ext4/*" "$mods/fs/jbd2/*" \
+	"$mods/fs/mbcache.ko" "$mods/lib/crc16.ko" "$mods/lib/libcrc32c.ko" \
+	"$mods/crypto/crc32c_generic.ko" "$mods/net/vmw_vsock/vsock.ko" \
+	"$mods/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko" \
+	"$mods/net/vmw_vsock/vmw_vsock_virtio_transport.ko"
+fetch busybox-static "$cache/busybox" busybox-1 './bin/busybox'
 
 kernel=$(find "$cache/kernel/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit 2>/dev/null || true)
 if [ -z "$kernel" ] || [ ! -s "$kernel" ]; then
 	die "no vmlinuz-* found in $cache/kernel/boot"
 fi
+modules=$(find "$cache/kernel/lib/modules" -mindepth 1 -maxdepth 1 -type d -print -quit 2>/dev/null || true)
+[ -n "$modules" ] || die "no lib/modules/<release> in $cache/kernel"
 busybox="$cache/busybox/bin/busybox"
 [ -x "$busybox" ] || die "no executable busybox at $busybox"
 
 echo "KERNEL=$kernel"
+echo "MODULES=$modules"
 echo "BUSYBOX=$busybox"

@@ -2,7 +2,9 @@
 /*
  * End-to-end: boot Debian 12's stock kernel (linux-image-amd64) with a
  * busybox initramfs under bunshin-vmm, and check that the guest's /init
- * reports in on the serial console and powers off so the VMM exits 0.
+ * reports in on the serial console and powers off so the VMM exits 0; then
+ * again with every virtio device, which the kernel must drive with its own
+ * modules.
  *
  * A stock kernel needs hardware virtualization: under PVM-nested KVM (no
  * vmx/svm in /proc/cpuinfo) it cannot boot at all, so the test skips there,
@@ -17,6 +19,8 @@
  *   BUNSHIN_E2E_CACHE  cache directory for the kernel, busybox and initramfs
  *   BUNSHIN_E2E_KERNEL and BUNSHIN_E2E_BUSYBOX  use these instead of fetching
  *                      (offline machines); both must be set
+ *   BUNSHIN_E2E_MODULES with them: the kernel's lib/modules/<release> (needed
+ *                      by the virtio test)
  */
 #include <criterion/criterion.h>
 
@@ -350,97 +354,158 @@ static char *file_tail(const char *path, long n)
 	return buf;
 }
 
-Test(e2e, linux_boot, .timeout = 290)
+/* What both tests share: the kernel, its modules, busybox and the initramfs. */
+struct e2e {
+	const char *vmm;
+	char *cache;
+	char *kernel;
+	char *modules;
+	char *busybox;
+	char *initrd;
+	char *console_log;
+	char *vmm_log;
+};
+
+/* Fetches (or finds in the cache) the kernel and busybox and builds the initramfs. */
+static void e2e_prepare(struct e2e *e)
 {
-	const char *why = why_skip();
-	const char *vmm, *builddir, *e2edir, *mkcpio, *cache_env;
-	char *cache, *fetch_sh, *mkinitramfs, *initrd, *console_log, *vmm_log, *vmm_err;
-	char cpus_arg[16];
-	char *kernel, *busybox, *marker, *field, *release;
+	const char *builddir = need_env("BUNSHIN_BUILDDIR");
+	const char *e2edir = need_env("BUNSHIN_E2E_DIR");
+	const char *mkcpio = need_env("BUNSHIN_MKCPIO");
+	const char *cache_env = getenv("BUNSHIN_E2E_CACHE");
+	char *fetch_sh = xasprintf("%s/fetch-kernel.sh", e2edir);
+	char *mkinitramfs = xasprintf("%s/mkinitramfs", e2edir);
 	struct run_result r;
-	FILE *log;
 
-	if (why)
-		cr_skip_test("%s", why);
-
-	vmm = need_env("BUNSHIN_VMM");
-	builddir = need_env("BUNSHIN_BUILDDIR");
-	e2edir = need_env("BUNSHIN_E2E_DIR");
-	mkcpio = need_env("BUNSHIN_MKCPIO");
-	cache_env = getenv("BUNSHIN_E2E_CACHE");
+	e->vmm = need_env("BUNSHIN_VMM");
 	if (cache_env && *cache_env)
-		cache = xasprintf("%s", cache_env);
+		e->cache = xasprintf("%s", cache_env);
 	else
-		cache = xasprintf("%s/e2e-cache", builddir);
-	fetch_sh = xasprintf("%s/fetch-kernel.sh", e2edir);
-	mkinitramfs = xasprintf("%s/mkinitramfs", e2edir);
-	initrd = xasprintf("%s/initramfs.cpio.gz", cache);
-	console_log = xasprintf("%s/console.log", cache);
-	vmm_log = xasprintf("%s/vmm-stderr.log", cache);
-	cr_assert_eq(access(vmm, X_OK), 0, "bunshin-vmm '%s' is not executable: %s", vmm,
+		e->cache = xasprintf("%s/e2e-cache", builddir);
+	e->initrd = xasprintf("%s/initramfs.cpio.gz", e->cache);
+	e->console_log = xasprintf("%s/console.log", e->cache);
+	e->vmm_log = xasprintf("%s/vmm-stderr.log", e->cache);
+	cr_assert_eq(access(e->vmm, X_OK), 0, "bunshin-vmm '%s' is not executable: %s", e->vmm,
 		     strerror(errno));
 
 	/* 1. The stock kernel and a static busybox, unless given. */
 	if (getenv("BUNSHIN_E2E_KERNEL") && getenv("BUNSHIN_E2E_BUSYBOX")) {
-		kernel = strdup(getenv("BUNSHIN_E2E_KERNEL"));
-		busybox = strdup(getenv("BUNSHIN_E2E_BUSYBOX"));
+		e->kernel = strdup(getenv("BUNSHIN_E2E_KERNEL"));
+		e->busybox = strdup(getenv("BUNSHIN_E2E_BUSYBOX"));
+		if (getenv("BUNSHIN_E2E_MODULES"))
+			e->modules = strdup(getenv("BUNSHIN_E2E_MODULES"));
 	} else {
-		char *argv[] = {fetch_sh, cache, NULL};
+		char *argv[] = {fetch_sh, e->cache, NULL};
 
 		run(argv, FETCH_TIMEOUT_S, NULL, NULL, &r);
 		cr_assert(exited_ok(&r),
 			  "%s %s: %s; it needs 'apt-get update' done and network access, or set "
 			  "BUNSHIN_E2E_KERNEL and BUNSHIN_E2E_BUSYBOX; its output:\n%s",
-			  fetch_sh, cache, describe(&r), tail(&r, 2000));
-		kernel = kv_lookup(r.out, "KERNEL");
-		busybox = kv_lookup(r.out, "BUSYBOX");
-		cr_assert(kernel && busybox, "%s printed no KERNEL=/BUSYBOX= lines:\n%s", fetch_sh,
-			  r.out);
+			  fetch_sh, e->cache, describe(&r), tail(&r, 2000));
+		e->kernel = kv_lookup(r.out, "KERNEL");
+		e->modules = kv_lookup(r.out, "MODULES");
+		e->busybox = kv_lookup(r.out, "BUSYBOX");
+		cr_assert(e->kernel && e->busybox, "%s printed no KERNEL=/BUSYBOX= lines:\n%s",
+			  fetch_sh, r.out);
 		free_result(&r);
 	}
-	cr_assert_not_null(kernel);
-	cr_assert_not_null(busybox);
+	cr_assert_not_null(e->kernel);
+	cr_assert_not_null(e->busybox);
 
 	/* 2. The initramfs; rebuilt every run, it takes well under a second. */
 	{
-		char *argv[] = {mkinitramfs, (char *)mkcpio, busybox, initrd, NULL};
+		char *argv[] = {mkinitramfs, (char *)mkcpio, e->busybox,
+				e->initrd,   e->modules,     NULL};
 
 		run(argv, BUILD_TIMEOUT_S, NULL, NULL, &r);
 		cr_assert(exited_ok(&r), "%s: %s; its output:\n%s", mkinitramfs, describe(&r),
 			  tail(&r, 2000));
 		free_result(&r);
 	}
+	free(fetch_sh);
+	free(mkinitramfs);
+}
 
-	/*
-	 * 3. Boot it. The console goes to console.log as well as into memory;
-	 * the VMM's own messages go to vmm-stderr.log, so they cannot break
-	 * up a console line.
-	 */
-	snprintf(cpus_arg, sizeof(cpus_arg), "%d", GUEST_CPUS);
-	{
-		char *argv[] = {(char *)vmm, "--kernel",    kernel,	   "--initrd",
-				initrd,	     "--cmdline",   GUEST_CMDLINE, "--cpus",
-				cpus_arg,    "--memory",    GUEST_MEMORY,  "--serial",
-				"stdio",     "--on-reboot", "exit",	   NULL};
+static void e2e_free(struct e2e *e)
+{
+	free(e->cache);
+	free(e->kernel);
+	free(e->modules);
+	free(e->busybox);
+	free(e->initrd);
+	free(e->console_log);
+	free(e->vmm_log);
+}
 
-		log = fopen(console_log, "w");
-		if (!log)
-			cr_log_warn("cannot write %s: %s", console_log, strerror(errno));
-		fprintf(stderr, "e2e-linux: booting %s under %s (console: %s)\n", kernel, vmm,
-			console_log);
-		run(argv, BOOT_TIMEOUT_S, log, vmm_log, &r);
-		if (log)
-			fclose(log);
-	}
-	vmm_err = file_tail(vmm_log, 2000);
+/*
+ * Boots the kernel with the given command line and extra VMM options. The
+ * console goes to console.log as well as into r; the VMM's own messages go
+ * to vmm-stderr.log, so they cannot break up a console line. Returns the
+ * tail of that log, newly allocated.
+ */
+static char *e2e_boot(const struct e2e *e, const char *cmdline, char *const *extra,
+		      struct run_result *r)
+{
+	char *argv[40] = {(char *)e->vmm, "--kernel",	   e->kernel, "--initrd",    e->initrd,
+			  "--cmdline",	  (char *)cmdline, "--cpus",  NULL,	     "--memory",
+			  GUEST_MEMORY,	  "--serial",	   "stdio",   "--on-reboot", "exit"};
+	int n = 15;
+	char cpus[16];
+	FILE *log;
 
-	/* 4. The guest's report. */
-	marker = find_marker(r.out);
+	snprintf(cpus, sizeof(cpus), "%d", GUEST_CPUS);
+	argv[8] = cpus;
+	for (int i = 0; extra && extra[i] && n < 39; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	log = fopen(e->console_log, "w");
+	if (!log)
+		cr_log_warn("cannot write %s: %s", e->console_log, strerror(errno));
+	fprintf(stderr, "e2e-linux: booting %s under %s (console: %s)\n", e->kernel, e->vmm,
+		e->console_log);
+	run(argv, BOOT_TIMEOUT_S, log, e->vmm_log, r);
+	if (log)
+		fclose(log);
+	return file_tail(e->vmm_log, 2000);
+}
+
+/* The marker line, or a failed test that shows why it is missing. */
+static char *e2e_marker(const struct run_result *r, const char *vmm_err)
+{
+	char *marker = find_marker(r->out);
+
 	cr_assert_not_null(marker,
 			   "no '" MARKER "' line on the console (bunshin-vmm: %s%s); last console "
 			   "output:\n%s\nbunshin-vmm stderr:\n%s",
-			   describe(&r), vmm_status_hint(&r), tail(&r, 4000), vmm_err);
+			   describe(r), vmm_status_hint(r), tail(r, 4000), vmm_err);
 	fprintf(stderr, "e2e-linux: %s\n", marker);
+	return marker;
+}
+
+/* A clean power-off, within the time limit. */
+static void e2e_powered_off(const struct run_result *r, const char *vmm_err)
+{
+	cr_assert(!r->timed_out,
+		  "bunshin-vmm was still running after %d s: the guest reported but did not "
+		  "power off; last output:\n%s\nbunshin-vmm stderr:\n%s",
+		  BOOT_TIMEOUT_S, tail(r, 2000), vmm_err);
+	cr_assert(exited_ok(r),
+		  "bunshin-vmm: %s%s (want exit status 0: guest powered off); its stderr:\n%s",
+		  describe(r), vmm_status_hint(r), vmm_err);
+}
+
+Test(e2e, linux_boot, .timeout = 290)
+{
+	const char *why = why_skip();
+	char *marker, *field, *release, *vmm_err;
+	struct run_result r;
+	struct e2e e = {0};
+
+	if (why)
+		cr_skip_test("%s", why);
+	e2e_prepare(&e);
+	vmm_err = e2e_boot(&e, GUEST_CMDLINE, NULL, &r);
+	marker = e2e_marker(&r, vmm_err);
 
 	field = marker_field(marker, "result");
 	cr_assert(field && !strcmp(field, "pass"), "guest reported failure: %s", marker);
@@ -459,8 +524,8 @@ Test(e2e, linux_boot, .timeout = 290)
 
 	/* Debian names the image vmlinuz-<release>: the guest must run that kernel. */
 	field = marker_field(marker, "uname");
-	release = strrchr(kernel, '/');
-	release = release ? release + 1 : kernel;
+	release = strrchr(e.kernel, '/');
+	release = release ? release + 1 : e.kernel;
 	if (!strncmp(release, "vmlinuz-", 8))
 		cr_assert(field && !strcmp(field, release + 8), "guest runs '%s', expected '%s'",
 			  field ? field : "(none)", release + 8);
@@ -468,26 +533,111 @@ Test(e2e, linux_boot, .timeout = 290)
 		cr_assert(field && *field, "no uname in %s", marker);
 	free(field);
 
-	/* 5. Clean power-off, within the time limit. */
-	cr_assert(!r.timed_out,
-		  "bunshin-vmm was still running after %d s: the guest reported but did not "
-		  "power off; last output:\n%s\nbunshin-vmm stderr:\n%s",
-		  BOOT_TIMEOUT_S, tail(&r, 2000), vmm_err);
-	cr_assert(exited_ok(&r),
-		  "bunshin-vmm: %s%s (want exit status 0: guest powered off); its stderr:\n%s",
-		  describe(&r), vmm_status_hint(&r), vmm_err);
-
+	e2e_powered_off(&r, vmm_err);
 	free(marker);
-	free_result(&r);
-	free(kernel);
-	free(busybox);
 	free(vmm_err);
-	free(vmm_log);
-	free(console_log);
-	free(initrd);
-	free(mkinitramfs);
-	free(fetch_sh);
-	free(cache);
+	free_result(&r);
+	e2e_free(&e);
+}
+
+/* Runs a shell command line; fails the test with what it printed when it fails. */
+static void sh(const char *cmd)
+{
+	char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+	struct run_result r;
+
+	run(argv, BUILD_TIMEOUT_S, NULL, NULL, &r);
+	cr_assert(exited_ok(&r), "'%s': %s:\n%s", cmd, describe(&r), tail(&r, 2000));
+	free_result(&r);
+}
+
+/* The value of key= on the virtio line, which must be want. */
+static void expect_virtio_field(const char *line, const char *key, const char *want)
+{
+	char *v = marker_field(line, key);
+
+	cr_assert(v && !strcmp(v, want), "%s=%s, want %s: %s", key, v ? v : "(none)", want, line);
+	free(v);
+}
+
+/*
+ * The stock kernel drives every bunshin virtio device with its own modules:
+ * it mounts an ext4 image (and what it writes there is in the image after
+ * power-off), brings eth0 up with link, reads /dev/hwrng, writes to hvc0,
+ * binds vsock and the balloon.
+ */
+Test(e2e, linux_virtio, .timeout = 290)
+{
+	const char *why = why_skip();
+	char dir[] = "/tmp/bunshin-e2e-virtio.XXXXXX";
+	char tap[16], *cmd, *img, *hvc, *net, *vsock, *disk, *con, *line, *vmm_err, *marker;
+	struct run_result r;
+	struct e2e e = {0};
+
+	if (why)
+		cr_skip_test("%s", why);
+	e2e_prepare(&e);
+	cr_assert_not_null(e.modules, "no kernel modules: set BUNSHIN_E2E_MODULES too");
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	img = xasprintf("%s/disk.img", dir);
+	hvc = xasprintf("%s/hvc0.out", dir);
+	snprintf(tap, sizeof(tap), "bse2e%d", (int)getpid() % 100000);
+
+	cmd = xasprintf("mkdir %s/root && echo bunshin-e2e-disk >%s/root/bunshin.txt && "
+			"mkfs.ext4 -q -F -d %s/root %s 16M && ip tuntap add dev %s mode tap",
+			dir, dir, dir, img, tap);
+	sh(cmd);
+	free(cmd);
+	disk = xasprintf("path=%s", img);
+	net = xasprintf("tap=%s,mac=52:54:00:e2:e2:01", tap);
+	con = xasprintf("file:%s", hvc);
+	vsock = xasprintf("cid=7,uds=%s/vsock", dir);
+	{
+		char *extra[] = {
+			"--disk", disk,	     "--net", net,	   "--rng", "--console-virtio",
+			con,	  "--vsock", vsock,   "--balloon", NULL};
+
+		vmm_err = e2e_boot(&e, GUEST_CMDLINE " bunshin_virtio=1", extra, &r);
+	}
+	cmd = xasprintf("ip link del %s", tap);
+	sh(cmd);
+	free(cmd);
+
+	marker = e2e_marker(&r, vmm_err);
+	line = strstr(r.out, "BUNSHIN-E2E-VIRTIO ");
+	cr_assert_not_null(line, "no BUNSHIN-E2E-VIRTIO line:\n%s", tail(&r, 4000));
+	line = strndup(line, strcspn(line, "\r\n"));
+	fprintf(stderr, "e2e-linux: %s\n", line);
+	expect_virtio_field(line, "disk", "ok");
+	expect_virtio_field(line, "ext4", "ok");
+	expect_virtio_field(line, "eth0", "up");
+	expect_virtio_field(line, "mac", "52:54:00:e2:e2:01");
+	expect_virtio_field(line, "hwrng", "ok");
+	expect_virtio_field(line, "hvc0", "ok");
+	expect_virtio_field(line, "vsock", "ok");
+	expect_virtio_field(line, "balloon", "ok");
+	expect_virtio_field(line, "result", "pass");
+	e2e_powered_off(&r, vmm_err);
+
+	/* What the guest wrote reached the image, and hvc0 reached its backend. */
+	cmd = xasprintf(
+		"debugfs -R 'cat /written.txt' %s 2>/dev/null | grep -qx bunshin-e2e-written"
+		" && grep -q BUNSHIN-E2E-HVC0 %s && rm -rf %s",
+		img, hvc, dir);
+	sh(cmd);
+	free(cmd);
+
+	free(line);
+	free(marker);
+	free(vmm_err);
+	free_result(&r);
+	free(img);
+	free(hvc);
+	free(disk);
+	free(net);
+	free(con);
+	free(vsock);
+	e2e_free(&e);
 }
 
 /*
