@@ -561,6 +561,16 @@ static void machine_resume_io(struct machine *m)
 	}
 }
 
+/* A reboot is a power cycle for the devices too: the next boot finds them as the first did. */
+static void machine_reset_devices(struct machine *m)
+{
+	serial_reset(m->com1);
+	i8042_reset(m->i8042);
+	rtc_reset(m->rtc);
+	acpi_pm_reset(m->pm);
+	pci_root_reset(m->pci);
+}
+
 static int machine_loop(struct machine *m, int sigfd, struct error *err)
 {
 	enum machine_stop why;
@@ -580,7 +590,7 @@ static int machine_loop(struct machine *m, int sigfd, struct error *err)
 		if (!atomic_compare_exchange_strong(&m->stop, &(int){STOP_RESET}, STOP_NONE))
 			return machine_exit_status(m, atomic_load(&m->stop));
 		log_info("guest rebooted; restarting");
-		pci_root_reset(m->pci);
+		machine_reset_devices(m);
 		machine_resume_io(m);
 	}
 }

@@ -176,6 +176,17 @@ Test(i8042, command_byte)
 	cr_assert_eq(inb(KBD_DATA), 0x10);
 }
 
+Test(i8042, guest_reboot_restores_firmware_state)
+{
+	outb(KBD_STATUS, 0x60);
+	outb(KBD_DATA, 0x30);
+	outb(KBD_STATUS, 0xd1); /* write output port: waits for its data byte */
+	i8042_reset(kbc);
+	outb(KBD_STATUS, 0x20);
+	cr_assert_eq(inb(KBD_DATA), 0x65, "KBDINT, SYS, AUXDIS, XLATE again");
+	cr_assert_eq(power.resets, 0, "a pending command does not survive to reset the VM");
+}
+
 Test(i8042, keyboard_reset_and_irq1)
 {
 	outb(KBD_DATA, 0xff);
@@ -423,6 +434,17 @@ Test(rtc, periodic_interrupt_enable_is_safe)
 	cmos_write(0x0b, 0x02);
 }
 
+Test(rtc, guest_reboot_clears_interrupts_keeps_ram)
+{
+	cmos_write(0x40, 0x5a);
+	cmos_write(0x0b, 0x52); /* PIE, UIE, 24h */
+	rtc_reset(rtc);
+	cr_assert_eq(cmos_read(0x0b), 0x02, "interrupt enables clear, 24-hour mode stays");
+	cr_assert_eq(cmos_read(0x0c), 0x00, "no flags");
+	cr_assert_eq(cmos_read(0x40), 0x5a, "CMOS RAM survives");
+	cr_assert_eq(level(8), 0);
+}
+
 /* ---- ACPI PM ---- */
 
 static struct acpi_pm *pm;
@@ -527,6 +549,18 @@ Test(acpi_pm, power_button_sci_only_when_enabled)
 	cr_assert_eq(irqs.raises[9], 2);
 	outw(PM1_EN, 0);
 	cr_assert_eq(level(9), 0, "disabling drops the SCI");
+}
+
+Test(acpi_pm, guest_reboot_clears_enables_and_status)
+{
+	outw(PM1_EN, 0x0100);
+	acpi_pm_power_button(pm);
+	cr_assert_eq(level(9), 1);
+	acpi_pm_reset(pm);
+	cr_assert_eq(inw(PM1_EN), 0);
+	cr_assert_eq(inw(PM1_STS) & 0x0100, 0);
+	acpi_pm_power_button(pm);
+	cr_assert_eq(level(9), 0, "no SCI until the new OS enables it");
 }
 
 Test(acpi_pm, evt_block_dword_access)

@@ -96,6 +96,27 @@ Test(serial, reset_state)
 	cr_assert_not(bus_read(&bus, COM1 + 8, (uint8_t[1]){0}, 1));
 }
 
+Test(serial, guest_reboot_resets_registers_but_keeps_input)
+{
+	serial_receive(uart, (const uint8_t *)"k", 1);
+	outb(LCR, 0x83); /* DLAB, 8 bits */
+	outb(DLL, 0x01);
+	outb(LCR, 0x03);
+	outb(IER, 0x0f);
+	outb(MCR, 0x1f);
+	outb(SCR, 0xa5);
+	serial_reset(uart);
+	cr_assert_eq(inb(IER), 0);
+	cr_assert_eq(inb(LCR), 0);
+	cr_assert_eq(inb(MCR), 0);
+	cr_assert_eq(inb(SCR), 0);
+	outb(LCR, 0x80);
+	cr_assert_eq(inb(DLL), 0x0c, "divisor back to 9600 baud");
+	outb(LCR, 0x03);
+	cr_assert_eq(inb(LSR) & 0x61, 0x61, "THR empty, idle, and the typed byte still there");
+	cr_assert_eq(inb(RBR), 'k');
+}
+
 Test(serial, scratch_register)
 {
 	outb(SCR, 0xa5);

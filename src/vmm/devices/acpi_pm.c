@@ -290,6 +290,18 @@ struct acpi_pm *acpi_pm_create(struct bus *pio, const struct irq_line *sci,
 	return pm;
 }
 
+/* Status, enables and control clear; the PM timer keeps counting, as it does on hardware. */
+void acpi_pm_reset(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = 0;
+	pm->en = 0;
+	pm->cnt = 0;
+	pm->reset_reg = 0;
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
 void acpi_pm_destroy(struct acpi_pm *pm)
 {
 	if (!pm)

@@ -332,6 +332,27 @@ static const struct bus_ops i8042_cmd_ops = {
 	.write = i8042_cmd_write,
 };
 
+static void i8042_reset_state(struct i8042 *k)
+{
+	/* What firmware leaves behind: keyboard IRQ on, translation, POST passed. */
+	k->ctr = CTR_KBDINT | CTR_SYS | CTR_AUXDIS | CTR_XLATE;
+	k->status = STR_SYS;
+	k->outport = OUT_RESET | OUT_A20;
+	k->ctl_pending = 0;
+	k->kbd_pending = 0;
+	k->head = 0;
+	k->count = 0;
+	k->last = 0;
+}
+
+void i8042_reset(struct i8042 *k)
+{
+	pthread_mutex_lock(&k->lock);
+	i8042_reset_state(k);
+	i8042_update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+}
+
 struct i8042 *i8042_create(struct bus *pio, const struct irq_line *irq,
 			   const struct power_sink *power)
 {
@@ -346,10 +367,7 @@ struct i8042 *i8042_create(struct bus *pio, const struct irq_line *irq,
 		k->irq = *irq;
 	if (power)
 		k->power = *power;
-	/* What firmware leaves behind: keyboard IRQ on, translation, POST passed. */
-	k->ctr = CTR_KBDINT | CTR_SYS | CTR_AUXDIS | CTR_XLATE;
-	k->status = STR_SYS;
-	k->outport = OUT_RESET | OUT_A20;
+	i8042_reset_state(k);
 	ret = bus_register(pio, LAYOUT_I8042_DATA_PORT, 1, &i8042_data_ops, k, "i8042-data");
 	if (ret == 0) {
 		ret = bus_register(pio, LAYOUT_I8042_CMD_PORT, 1, &i8042_cmd_ops, k, "i8042-cmd");

@@ -9,7 +9,9 @@
 #include "power.h"
 
 /*
- * The small PC devices a kernel expects, each in its own file:
+ * The small PC devices a kernel expects, each in its own file. The
+ * *_reset() functions bring a device back to its power-on state when the
+ * guest reboots and the machine is rebuilt around the same devices:
  * i8042.c (enough for the 0xfe reset pulse and a keyboard probe),
  * rtc.c (MC146818 CMOS clock with the host's date and time),
  * acpi_pm.c (PM1a event/control blocks, PM timer, 0xcf9 reset register).
@@ -21,13 +23,17 @@ struct acpi_pm;
 struct i8042 *i8042_create(struct bus *pio, const struct irq_line *irq,
 			   const struct power_sink *power);
 void i8042_destroy(struct i8042 *k);
+void i8042_reset(struct i8042 *k);
 
 struct rtc *rtc_create(struct bus *pio, const struct irq_line *irq);
 void rtc_destroy(struct rtc *r);
+/* The RESET pin: interrupt enables and flags clear; time and CMOS RAM stay. */
+void rtc_reset(struct rtc *r);
 
 struct acpi_pm *acpi_pm_create(struct bus *pio, const struct irq_line *sci,
 			       const struct power_sink *power);
 void acpi_pm_destroy(struct acpi_pm *pm);
+void acpi_pm_reset(struct acpi_pm *pm);
 /* Presses the ACPI power button (PWRBTN_STS, SCI if enabled). */
 void acpi_pm_power_button(struct acpi_pm *pm);
 

@@ -40,6 +40,7 @@
 #define REG_B_PIE    0x40
 #define REG_B_AIE    0x20
 #define REG_B_UIE    0x10
+#define REG_B_SQWE   0x08
 #define REG_B_BINARY 0x04
 #define REG_B_24H    0x02
 #define REG_B_IRQS   (REG_B_PIE | REG_B_AIE | REG_B_UIE) /* same bits as PF/AF/UF in C */
@@ -463,6 +464,17 @@ static void rtc_free(struct rtc *r)
 	pthread_cond_destroy(&r->kick);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
+}
+
+/* The MC146818's RESET pin clears PIE, AIE, UIE and SQWE in B and every flag in C. */
+void rtc_reset(struct rtc *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->cmos[RTC_REG_B] &= (uint8_t) ~(REG_B_IRQS | REG_B_SQWE);
+	r->cmos[RTC_REG_C] = 0;
+	rtc_update_irq(r);
+	pthread_cond_signal(&r->kick); /* the periodic timer may have stopped */
+	pthread_mutex_unlock(&r->lock);
 }
 
 struct rtc *rtc_create(struct bus *pio, const struct irq_line *irq)

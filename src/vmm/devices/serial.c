@@ -339,7 +339,8 @@ static const struct bus_ops serial_ops = {
 	.write = serial_bus_write,
 };
 
-static void serial_reset(struct serial *s)
+/* Power-on register values. */
+static void serial_reset_regs(struct serial *s)
 {
 	s->ier = 0;
 	s->lcr = 0;
@@ -351,7 +352,6 @@ static void serial_reset(struct serial *s)
 	s->lsr_errs = 0;
 	s->msr_deltas = 0;
 	s->thri_pending = false;
-	s->irq_level = false;
 }
 
 struct serial *serial_create(struct bus *pio, uint16_t base, const struct irq_line *irq,
@@ -369,7 +369,7 @@ struct serial *serial_create(struct bus *pio, uint16_t base, const struct irq_li
 	if (irq)
 		s->irq = *irq;
 	s->out = out;
-	serial_reset(s);
+	serial_reset_regs(s);
 	ret = bus_register(pio, base, SERIAL_NPORTS, &serial_ops, s, "serial");
 	if (ret) {
 		log_error("serial at 0x%x: cannot claim ports: %s", base, strerror(-ret));
@@ -379,6 +379,19 @@ struct serial *serial_create(struct bus *pio, uint16_t base, const struct irq_li
 		return NULL;
 	}
 	return s;
+}
+
+/*
+ * Bytes already received stay queued: they model the line, not the 16-byte
+ * FIFO, and dropping them would lose what a user typed while the guest
+ * rebooted.
+ */
+void serial_reset(struct serial *s)
+{
+	pthread_mutex_lock(&s->lock);
+	serial_reset_regs(s);
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void serial_destroy(struct serial *s)

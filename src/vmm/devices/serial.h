@@ -16,6 +16,8 @@ struct serial;
 struct serial *serial_create(struct bus *pio, uint16_t base, const struct irq_line *irq,
 			     struct chardev *out);
 void serial_destroy(struct serial *s);
+/* Back to power-on register state (guest reboot). */
+void serial_reset(struct serial *s);
 
 /*
  * Input from the backend. Blocks until every byte has been queued for the
