@@ -8,6 +8,7 @@ PACKAGES=(
 	libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang (tests/fuzz)
 	libcriterion-dev acpica-tools python3
 	liburing-dev # the block layer's io_uring engine
+	libmicrohttpd-dev libjansson-dev # the control API: HTTP server and JSON
 	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
 	iproute2        # tap devices and network namespaces for the network tests
 	e2fsprogs       # the e2e test's ext4 image (mkfs.ext4 -d, debugfs)

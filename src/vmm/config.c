@@ -22,6 +22,7 @@ enum {
 	OPT_CONSOLE_VIRTIO,
 	OPT_VSOCK,
 	OPT_BALLOON,
+	OPT_API_SOCK,
 	OPT_VERBOSE,
 	OPT_HELP,
 	OPT_VERSION,
@@ -42,6 +43,7 @@ static const struct option config_options[] = {
 	{"console-virtio", required_argument, NULL, OPT_CONSOLE_VIRTIO},
 	{"vsock", required_argument, NULL, OPT_VSOCK},
 	{"balloon", optional_argument, NULL, OPT_BALLOON},
+	{"api-sock", required_argument, NULL, OPT_API_SOCK},
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -71,11 +73,12 @@ void config_usage(const char *prog)
 	       "  --balloon [size=SIZE][,stats=SECONDS][,free_page_reporting=on]"
 	       "[,deflate_on_oom=on]\n"
 	       "                         virtio-balloon; size is how much the guest gives back\n"
+	       "  --api-sock PATH        serve the control API (HTTP/JSON) on this unix socket\n"
 	       "  --verbose              more log output (repeat for debug)\n"
 	       "  --help, --version\n"
 	       "\n"
 	       "Exit status: 0 guest powered off, 1 error, 2 bad usage, 3 guest rebooted,\n"
-	       "4 stopped by a signal.\n",
+	       "4 stopped by a signal or the API.\n",
 	       prog);
 }
 
@@ -539,6 +542,14 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 		return config_vsock(cfg, arg, err);
 	case OPT_BALLOON:
 		return config_balloon(cfg, arg, err);
+	case OPT_API_SOCK:
+		if (!*arg || strlen(arg) >= CONFIG_UDS_MAX)
+			return error_set(
+				err, EINVAL,
+				"--api-sock: '%s' is not a socket path (1 to %d characters)", arg,
+				CONFIG_UDS_MAX - 1);
+		cfg->api_sock = arg;
+		return 0;
 	case OPT_VERBOSE:
 		cfg->verbose++;
 		return 0;

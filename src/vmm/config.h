@@ -18,7 +18,7 @@ enum vmm_exit_status {
 	VMM_EXIT_ERROR = 1,    /* the VM could not be started or crashed */
 	VMM_EXIT_USAGE = 2,    /* bad command line */
 	VMM_EXIT_REBOOT = 3,   /* the guest rebooted and --on-reboot=exit */
-	VMM_EXIT_SIGNAL = 4,   /* stopped by SIGINT/SIGTERM */
+	VMM_EXIT_SIGNAL = 4,   /* stopped by SIGINT/SIGTERM or the API's stop action */
 };
 
 #define CONFIG_MAX_CPUS	  1024
@@ -83,6 +83,7 @@ struct vmm_config {
 	const char *console_virtio; /* chardev spec of the virtio console, NULL: none */
 	struct config_vsock vsock;
 	struct config_balloon balloon;
+	const char *api_sock; /* control API socket, NULL: no API */
 	int verbose;
 	bool help;
 	bool version;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "vmm.h"
 #include "layout.h"
+#include "api/api.h"
 #include "boot/acpi.h"
 #include "boot/boot.h"
 #include "devices/bus.h"
@@ -101,6 +103,13 @@ struct machine {
 
 	atomic_int stop;
 	int stop_efd; /* written once a stop reason is recorded; the main thread polls it */
+
+	/* What the control API reads from its own thread. */
+	struct api *api;
+	pthread_mutex_t stats_lock; /* vcpus and nvcpus_created (their lifetime), exit_totals */
+	uint64_t exit_totals[VCPU_EXIT_REASONS]; /* of the vCPUs of earlier boots */
+	atomic_uint boots;
+	uint64_t started_ns;
 };
 
 static void machine_request_stop(struct machine *m, enum machine_stop why)
@@ -394,7 +403,9 @@ static int machine_create_vcpus(struct machine *m, const struct boot_entry *entr
 {
 	int ret;
 
+	pthread_mutex_lock(&m->stats_lock);
 	m->vcpus = calloc(m->cfg->cpus, sizeof(*m->vcpus));
+	pthread_mutex_unlock(&m->stats_lock);
 	if (!m->vcpus)
 		return error_set(err, ENOMEM, "out of memory");
 	m->vcpu_host.pio = &m->pio;
@@ -405,7 +416,9 @@ static int machine_create_vcpus(struct machine *m, const struct boot_entry *entr
 		ret = vcpu_create(&m->vcpus[i], &m->vm, &m->vcpu_host, &m->topo, i, err);
 		if (ret)
 			return ret;
+		pthread_mutex_lock(&m->stats_lock);
 		m->nvcpus_created++;
+		pthread_mutex_unlock(&m->stats_lock);
 	}
 	/* Only the BSP starts at the kernel; APs wait for the guest's INIT/SIPI. */
 	return vcpu_set_boot_state(&m->vcpus[0], entry, err);
@@ -418,6 +431,7 @@ static int machine_boot(struct machine *m, struct error *err)
 	uint64_t rsdp;
 	int ret;
 
+	atomic_fetch_add(&m->boots, 1);
 	ret = gmem_init(&m->mem, m->cfg->memory, err);
 	if (ret)
 		return ret;
@@ -449,11 +463,16 @@ static void machine_halt(struct machine *m)
 		vcpu_kick(&m->vcpus[i]);
 	for (unsigned int i = 0; i < m->nvcpus_created; i++)
 		vcpu_join(&m->vcpus[i]);
-	for (unsigned int i = 0; i < m->nvcpus_created; i++)
+	pthread_mutex_lock(&m->stats_lock);
+	for (unsigned int i = 0; i < m->nvcpus_created; i++) {
+		for (unsigned int r = 0; r < VCPU_EXIT_REASONS; r++)
+			m->exit_totals[r] += m->vcpus[i].exits[r];
 		vcpu_destroy(&m->vcpus[i]);
+	}
 	free(m->vcpus);
 	m->vcpus = NULL;
 	m->nvcpus_created = 0;
+	pthread_mutex_unlock(&m->stats_lock);
 	/* Device work stops before guest memory goes: queues point into it. */
 	if (m->io && !m->io_paused) {
 		iothread_pause(m->io);
@@ -595,6 +614,96 @@ static int machine_loop(struct machine *m, int sigfd, struct error *err)
 	}
 }
 
+/* ---- the control API's view of the machine (called on the API thread) ---- */
+
+static uint64_t machine_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void machine_api_info(void *ctx, struct api_vm_info *out)
+{
+	struct machine *m = ctx;
+	int stop = atomic_load(&m->stop);
+
+	out->boots = atomic_load(&m->boots);
+	if (stop != STOP_NONE)
+		out->state = stop == STOP_RESET ? "rebooting" : "stopping";
+	else
+		out->state = out->boots ? "running" : "starting";
+	out->vcpus = m->cfg->cpus;
+	out->memory = m->cfg->memory;
+	out->uptime_ms = (machine_now_ns() - m->started_ns) / 1000000;
+}
+
+/* Exit counters of the running vCPUs are read while they count: each value is one load. */
+static void machine_api_metrics(void *ctx, struct api_metrics *out)
+{
+	struct machine *m = ctx;
+
+	_Static_assert(API_EXIT_REASONS == VCPU_EXIT_REASONS, "exit reason tables differ");
+	pthread_mutex_lock(&m->stats_lock);
+	for (unsigned int r = 0; r < VCPU_EXIT_REASONS; r++) {
+		out->exits[r] = m->exit_totals[r];
+		for (unsigned int i = 0; i < m->nvcpus_created; i++)
+			out->exits[r] += __atomic_load_n(&m->vcpus[i].exits[r], __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&m->stats_lock);
+	out->console_dropped = chardev_dropped(m->console);
+}
+
+static int machine_api_action(void *ctx, enum api_action a, struct error *err)
+{
+	struct machine *m = ctx;
+	int ret;
+
+	switch (a) {
+	case API_ACTION_POWER_BUTTON:
+		acpi_pm_power_button(m->pm);
+		return 0;
+	case API_ACTION_CTRL_ALT_DEL:
+		ret = i8042_ctrl_alt_del(m->i8042);
+		if (ret == -EAGAIN)
+			return error_set(err, EAGAIN, "the guest has disabled its keyboard");
+		if (ret)
+			return error_set(err, -ret, "the guest is not reading its keyboard");
+		return 0;
+	case API_ACTION_STOP:
+		log_warn("stopping on API request");
+		machine_request_stop(m, STOP_SIGNAL);
+		return 0;
+	}
+	return error_set(err, EINVAL, "unknown action %d", a);
+}
+
+static int machine_api_balloon(void *ctx, uint64_t bytes, struct error *err)
+{
+	struct machine *m = ctx;
+
+	(void)err;
+	if (!m->balloon)
+		return -ENODEV;
+	virtio_balloon_set_target(m->balloon, bytes);
+	return 0;
+}
+
+static int machine_start_api(struct machine *m, struct error *err)
+{
+	const struct api_backend backend = {.ctx = m,
+					    .info = machine_api_info,
+					    .metrics = machine_api_metrics,
+					    .action = machine_api_action,
+					    .balloon_target = machine_api_balloon};
+
+	if (!m->cfg->api_sock)
+		return 0;
+	m->api = api_start(m->cfg->api_sock, m->cfg, &backend, err);
+	return m->api ? 0 : error_wrap(err, "--api-sock");
+}
+
 static int machine_setup(struct machine *m, struct error *err)
 {
 	int ret = machine_read_images(m, err);
@@ -607,12 +716,15 @@ static int machine_setup(struct machine *m, struct error *err)
 		ret = vcpu_signal_init();
 	if (!ret)
 		ret = machine_create_devices(m, err);
+	if (!ret)
+		ret = machine_start_api(m, err);
 	return ret;
 }
 
 /* The vCPUs are gone (machine_halt); then the I/O thread, then the devices. */
 static void machine_teardown(struct machine *m)
 {
+	api_stop(m->api); /* its handlers reach into the devices */
 	if (m->io)
 		iothread_stop(m->io);
 	if (m->com1)
@@ -668,6 +780,8 @@ int vmm_run(const struct vmm_config *cfg)
 	m->kvm.fd = -1;
 	m->vm.fd = -1;
 	m->mem.memfd = -1;
+	m->started_ns = machine_now_ns();
+	pthread_mutex_init(&m->stats_lock, NULL);
 	sigfd = machine_signals();
 	m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sigfd < 0 || m->stop_efd < 0) {
@@ -684,6 +798,7 @@ int vmm_run(const struct vmm_config *cfg)
 	}
 	machine_teardown(m);
 	close(sigfd);
+	pthread_mutex_destroy(&m->stats_lock);
 	free(m);
 	return status;
 }

@@ -359,3 +359,14 @@ Test(config, console_virtio)
 	cr_assert_lt(parse(&cfg, &err, ARGC(twice), twice), 0);
 	cr_assert(strstr(err.msg, "--console-virtio: given twice"), "%s", err.msg);
 }
+
+Test(config, api_sock)
+{
+	char *argv[] = {"vmm", "--kernel", "k", "--api-sock", "/run/vm1.sock"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg.api_sock, "/run/vm1.sock");
+	expect_error("--api-sock", "", "--api-sock: '' is not a socket path (1 to 107 characters)");
+}

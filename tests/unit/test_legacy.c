@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -174,6 +175,40 @@ Test(i8042, command_byte)
 	outb(KBD_STATUS, 0xad);
 	outb(KBD_STATUS, 0x20);
 	cr_assert_eq(inb(KBD_DATA), 0x10);
+}
+
+static void expect_keys(const uint8_t *want, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(level(1), 1, "IRQ 1 while bytes wait (byte %zu)", i);
+		cr_assert_eq(inb(KBD_STATUS) & 0x01, 0x01, "output buffer full");
+		cr_assert_eq(inb(KBD_DATA), want[i], "byte %zu", i);
+	}
+	cr_assert_eq(level(1), 0);
+	cr_assert_eq(inb(KBD_STATUS) & 0x01, 0);
+}
+
+Test(i8042, ctrl_alt_del)
+{
+	static const uint8_t set1[] = {0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d};
+	static const uint8_t set2[] = {0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+				       0x71, 0xf0, 0x11, 0xf0, 0x14};
+
+	cr_assert_eq(i8042_ctrl_alt_del(kbc), 0);
+	expect_keys(set1, sizeof(set1));
+
+	outb(KBD_STATUS, 0x60);
+	outb(KBD_DATA, 0x01); /* interrupts on, translation off */
+	cr_assert_eq(i8042_ctrl_alt_del(kbc), 0);
+	expect_keys(set2, sizeof(set2));
+
+	cr_assert_eq(i8042_ctrl_alt_del(kbc), 0);
+	cr_assert_eq(i8042_ctrl_alt_del(kbc), -EBUSY, "a second one does not fit behind it");
+	expect_keys(set2, sizeof(set2));
+
+	outb(KBD_STATUS, 0xad); /* keyboard disabled */
+	cr_assert_eq(i8042_ctrl_alt_del(kbc), -EAGAIN);
+	cr_assert_eq(level(1), 0);
 }
 
 Test(i8042, guest_reboot_restores_firmware_state)

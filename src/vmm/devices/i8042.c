@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * i8042 keyboard controller with a keyboard that answers commands but never
- * types, and no AUX (mouse) port. Its real job here is the reset line:
- * command 0xfe (reboot=kbd) and output-port writes with bit 0 clear.
+ * i8042 keyboard controller with a keyboard that answers commands and types
+ * only Ctrl-Alt-Del (for the control API), and no AUX (mouse) port. Its
+ * real job here is the reset line: command 0xfe (reboot=kbd) and
+ * output-port writes with bit 0 clear.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -114,6 +116,37 @@ static uint8_t i8042_pop(struct i8042 *k)
 	k->head = (k->head + 1) % I8042_QUEUE;
 	k->count--;
 	return k->last;
+}
+
+/*
+ * Ctrl, Alt and Delete pressed then released. With translation on (what
+ * firmware leaves and Linux keeps) the guest reads scancode set 1, else the
+ * keyboard's own set 2.
+ */
+static const uint8_t kbd_cad_set1[] = {0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d};
+static const uint8_t kbd_cad_set2[] = {0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+				       0x71, 0xf0, 0x11, 0xf0, 0x14};
+
+int i8042_ctrl_alt_del(struct i8042 *k)
+{
+	const uint8_t *keys = kbd_cad_set1;
+	size_t n = sizeof(kbd_cad_set1);
+	int ret = 0;
+
+	pthread_mutex_lock(&k->lock);
+	if (!(k->ctr & CTR_XLATE)) {
+		keys = kbd_cad_set2;
+		n = sizeof(kbd_cad_set2);
+	}
+	if (k->ctr & CTR_KBDDIS)
+		ret = -EAGAIN;
+	else if (I8042_QUEUE - k->count < n)
+		ret = -EBUSY; /* never half a key combination */
+	for (size_t i = 0; !ret && i < n; i++)
+		i8042_push(k, keys[i]);
+	i8042_update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return ret;
 }
 
 /* Parameter byte of a keyboard command (LEDs, typematic, scancode set). */

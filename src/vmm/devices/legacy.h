@@ -24,6 +24,9 @@ struct i8042 *i8042_create(struct bus *pio, const struct irq_line *irq,
 			   const struct power_sink *power);
 void i8042_destroy(struct i8042 *k);
 void i8042_reset(struct i8042 *k);
+/* Types Ctrl-Alt-Del: -EAGAIN while the guest has the keyboard disabled, -EBUSY if it lags behind.
+ */
+int i8042_ctrl_alt_del(struct i8042 *k);
 
 struct rtc *rtc_create(struct bus *pio, const struct irq_line *irq);
 void rtc_destroy(struct rtc *r);

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_COMMON_HTTPD_H
+#define BUNSHIN_COMMON_HTTPD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/*
+ * A small HTTP/1.1 + JSON server on a unix socket, over libmicrohttpd:
+ * what the VMM's control API and, later, bunshind's are built on. It owns
+ * the socket file (created mode 0600, removed on stop), collects request
+ * bodies up to HTTPD_BODY_MAX, parses JSON bodies, and dispatches on
+ * (method, path) to a route table. Handlers run on the server's one
+ * thread, one request at a time, so they need no locking among
+ * themselves (they still do against the rest of the program).
+ *
+ * Every error leaves as JSON: {"error": "<reason>", "field": "<name>"}
+ * ("field" only when one field of the request is at fault).
+ */
+
+#define HTTPD_BODY_MAX (64 * 1024)
+
+struct httpd_request {
+	const char *method; /* "GET", "PUT", ... */
+	const char *path;   /* without the query string */
+	json_t *body;	    /* the parsed JSON body, or NULL when there was none */
+};
+
+struct httpd_response {
+	int status;	   /* HTTP status; 200 when left 0 and body is set, else 204 */
+	json_t *body;	   /* JSON to send (the server takes the reference), or NULL */
+	char *text;	   /* or plain text (malloc'd; the server frees it), e.g. metrics */
+	const char *ctype; /* content type of text; "text/plain; version=0.0.4" by default */
+};
+
+/* Returns nothing: it fills resp, with httpd_error() for failures. */
+typedef void (*httpd_handler)(void *ctx, const struct httpd_request *req,
+			      struct httpd_response *resp);
+
+struct httpd_route {
+	const char *method;
+	const char *path;
+	httpd_handler fn;
+};
+
+struct httpd;
+
+/*
+ * Binds path (an existing socket file there is replaced: a stale one from
+ * a crashed process must not keep the API away) and starts serving routes,
+ * a table ended by an entry with a NULL path.
+ */
+struct httpd *httpd_start(const char *path, const struct httpd_route *routes, void *ctx,
+			  struct error *err);
+/* Stops serving (a request being handled finishes first) and removes the socket file. */
+void httpd_stop(struct httpd *h);
+
+/* Fills resp with an error: status, reason and the field at fault (NULL for none). */
+__attribute__((format(printf, 4, 5))) void httpd_error(struct httpd_response *resp, int status,
+						       const char *field, const char *fmt, ...);
+
+/*
+ * Field readers for request bodies. Each returns 0, or fills resp with a
+ * 400 naming the field and returns -1. Optional fields leave *out alone
+ * when absent; required ones are an error when absent.
+ */
+int httpd_field_u64(const json_t *obj, const char *name, bool required, uint64_t min, uint64_t max,
+		    uint64_t *out, struct httpd_response *resp);
+int httpd_field_str(const json_t *obj, const char *name, bool required, const char **out,
+		    struct httpd_response *resp);
+int httpd_field_bool(const json_t *obj, const char *name, bool required, bool *out,
+		     struct httpd_response *resp);
+/* 400 for any member of obj not in the NULL-terminated list: a typo must not pass silently. */
+int httpd_only_fields(const json_t *obj, const char *const *allowed, struct httpd_response *resp);
+
+#endif

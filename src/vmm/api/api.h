@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_API_H
+#define BUNSHIN_VMM_API_H
+
+#include <stdint.h>
+
+#include "../../common/error.h"
+#include "../config.h"
+
+/*
+ * The VMM's control API: HTTP/1.1 + JSON on a unix socket (--api-sock),
+ * served on its own thread. It knows the machine only through struct
+ * api_backend, so the routes can be tested against a fake machine and the
+ * machine never sees HTTP.
+ *
+ *   GET  /vm            state, vCPUs, memory, uptime, boots
+ *   GET  /vm/config     the configuration the VM runs with
+ *   PUT  /vm/actions    {"action": "power_button" | "ctrl_alt_del" | "stop"}
+ *   PUT  /vm/balloon    {"target_mib": N}
+ *   GET  /vm/metrics    counters as JSON
+ *   GET  /metrics       the same in Prometheus text format
+ *
+ * docs/api.yaml is the OpenAPI description.
+ */
+
+enum api_action {
+	API_ACTION_POWER_BUTTON, /* ACPI power button: the guest shuts down cleanly */
+	API_ACTION_CTRL_ALT_DEL, /* the key combination on the PS/2 keyboard */
+	API_ACTION_STOP,	 /* stop now, as SIGTERM does */
+};
+
+#define API_EXIT_REASONS 64 /* KVM exit reasons counted (as VCPU_EXIT_REASONS) */
+
+struct api_vm_info {
+	const char *state; /* "starting", "running", "rebooting", "stopping" */
+	unsigned int vcpus;
+	uint64_t memory;
+	uint64_t uptime_ms; /* since the process started the VM */
+	unsigned int boots; /* 1 + guest reboots */
+};
+
+struct api_metrics {
+	uint64_t exits[API_EXIT_REASONS]; /* by KVM exit reason, all vCPUs, all boots */
+	uint64_t console_dropped;	  /* serial bytes dropped for want of a reader */
+};
+
+struct api_backend {
+	void *ctx;
+	void (*info)(void *ctx, struct api_vm_info *out);
+	void (*metrics)(void *ctx, struct api_metrics *out);
+	int (*action)(void *ctx, enum api_action a, struct error *err);
+	/* -ENODEV when the VM has no balloon */
+	int (*balloon_target)(void *ctx, uint64_t bytes, struct error *err);
+};
+
+struct api;
+
+/* The configuration must outlive the API. */
+struct api *api_start(const char *path, const struct vmm_config *cfg,
+		      const struct api_backend *backend, struct error *err);
+void api_stop(struct api *api);
+
+#endif

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control API (--api-sock) of a running VM, spoken to over its unix
+ * socket with a minimal HTTP/1.1 client. The guest idles in test=serial-echo
+ * (halted, waiting for input) so the VM stays up until the API stops it.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct vm {
+	pid_t pid;
+	char dir[64];
+	char sock[96];
+	char err[96]; /* the VMM's stderr */
+};
+
+struct reply {
+	int status;
+	char body[8192];
+};
+
+static int sock_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		cr_assert_gt(n, 0, "write to the API: %s", strerror(errno));
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/* One request on a fresh connection ("Connection: close": the reply ends at EOF). */
+static void http(const struct vm *vm, const char *method, const char *path, const char *body,
+		 struct reply *r)
+{
+	static char raw[1 << 17];
+	size_t len = 0, blen = body ? strlen(body) : 0;
+	char head[256];
+	int fd = sock_connect(vm->sock);
+	ssize_t n;
+	char *sep;
+
+	cr_assert_geq(fd, 0, "connect %s: %s", vm->sock, strerror(errno));
+	snprintf(head, sizeof(head),
+		 "%s %s HTTP/1.1\r\nHost: vmm\r\nConnection: close\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		 method, path, blen);
+	write_all(fd, head, strlen(head));
+	if (blen)
+		write_all(fd, body, blen);
+	while ((n = read(fd, raw + len, sizeof(raw) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	raw[len] = 0;
+	cr_assert_eq(sscanf(raw, "HTTP/1.1 %d", &r->status), 1, "no status line in '%s'", raw);
+	sep = strstr(raw, "\r\n\r\n");
+	cr_assert_not_null(sep);
+	snprintf(r->body, sizeof(r->body), "%s", sep + 4);
+}
+
+/* Starts the VMM with the API at DIR/api.sock and waits until it answers. */
+static void vm_start(struct vm *vm, const char *const *extra)
+{
+	const char *argv[24] = {harness_vmm(), "--kernel",	   harness_guest("elf"),
+				"--cmdline",   "test=serial-echo", "--memory",
+				"64M",	       "--cpus",	   "2",
+				"--serial",    "file:/dev/null",   "--api-sock",
+				vm->sock};
+	int n = 13;
+
+	harness_require_kvm();
+	snprintf(vm->dir, sizeof(vm->dir), "/tmp/bunshin-api.XXXXXX");
+	cr_assert_not_null(mkdtemp(vm->dir));
+	snprintf(vm->sock, sizeof(vm->sock), "%s/api.sock", vm->dir);
+	snprintf(vm->err, sizeof(vm->err), "%s/stderr", vm->dir);
+	for (int i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	vm->pid = fork();
+	cr_assert_geq(vm->pid, 0);
+	if (vm->pid == 0) {
+		int fd = open(vm->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		int fd = sock_connect(vm->sock);
+
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		usleep(10000);
+	}
+	kill(vm->pid, SIGKILL);
+	cr_assert_fail("the API socket never answered");
+}
+
+/* The API answers from before the first boot: wait until GET path shows want. */
+static void vm_wait_for(struct vm *vm, const char *path, const char *want, struct reply *r)
+{
+	for (int i = 0; i < 500; i++) {
+		http(vm, "GET", path, NULL, r);
+		if (strstr(r->body, want))
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("GET %s never showed %s; last: %s", path, want, r->body);
+}
+
+/* Waits for the VMM to exit; returns its exit status (or -1 after 10 s, killed). */
+static int vm_wait(struct vm *vm)
+{
+	int status;
+
+	for (int i = 0; i < 1000; i++) {
+		if (waitpid(vm->pid, &status, WNOHANG) == vm->pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(10000);
+	}
+	kill(vm->pid, SIGKILL);
+	waitpid(vm->pid, &status, 0);
+	return -1;
+}
+
+/* Stops the VM through the API: 204, exit status 4, socket file gone. */
+static void vm_stop(struct vm *vm)
+{
+	struct reply r;
+
+	http(vm, "PUT", "/vm/actions", "{\"action\": \"stop\"}", &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	cr_assert_eq(vm_wait(vm), 4, "stopped by the API: exit status 4");
+	cr_assert_neq(access(vm->sock, F_OK), 0, "the socket file is removed");
+	unlink(vm->err);
+	rmdir(vm->dir);
+}
+
+Test(api, info_and_config)
+{
+	const char *extra[] = {"--rng", NULL};
+	struct reply r;
+	struct vm vm;
+
+	vm_start(&vm, extra);
+	vm_wait_for(&vm, "/vm", "\"state\":\"running\"", &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert(strstr(r.body, "\"vcpus\":2"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"memory_mib\":64"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"boots\":1"), "%s", r.body);
+
+	http(&vm, "GET", "/vm/config", NULL, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert(strstr(r.body, "\"cmdline\":\"test=serial-echo\""), "%s", r.body);
+	cr_assert(strstr(r.body, "\"rng\":true"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"balloon\":null"), "%s", r.body);
+	vm_stop(&vm);
+}
+
+Test(api, metrics_count_exits)
+{
+	struct reply r;
+	struct vm vm;
+
+	vm_start(&vm, NULL);
+	vm_wait_for(&vm, "/metrics", "bunshin_vcpu_exits_total{reason=\"io\"}", &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert(strstr(r.body, "# TYPE bunshin_vcpu_exits_total counter"), "%s", r.body);
+	cr_assert(strstr(r.body, "bunshin_vcpu_exits_total{reason=\"io\"} "), "%s", r.body);
+	http(&vm, "GET", "/vm/metrics", NULL, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert(strstr(r.body, "\"vcpu_exits\":{"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"io\":"), "the guest's serial output exits: %s", r.body);
+	vm_stop(&vm);
+}
+
+/* Every bad request gets a 4xx JSON error naming the problem, and the VM runs on. */
+Test(api, bad_requests_change_nothing)
+{
+	static const struct {
+		const char *method, *path, *body;
+		int status;
+		const char *error;
+	} cases[] = {
+		{"PUT", "/vm/actions", "{\"action\": \"fly\"}", 400,
+		 "\"error\":\"unknown action 'fly' (expected power_button, ctrl_alt_del or stop)\","
+		 "\"field\":\"action\""},
+		{"PUT", "/vm/actions", "{\"action\": 3}", 400, "\"field\":\"action\""},
+		{"PUT", "/vm/actions", "{}", 400, "\"error\":\"action is required\""},
+		{"PUT", "/vm/actions", "{\"action\": \"stop\", \"now\": true}", 400,
+		 "\"error\":\"unknown field now\",\"field\":\"now\""},
+		{"PUT", "/vm/actions", "{\"action\": \"st", 400, "invalid JSON"},
+		{"PUT", "/vm/actions", "[\"stop\"]", 400, "the body must be a JSON object"},
+		{"PUT", "/vm/actions", "{\"action\": \"stop\", \"action\": \"stop\"}", 400,
+		 "duplicate object key"},
+		{"PUT", "/vm/balloon", "{\"target_mib\": 1}", 404, "this VM has no balloon"},
+		{"PUT", "/vm/balloon", "{\"target_mib\": -1}", 400, "\"field\":\"target_mib\""},
+		{"PUT", "/vm/balloon", "{\"target_mib\": 64}", 400, "out of range (0 to 63)"},
+		{"DELETE", "/vm", NULL, 405, "DELETE is not allowed on /vm"},
+		{"GET", "/nowhere", NULL, 404, "no such resource: /nowhere"},
+	};
+	struct reply r;
+	struct vm vm;
+
+	vm_start(&vm, NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		http(&vm, cases[i].method, cases[i].path, cases[i].body, &r);
+		cr_assert_eq(r.status, cases[i].status, "case %zu: %d %s", i, r.status, r.body);
+		cr_assert(strstr(r.body, cases[i].error), "case %zu: got %s, want %s", i, r.body,
+			  cases[i].error);
+	}
+	vm_wait_for(&vm, "/vm", "\"state\":\"running\"", &r);
+	vm_stop(&vm);
+}
+
+Test(api, oversized_body_is_refused)
+{
+	size_t len = 70 * 1024;
+	char *body = malloc(len + 1);
+	struct reply r;
+	struct vm vm;
+
+	cr_assert_not_null(body);
+	memset(body, ' ', len);
+	memcpy(body, "{\"action\":", 10);
+	body[len - 1] = '}';
+	body[len] = 0;
+	vm_start(&vm, NULL);
+	http(&vm, "PUT", "/vm/actions", body, &r);
+	cr_assert_eq(r.status, 413, "%s", r.body);
+	cr_assert(strstr(r.body, "larger than 65536 bytes"), "%s", r.body);
+	free(body);
+	vm_stop(&vm);
+}
+
+/* The guest does not read its keyboard: two key combinations fit the controller, then 409. */
+Test(api, power_button_and_ctrl_alt_del)
+{
+	struct reply r;
+	struct vm vm;
+
+	vm_start(&vm, NULL);
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"power_button\"}", &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	for (int i = 0; i < 2; i++) {
+		http(&vm, "PUT", "/vm/actions", "{\"action\": \"ctrl_alt_del\"}", &r);
+		cr_assert_eq(r.status, 204, "press %d: %s", i, r.body);
+	}
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"ctrl_alt_del\"}", &r);
+	cr_assert_eq(r.status, 409, "%s", r.body);
+	cr_assert(strstr(r.body, "not reading its keyboard"), "%s", r.body);
+	vm_stop(&vm);
+}
+
+Test(api, stale_socket_is_replaced)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/bunshin-api-stale.XXXXXX";
+	int fd;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/api.sock", dir);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd); /* what a crashed VMM leaves behind */
+	{
+		const char *argv[] = {"vmm",	   "--kernel",	 harness_guest("elf"), "--cmdline",
+				      "test=boot", "--api-sock", sa.sun_path,	       NULL};
+		struct vmm_result res;
+
+		harness_require_kvm();
+		harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1},
+			    &res);
+		cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+		cr_assert(harness_passed(res.out, "boot"), "%s", res.out);
+		harness_free(&res);
+	}
+	cr_assert_neq(access(sa.sun_path, F_OK), 0);
+	rmdir(dir);
+}
+
+Test(api, refuses_to_replace_a_file)
+{
+	char dir[] = "/tmp/bunshin-api-file.XXXXXX";
+	char path[64];
+	struct vmm_result res;
+	int fd;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/precious", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "data", 4), 4);
+	close(fd);
+	{
+		const char *argv[] = {"vmm",	   "--kernel",	harness_guest("elf"),
+				      "--cmdline", "test=boot", "--api-sock",
+				      path,	   NULL};
+
+		harness_require_kvm();
+		harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1},
+			    &res);
+	}
+	cr_assert_eq(res.status, 1);
+	cr_assert(strstr(res.err, "--api-sock: ") && strstr(res.err, "exists and is not a socket"),
+		  "%s", res.err);
+	cr_assert_eq(harness_count(res.err, "\n"), 1, "one line: %s", res.err);
+	cr_assert_eq(access(path, F_OK), 0, "the file is still there");
+	harness_free(&res);
+	unlink(path);
+	rmdir(dir);
+}
