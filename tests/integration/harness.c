@@ -100,10 +100,13 @@ static pid_t spawn(const struct vmm_run *run, int in[2], int out[2], int err[2])
 	return pid;
 }
 
-static void feed_steps(const struct vmm_run *run, int *step, struct buf *out, int infd)
+static void feed_steps(const struct vmm_run *run, pid_t pid, int *step, struct buf *out, int infd)
 {
 	while (*step < run->nsteps && out->data && strstr(out->data, run->steps[*step].wait_for)) {
 		const char *s = run->steps[*step].send;
+
+		if (run->on_step)
+			run->on_step(run->ctx, *step, (int)pid);
 
 		if (write(infd, s, strlen(s)) < 0)
 			break;
@@ -139,7 +142,7 @@ static int pump(const struct vmm_run *run, pid_t pid, int infd, int outfd, int e
 			}
 			buf_append(i == 0 ? out : err, chunk, n);
 		}
-		feed_steps(run, &step, out, infd);
+		feed_steps(run, pid, &step, out, infd);
 		if (!termed && run->term_when && out->data &&
 		    harness_count(out->data, run->term_when) >= run->term_count) {
 			kill(pid, SIGTERM);

@@ -26,6 +26,9 @@ struct vmm_run {
 	const char *vmm_path;  /* NULL: the VMM under test ($BUNSHIN_VMM) */
 	const char *term_when; /* SIGTERM the VMM once stdout holds this... */
 	int term_count;	       /* ...this many times */
+	/* Optional: called with the VMM's pid when step i's wait_for shows up, before its send. */
+	void (*on_step)(void *ctx, int i, int pid);
+	void *ctx;
 };
 
 struct vmm_result {

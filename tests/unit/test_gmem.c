@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "../../src/common/util.h"
 #include "../../src/vmm/kvm/gmem.h"
@@ -90,4 +92,45 @@ Test(gmem, bad_sizes_are_refused)
 	cr_assert_eq(gmem_init(&m, 3 * MiB, &err), -EINVAL);
 	cr_assert(strstr(err.msg, "multiple of 2 MiB"));
 	cr_assert_eq(gmem_init(&m, 0, &err), -EINVAL);
+}
+
+static long long memfd_bytes(const struct gmem *m)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(m->memfd, &st), 0);
+	return (long long)st.st_blocks * 512;
+}
+
+Test(gmem, discard_gives_memory_back_and_reads_zero)
+{
+	struct gmem m;
+	struct error err = {0};
+	uint8_t *p;
+
+	cr_assert_eq(gmem_init(&m, 64 * MiB, &err), 0, "%s", err.msg);
+	p = gmem_ptr(&m, 16 * MiB, 16 * MiB);
+	memset(p, 0xa5, 16 * MiB);
+	cr_assert_geq(memfd_bytes(&m), 16 * MiB);
+	cr_assert_eq(gmem_discard(&m, 16 * MiB, 8 * MiB), 0);
+	cr_assert_leq(memfd_bytes(&m), 8 * MiB + 64 * 1024, "the discarded half is freed");
+	cr_assert_eq(p[0], 0, "discarded memory reads as zeroes");
+	cr_assert_eq(p[8 * MiB - 1], 0);
+	cr_assert_eq(p[8 * MiB], 0xa5, "the rest is untouched");
+	gmem_destroy(&m);
+}
+
+Test(gmem, discard_checks_its_range)
+{
+	struct gmem m;
+	struct error err = {0};
+
+	cr_assert_eq(gmem_init(&m, 64 * MiB, &err), 0, "%s", err.msg);
+	cr_assert_eq(gmem_discard(&m, 4096, 0), 0);
+	cr_assert_eq(gmem_discard(&m, 100, 4096), -EINVAL);
+	cr_assert_eq(gmem_discard(&m, 4096, 100), -EINVAL);
+	cr_assert_eq(gmem_discard(&m, 64 * MiB, 4096), -EFAULT);
+	cr_assert_eq(gmem_discard(&m, 64 * MiB - 4096, 8192), -EFAULT);
+	cr_assert_eq(gmem_discard(&m, ~0ULL & ~4095ULL, 8192), -EFAULT);
+	gmem_destroy(&m);
 }

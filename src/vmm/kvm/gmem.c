@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -102,6 +104,31 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *buf, uint64_t len
 	if (!p)
 		return -EFAULT;
 	memcpy(p, buf, len);
+	return 0;
+}
+
+/*
+ * Guest RAM is a MAP_SHARED mapping of a memfd, i.e. shmem: MADV_DONTNEED
+ * would only zap this process's page table entries, while the pages stay
+ * in the memfd's page cache, still charged to us and still holding the
+ * guest's data. Punching a hole takes them out of the file itself (and out
+ * of every mapping of it, KVM's included); the next access faults in a
+ * fresh zero page.
+ */
+int gmem_discard(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p;
+
+	if (gpa % GMEM_PAGE_SIZE || len % GMEM_PAGE_SIZE)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	p = gmem_ptr(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, p - m->base,
+		      (off_t)len) < 0)
+		return -errno;
 	return 0;
 }
 

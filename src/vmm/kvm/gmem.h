@@ -48,6 +48,16 @@ void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
 int gmem_read(const struct gmem *m, uint64_t gpa, void *buf, uint64_t len);
 int gmem_write(const struct gmem *m, uint64_t gpa, const void *buf, uint64_t len);
 
+/*
+ * Gives the host memory behind [gpa, gpa+len) back (balloon, free page
+ * reporting): the guest reads zeroes there afterwards. gpa and len must be
+ * multiples of GMEM_PAGE_SIZE and the range wholly inside one slot.
+ * Returns 0, -EINVAL (unaligned), -EFAULT (not guest RAM) or what
+ * fallocate(2) failed with.
+ */
+#define GMEM_PAGE_SIZE 4096ULL
+int gmem_discard(const struct gmem *m, uint64_t gpa, uint64_t len);
+
 /* Highest guest-physical address + 1 covered by RAM. */
 uint64_t gmem_end(const struct gmem *m);
 
