@@ -690,13 +690,24 @@ static int machine_api_balloon(void *ctx, uint64_t bytes, struct error *err)
 	return 0;
 }
 
+static int machine_api_balloon_stats(void *ctx, struct virtio_balloon_stats *out)
+{
+	struct machine *m = ctx;
+
+	if (!m->balloon)
+		return -ENODEV;
+	virtio_balloon_get_stats(m->balloon, out);
+	return 0;
+}
+
 static int machine_start_api(struct machine *m, struct error *err)
 {
 	const struct api_backend backend = {.ctx = m,
 					    .info = machine_api_info,
 					    .metrics = machine_api_metrics,
 					    .action = machine_api_action,
-					    .balloon_target = machine_api_balloon};
+					    .balloon_target = machine_api_balloon,
+					    .balloon_stats = machine_api_balloon_stats};
 
 	if (!m->cfg->api_sock)
 		return 0;

@@ -222,6 +222,7 @@ Test(api, bad_requests_change_nothing)
 		{"PUT", "/vm/actions", "{\"action\": \"stop\", \"action\": \"stop\"}", 400,
 		 "duplicate object key"},
 		{"PUT", "/vm/balloon", "{\"target_mib\": 1}", 404, "this VM has no balloon"},
+		{"GET", "/vm/balloon", NULL, 404, "this VM has no balloon"},
 		{"PUT", "/vm/balloon", "{\"target_mib\": -1}", 400, "\"field\":\"target_mib\""},
 		{"PUT", "/vm/balloon", "{\"target_mib\": 64}", 400, "out of range (0 to 63)"},
 		{"DELETE", "/vm", NULL, 405, "DELETE is not allowed on /vm"},
@@ -238,6 +239,29 @@ Test(api, bad_requests_change_nothing)
 			  cases[i].error);
 	}
 	vm_wait_for(&vm, "/vm", "\"state\":\"running\"", &r);
+	vm_stop(&vm);
+}
+
+Test(api, balloon_target)
+{
+	const char *extra[] = {"--balloon", "size=8M", NULL};
+	struct reply r;
+	struct vm vm;
+
+	vm_start(&vm, extra);
+	http(&vm, "GET", "/vm/balloon", NULL, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert(strstr(r.body, "\"target_mib\":8,"), "from --balloon size=8M: %s", r.body);
+	cr_assert(strstr(r.body, "\"actual_mib\":0,"), "no driver: nothing inflated: %s", r.body);
+	http(&vm, "PUT", "/vm/balloon", "{\"target_mib\": 32}", &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	http(&vm, "GET", "/vm/balloon", NULL, &r);
+	cr_assert(strstr(r.body, "\"target_mib\":32,"), "%s", r.body);
+	http(&vm, "PUT", "/vm/balloon", "{\"target_mib\": \"lots\"}", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	http(&vm, "GET", "/vm/balloon", NULL, &r);
+	cr_assert(strstr(r.body, "\"target_mib\":32,"), "a refused request changes nothing: %s",
+		  r.body);
 	vm_stop(&vm);
 }
 

@@ -164,6 +164,59 @@ static void api_put_balloon(void *ctx, const struct httpd_request *req, struct h
 		httpd_error(resp, MHD_HTTP_CONFLICT, "target_mib", "%s", err.msg);
 }
 
+/* The guest's statistics (virtio 1.2, 5.5.6.3), under the names they are reported as. */
+static const char *const api_balloon_stat_names[] = {
+	[VIRTIO_BALLOON_S_SWAP_IN] = "swap_in_bytes",
+	[VIRTIO_BALLOON_S_SWAP_OUT] = "swap_out_bytes",
+	[VIRTIO_BALLOON_S_MAJFLT] = "major_faults",
+	[VIRTIO_BALLOON_S_MINFLT] = "minor_faults",
+	[VIRTIO_BALLOON_S_MEMFREE] = "free_memory_bytes",
+	[VIRTIO_BALLOON_S_MEMTOT] = "total_memory_bytes",
+	[VIRTIO_BALLOON_S_AVAIL] = "available_memory_bytes",
+	[VIRTIO_BALLOON_S_CACHES] = "disk_caches_bytes",
+	[VIRTIO_BALLOON_S_HTLB_PGALLOC] = "hugetlb_allocations",
+	[VIRTIO_BALLOON_S_HTLB_PGFAIL] = "hugetlb_failures",
+};
+
+static json_t *api_balloon_guest_stats(const struct virtio_balloon_stats *st)
+{
+	json_t *o = json_object();
+	char name[32];
+
+	for (unsigned int i = 0; i < VIRTIO_BALLOON_S_NR; i++) {
+		const char *n =
+			i < ARRAY_SIZE(api_balloon_stat_names) ? api_balloon_stat_names[i] : NULL;
+
+		if (!(st->valid & (1u << i)))
+			continue;
+		if (!n) {
+			snprintf(name, sizeof(name), "tag_%u", i);
+			n = name;
+		}
+		json_object_set_new(o, n, json_integer((json_int_t)st->value[i]));
+	}
+	return o;
+}
+
+static void api_get_balloon(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+	struct api *api = ctx;
+	struct virtio_balloon_stats st = {0};
+
+	(void)req;
+	if (api->backend.balloon_stats(api->backend.ctx, &st))
+		return httpd_error(resp, MHD_HTTP_NOT_FOUND, NULL,
+				   "this VM has no balloon (--balloon)");
+	/* Pages are 4 KiB: 256 to the MiB. */
+	resp->body = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "target_mib",
+			       (json_int_t)(st.num_pages / 256), "actual_mib",
+			       (json_int_t)(st.actual / 256), "inflated_pages",
+			       (json_int_t)st.inflated, "deflated_pages", (json_int_t)st.deflated,
+			       "reported_bytes", (json_int_t)st.reported, "bad_pfns",
+			       (json_int_t)st.bad_pfns, "stats_updates", (json_int_t)st.updates,
+			       "guest_stats", api_balloon_guest_stats(&st));
+}
+
 /* ---- metrics ---- */
 
 /* Names for the exits a healthy VM has; the rest appear by number. */
@@ -246,6 +299,7 @@ static const struct httpd_route api_routes[] = {
 	{"GET", "/vm", api_get_vm},
 	{"GET", "/vm/config", api_get_config},
 	{"PUT", "/vm/actions", api_put_action},
+	{"GET", "/vm/balloon", api_get_balloon},
 	{"PUT", "/vm/balloon", api_put_balloon},
 	{"GET", "/vm/metrics", api_get_metrics_json},
 	{"GET", "/metrics", api_get_metrics_text},

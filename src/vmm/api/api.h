@@ -6,6 +6,7 @@
 
 #include "../../common/error.h"
 #include "../config.h"
+#include "../virtio/balloon.h"
 
 /*
  * The VMM's control API: HTTP/1.1 + JSON on a unix socket (--api-sock),
@@ -16,6 +17,7 @@
  *   GET  /vm            state, vCPUs, memory, uptime, boots
  *   GET  /vm/config     the configuration the VM runs with
  *   PUT  /vm/actions    {"action": "power_button" | "ctrl_alt_del" | "stop"}
+ *   GET  /vm/balloon    target, actual size, counters, the guest's statistics
  *   PUT  /vm/balloon    {"target_mib": N}
  *   GET  /vm/metrics    counters as JSON
  *   GET  /metrics       the same in Prometheus text format
@@ -49,8 +51,9 @@ struct api_backend {
 	void (*info)(void *ctx, struct api_vm_info *out);
 	void (*metrics)(void *ctx, struct api_metrics *out);
 	int (*action)(void *ctx, enum api_action a, struct error *err);
-	/* -ENODEV when the VM has no balloon */
+	/* Both -ENODEV when the VM has no balloon. */
 	int (*balloon_target)(void *ctx, uint64_t bytes, struct error *err);
+	int (*balloon_stats)(void *ctx, struct virtio_balloon_stats *out);
 };
 
 struct api;

@@ -178,7 +178,11 @@ uint8_t virtio_pci_status(struct virtio_pci *vp);
 
 /* After pushing to q: interrupts the driver if it asked for it. */
 void virtio_pci_queue_used(struct virtio_pci *vp, unsigned int q);
-/* Runs q's notify handler again later: work left over after a bounded batch. */
+/*
+ * Runs q's notify handler again later: work left over after a bounded batch.
+ * Safe from any thread while the device exists (it only signals the queue's
+ * eventfd), so work that starts elsewhere can hand itself to the I/O thread.
+ */
 void virtio_pci_queue_kick(struct virtio_pci *vp, unsigned int q);
 /* The driver broke the protocol: DEVICE_NEEDS_RESET and a config interrupt. */
 void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why);
