@@ -231,6 +231,11 @@ static uint64_t allowed_ring_features(void)
 
 bool virtio_init(struct virtio_dev *d, uint64_t wanted)
 {
+	return virtio_init_ring(d, wanted, allowed_ring_features());
+}
+
+bool virtio_init_ring(struct virtio_dev *d, uint64_t wanted, uint64_t ring)
+{
 	uint64_t accept;
 
 	virtio_reset(d);
@@ -247,7 +252,7 @@ bool virtio_init(struct virtio_dev *d, uint64_t wanted)
 		set_status(d, VIRTIO_S_FAILED);
 		return fail(d, "no-version-1");
 	}
-	accept = (wanted | 1ULL << VIRTIO_F_VERSION_1 | allowed_ring_features()) & d->dev_features;
+	accept = (wanted | 1ULL << VIRTIO_F_VERSION_1 | ring) & d->dev_features;
 	d->features = accept;
 	wr32(d->common + CC_GFSELECT, 0);
 	wr32(d->common + CC_GF, (uint32_t)accept);
@@ -345,6 +350,11 @@ bool virtio_driver_ok(struct virtio_dev *d)
 uint8_t virtio_cfg8(const struct virtio_dev *d, uint32_t off)
 {
 	return rd8(d->device_cfg + off);
+}
+
+uint16_t virtio_cfg16(const struct virtio_dev *d, uint32_t off)
+{
+	return rd16(d->device_cfg + off);
 }
 
 uint32_t virtio_cfg32(const struct virtio_dev *d, uint32_t off)
@@ -544,4 +554,44 @@ void virtio_line_common(struct line *l, const struct virtio_dev *d)
 		line_kv_dec(l, "irq", virtio_irqs(d));
 	else
 		line_str(l, " irq=poll");
+}
+
+void virtio_post_head(struct virtio_dev *d, uint16_t qi, uint16_t head)
+{
+	struct virtq *q = &d->vq[qi];
+
+	q->avail[2 + q->avail_shadow % q->size] = head;
+	mb();
+	q->avail_shadow++;
+	q->avail[1] = q->avail_shadow;
+	mb();
+}
+
+void virtio_set_avail_idx(struct virtio_dev *d, uint16_t qi, uint16_t idx)
+{
+	struct virtq *q = &d->vq[qi];
+
+	mb();
+	q->avail_shadow = idx;
+	q->avail[1] = idx;
+	mb();
+}
+
+void virtio_notify(struct virtio_dev *d, uint16_t qi)
+{
+	mb();
+	d->vq[qi].kicked = d->vq[qi].avail_shadow;
+	wr16(d->vq[qi].notify, qi);
+}
+
+bool virtio_wait_status(const struct virtio_dev *d, uint8_t bits, uint32_t timeout_ms)
+{
+	uint64_t deadline = rdtsc() + (uint64_t)timeout_ms * (tsc_hz() / 1000);
+
+	while ((status(d) & bits) != bits) {
+		if ((int64_t)(rdtsc() - deadline) > 0)
+			return false;
+		delay_us(50);
+	}
+	return true;
 }

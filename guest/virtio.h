@@ -95,6 +95,10 @@ bool virtio_find(struct virtio_dev *d, uint16_t type, uint32_t nth);
  * (virtio_features=...), FEATURES_OK. */
 bool virtio_init(struct virtio_dev *d, uint64_t wanted);
 
+/* The same, with the optional ring features (INDIRECT_DESC, EVENT_IDX bits)
+ * given instead of taken from the command line. */
+bool virtio_init_ring(struct virtio_dev *d, uint64_t wanted, uint64_t ring);
+
 /* Sets up queue qi (size min(device, VQ_MAX_SIZE)), with an MSI-X vector
  * unless virtio_poll=1 or the device has no MSI-X. */
 bool virtio_setup_queue(struct virtio_dev *d, uint16_t qi);
@@ -126,8 +130,23 @@ int virtio_get_used(struct virtio_dev *d, uint16_t qi, uint32_t *len);
 bool virtio_wait_used(struct virtio_dev *d, uint16_t qi, uint32_t timeout_ms);
 bool virtio_needs_reset(const struct virtio_dev *d);
 
+/*
+ * Raw ring access, for tests that break the protocol on purpose: nothing is
+ * checked. Descriptors are written straight into d->vq[qi].desc.
+ *   virtio_post_head() puts head on the next available-ring slot and bumps
+ *     avail->idx;
+ *   virtio_set_avail_idx() writes avail->idx as given;
+ *   virtio_notify() notifies the device whatever it asked for;
+ *   virtio_wait_status() waits until all of bits are set in device_status.
+ */
+void virtio_post_head(struct virtio_dev *d, uint16_t qi, uint16_t head);
+void virtio_set_avail_idx(struct virtio_dev *d, uint16_t qi, uint16_t idx);
+void virtio_notify(struct virtio_dev *d, uint16_t qi);
+bool virtio_wait_status(const struct virtio_dev *d, uint8_t bits, uint32_t timeout_ms);
+
 bool virtio_has(const struct virtio_dev *d, int bit);
 uint8_t virtio_cfg8(const struct virtio_dev *d, uint32_t off);
+uint16_t virtio_cfg16(const struct virtio_dev *d, uint32_t off);
 uint32_t virtio_cfg32(const struct virtio_dev *d, uint32_t off);
 uint64_t virtio_cfg64(const struct virtio_dev *d, uint32_t off);
 uint32_t virtio_irqs(const struct virtio_dev *d);

@@ -2,21 +2,35 @@
 /*
  * test=virtio-blk: the block device (virtio 1.2, 5.2). Reads capacity and
  * blk_size from the device configuration, writes a pattern to 8 sectors
- * (out header + data + status), reads it back, FLUSH, GET_ID, and when
- * negotiated DISCARD and WRITE_ZEROES (then reads back zeroes).
+ * per queue (out header + data + status), reads it back, FLUSH, GET_ID,
+ * and when negotiated DISCARD and WRITE_ZEROES (then reads back zeroes).
  *   BUNSHIN-TEST name=virtio-blk result=pass capacity=N blk_size=N sector=N
- *     id=STR flush=ok|absent discard=ok|absent write_zeroes=ok|absent
- *     readonly=0|1 features=0x... indirect=0|1 event_idx=0|1 irq=N|poll
+ *     queues=N id=STR flush=ok|absent discard=ok|absent|skipped
+ *     write_zeroes=ok|absent|skipped readonly=0|1 features=0x...
+ *     indirect=0|1 event_idx=0|1 irq=N|poll
  * Options: blk_sector=N (default 0), blk_readonly=1 (writes must fail with
- * VIRTIO_BLK_S_IOERR; nothing is written), virtio_poll, virtio_features.
+ * VIRTIO_BLK_S_IOERR; nothing is written), blk_queues=N (request queues
+ * to use, 0: all the device has, up to VIRTIO_MAX_QUEUES; default 1),
+ * blk_seed=N (a fixed pattern instead of a TSC-seeded one, so the host can
+ * check the image), blk_keep=1 (no discard or write-zeroes: the pattern
+ * stays), virtio_poll, virtio_features.
+ *
+ * Queue q writes sectors [blk_sector + 8q, +8): all queues have their
+ * request in flight at once, each on its own ring. Byte i of the range that
+ * starts at sector s is (i * 7 + (i >> 9) * 13 + seed + s) mod 256. Discard
+ * and write-zeroes go to queue 0's range, through the last queue.
  */
 #include "virtio.h"
 
 #define VIRTIO_BLK_F_RO		  5
 #define VIRTIO_BLK_F_BLK_SIZE	  6
 #define VIRTIO_BLK_F_FLUSH	  9
+#define VIRTIO_BLK_F_MQ		  12
 #define VIRTIO_BLK_F_DISCARD	  13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+#define VIRTIO_BLK_CFG_BLK_SIZE	  20
+#define VIRTIO_BLK_CFG_NUM_QUEUES 34
 
 #define VIRTIO_BLK_T_IN		  0
 #define VIRTIO_BLK_T_OUT	  1
@@ -31,7 +45,9 @@
 #define VIRTIO_BLK_S_NONE   0xff /* not written by the device */
 
 #define BLK_SECTORS 8 /* 4 KiB per test request */
+#define BLK_BYTES   (BLK_SECTORS * 512)
 #define BLK_ID_LEN  20
+#define NQ	    VIRTIO_MAX_QUEUES
 
 struct blk_hdr {
 	uint32_t type;
@@ -46,52 +62,144 @@ struct blk_seg {
 };
 
 static struct virtio_dev d;
-static struct blk_hdr hdr __attribute__((aligned(16)));
+static struct blk_hdr hdr[NQ] __attribute__((aligned(16)));
 static struct blk_seg seg __attribute__((aligned(16)));
-static volatile uint8_t blk_status __attribute__((aligned(16)));
-static uint8_t wbuf[BLK_SECTORS * 512] __attribute__((aligned(4096)));
-static uint8_t rbuf[BLK_SECTORS * 512] __attribute__((aligned(4096)));
+static volatile uint8_t blk_status[NQ] __attribute__((aligned(16)));
+static uint8_t wbuf[NQ][BLK_BYTES] __attribute__((aligned(4096)));
+static uint8_t rbuf[NQ][BLK_BYTES] __attribute__((aligned(4096)));
 static char id[BLK_ID_LEN + 1];
 
-/* One request: header, optional data (device-writable for reads), status.
- * Returns the status byte, or VIRTIO_BLK_S_NONE when the transport failed. */
-static uint8_t blk_req(uint32_t type, uint64_t sector, void *data, uint32_t len, bool dev_writes)
+/* The chain of one request on queue q: header, optional data, status. */
+static int blk_chain(struct vbuf *b, uint16_t q, uint32_t type, uint64_t sector, void *data,
+		     uint32_t len, bool dev_writes)
 {
-	struct vbuf b[3];
 	int n = 0;
 
-	hdr.type = type;
-	hdr.reserved = 0;
-	hdr.sector = sector;
-	blk_status = VIRTIO_BLK_S_NONE;
-	b[n++] = (struct vbuf){&hdr, sizeof(hdr), false};
+	hdr[q].type = type;
+	hdr[q].reserved = 0;
+	hdr[q].sector = sector;
+	blk_status[q] = VIRTIO_BLK_S_NONE;
+	b[n++] = (struct vbuf){&hdr[q], sizeof(hdr[q]), false};
 	if (len)
 		b[n++] = (struct vbuf){data, len, dev_writes};
-	b[n++] = (struct vbuf){(void *)&blk_status, 1, true};
-	if (!virtio_request(&d, 0, b, n, NULL))
+	b[n++] = (struct vbuf){(void *)&blk_status[q], 1, true};
+	return n;
+}
+
+/* One request on queue q. Returns the status byte, or VIRTIO_BLK_S_NONE when the transport
+ * failed. */
+static uint8_t blk_req(uint16_t q, uint32_t type, uint64_t sector, void *data, uint32_t len,
+		       bool dev_writes)
+{
+	struct vbuf b[3];
+	int n = blk_chain(b, q, type, sector, data, len, dev_writes);
+
+	if (!virtio_request(&d, q, b, n, NULL))
 		return VIRTIO_BLK_S_NONE;
-	return blk_status;
+	return blk_status[q];
+}
+
+/*
+ * The same request type on queues [0, nq) at once, queue q on its own 8
+ * sectors and buffer: all submitted, then all notified, then all waited
+ * for. Returns the first status that is not want (VIRTIO_BLK_S_NONE when the
+ * transport failed), else want.
+ */
+static uint8_t blk_req_all(uint32_t nq, uint32_t type, uint64_t sector, uint8_t (*bufs)[BLK_BYTES],
+			   bool dev_writes, uint8_t want)
+{
+	uint8_t st = want;
+
+	for (uint16_t q = 0; q < nq; q++) {
+		struct vbuf b[3];
+		int n = blk_chain(b, q, type, sector + (uint64_t)q * BLK_SECTORS, bufs[q],
+				  BLK_BYTES, dev_writes);
+
+		if (virtio_submit(&d, q, b, n) < 0)
+			return VIRTIO_BLK_S_NONE;
+	}
+	for (uint16_t q = 0; q < nq; q++)
+		virtio_kick(&d, q);
+	for (uint16_t q = 0; q < nq; q++) {
+		if (!virtio_wait_used(&d, q, 5000) || virtio_get_used(&d, q, NULL) < 0)
+			return VIRTIO_BLK_S_NONE;
+		if (st == want)
+			st = blk_status[q];
+	}
+	return st;
+}
+
+static void blk_pattern(uint8_t *p, uint8_t seed, uint64_t sector)
+{
+	for (uint32_t i = 0; i < BLK_BYTES; i++)
+		p[i] = (uint8_t)(i * 7 + (i >> 9) * 13 + seed + sector);
+}
+
+/* How many queues to use: blk_queues=N, 0 meaning all the device has. 0 when it has too few. */
+static uint32_t blk_nqueues(void)
+{
+	uint64_t want = 1;
+	uint32_t have = 1;
+
+	opt_u64("blk_queues", 10, &want);
+	if (virtio_has(&d, VIRTIO_BLK_F_MQ))
+		have = virtio_cfg16(&d, VIRTIO_BLK_CFG_NUM_QUEUES);
+	if (have > d.nqueues)
+		have = d.nqueues;
+	if (have > NQ)
+		have = NQ;
+	if (want == 0)
+		return have;
+	return want <= have ? (uint32_t)want : 0;
+}
+
+static bool blk_setup(uint32_t *nq)
+{
+	if (!virtio_find(&d, 2, 0) ||
+	    !virtio_init(&d, 1ULL << VIRTIO_BLK_F_RO | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+				     1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |
+				     1ULL << VIRTIO_BLK_F_WRITE_ZEROES | 1ULL << VIRTIO_BLK_F_MQ))
+		return false;
+	*nq = blk_nqueues();
+	if (!*nq) {
+		d.fail = "queues";
+		return false;
+	}
+	for (uint16_t q = 0; q < *nq; q++)
+		if (!virtio_setup_queue(&d, q))
+			return false;
+	return virtio_driver_ok(&d);
+}
+
+/* Sets *reason (and *bad) when st is not what the step wanted. */
+static bool blk_check(uint8_t st, uint8_t want, const char *what, const char **reason, int *bad)
+{
+	if (st == want)
+		return true;
+	*reason = st == VIRTIO_BLK_S_NONE && d.fail ? d.fail : what;
+	*bad = st;
+	return false;
 }
 
 void run_virtio_blk(void)
 {
 	const char *reason = NULL;
 	const char *flush = "absent", *discard = "absent", *wz = "absent";
-	uint64_t capacity = 0, sector = 0, ro = 0;
-	uint32_t blk_size = 512;
+	uint64_t capacity = 0, sector = 0, ro = 0, keep = 0, seed64;
+	uint32_t blk_size = 512, nq = 0;
 	int bad_status = -1;
 	struct line l;
-	uint8_t st;
+	uint8_t st, seed;
 
 	opt_u64("blk_sector", 10, &sector);
 	opt_u64("blk_readonly", 10, &ro);
+	opt_u64("blk_keep", 10, &keep);
+	seed64 = (rdtsc() >> 4) | 1;
+	opt_u64("blk_seed", 10, &seed64);
+	seed = (uint8_t)seed64;
 	memset(id, 0, sizeof(id));
 
-	if (!virtio_find(&d, 2, 0) ||
-	    !virtio_init(&d, 1ULL << VIRTIO_BLK_F_RO | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
-				     1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |
-				     1ULL << VIRTIO_BLK_F_WRITE_ZEROES) ||
-	    !virtio_setup_queue(&d, 0) || !virtio_driver_ok(&d)) {
+	if (!blk_setup(&nq)) {
 		reason = d.fail;
 		goto out;
 	}
@@ -101,90 +209,71 @@ void run_virtio_blk(void)
 	}
 	capacity = virtio_cfg64(&d, 0);
 	if (virtio_has(&d, VIRTIO_BLK_F_BLK_SIZE))
-		blk_size = virtio_cfg32(&d, 20);
-	if (sector + BLK_SECTORS > capacity || sector + BLK_SECTORS < sector) {
+		blk_size = virtio_cfg32(&d, VIRTIO_BLK_CFG_BLK_SIZE);
+	if (sector + (uint64_t)nq * BLK_SECTORS > capacity || sector + BLK_SECTORS < sector) {
 		reason = "capacity";
 		goto out;
 	}
 
-	/* Write a pattern that depends on the run (TSC) and the sector. */
-	uint8_t seed = (uint8_t)(rdtsc() >> 4) | 1;
-	for (uint32_t i = 0; i < sizeof(wbuf); i++)
-		wbuf[i] = (uint8_t)(i * 7 + (i >> 9) * 13 + seed + sector);
-	st = blk_req(VIRTIO_BLK_T_OUT, sector, wbuf, sizeof(wbuf), false);
+	/* A pattern that depends on the seed and the sector: queues write different bytes. */
+	for (uint32_t q = 0; q < nq; q++)
+		blk_pattern(wbuf[q], seed, sector + (uint64_t)q * BLK_SECTORS);
+	st = blk_req_all(nq, VIRTIO_BLK_T_OUT, sector, wbuf, false,
+			 ro ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 	if (st == VIRTIO_BLK_S_NONE && d.fail) {
 		reason = d.fail;
 		goto out;
 	}
-	if (ro && st != VIRTIO_BLK_S_IOERR) {
-		reason = st == VIRTIO_BLK_S_OK ? "write-not-rejected" : "write-status";
-		bad_status = st;
+	if (!blk_check(st, ro ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
+		       ro && st == VIRTIO_BLK_S_OK ? "write-not-rejected" : "write-status", &reason,
+		       &bad_status))
 		goto out;
-	}
-	if (!ro && st != VIRTIO_BLK_S_OK) {
-		reason = "write-status";
-		bad_status = st;
-		goto out;
-	}
 
 	memset(rbuf, 0x5a, sizeof(rbuf));
-	st = blk_req(VIRTIO_BLK_T_IN, sector, rbuf, sizeof(rbuf), true);
-	if (st != VIRTIO_BLK_S_OK) {
-		reason = d.fail ? d.fail : "read-status";
-		bad_status = st;
+	st = blk_req_all(nq, VIRTIO_BLK_T_IN, sector, rbuf, true, VIRTIO_BLK_S_OK);
+	if (!blk_check(st, VIRTIO_BLK_S_OK, "read-status", &reason, &bad_status))
 		goto out;
-	}
-	if (!ro && memcmp(rbuf, wbuf, sizeof(wbuf)) != 0) {
-		reason = "mismatch";
-		goto out;
-	}
-
-	if (virtio_has(&d, VIRTIO_BLK_F_FLUSH)) {
-		st = blk_req(VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
-		if (st != VIRTIO_BLK_S_OK) {
-			reason = d.fail ? d.fail : "flush-status";
-			bad_status = st;
+	for (uint32_t q = 0; q < nq && !ro; q++)
+		if (memcmp(rbuf[q], wbuf[q], BLK_BYTES) != 0) {
+			reason = "mismatch";
 			goto out;
 		}
+
+	for (uint16_t q = 0; q < nq && virtio_has(&d, VIRTIO_BLK_F_FLUSH); q++) {
+		st = blk_req(q, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+		if (!blk_check(st, VIRTIO_BLK_S_OK, "flush-status", &reason, &bad_status))
+			goto out;
 		flush = "ok";
 	}
 
-	st = blk_req(VIRTIO_BLK_T_GET_ID, 0, id, BLK_ID_LEN, true);
-	if (st != VIRTIO_BLK_S_OK && st != VIRTIO_BLK_S_UNSUPP) {
-		reason = d.fail ? d.fail : "get-id-status";
-		bad_status = st;
+	st = blk_req(0, VIRTIO_BLK_T_GET_ID, 0, id, BLK_ID_LEN, true);
+	if (st != VIRTIO_BLK_S_UNSUPP &&
+	    !blk_check(st, VIRTIO_BLK_S_OK, "get-id-status", &reason, &bad_status))
 		goto out;
-	}
 	if (st != VIRTIO_BLK_S_OK)
 		id[0] = 0;
 
-	if (!ro && virtio_has(&d, VIRTIO_BLK_F_DISCARD)) {
+	uint16_t last = (uint16_t)(nq - 1);
+	if (keep) {
+		discard = wz = "skipped";
+	} else if (!ro && virtio_has(&d, VIRTIO_BLK_F_DISCARD)) {
 		seg = (struct blk_seg){sector, BLK_SECTORS, 0};
-		st = blk_req(VIRTIO_BLK_T_DISCARD, 0, &seg, sizeof(seg), false);
-		if (st != VIRTIO_BLK_S_OK) {
-			reason = d.fail ? d.fail : "discard-status";
-			bad_status = st;
+		st = blk_req(last, VIRTIO_BLK_T_DISCARD, 0, &seg, sizeof(seg), false);
+		if (!blk_check(st, VIRTIO_BLK_S_OK, "discard-status", &reason, &bad_status))
 			goto out;
-		}
 		discard = "ok";
 	}
-	if (!ro && virtio_has(&d, VIRTIO_BLK_F_WRITE_ZEROES)) {
+	if (!keep && !ro && virtio_has(&d, VIRTIO_BLK_F_WRITE_ZEROES)) {
 		seg = (struct blk_seg){sector, BLK_SECTORS, 0};
-		st = blk_req(VIRTIO_BLK_T_WRITE_ZEROES, 0, &seg, sizeof(seg), false);
-		if (st != VIRTIO_BLK_S_OK) {
-			reason = d.fail ? d.fail : "write-zeroes-status";
-			bad_status = st;
+		st = blk_req(last, VIRTIO_BLK_T_WRITE_ZEROES, 0, &seg, sizeof(seg), false);
+		if (!blk_check(st, VIRTIO_BLK_S_OK, "write-zeroes-status", &reason, &bad_status))
 			goto out;
-		}
-		memset(rbuf, 0x5a, sizeof(rbuf));
-		st = blk_req(VIRTIO_BLK_T_IN, sector, rbuf, sizeof(rbuf), true);
-		if (st != VIRTIO_BLK_S_OK) {
-			reason = d.fail ? d.fail : "read-status";
-			bad_status = st;
+		memset(rbuf[last], 0x5a, BLK_BYTES);
+		st = blk_req(last, VIRTIO_BLK_T_IN, sector, rbuf[last], BLK_BYTES, true);
+		if (!blk_check(st, VIRTIO_BLK_S_OK, "read-status", &reason, &bad_status))
 			goto out;
-		}
-		for (uint32_t i = 0; i < sizeof(rbuf) && !reason; i++)
-			if (rbuf[i])
+		for (uint32_t i = 0; i < BLK_BYTES && !reason; i++)
+			if (rbuf[last][i])
 				reason = "zeroes-mismatch";
 		if (reason)
 			goto out;
@@ -206,6 +295,7 @@ out:
 	line_kv_dec(&l, "capacity", capacity);
 	line_kv_dec(&l, "blk_size", blk_size);
 	line_kv_dec(&l, "sector", sector);
+	line_kv_dec(&l, "queues", nq);
 	line_str(&l, " id=");
 	if (!id[0])
 		line_str(&l, "none");

@@ -414,10 +414,34 @@ static struct disk *open_direct(void)
 	struct disk *d = NULL;
 	int ret = disk_open(&d, img, &o, &err);
 
-	if (ret == -EINVAL && strstr(err.msg, "refuses O_DIRECT"))
+	if (ret == -EINVAL && strstr(err.msg, "does not support direct=on"))
 		cr_skip_test("%s", err.msg);
 	cr_assert_eq(ret, 0, "%s", err.msg);
+	/* the guest is told the block size O_DIRECT needs */
+	cr_assert_eq(d->block_size, d->dio_off_align);
 	return d;
+}
+
+/* tmpfs takes O_DIRECT but caches anyway: refused at open, in one clear message. */
+Test(block, direct_on_tmpfs_is_refused)
+{
+	struct disk_opts o = {.direct = true};
+	struct error err = {0};
+	struct disk *d = NULL;
+	struct statfs fs;
+	char want[128];
+
+	if (statfs("/dev/shm", &fs) < 0 || fs.f_type != 0x01021994)
+		cr_skip_test("/dev/shm is not tmpfs");
+	unlink(img);
+	make_image("/dev/shm", IMG_SIZE);
+	cr_assert_eq(disk_open(&d, img, &o, &err), -EINVAL);
+	cr_assert_null(d);
+	snprintf(want, sizeof(want), "%s: the filesystem does not support direct=on (O_DIRECT)",
+		 img);
+	cr_assert_str_eq(err.msg, want);
+	/* the same image without direct=on is fine */
+	disk_close(open_disk(false, false));
 }
 
 BOTH(direct_round_trip)

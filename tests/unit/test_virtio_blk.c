@@ -28,7 +28,10 @@
 #define STATUS_GPA  0x50000ULL
 #define DATA_GPA    0x100000ULL
 #define DATA_MAX    0x10000
-#define NVEC	    2
+#define NVEC	    (MQ_QUEUES + 1)
+#define MQ_QUEUES   4
+#define MQ_RING_GPA 0x60000ULL	/* queue q: desc, avail, used at + q * 0x3000 */
+#define MQ_IO_GPA   0x200000ULL /* queue q: header, status, data at + q * 0x2000 */
 #define F_VERSION_1 (1ULL << VIRTIO_F_VERSION_1)
 #define F_ALL                                                                                      \
 	(F_VERSION_1 | 1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |                 \
@@ -65,7 +68,7 @@ static uint16_t avail_idx;
 static uint16_t qsize = QSIZE;
 static uint32_t used_len;
 
-static void machine_up(bool read_only)
+static void machine_up_q(bool read_only, unsigned int queues)
 {
 	struct pci_root_config c = {
 		.ecam_base = LAYOUT_ECAM_BASE,
@@ -75,7 +78,7 @@ static void machine_up(bool read_only)
 		.io_base = LAYOUT_PCI_IO_BASE,
 		.io_end = LAYOUT_PCI_IO_END,
 	};
-	struct virtio_blk_opts o = {.read_only = read_only, .id = "testdisk"};
+	struct virtio_blk_opts o = {.read_only = read_only, .id = "testdisk", .queues = queues};
 	struct virtio_pci_host host;
 
 	error_clear(&err);
@@ -105,12 +108,17 @@ static void machine_up(bool read_only)
 
 static void setup_rw(void)
 {
-	machine_up(false);
+	machine_up_q(false, 1);
 }
 
 static void setup_ro(void)
 {
-	machine_up(true);
+	machine_up_q(true, 1);
+}
+
+static void setup_mq(void)
+{
+	machine_up_q(false, MQ_QUEUES);
 }
 
 /* The VMM's order: I/O thread, root, devices, then guest memory. */
@@ -131,6 +139,7 @@ static void teardown(void)
 
 TestSuite(vblk, .init = setup_rw, .fini = teardown);
 TestSuite(vblk_ro, .init = setup_ro, .fini = teardown);
+TestSuite(vblk_mq, .init = setup_mq, .fini = teardown);
 
 /* ---- driver side ---- */
 
@@ -485,4 +494,229 @@ Test(vblk, backpressure_loses_nothing)
 	for (int i = 0; i < BIG_QSIZE; i++)
 		cr_assert_eq(*(uint8_t *)gp(sts + i, 1), VIRTIO_BLK_S_OK, "request %d", i);
 	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+}
+
+/* ---- multiqueue ---- */
+
+static uint64_t mq_ring(unsigned int q, unsigned int part)
+{
+	return MQ_RING_GPA + q * 0x3000ULL + part * 0x1000ULL;
+}
+
+static uint64_t mq_io(unsigned int q)
+{
+	return MQ_IO_GPA + q * 0x2000ULL;
+}
+
+/* Every queue with rings of its own, then DRIVER_OK. */
+static void bring_up_mq(uint64_t f, unsigned int nq)
+{
+	uint8_t s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
+
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
+	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
+	set_status(s);
+	cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned int q = 0; q < nq; q++) {
+		bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+		bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
+		bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)mq_ring(q, 0));
+		bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)mq_ring(q, 1));
+		bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)mq_ring(q, 2));
+		bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	}
+	set_status(s | VIRTIO_STATUS_DRIVER_OK);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+}
+
+/* Offers one request (header, 4 KiB, status) as the n-th chain of queue q, and notifies. */
+static void mq_post(unsigned int q, uint16_t n, uint32_t type, uint64_t sector)
+{
+	struct virtq_avail *a = gp(mq_ring(q, 1), 4 + 2 * QSIZE);
+	struct virtq_desc *d = gp(mq_ring(q, 0), 16 * 3);
+	uint64_t b = mq_io(q);
+	uint8_t *h = gp(b, VIRTIO_BLK_HDR_SIZE);
+
+	put(h, 4, type);
+	put(h + 4, 4, 0);
+	put(h + 8, 8, sector);
+	*(uint8_t *)gp(b + 16, 1) = 0xee;
+	d[0] = (struct virtq_desc){htole64(b), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(1)};
+	d[1] = (struct virtq_desc){
+		htole64(b + 0x1000), htole32(4096),
+		htole16(VIRTQ_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? VIRTQ_DESC_F_WRITE : 0)),
+		htole16(2)};
+	d[2] = (struct virtq_desc){htole64(b + 16), htole32(1), htole16(VIRTQ_DESC_F_WRITE), 0};
+	a->ring[n % QSIZE] = 0;
+	__atomic_store_n(&a->idx, htole16(n + 1), __ATOMIC_RELEASE);
+	bar_wr(VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT_VAL * q, 2, q);
+}
+
+static uint16_t mq_used_idx(unsigned int q)
+{
+	struct virtq_used *u = gp(mq_ring(q, 2), 4 + 8 * QSIZE);
+
+	return le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE));
+}
+
+static bool mq_wait(unsigned int q, uint16_t idx)
+{
+	for (int i = 0; i < 2000; i++) {
+		if (mq_used_idx(q) == idx)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+Test(vblk, single_queue_offers_no_mq)
+{
+	cr_assert_not(device_features() & (1ULL << VIRTIO_BLK_F_MQ));
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_NUM_QUEUES, 2), 0);
+}
+
+Test(vblk_mq, offers_mq_and_num_queues)
+{
+	cr_assert(device_features() & (1ULL << VIRTIO_BLK_F_MQ));
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), MQ_QUEUES);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_NUM_QUEUES, 2), MQ_QUEUES);
+	cr_assert_eq(msix_nvectors(virtio_pci_pci(virtio_blk_transport(blk))),
+		     VIRTIO_PCI_MSIX_VECTORS(MQ_QUEUES));
+}
+
+Test(vblk_mq, request_on_queue_1_completes_on_queue_1)
+{
+	uint8_t *data = gp(mq_io(1) + 0x1000, 4096), want[4096], file[4096];
+	struct virtq_used *u = gp(mq_ring(1, 2), 4 + 8 * QSIZE);
+
+	bring_up_mq(F_ALL | 1ULL << VIRTIO_BLK_F_MQ, MQ_QUEUES);
+	fill(data, 4096, 41);
+	memcpy(want, data, 4096);
+	mq_post(1, 0, VIRTIO_BLK_T_OUT, 24);
+	cr_assert(mq_wait(1, 1), "not completed on queue 1");
+	cr_assert_eq(le32toh(u->ring[0].id), 0);
+	cr_assert_eq(le32toh(u->ring[0].len), 1);
+	cr_assert_eq(*(uint8_t *)gp(mq_io(1) + 16, 1), VIRTIO_BLK_S_OK);
+	for (unsigned int q = 0; q < MQ_QUEUES; q++)
+		if (q != 1)
+			cr_assert_eq(mq_used_idx(q), 0, "queue %u used something", q);
+	cr_assert_eq(pread(img_fd, file, 4096, 24 * 512), 4096);
+	cr_assert_arr_eq(file, want, 4096);
+	memset(data, 0, 4096);
+	mq_post(1, 1, VIRTIO_BLK_T_IN, 24);
+	cr_assert(mq_wait(1, 2));
+	cr_assert_eq(le32toh(u->ring[1].len), 4097);
+	cr_assert_arr_eq(data, want, 4096);
+	cr_assert_eq(mq_used_idx(0), 0);
+}
+
+/* Every queue busy at once, each on sectors of its own; none sees another's completions. */
+Test(vblk_mq, all_queues_at_once)
+{
+	uint8_t want[MQ_QUEUES][4096], file[4096];
+
+	bring_up_mq(F_ALL | 1ULL << VIRTIO_BLK_F_MQ, MQ_QUEUES);
+	for (uint16_t round = 0; round < 8; round++) {
+		for (unsigned int q = 0; q < MQ_QUEUES; q++) {
+			uint8_t *data = gp(mq_io(q) + 0x1000, 4096);
+
+			fill(data, 4096, (uint8_t)(q * 16 + round));
+			memcpy(want[q], data, 4096);
+			mq_post(q, round, VIRTIO_BLK_T_OUT, 64 + q * 8);
+		}
+		for (unsigned int q = 0; q < MQ_QUEUES; q++) {
+			cr_assert(mq_wait(q, round + 1), "queue %u round %u", q, round);
+			cr_assert_eq(*(uint8_t *)gp(mq_io(q) + 16, 1), VIRTIO_BLK_S_OK);
+		}
+	}
+	for (unsigned int q = 0; q < MQ_QUEUES; q++) {
+		cr_assert_eq(pread(img_fd, file, 4096, (64 + q * 8) * 512), 4096);
+		cr_assert_arr_eq(file, want[q], 4096, "queue %u", q);
+	}
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+}
+
+/* A driver that does not take MQ still gets a working queue 0. */
+Test(vblk_mq, without_mq_negotiated_queue_0_works)
+{
+	uint8_t *data = gp(mq_io(0) + 0x1000, 4096);
+
+	bring_up_mq(F_ALL, 1);
+	fill(data, 4096, 5);
+	mq_post(0, 0, VIRTIO_BLK_T_OUT, 0);
+	cr_assert(mq_wait(0, 1));
+	cr_assert_eq(*(uint8_t *)gp(mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
+}
+
+/* VIRTIO_F_RING_RESET on queue 1: queue 0 carries on, queue 1 starts over on fresh rings. */
+Test(vblk_mq, queue_reset_of_one_queue_leaves_the_others)
+{
+	uint64_t f = F_ALL | 1ULL << VIRTIO_BLK_F_MQ | 1ULL << VIRTIO_F_RING_RESET;
+
+	bring_up_mq(f, 2);
+	mq_post(1, 0, VIRTIO_BLK_T_OUT, 8);
+	cr_assert(mq_wait(1, 1));
+	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	mq_post(0, 0, VIRTIO_BLK_T_IN, 8);
+	cr_assert(mq_wait(0, 1), "queue 0 must keep working");
+	cr_assert_eq(*(uint8_t *)gp(mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
+
+	memset(gp(mq_ring(1, 1), 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
+	memset(gp(mq_ring(1, 2), 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
+	bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)mq_ring(1, 0));
+	bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)mq_ring(1, 1));
+	bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)mq_ring(1, 2));
+	bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	mq_post(1, 0, VIRTIO_BLK_T_IN, 8);
+	cr_assert(mq_wait(1, 1), "queue 1 must work again from index 0");
+	cr_assert_eq(*(uint8_t *)gp(mq_io(1) + 16, 1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+}
+
+/* A queue reset with a request in flight: it finishes, and nothing is pushed after the reset. */
+Test(vblk_mq, queue_reset_with_a_request_in_flight)
+{
+	uint64_t f = F_ALL | 1ULL << VIRTIO_BLK_F_MQ | 1ULL << VIRTIO_F_RING_RESET;
+
+	bring_up_mq(f, 2);
+	for (uint16_t i = 0; i < 20; i++) {
+		uint16_t seen;
+
+		mq_post(1, 0, VIRTIO_BLK_T_OUT, i * 8);
+		bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+		bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+		seen = mq_used_idx(1);
+		cr_assert_leq(seen, 1);
+		usleep(2000);
+		cr_assert_eq(mq_used_idx(1), seen, "pushed after the reset");
+		/* the driver reclaims its rings and starts over */
+		memset(gp(mq_ring(1, 2), 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+		memset(gp(mq_ring(1, 1), 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
+		bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
+		bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)mq_ring(1, 0));
+		bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)mq_ring(1, 1));
+		bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)mq_ring(1, 2));
+		bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	}
+	mq_post(1, 0, VIRTIO_BLK_T_OUT, 0);
+	cr_assert(mq_wait(1, 1));
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+}
+
+Test(vblk, more_queues_than_supported_are_refused)
+{
+	struct virtio_blk_opts o = {.path = img, .queues = VIRTIO_BLK_MAX_QUEUES + 1};
+	struct virtio_pci_host host = {.mem = &mem, .io = io, .msi = {.ops = &m_ops}};
+	struct error e = {0};
+
+	cr_assert_null(virtio_blk_create(&host, root, &o, &e));
+	cr_assert(strstr(e.msg, "17 queues"), "%s", e.msg);
 }

@@ -6,9 +6,12 @@
  * ioeventfd sinks.
  */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -764,4 +767,169 @@ Test(vpci_kvm, ioevent_sink_binds_and_survives_a_vm_rebuild)
 	vm_ioevent_destroy(v);
 	close(fd);
 	kvm_down(&f);
+}
+
+/* ---- VIRTIO_F_RING_RESET: one queue reset alone ---- */
+
+#define F_RING_RESET (1ULL << VIRTIO_F_RING_RESET)
+
+/* bring_up() with features f. */
+static void bring_up_with(uint64_t f)
+{
+	enable_msix();
+	cr_assert(negotiate(f));
+	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+		   VIRTIO_STATUS_DRIVER_OK);
+	cr_assert_eq(status(), 0x0f);
+}
+
+static void zero_rings(void)
+{
+	memset(gp(USED_GPA, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	memset(gp(AVAIL_GPA, 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
+}
+
+Test(vpci, ring_reset_is_offered)
+{
+	cr_assert(device_features() & F_RING_RESET);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+}
+
+Test(vpci, queue_reset_without_the_feature_is_ignored)
+{
+	bring_up_with(F_VERSION_1);
+	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	offer(0, 0, 16, 1);
+	kick_ioeventfd(0);
+	cr_assert(wait_used(1));
+}
+
+/*
+ * queue_reset = 1: the queue stops and forgets its setup (reset complete
+ * when queue_reset reads 0 again, queue_enable 0), the device itself stays
+ * live; re-enabled on fresh rings it starts again from index 0.
+ */
+Test(vpci, queue_reset_resets_only_that_queue)
+{
+	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
+
+	bring_up_with(F_VERSION_1 | F_RING_RESET);
+	offer(0, 0, 16, 1);
+	kick_ioeventfd(0);
+	cr_assert(wait_used(1));
+
+	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0, "reset must be complete");
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	cr_assert_eq(status(), 0x0f, "the device is not reset, nor broken");
+
+	/* A stopped queue uses nothing. */
+	offer(0, 0, 16, 2);
+	kick_ioeventfd(0);
+	usleep(20 * 1000);
+	cr_assert_eq(le16toh(u->idx), 1);
+
+	/* Fresh rings, enabled again: indices start over. */
+	zero_rings();
+	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	offer(0, 0, 16, 1);
+	kick_ioeventfd(0);
+	cr_assert(wait_used(1));
+	cr_assert_eq(status(), 0x0f);
+}
+
+/* A queue reset on a queue that was never enabled, or out of range, is harmless. */
+Test(vpci, queue_reset_of_an_idle_or_missing_queue)
+{
+	enable_msix();
+	cr_assert(negotiate(F_VERSION_1 | F_RING_RESET));
+	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 5);
+	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+		   VIRTIO_STATUS_DRIVER_OK);
+	offer(0, 0, 16, 1);
+	kick_ioeventfd(0);
+	cr_assert(wait_used(1));
+}
+
+/* ---- the log ---- */
+
+static void setup_logged(void)
+{
+	cr_redirect_stderr();
+	setup();
+}
+
+TestSuite(vpci_log, .init = setup_logged, .fini = teardown);
+
+/* Everything logged so far, without waiting for more. */
+static size_t logged(char *buf, size_t len)
+{
+	int fd = fileno(cr_get_redirected_stderr());
+	size_t got = 0;
+	ssize_t n;
+
+	fflush(stderr);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	while (got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = 0;
+	return got;
+}
+
+static int count(const char *s, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* A driver that breaks the device and resets it in a loop gets a bounded number of lines. */
+Test(vpci_log, needs_reset_warnings_are_rate_limited)
+{
+	static char buf[64 * 1024];
+
+	for (int i = 0; i < VIRTIO_PCI_LOG_BURST + 20; i++) {
+		cr_assert(negotiate(F_VERSION_1));
+		set_status(VIRTIO_STATUS_ACKNOWLEDGE); /* clears DRIVER and FEATURES_OK */
+		cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+		set_status(0);
+	}
+	logged(buf, sizeof(buf));
+	cr_assert_eq(count(buf, "virtio-rng: driver cleared a status bit; device needs reset\n"),
+		     VIRTIO_PCI_LOG_BURST, "%s", buf);
+}
+
+/* Each fault is its own line, naming it. */
+Test(vpci_log, each_needs_reset_is_logged_once_with_its_reason)
+{
+	static char buf[4096];
+
+	cr_assert(negotiate(F_VERSION_1));
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE);
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE); /* already needs reset: nothing new */
+	set_status(0);
+	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	logged(buf, sizeof(buf));
+	cr_assert_eq(count(buf, "\n"), 2, "%s", buf);
+	cr_assert(strstr(buf, "driver cleared a status bit; device needs reset"), "%s", buf);
+	cr_assert(strstr(buf, "DRIVER_OK without FEATURES_OK; device needs reset"), "%s", buf);
 }

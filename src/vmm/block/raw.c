@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -117,22 +119,53 @@ static int disk_measure_blkdev(struct disk *d, struct error *err)
 	return 0;
 }
 
-/* O_DIRECT limits: statx knows them (Linux 6.1+); else the block size. */
-static void disk_dio_align(struct disk *d)
+static int disk_no_direct(const struct disk *d, struct error *err)
+{
+	return error_set(err, EINVAL, "%s: the filesystem does not support direct=on (O_DIRECT)",
+			 d->path);
+}
+
+/*
+ * tmpfs and ramfs accept O_DIRECT and quietly go through the page cache
+ * anyway: there is no cache to bypass, so direct=on there is a mistake.
+ */
+static bool disk_fs_is_memory(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) < 0)
+		return false;
+	return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
+/*
+ * O_DIRECT limits: statx knows them (Linux 6.1+); else the block size. An
+ * offset alignment of 0 there means this file cannot do direct I/O at all
+ * (e.g. ext4 with data=journal), which would otherwise surface as I/O
+ * errors in the guest: refuse it now.
+ */
+static int disk_dio_align(struct disk *d, struct error *err)
 {
 	d->dio_mem_align = d->block_size;
 	d->dio_off_align = d->block_size;
+	if (!d->is_blkdev && disk_fs_is_memory(d->fd))
+		return disk_no_direct(d, err);
 #ifdef STATX_DIOALIGN
 	struct statx stx;
 
 	if (statx(d->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
-	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
+	    (stx.stx_mask & STATX_DIOALIGN)) {
+		if (!stx.stx_dio_offset_align)
+			return disk_no_direct(d, err);
 		d->dio_mem_align = stx.stx_dio_mem_align;
 		/* never below the logical block size a guest is told about */
 		if (stx.stx_dio_offset_align > d->dio_off_align)
 			d->dio_off_align = stx.stx_dio_offset_align;
 	}
 #endif
+	/* a guest told of smaller blocks would issue I/O that O_DIRECT refuses */
+	d->block_size = d->dio_off_align;
+	return 0;
 }
 
 static int disk_measure(struct disk *d, const struct stat *st, struct error *err)
@@ -149,9 +182,7 @@ static int disk_measure(struct disk *d, const struct stat *st, struct error *err
 				 d->path);
 	}
 	d->sectors = d->size / DISK_SECTOR_SIZE;
-	if (d->direct)
-		disk_dio_align(d);
-	return 0;
+	return d->direct ? disk_dio_align(d, err) : 0;
 }
 
 static void disk_set_id(struct disk *d, const char *id)
@@ -173,7 +204,7 @@ static int disk_open_fd(struct disk *d, struct error *err)
 	if (d->fd >= 0)
 		return 0;
 	if (errno == EINVAL && d->direct)
-		return error_set(err, EINVAL, "disk %s: the file system refuses O_DIRECT", d->path);
+		return disk_no_direct(d, err);
 	return error_set(err, errno, "disk %s: %s", d->path, strerror(errno));
 }
 

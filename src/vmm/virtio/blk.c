@@ -7,11 +7,16 @@
  * block layer sees it; a malformed request fails with IOERR and the queue
  * carries on.
  *
- * Locking: the transport's mutex is held in every ops callback; blk->lock
- * guards the disk queue and the request slots and nests inside it. Block
- * layer callbacks run under blk->lock only (from disk_queue_complete() or
- * disk_queue_drain()), so they never touch the ring: they record what to
- * push and the queue's notify handler pushes it.
+ * Multiqueue (VIRTIO_BLK_F_MQ): each request queue has a block-layer queue
+ * of its own (its own io_uring and completion eventfd) and its own request
+ * slots, so queues share no submission state; a request popped from queue
+ * n completes on queue n's used ring.
+ *
+ * Locking: the transport's mutex is held in every ops callback; each
+ * queue's bq->lock guards its disk queue and request slots and nests inside
+ * it. Block layer callbacks run under bq->lock only (from
+ * disk_queue_complete() or disk_queue_drain()), so they never touch the
+ * ring: they record what to push and the queue's notify handler pushes it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,18 +31,20 @@
 #define VIRTIO_BLK_POP_SEGS  (DISK_IOV_MAX + 4) /* header and status may be split */
 #define VIRTIO_BLK_NO_STATUS 0xff
 
+struct blk_queue;
+
 struct blk_req {
-	struct virtio_blk *blk;
+	struct blk_queue *bq;
 	uint8_t *status;  /* the guest's status byte */
 	uint32_t written; /* used length on success, status byte included */
 	uint16_t head;
 	int next_free;
 };
 
-struct virtio_blk {
-	struct virtio_pci *vp;
-	struct iothread *io;
-	struct disk *disk;
+/* One request queue and the block-layer queue behind it. */
+struct blk_queue {
+	struct virtio_blk *blk;
+	unsigned int index;
 	struct disk_queue *dq;
 	bool watched;
 	pthread_mutex_t lock; /* everything below */
@@ -57,7 +64,14 @@ struct virtio_blk {
 	struct iovec iov[VIRTIO_BLK_POP_SEGS];
 };
 
-static const uint16_t virtio_blk_qmax[] = {VIRTIO_BLK_QSIZE};
+struct virtio_blk {
+	struct virtio_pci *vp;
+	struct iothread *io;
+	struct disk *disk;
+	unsigned int nq;
+	struct blk_queue *q; /* [nq] */
+	uint16_t qmax[VIRTIO_BLK_MAX_QUEUES];
+};
 
 static uint64_t get_le(const uint8_t *p, unsigned int len)
 {
@@ -74,54 +88,54 @@ static void put_le(uint8_t *p, unsigned int len, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* ---- request slots and completions (blk->lock held) ---- */
+/* ---- request slots and completions (bq->lock held) ---- */
 
-static struct blk_req *blk_req_get(struct virtio_blk *blk)
+static struct blk_req *blk_req_get(struct blk_queue *bq)
 {
 	struct blk_req *r;
 
-	if (blk->free_head < 0)
+	if (bq->free_head < 0)
 		return NULL;
-	r = &blk->reqs[blk->free_head];
-	blk->free_head = r->next_free;
+	r = &bq->reqs[bq->free_head];
+	bq->free_head = r->next_free;
 	return r;
 }
 
-static void blk_req_put(struct virtio_blk *blk, struct blk_req *r)
+static void blk_req_put(struct blk_queue *bq, struct blk_req *r)
 {
-	r->next_free = blk->free_head;
-	blk->free_head = (int)(r - blk->reqs);
+	r->next_free = bq->free_head;
+	bq->free_head = (int)(r - bq->reqs);
 }
 
-static void blk_slots_init(struct virtio_blk *blk)
+static void blk_slots_init(struct blk_queue *bq)
 {
 	for (int i = 0; i < VIRTIO_BLK_QSIZE; i++) {
-		blk->reqs[i].blk = blk;
-		blk->reqs[i].next_free = i + 1 < VIRTIO_BLK_QSIZE ? i + 1 : -1;
+		bq->reqs[i].bq = bq;
+		bq->reqs[i].next_free = i + 1 < VIRTIO_BLK_QSIZE ? i + 1 : -1;
 	}
-	blk->free_head = 0;
+	bq->free_head = 0;
 }
 
 /* Writes the status byte and queues the chain for the used ring. */
-static void blk_finish(struct virtio_blk *blk, uint16_t head, uint8_t *status, uint8_t s,
+static void blk_finish(struct blk_queue *bq, uint16_t head, uint8_t *status, uint8_t s,
 		       uint32_t written)
 {
 	if (status)
 		*status = s;
-	if (blk->ndone < VIRTIO_BLK_QSIZE)
-		blk->done[blk->ndone++] = (struct virtq_used_elem){head, status ? written : 0};
+	if (bq->ndone < VIRTIO_BLK_QSIZE)
+		bq->done[bq->ndone++] = (struct virtq_used_elem){head, status ? written : 0};
 }
 
 static void blk_done(void *opaque, int result)
 {
 	struct blk_req *r = opaque;
-	struct virtio_blk *blk = r->blk;
+	struct blk_queue *bq = r->bq;
 
 	if (result)
 		log_debug("virtio-blk: request failed: %s", strerror(-result));
-	blk_finish(blk, r->head, r->status, result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
+	blk_finish(bq, r->head, r->status, result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
 		   result ? 1 : r->written);
-	blk_req_put(blk, r);
+	blk_req_put(bq, r);
 }
 
 /* ---- parsing the chain ---- */
@@ -200,7 +214,7 @@ static bool blk_has(const struct blk_ctx *c, unsigned int bit)
 }
 
 /* Returns a status to report now, or -1 after handing the request to the block layer. */
-static int blk_submit(struct virtio_blk *blk, struct blk_req *r, int ret)
+static int blk_submit(struct blk_queue *bq, struct blk_req *r, int ret)
 {
 	if (ret == -EAGAIN)
 		return -EAGAIN;
@@ -211,7 +225,7 @@ static int blk_submit(struct virtio_blk *blk, struct blk_req *r, int ret)
 	return -1;
 }
 
-static int blk_rw(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_req *r)
+static int blk_rw(struct blk_queue *bq, const struct blk_ctx *c, struct blk_req *r)
 {
 	const struct virtq_elem *e = c->e;
 	struct iovec iov[DISK_IOV_MAX];
@@ -219,25 +233,26 @@ static int blk_rw(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_re
 	uint64_t len;
 	int cnt, ret;
 
-	if (write && blk->disk->read_only)
+	if (write && bq->blk->disk->read_only)
 		return VIRTIO_BLK_S_IOERR;
 	if (write)
 		ret = blk_collect(e->iov, e->out_num, VIRTIO_BLK_HDR_SIZE, 0, iov, &cnt, &len);
 	else
 		ret = blk_collect(e->iov + e->out_num, e->in_num, 0, 1, iov, &cnt, &len);
-	if (ret || len % DISK_SECTOR_SIZE || !blk_in_range(blk, c->sector, len / DISK_SECTOR_SIZE))
+	if (ret || len % DISK_SECTOR_SIZE ||
+	    !blk_in_range(bq->blk, c->sector, len / DISK_SECTOR_SIZE))
 		return VIRTIO_BLK_S_IOERR;
 	if (!len)
 		return VIRTIO_BLK_S_OK;
 	r->written = write ? 1 : (uint32_t)len + 1;
 	if (write)
-		ret = disk_writev(blk->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
+		ret = disk_writev(bq->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
 	else
-		ret = disk_readv(blk->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
-	return blk_submit(blk, r, ret);
+		ret = disk_readv(bq->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
+	return blk_submit(bq, r, ret);
 }
 
-static int blk_get_id(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_req *r)
+static int blk_get_id(struct blk_queue *bq, const struct blk_ctx *c, struct blk_req *r)
 {
 	const struct virtq_elem *e = c->e;
 	struct iovec iov[DISK_IOV_MAX];
@@ -248,7 +263,7 @@ static int blk_get_id(struct virtio_blk *blk, const struct blk_ctx *c, struct bl
 	if (blk_collect(e->iov + e->out_num, e->in_num, 0, 1, iov, &cnt, &len))
 		return VIRTIO_BLK_S_IOERR;
 	memset(id, 0, sizeof(id));
-	disk_get_id(blk->disk, id, sizeof(id));
+	disk_get_id(bq->blk->disk, id, sizeof(id));
 	for (int i = 0; i < cnt && done < sizeof(id); i++) {
 		size_t n = iov[i].iov_len < sizeof(id) - done ? iov[i].iov_len : sizeof(id) - done;
 
@@ -260,7 +275,7 @@ static int blk_get_id(struct virtio_blk *blk, const struct blk_ctx *c, struct bl
 }
 
 /* One segment of struct virtio_blk_discard_write_zeroes, checked (5.2.6.2). */
-static int blk_dwz(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_req *r)
+static int blk_dwz(struct blk_queue *bq, const struct blk_ctx *c, struct blk_req *r)
 {
 	const struct virtq_elem *e = c->e;
 	bool discard = c->type == VIRTIO_BLK_T_DISCARD;
@@ -271,7 +286,7 @@ static int blk_dwz(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_r
 
 	if (!blk_has(c, discard ? VIRTIO_BLK_F_DISCARD : VIRTIO_BLK_F_WRITE_ZEROES))
 		return VIRTIO_BLK_S_UNSUPP;
-	if (blk->disk->read_only)
+	if (bq->blk->disk->read_only)
 		return VIRTIO_BLK_S_IOERR;
 	/* exactly one segment: max_discard_seg and max_write_zeroes_seg are 1 */
 	if (e->out_len != VIRTIO_BLK_HDR_SIZE + VIRTIO_BLK_DWZ_SEG_SIZE ||
@@ -283,105 +298,105 @@ static int blk_dwz(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_r
 	/* unknown flags, and unmap on a discard, are unsupported (5.2.6.2) */
 	if ((flags & ~VIRTIO_BLK_WZ_UNMAP) || (discard && flags))
 		return VIRTIO_BLK_S_UNSUPP;
-	if (n > VIRTIO_BLK_MAX_DWZ_SECTORS || !blk_in_range(blk, sector, n))
+	if (n > VIRTIO_BLK_MAX_DWZ_SECTORS || !blk_in_range(bq->blk, sector, n))
 		return VIRTIO_BLK_S_IOERR;
 	if (!n)
 		return VIRTIO_BLK_S_OK;
 	r->written = 1;
 	if (discard)
-		ret = disk_discard(blk->dq, sector * DISK_SECTOR_SIZE, n * DISK_SECTOR_SIZE,
+		ret = disk_discard(bq->dq, sector * DISK_SECTOR_SIZE, n * DISK_SECTOR_SIZE,
 				   blk_done, r);
 	else
-		ret = disk_write_zeroes(blk->dq, sector * DISK_SECTOR_SIZE, n * DISK_SECTOR_SIZE,
+		ret = disk_write_zeroes(bq->dq, sector * DISK_SECTOR_SIZE, n * DISK_SECTOR_SIZE,
 					blk_done, r);
-	return blk_submit(blk, r, ret);
+	return blk_submit(bq, r, ret);
 }
 
-static int blk_dispatch(struct virtio_blk *blk, const struct blk_ctx *c, struct blk_req *r)
+static int blk_dispatch(struct blk_queue *bq, const struct blk_ctx *c, struct blk_req *r)
 {
 	switch (c->type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
-		return blk_rw(blk, c, r);
+		return blk_rw(bq, c, r);
 	case VIRTIO_BLK_T_FLUSH:
 		if (!blk_has(c, VIRTIO_BLK_F_FLUSH))
 			return VIRTIO_BLK_S_UNSUPP;
 		r->written = 1;
-		return blk_submit(blk, r, disk_flush(blk->dq, blk_done, r));
+		return blk_submit(bq, r, disk_flush(bq->dq, blk_done, r));
 	case VIRTIO_BLK_T_GET_ID:
-		return blk_get_id(blk, c, r);
+		return blk_get_id(bq, c, r);
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		return blk_dwz(blk, c, r);
+		return blk_dwz(bq, c, r);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
 	}
 }
 
 /*
- * Starts the chain in blk->elem. Returns -EAGAIN when the block layer is
- * full (the chain stays in blk->elem), 0 once it is in flight or finished.
+ * Starts the chain in bq->elem. Returns -EAGAIN when the block layer is
+ * full (the chain stays in bq->elem), 0 once it is in flight or finished.
  */
-static int blk_start(struct virtio_blk *blk, uint64_t features)
+static int blk_start(struct blk_queue *bq, uint64_t features)
 {
-	const struct virtq_elem *e = &blk->elem;
+	const struct virtq_elem *e = &bq->elem;
 	uint8_t hdr[VIRTIO_BLK_HDR_SIZE], *status;
 	struct blk_ctx c = {.e = e, .features = features};
 	struct blk_req *r;
 	int s;
 
 	if (!e->in_num) { /* nowhere to put a status: give the chain back untouched */
-		blk_finish(blk, e->head, NULL, 0, 0);
+		blk_finish(bq, e->head, NULL, 0, 0);
 		return 0;
 	}
 	status = (uint8_t *)e->iov[e->out_num + e->in_num - 1].iov_base +
 		 e->iov[e->out_num + e->in_num - 1].iov_len - 1;
 	if (!blk_gather(e->iov, e->out_num, 0, hdr, sizeof(hdr))) {
-		blk_finish(blk, e->head, status, VIRTIO_BLK_S_IOERR, 1);
+		blk_finish(bq, e->head, status, VIRTIO_BLK_S_IOERR, 1);
 		return 0;
 	}
 	c.type = (uint32_t)get_le(hdr, 4);
 	c.sector = get_le(hdr + 8, 8);
-	r = blk_req_get(blk);
+	r = blk_req_get(bq);
 	if (!r)
 		return -EAGAIN;
 	r->head = e->head;
 	r->status = status;
 	r->written = 1;
-	s = blk_dispatch(blk, &c, r);
+	s = blk_dispatch(bq, &c, r);
 	if (s == -EAGAIN || s >= 0)
-		blk_req_put(blk, r);
+		blk_req_put(bq, r);
 	if (s >= 0)
-		blk_finish(blk, e->head, status, (uint8_t)s, s == VIRTIO_BLK_S_OK ? r->written : 1);
+		blk_finish(bq, e->head, status, (uint8_t)s, s == VIRTIO_BLK_S_OK ? r->written : 1);
 	return s == -EAGAIN ? -EAGAIN : 0;
 }
 
 /* ---- the queue ---- */
 
-static void blk_push_done(struct virtio_blk *blk, struct virtq *vq)
+static void blk_push_done(struct blk_queue *bq, struct virtq *vq)
 {
-	if (blk->ndone && virtq_push_batch(vq, blk->done, blk->ndone))
-		log_warn("virtio-blk: used ring push failed");
-	blk->ndone = 0;
+	if (bq->ndone && virtq_push_batch(vq, bq->done, bq->ndone))
+		log_warn("virtio-blk: queue %u: used ring push failed", bq->index);
+	bq->ndone = 0;
 }
 
 /* Pops and starts up to a batch of chains; returns virtq_pop()'s last result. */
-static int blk_pop_batch(struct virtio_blk *blk, struct virtq *vq, uint64_t f, struct error *err)
+static int blk_pop_batch(struct blk_queue *bq, struct virtq *vq, uint64_t f, struct error *err)
 {
 	int ret = 1;
 
-	if (blk->pending) {
-		if (blk_start(blk, f) == -EAGAIN)
+	if (bq->pending) {
+		if (blk_start(bq, f) == -EAGAIN)
 			return 0;
-		blk->pending = false;
+		bq->pending = false;
 	}
 	for (unsigned int i = 0; i < VIRTIO_BLK_BATCH; i++) {
-		blk->elem = (struct virtq_elem){.iov = blk->iov, .max_segs = VIRTIO_BLK_POP_SEGS};
-		ret = virtq_pop(vq, &blk->elem, err);
+		bq->elem = (struct virtq_elem){.iov = bq->iov, .max_segs = VIRTIO_BLK_POP_SEGS};
+		ret = virtq_pop(vq, &bq->elem, err);
 		if (ret <= 0)
 			return ret;
-		if (blk_start(blk, f) == -EAGAIN) {
-			blk->pending = true;
+		if (blk_start(bq, f) == -EAGAIN) {
+			bq->pending = true;
 			return 0; /* a completion kicks us again */
 		}
 	}
@@ -391,15 +406,19 @@ static int blk_pop_batch(struct virtio_blk *blk, struct virtq *vq, uint64_t f, s
 static void virtio_blk_notify(struct virtio_pci *vp, unsigned int q, struct virtq *vq)
 {
 	struct virtio_blk *blk = virtio_pci_opaque(vp);
+	struct blk_queue *bq;
 	struct error err = {0};
 	int ret;
 
-	pthread_mutex_lock(&blk->lock);
-	ret = blk_pop_batch(blk, vq, virtio_pci_features(vp), &err);
-	if (disk_queue_submit(blk->dq))
-		log_warn("virtio-blk: submitting requests failed");
-	blk_push_done(blk, vq);
-	pthread_mutex_unlock(&blk->lock);
+	if (q >= blk->nq)
+		return;
+	bq = &blk->q[q];
+	pthread_mutex_lock(&bq->lock);
+	ret = blk_pop_batch(bq, vq, virtio_pci_features(vp), &err);
+	if (disk_queue_submit(bq->dq))
+		log_warn("virtio-blk: queue %u: submitting requests failed", q);
+	blk_push_done(bq, vq);
+	pthread_mutex_unlock(&bq->lock);
 	virtio_pci_queue_used(vp, q);
 	if (ret < 0)
 		virtio_pci_needs_reset(vp, err.msg);
@@ -407,30 +426,46 @@ static void virtio_blk_notify(struct virtio_pci *vp, unsigned int q, struct virt
 		virtio_pci_queue_kick(vp, q); /* more later, after the other handlers */
 }
 
-/* The disk queue's eventfd (I/O thread): run callbacks, then let the notify handler push. */
+/* A disk queue's eventfd (I/O thread): run callbacks, then let the notify handler push. */
 static void virtio_blk_complete(void *opaque, uint32_t events)
 {
-	struct virtio_blk *blk = opaque;
+	struct blk_queue *bq = opaque;
 	int n;
 
-	pthread_mutex_lock(&blk->lock);
-	n = disk_queue_complete(blk->dq);
-	pthread_mutex_unlock(&blk->lock);
+	pthread_mutex_lock(&bq->lock);
+	n = disk_queue_complete(bq->dq);
+	pthread_mutex_unlock(&bq->lock);
 	if (n > 0)
-		virtio_pci_queue_kick(blk->vp, 0);
+		virtio_pci_queue_kick(bq->blk->vp, bq->index);
 }
 
-/* Queues are already reset: what was in flight finishes, and nothing is pushed. */
+/* What was in flight finishes, and nothing is pushed. */
+static void blk_queue_quiesce(struct blk_queue *bq)
+{
+	pthread_mutex_lock(&bq->lock);
+	if (bq->dq)
+		disk_queue_drain(bq->dq);
+	bq->ndone = 0;
+	bq->pending = false;
+	pthread_mutex_unlock(&bq->lock);
+}
+
+/* Queues are already reset. */
 static void virtio_blk_reset(struct virtio_pci *vp)
 {
 	struct virtio_blk *blk = virtio_pci_opaque(vp);
 
-	pthread_mutex_lock(&blk->lock);
-	if (blk->dq)
-		disk_queue_drain(blk->dq);
-	blk->ndone = 0;
-	blk->pending = false;
-	pthread_mutex_unlock(&blk->lock);
+	for (unsigned int i = 0; i < blk->nq; i++)
+		blk_queue_quiesce(&blk->q[i]);
+}
+
+/* One queue reset alone (VIRTIO_F_RING_RESET): the others keep going. */
+static void virtio_blk_queue_reset(struct virtio_pci *vp, unsigned int q)
+{
+	struct virtio_blk *blk = virtio_pci_opaque(vp);
+
+	if (q < blk->nq)
+		blk_queue_quiesce(&blk->q[q]);
 }
 
 /* ---- configuration (5.2.4) ---- */
@@ -444,6 +479,9 @@ static void virtio_blk_config_read(struct virtio_pci *vp, uint32_t off, uint8_t 
 	put_le(cfg + VIRTIO_BLK_CFG_CAPACITY, 8, blk->disk->sectors);
 	put_le(cfg + VIRTIO_BLK_CFG_SEG_MAX, 4, VIRTIO_BLK_SEG_MAX);
 	put_le(cfg + VIRTIO_BLK_CFG_BLK_SIZE, 4, bs);
+	/* only there with VIRTIO_BLK_F_MQ: a single-queue device reads 0, as before */
+	if (blk->nq > 1)
+		put_le(cfg + VIRTIO_BLK_CFG_NUM_QUEUES, 2, blk->nq);
 	put_le(cfg + VIRTIO_BLK_CFG_MAX_DISCARD, 4, VIRTIO_BLK_MAX_DWZ_SECTORS);
 	put_le(cfg + VIRTIO_BLK_CFG_DISCARD_SEG, 4, 1);
 	put_le(cfg + VIRTIO_BLK_CFG_DISCARD_ALIGN, 4, bs / DISK_SECTOR_SIZE);
@@ -458,6 +496,7 @@ static const struct virtio_device_ops virtio_blk_ops = {
 	.config_read = virtio_blk_config_read,
 	.queue_notify = virtio_blk_notify,
 	.reset = virtio_blk_reset,
+	.queue_reset = virtio_blk_queue_reset,
 };
 
 /* ---- life cycle ---- */
@@ -465,12 +504,12 @@ static const struct virtio_device_ops virtio_blk_ops = {
 static int blk_open(struct virtio_blk *blk, const struct virtio_blk_opts *o, struct error *err)
 {
 	struct disk_opts d = {.read_only = o->read_only, .direct = o->direct, .id = o->id};
-	struct disk_queue_opts q = {0};
+	struct disk_queue_opts qo = {0};
 	int ret = disk_open(&blk->disk, o->path, &d, err);
 
-	if (ret)
-		return ret;
-	return disk_queue_new(&blk->dq, blk->disk, &q, err);
+	for (unsigned int i = 0; !ret && i < blk->nq; i++)
+		ret = disk_queue_new(&blk->q[i].dq, blk->disk, &qo, err);
+	return ret;
 }
 
 static uint64_t blk_features(const struct virtio_blk *blk)
@@ -479,6 +518,8 @@ static uint64_t blk_features(const struct virtio_blk *blk)
 		     1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |
 		     1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
 
+	if (blk->nq > 1)
+		f |= 1ULL << VIRTIO_BLK_F_MQ;
 	return blk->disk->read_only ? f | 1ULL << VIRTIO_BLK_F_RO : f;
 }
 
@@ -486,41 +527,71 @@ static int blk_register(struct virtio_blk *blk, struct pci_root *root, struct er
 {
 	int ret = virtio_pci_register(blk->vp, root, err);
 
-	if (ret)
-		return ret;
-	ret = iothread_add_fd(blk->io, disk_queue_eventfd(blk->dq), EPOLLIN, virtio_blk_complete,
-			      blk);
-	if (ret)
-		return error_set(err, -ret, "virtio-blk: I/O thread: %s", strerror(-ret));
-	blk->watched = true;
-	return 0;
+	for (unsigned int i = 0; !ret && i < blk->nq; i++) {
+		struct blk_queue *bq = &blk->q[i];
+
+		ret = iothread_add_fd(blk->io, disk_queue_eventfd(bq->dq), EPOLLIN,
+				      virtio_blk_complete, bq);
+		if (ret)
+			return error_set(err, -ret, "virtio-blk: I/O thread: %s", strerror(-ret));
+		bq->watched = true;
+	}
+	return ret;
+}
+
+/* The structure and its queues, before anything is opened. */
+static struct virtio_blk *blk_alloc(const struct virtio_blk_opts *opts, struct error *err)
+{
+	unsigned int nq = opts->queues ? opts->queues : 1;
+	struct virtio_blk *blk;
+
+	if (nq > VIRTIO_BLK_MAX_QUEUES) {
+		error_set(err, EINVAL, "virtio-blk: %u queues (at most %u)", nq,
+			  VIRTIO_BLK_MAX_QUEUES);
+		return NULL;
+	}
+	blk = calloc(1, sizeof(*blk));
+	if (blk)
+		blk->q = calloc(nq, sizeof(*blk->q));
+	if (!blk || !blk->q) {
+		free(blk);
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	blk->nq = nq;
+	for (unsigned int i = 0; i < nq; i++) {
+		struct blk_queue *bq = &blk->q[i];
+
+		bq->blk = blk;
+		bq->index = i;
+		pthread_mutex_init(&bq->lock, NULL);
+		blk_slots_init(bq);
+		blk->qmax[i] = VIRTIO_BLK_QSIZE;
+	}
+	return blk;
 }
 
 struct virtio_blk *virtio_blk_create(const struct virtio_pci_host *host, struct pci_root *root,
 				     const struct virtio_blk_opts *opts, struct error *err)
 {
-	struct virtio_blk *blk = calloc(1, sizeof(*blk));
+	struct virtio_blk *blk = blk_alloc(opts, err);
 	struct virtio_device_info info = {
 		.name = "virtio-blk",
 		.device_id = VIRTIO_ID_BLOCK,
 		.class_code = VIRTIO_BLK_CLASS,
 		.config_size = VIRTIO_BLK_CFG_SIZE,
-		.num_queues = VIRTIO_BLK_QUEUES,
-		.queue_max = virtio_blk_qmax,
 		.ops = &virtio_blk_ops,
 		.opaque = blk,
 	};
 
-	if (!blk) {
-		error_set(err, ENOMEM, "out of memory");
+	if (!blk)
 		return NULL;
-	}
-	pthread_mutex_init(&blk->lock, NULL);
-	blk_slots_init(blk);
 	blk->io = host->io;
 	if (blk_open(blk, opts, err))
 		goto fail;
 	info.features = blk_features(blk);
+	info.num_queues = blk->nq;
+	info.queue_max = blk->qmax;
 	blk->vp = virtio_pci_create(&info, host, err);
 	if (!blk->vp || blk_register(blk, root, err))
 		goto fail;
@@ -532,23 +603,30 @@ fail:
 
 void virtio_blk_drain(struct virtio_blk *blk)
 {
-	pthread_mutex_lock(&blk->lock);
-	disk_queue_drain(blk->dq);
-	pthread_mutex_unlock(&blk->lock);
+	for (unsigned int i = 0; i < blk->nq; i++) {
+		struct blk_queue *bq = &blk->q[i];
+
+		pthread_mutex_lock(&bq->lock);
+		disk_queue_drain(bq->dq);
+		pthread_mutex_unlock(&bq->lock);
+	}
 }
 
 void virtio_blk_destroy(struct virtio_blk *blk)
 {
 	if (!blk)
 		return;
-	if (blk->watched)
-		iothread_remove_fd(blk->io, disk_queue_eventfd(blk->dq));
+	for (unsigned int i = 0; i < blk->nq; i++)
+		if (blk->q[i].watched)
+			iothread_remove_fd(blk->io, disk_queue_eventfd(blk->q[i].dq));
 	virtio_pci_destroy(blk->vp);
-	if (blk->dq)
-		disk_queue_free(blk->dq);
+	for (unsigned int i = 0; i < blk->nq; i++) {
+		disk_queue_free(blk->q[i].dq);
+		pthread_mutex_destroy(&blk->q[i].lock);
+	}
 	if (blk->disk)
 		disk_close(blk->disk);
-	pthread_mutex_destroy(&blk->lock);
+	free(blk->q);
 	free(blk);
 }
 

@@ -8,10 +8,11 @@
 #include "virtio_pci.h"
 
 /*
- * virtio-blk (virtio 1.2, section 5.2): device ID 2, one request queue, on
- * a raw image through the block layer (src/vmm/block). Requests are
- * submitted from the queue's notify handler on the I/O thread and complete
- * there too, through the disk queue's eventfd.
+ * virtio-blk (virtio 1.2, section 5.2): device ID 2, on a raw image through
+ * the block layer (src/vmm/block). One request queue, or with queues > 1
+ * VIRTIO_BLK_F_MQ and that many, each on a disk queue of its own. Requests
+ * are submitted from a queue's notify handler on the I/O thread and
+ * complete there too, through that disk queue's eventfd.
  *
  * Discard and write-zeroes take one segment per request (max_*_seg = 1):
  * that keeps one guest request one block-layer request.
@@ -29,6 +30,7 @@
 #define VIRTIO_BLK_F_RO		  5
 #define VIRTIO_BLK_F_BLK_SIZE	  6
 #define VIRTIO_BLK_F_FLUSH	  9
+#define VIRTIO_BLK_F_MQ		  12
 #define VIRTIO_BLK_F_DISCARD	  13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
 
@@ -53,6 +55,7 @@
 #define VIRTIO_BLK_CFG_CAPACITY	     0
 #define VIRTIO_BLK_CFG_SEG_MAX	     12
 #define VIRTIO_BLK_CFG_BLK_SIZE	     20
+#define VIRTIO_BLK_CFG_NUM_QUEUES    34 /* u16, with VIRTIO_BLK_F_MQ */
 #define VIRTIO_BLK_CFG_MAX_DISCARD   36
 #define VIRTIO_BLK_CFG_DISCARD_SEG   40
 #define VIRTIO_BLK_CFG_DISCARD_ALIGN 44

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../common/log.h"
@@ -44,8 +45,15 @@ struct virtio_pci {
 	uint8_t status;
 	uint8_t generation;
 	uint8_t isr;
-	bool warned; /* a guest that breaks the device in a loop must not flood the log */
-	int pcicfg;  /* offset of the PCI_CFG capability */
+	/*
+	 * Needs-reset warnings: a guest that breaks and resets the device in a
+	 * loop must not flood the log, so at most VIRTIO_PCI_LOG_BURST per
+	 * VIRTIO_PCI_LOG_WINDOW_S seconds; the rest go to debug and are counted.
+	 */
+	uint64_t log_window; /* start of the current window, monotonic seconds */
+	unsigned int log_count;
+	unsigned int log_suppressed;
+	int pcicfg; /* offset of the PCI_CFG capability */
 
 	struct virtio_pci_queue *q; /* [info.num_queues] */
 };
@@ -92,15 +100,46 @@ static void vp_config_interrupt(struct virtio_pci *vp)
 	vp_signal_vector(vp, vp->msix_config);
 }
 
+static uint64_t vp_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/* One warning if the window has room for it; *suppressed: how many were dropped before it. */
+static bool vp_log_allowed(struct virtio_pci *vp, unsigned int *suppressed)
+{
+	uint64_t now = vp_now_s();
+
+	if (now - vp->log_window >= VIRTIO_PCI_LOG_WINDOW_S) {
+		vp->log_window = now;
+		vp->log_count = 0;
+	}
+	if (vp->log_count >= VIRTIO_PCI_LOG_BURST) {
+		vp->log_suppressed++;
+		return false;
+	}
+	vp->log_count++;
+	*suppressed = vp->log_suppressed;
+	vp->log_suppressed = 0;
+	return true;
+}
+
 void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why)
 {
+	unsigned int dropped = 0;
+
 	if (vp->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
 		return;
-	if (!vp->warned)
-		log_warn("%s: %s; device needs reset", vp->info.name, why);
-	else
+	if (!vp_log_allowed(vp, &dropped))
 		log_debug("%s: %s; device needs reset", vp->info.name, why);
-	vp->warned = true;
+	else if (dropped)
+		log_warn("%s: %s; device needs reset (%u earlier ones not logged)", vp->info.name,
+			 why, dropped);
+	else
+		log_warn("%s: %s; device needs reset", vp->info.name, why);
 	vp->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
 	vp_config_interrupt(vp);
 }
@@ -237,6 +276,23 @@ static void vp_queue_enable(struct virtio_pci *vp, struct virtio_pci_queue *q, u
 		virtio_pci_queue_kick(vp, q->index);
 }
 
+/*
+ * queue_reset (VIRTIO_F_RING_RESET, 4.1.4.3, 2.6.1): the queue stops,
+ * forgets its rings, indices, size and vector and reads as disabled until
+ * the driver enables it again; the other queues and the device status are
+ * untouched. The reset is complete when the write returns, so queue_reset
+ * reads back 0 at once: it reads 1 only while a reset is in progress, and
+ * drivers (Linux among them) poll for 0.
+ */
+static void vp_queue_ring_reset(struct virtio_pci *vp, struct virtio_pci_queue *q, uint16_t val)
+{
+	if (val != 1 || !(vp->accepted & (1ULL << VIRTIO_F_RING_RESET)))
+		return;
+	vp_queue_reset(q);
+	if (vp->info.ops->queue_reset)
+		vp->info.ops->queue_reset(vp, q->index);
+}
+
 static void vp_set_half(uint64_t *reg, unsigned int half, uint32_t val)
 {
 	unsigned int shift = 32 * half;
@@ -263,6 +319,10 @@ static void vp_queue_write(struct virtio_pci *vp, uint32_t off, uint32_t val)
 	}
 	if (off == VIRTIO_PCI_COMMON_Q_ENABLE) {
 		vp_queue_enable(vp, q, (uint16_t)val);
+		return;
+	}
+	if (off == VIRTIO_PCI_COMMON_Q_RESET) {
+		vp_queue_ring_reset(vp, q, (uint16_t)val);
 		return;
 	}
 	if (q->enabled)
@@ -737,12 +797,16 @@ struct virtio_pci *virtio_pci_create(const struct virtio_device_info *info,
 	}
 	pthread_mutex_init(&vp->lock, NULL);
 	vp->info = *info;
+	vp->log_window = vp_now_s();
 	vp->host = *host;
 	vp->pcicfg = -1;
 	for (unsigned int i = 0; i < info->num_queues; i++)
 		vp->q[i].efd = -1;
 	vp->offered = info->features | 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC |
 		      1ULL << VIRTIO_F_EVENT_IDX;
+	/* Only a device that knows how to let go of one queue's requests can reset it alone. */
+	if (info->ops->queue_reset)
+		vp->offered |= 1ULL << VIRTIO_F_RING_RESET;
 	if (vp_init_queues(vp, err) || vp_init_pci(vp, err)) {
 		virtio_pci_destroy(vp);
 		return NULL;

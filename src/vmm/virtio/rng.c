@@ -88,8 +88,14 @@ static void virtio_rng_notify(struct virtio_pci *vp, unsigned int q, struct virt
 		virtio_pci_queue_kick(vp, q); /* more later, after the other handlers */
 }
 
+/* Requests are served whole inside the notify handler: a reset queue has nothing in flight. */
+static void virtio_rng_queue_reset(struct virtio_pci *vp, unsigned int q)
+{
+}
+
 static const struct virtio_device_ops virtio_rng_ops = {
 	.queue_notify = virtio_rng_notify,
+	.queue_reset = virtio_rng_queue_reset,
 };
 
 struct virtio_rng *virtio_rng_create(const struct virtio_pci_host *host, struct pci_root *root,

@@ -33,7 +33,10 @@
  *
  * A driver that breaks the protocol (bad ring addresses, a malformed ring,
  * a status bit cleared) gets DEVICE_NEEDS_RESET and a configuration change
- * interrupt; the device then processes nothing until it is reset.
+ * interrupt; the device then processes nothing until it is reset. Each such
+ * fault is logged as one warning naming it, rate-limited per device
+ * (VIRTIO_PCI_LOG_BURST per VIRTIO_PCI_LOG_WINDOW_S), so a guest cannot
+ * flood the log by breaking and resetting the device in a loop.
  */
 
 /* Device status (2.1) */
@@ -45,13 +48,17 @@
 #define VIRTIO_STATUS_FAILED		 0x80
 
 /* Reserved feature bits (6) */
-#define VIRTIO_F_VERSION_1 32
+#define VIRTIO_F_VERSION_1  32
+#define VIRTIO_F_RING_RESET 40 /* queue_reset: one queue reset alone (4.1.4.3) */
 
 #define VIRTIO_PCI_VENDOR      0x1af4
 #define VIRTIO_PCI_DEVICE_BASE 0x1040
 #define VIRTIO_PCI_SUBSYS_BASE 0x40 /* non-transitional: subsystem ID 0x40 or higher */
 #define VIRTIO_MSI_NO_VECTOR   0xffff
 #define VIRTIO_PCI_MAX_QUEUES  64
+/* At most this many needs-reset warnings per device and window; the rest are debug. */
+#define VIRTIO_PCI_LOG_BURST	32
+#define VIRTIO_PCI_LOG_WINDOW_S 60
 /* MSI-X vectors of a device with nq queues: one each, plus configuration changes. */
 #define VIRTIO_PCI_MSIX_VECTORS(nq) ((nq) + 1)
 
@@ -135,6 +142,13 @@ struct virtio_device_ops {
 	void (*queue_notify)(struct virtio_pci *vp, unsigned int q, struct virtq *vq);
 	/* Optional: the device was reset (status 0, or a PCI reset); queues are already reset. */
 	void (*reset)(struct virtio_pci *vp);
+	/*
+	 * Optional: queue q alone was reset through queue_reset
+	 * (VIRTIO_F_RING_RESET) and is already reset; let what is in flight
+	 * on it finish without pushing it, the driver is reclaiming the ring.
+	 * The transport offers VIRTIO_F_RING_RESET only to devices that have it.
+	 */
+	void (*queue_reset)(struct virtio_pci *vp, unsigned int q);
 };
 
 struct virtio_device_info {
@@ -184,7 +198,8 @@ void virtio_pci_queue_used(struct virtio_pci *vp, unsigned int q);
  * eventfd), so work that starts elsewhere can hand itself to the I/O thread.
  */
 void virtio_pci_queue_kick(struct virtio_pci *vp, unsigned int q);
-/* The driver broke the protocol: DEVICE_NEEDS_RESET and a config interrupt. */
+/* The driver broke the protocol: DEVICE_NEEDS_RESET, a config interrupt, one (rate-limited)
+ * warning. */
 void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why);
 /* Device configuration changed: new generation and a config interrupt. */
 void virtio_pci_config_changed(struct virtio_pci *vp);
