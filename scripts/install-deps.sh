@@ -9,6 +9,7 @@ PACKAGES=(
 	libcriterion-dev acpica-tools python3
 	liburing-dev # the block layer's io_uring engine
 	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
+	iproute2 iputils-ping # virtio-net tests: network namespaces, taps, pings
 )
 
 missing=()
