@@ -10,8 +10,8 @@ PACKAGES=(
 	liburing-dev # the block layer's io_uring engine
 	libmicrohttpd-dev libjansson-dev # the control API: HTTP server and JSON
 	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
-	iproute2        # tap devices and network namespaces for the network tests
-	e2fsprogs       # the e2e test's ext4 image (mkfs.ext4 -d, debugfs)
+	iproute2 iputils-ping # network tests: namespaces, taps, pings
+	e2fsprogs             # the e2e test's ext4 image (mkfs.ext4 -d, debugfs)
 )
 
 missing=()

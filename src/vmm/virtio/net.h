@@ -10,8 +10,67 @@
  * virtio-net (virtio 1.2, section 5.1): device ID 1 on a tap interface
  * opened with IFF_VNET_HDR (and IFF_MULTI_QUEUE for more than one queue
  * pair). Queues: receiveq/transmitq pairs, then the control queue.
+ *
+ * Frames cross between guest buffers and the tap with readv/writev, the
+ * virtio header included, without a copy of our own. One notification
+ * moves at most VIRTIO_NET_BATCH frames per queue; the rest waits for the
+ * next turn of the I/O thread, so a busy queue cannot starve the others.
  */
-#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_NET	       1
+#define VIRTIO_NET_QSIZE       256
+#define VIRTIO_NET_CTRL_QSIZE  64
+#define VIRTIO_NET_BATCH       64
+#define VIRTIO_NET_HDR_SIZE    12 /* struct virtio_net_hdr with num_buffers (VERSION_1) */
+#define VIRTIO_NET_CFG_SIZE    12
+#define VIRTIO_NET_DEFAULT_MTU 1500
+
+/* Feature bits (5.1.3) */
+#define VIRTIO_NET_F_CSUM		 0
+#define VIRTIO_NET_F_GUEST_CSUM		 1
+#define VIRTIO_NET_F_CTRL_GUEST_OFFLOADS 2
+#define VIRTIO_NET_F_MTU		 3
+#define VIRTIO_NET_F_MAC		 5
+#define VIRTIO_NET_F_GUEST_TSO4		 7
+#define VIRTIO_NET_F_GUEST_TSO6		 8
+#define VIRTIO_NET_F_GUEST_ECN		 9
+#define VIRTIO_NET_F_GUEST_UFO		 10
+#define VIRTIO_NET_F_HOST_TSO4		 11
+#define VIRTIO_NET_F_HOST_TSO6		 12
+#define VIRTIO_NET_F_HOST_ECN		 13
+#define VIRTIO_NET_F_HOST_UFO		 14
+#define VIRTIO_NET_F_MRG_RXBUF		 15
+#define VIRTIO_NET_F_STATUS		 16
+#define VIRTIO_NET_F_CTRL_VQ		 17
+#define VIRTIO_NET_F_CTRL_RX		 18
+#define VIRTIO_NET_F_CTRL_VLAN		 19
+#define VIRTIO_NET_F_CTRL_RX_EXTRA	 20
+#define VIRTIO_NET_F_GUEST_ANNOUNCE	 21
+#define VIRTIO_NET_F_MQ			 22
+#define VIRTIO_NET_F_CTRL_MAC_ADDR	 23
+
+/* Device configuration (5.1.4) */
+#define VIRTIO_NET_CFG_MAC	 0
+#define VIRTIO_NET_CFG_STATUS	 6
+#define VIRTIO_NET_CFG_MAX_PAIRS 8
+#define VIRTIO_NET_CFG_MTU	 10
+#define VIRTIO_NET_S_LINK_UP	 1
+
+/* struct virtio_net_hdr (5.1.6) */
+#define VIRTIO_NET_HDR_NUM_BUFFERS 10
+
+/* Control queue (5.1.6.5): class, command, data... (readable), ack (writable) */
+#define VIRTIO_NET_OK			   0
+#define VIRTIO_NET_ERR			   1
+#define VIRTIO_NET_CTRL_RX		   0
+#define VIRTIO_NET_CTRL_RX_PROMISC	   0
+#define VIRTIO_NET_CTRL_RX_NOBCAST	   5
+#define VIRTIO_NET_CTRL_MAC		   1
+#define VIRTIO_NET_CTRL_MAC_TABLE_SET	   0
+#define VIRTIO_NET_CTRL_MAC_ADDR_SET	   1
+#define VIRTIO_NET_CTRL_MQ		   4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET	   0
+#define VIRTIO_NET_CTRL_GUEST_OFFLOADS	   5
+#define VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET 0
 
 struct virtio_net_opts {
 	const char *tap;	  /* interface name */
