@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -197,6 +198,7 @@ struct hammer {
 	struct rec_dev *dev;
 	volatile bool stop;
 	int misses;
+	int reads; /* atomic: the test waits for every reader to be going */
 };
 
 static void *hammer_main(void *arg)
@@ -207,6 +209,7 @@ static void *hammer_main(void *arg)
 	while (!h->stop) {
 		if (!bus_read(&bus, 0x100, &v, 1))
 			h->misses++;
+		__atomic_fetch_add(&h->reads, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
@@ -222,6 +225,10 @@ Test(bus, concurrent_readers_and_registration)
 		h[i] = (struct hammer){.dev = &fixed};
 		cr_assert_eq(pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
 	}
+	/* On a loaded machine the loop below could end before a reader ran at all. */
+	for (int i = 0; i < 4; i++)
+		while (!__atomic_load_n(&h[i].reads, __ATOMIC_RELAXED))
+			sched_yield();
 	/* Devices come and go around the one being read the whole time. */
 	for (int i = 0; i < 2000; i++) {
 		uint64_t base = 0x200 + 0x10 * (uint64_t)(i % 50);
