@@ -351,6 +351,7 @@ void run_serial_echo(void);
 void run_poweroff(void);
 void run_reboot(void);
 void run_pci(void);
+void run_clock_watch(void);
 void run_virtio_rng(void);
 void run_virtio_blk(void);
 void run_virtio_net(void);

@@ -18,6 +18,7 @@ static const struct {
 	{"boot", run_boot},
 	{"smp", run_smp},
 	{"timer", run_timer},
+	{"clock-watch", run_clock_watch},
 	{"serial-echo", run_serial_echo},
 	{"poweroff", run_poweroff},
 	{"reboot", run_reboot},

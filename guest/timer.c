@@ -53,30 +53,37 @@ static uint64_t kvmclock_read(void)
 	return t;
 }
 
-/* "ok", "absent" or the failure word. */
-static const char *check_kvmclock(void)
+#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
+
+/* A hypervisor that says KVM and offers kvmclock (KVM_FEATURE_CLOCKSOURCE2)? */
+static bool kvmclock_offered(void)
 {
 	uint32_t a, b, c, d;
 	char sig[12];
 
 	cpuid(1, 0, &a, &b, &c, &d);
 	if (!(c & (1u << 31)))
-		return "absent";
+		return false;
 	cpuid(0x40000000, 0, &a, &b, &c, &d);
 	memcpy(sig, &b, 4);
 	memcpy(sig + 4, &c, 4);
 	memcpy(sig + 8, &d, 4);
 	if (memcmp(sig, "KVMKVMKVM\0\0\0", 12) != 0 || a < 0x40000001)
-		return "absent";
+		return false;
 	cpuid(0x40000001, 0, &a, &b, &c, &d);
-	if (!(a & (1u << 3))) /* KVM_FEATURE_CLOCKSOURCE2 */
-		return "absent";
+	return a & (1u << 3);
+}
 
-	wrmsr_user(0x4b564d01, (uint64_t)&kvmclock | 1);
+/* "ok", "absent" or the failure word. */
+static const char *check_kvmclock(void)
+{
+	if (!kvmclock_offered())
+		return "absent";
+	wrmsr_user(MSR_KVM_SYSTEM_TIME_NEW, (uint64_t)&kvmclock | 1);
 	uint64_t t0 = kvmclock_read();
 	delay_us(2000);
 	uint64_t t1 = kvmclock_read();
-	wrmsr_user(0x4b564d01, 0);
+	wrmsr_user(MSR_KVM_SYSTEM_TIME_NEW, 0);
 	if (kvmclock.version == 0 && t0 == 0)
 		return "bad";
 	return t1 > t0 ? "ok" : "bad";
@@ -129,5 +136,50 @@ void run_timer(void)
 	line_kv_dec(&l, "lapic", lapic);
 	line_kv_dec(&l, "pit", pit);
 	line_kv_str(&l, "kvmclock", kc);
+	line_emit(&l);
+}
+
+/*
+ * test=clock-watch: reads kvmclock in a loop for watch_ms (default 3000) of
+ * kvmclock time and reports the longest step between two consecutive
+ * reads, and between the host TSC reads next to them. A VM paused for a
+ * while in the middle shows the pause in the TSC step but, when the VMM
+ * stops the guest's clock with its vCPUs, not in the kvmclock step.
+ *   BUNSHIN-TEST name=clock-watch result=ready       (the loop starts)
+ *   BUNSHIN-TEST name=clock-watch result=pass max_gap_us=N max_tsc_gap_us=N
+ *     reads=N
+ */
+void run_clock_watch(void)
+{
+	uint64_t watch_ms = 3000, t0, last, tsc_last, max_gap = 0, max_tsc_gap = 0, reads = 0;
+	uint64_t tsc_per_us = tsc_hz() / 1000000;
+	struct line l;
+
+	opt_u64("watch_ms", 10, &watch_ms);
+	if (!kvmclock_offered())
+		fail_and_poweroff("clock-watch", "no-kvmclock");
+	wrmsr_user(MSR_KVM_SYSTEM_TIME_NEW, (uint64_t)&kvmclock | 1);
+	line_init(&l);
+	line_str(&l, "BUNSHIN-TEST name=clock-watch result=ready");
+	line_emit(&l);
+	t0 = last = kvmclock_read();
+	tsc_last = rdtsc();
+	while (last - t0 < watch_ms * 1000000) {
+		uint64_t t = kvmclock_read(), tsc = rdtsc();
+
+		if (t - last > max_gap)
+			max_gap = t - last;
+		if (tsc - tsc_last > max_tsc_gap)
+			max_tsc_gap = tsc - tsc_last;
+		last = t;
+		tsc_last = tsc;
+		reads++;
+	}
+	wrmsr_user(MSR_KVM_SYSTEM_TIME_NEW, 0);
+	line_init(&l);
+	line_str(&l, "BUNSHIN-TEST name=clock-watch result=pass");
+	line_kv_dec(&l, "max_gap_us", max_gap / 1000);
+	line_kv_dec(&l, "max_tsc_gap_us", tsc_per_us ? max_tsc_gap / tsc_per_us : 0);
+	line_kv_dec(&l, "reads", reads);
 	line_emit(&l);
 }

@@ -104,6 +104,15 @@ struct machine {
 	atomic_int stop;
 	int stop_efd; /* written once a stop reason is recorded; the main thread polls it */
 
+	/*
+	 * Pause: the gate parks the vCPUs. life_lock keeps a pause or resume
+	 * (API thread) from overlapping a boot or a halt (main thread).
+	 */
+	struct vcpu_gate gate;
+	pthread_mutex_t life_lock;
+	bool paused;	       /* under life_lock */
+	uint64_t paused_clock; /* kvmclock when paused */
+
 	/* What the control API reads from its own thread. */
 	struct api *api;
 	pthread_mutex_t stats_lock; /* vcpus and nvcpus_created (their lifetime), exit_totals */
@@ -412,6 +421,7 @@ static int machine_create_vcpus(struct machine *m, const struct boot_entry *entr
 	m->vcpu_host.mmio = &m->mmio;
 	m->vcpu_host.event = machine_vcpu_event;
 	m->vcpu_host.ctx = m;
+	m->vcpu_host.gate = &m->gate;
 	for (unsigned int i = 0; i < m->cfg->cpus; i++) {
 		ret = vcpu_create(&m->vcpus[i], &m->vm, &m->vcpu_host, &m->topo, i, err);
 		if (ret)
@@ -596,13 +606,17 @@ static int machine_loop(struct machine *m, int sigfd, struct error *err)
 	int ret;
 
 	for (;;) {
+		pthread_mutex_lock(&m->life_lock);
 		ret = machine_boot(m, err);
-		if (ret) {
+		if (ret)
 			machine_halt(m);
+		pthread_mutex_unlock(&m->life_lock);
+		if (ret)
 			return -1;
-		}
 		why = machine_wait(m, sigfd);
+		pthread_mutex_lock(&m->life_lock);
 		machine_halt(m);
+		pthread_mutex_unlock(&m->life_lock);
 		if (why != STOP_RESET || m->cfg->on_reboot != ON_REBOOT_RESTART)
 			return machine_exit_status(m, why);
 		/* Fails if a stronger reason (a signal) arrived while halting. */
@@ -632,6 +646,8 @@ static void machine_api_info(void *ctx, struct api_vm_info *out)
 	out->boots = atomic_load(&m->boots);
 	if (stop != STOP_NONE)
 		out->state = stop == STOP_RESET ? "rebooting" : "stopping";
+	else if (__atomic_load_n(&m->paused, __ATOMIC_RELAXED))
+		out->state = "paused";
 	else
 		out->state = out->boots ? "running" : "starting";
 	out->vcpus = m->cfg->cpus;
@@ -655,6 +671,66 @@ static void machine_api_metrics(void *ctx, struct api_metrics *out)
 	out->console_dropped = chardev_dropped(m->console);
 }
 
+/* With life_lock held: is there a running VM (not between boots, not stopping)? */
+static bool machine_is_up(const struct machine *m)
+{
+	return m->vcpus && atomic_load(&m->stop) == STOP_NONE;
+}
+
+/*
+ * Exact pause: every vCPU out of KVM_RUN, then no device work (the I/O
+ * thread parked, disk requests in flight completed), then the guest clock
+ * saved so it resumes where it stopped.
+ */
+static int machine_pause(struct machine *m, struct error *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&m->life_lock);
+	if (m->paused)
+		ret = error_set(err, EALREADY, "the VM is already paused");
+	else if (!machine_is_up(m))
+		ret = error_set(err, EAGAIN,
+				"the VM is not running (starting, rebooting or stopping)");
+	if (ret)
+		goto out;
+	vcpu_gate_close(&m->gate, m->vcpus, m->nvcpus_created);
+	if (m->io)
+		iothread_pause(m->io);
+	for (unsigned int i = 0; i < m->cfg->ndisks; i++)
+		virtio_blk_drain(m->blk[i]);
+	ret = vm_clock_save(&m->vm, &m->paused_clock);
+	if (ret)
+		log_warn("pause: KVM_GET_CLOCK: %s; the guest will see the pause", strerror(-ret));
+	m->paused = true;
+	ret = 0;
+	log_info("paused");
+out:
+	pthread_mutex_unlock(&m->life_lock);
+	return ret;
+}
+
+static int machine_resume(struct machine *m, struct error *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&m->life_lock);
+	if (!m->paused) {
+		pthread_mutex_unlock(&m->life_lock);
+		return error_set(err, EALREADY, "the VM is not paused");
+	}
+	ret = vm_clock_restore(&m->vm, m->paused_clock);
+	if (ret)
+		log_warn("resume: KVM_SET_CLOCK: %s; the guest sees the pause", strerror(-ret));
+	if (m->io)
+		iothread_resume(m->io);
+	vcpu_gate_open(&m->gate);
+	m->paused = false;
+	log_info("resumed");
+	pthread_mutex_unlock(&m->life_lock);
+	return 0;
+}
+
 static int machine_api_action(void *ctx, enum api_action a, struct error *err)
 {
 	struct machine *m = ctx;
@@ -675,6 +751,10 @@ static int machine_api_action(void *ctx, enum api_action a, struct error *err)
 		log_warn("stopping on API request");
 		machine_request_stop(m, STOP_SIGNAL);
 		return 0;
+	case API_ACTION_PAUSE:
+		return machine_pause(m, err);
+	case API_ACTION_RESUME:
+		return machine_resume(m, err);
 	}
 	return error_set(err, EINVAL, "unknown action %d", a);
 }
@@ -793,6 +873,8 @@ int vmm_run(const struct vmm_config *cfg)
 	m->mem.memfd = -1;
 	m->started_ns = machine_now_ns();
 	pthread_mutex_init(&m->stats_lock, NULL);
+	pthread_mutex_init(&m->life_lock, NULL);
+	vcpu_gate_init(&m->gate);
 	sigfd = machine_signals();
 	m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sigfd < 0 || m->stop_efd < 0) {
@@ -810,6 +892,8 @@ int vmm_run(const struct vmm_config *cfg)
 	machine_teardown(m);
 	close(sigfd);
 	pthread_mutex_destroy(&m->stats_lock);
+	pthread_mutex_destroy(&m->life_lock);
+	vcpu_gate_destroy(&m->gate);
 	free(m);
 	return status;
 }

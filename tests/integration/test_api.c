@@ -24,7 +24,9 @@ struct vm {
 	pid_t pid;
 	char dir[64];
 	char sock[96];
-	char err[96]; /* the VMM's stderr */
+	char err[96];	      /* the VMM's stderr */
+	char serial[96];      /* the guest's console */
+	char serial_arg[104]; /* file:<serial> */
 };
 
 struct reply {
@@ -85,13 +87,16 @@ static void http(const struct vm *vm, const char *method, const char *path, cons
 	snprintf(r->body, sizeof(r->body), "%s", sep + 4);
 }
 
-/* Starts the VMM with the API at DIR/api.sock and waits until it answers. */
-static void vm_start(struct vm *vm, const char *const *extra)
+/*
+ * Starts the VMM running the guest with cmdline, the API at DIR/api.sock
+ * and the console in DIR/serial, and waits until the API answers.
+ */
+static void vm_start_guest(struct vm *vm, const char *cmdline, const char *const *extra)
 {
-	const char *argv[24] = {harness_vmm(), "--kernel",	   harness_guest("elf"),
-				"--cmdline",   "test=serial-echo", "--memory",
-				"64M",	       "--cpus",	   "2",
-				"--serial",    "file:/dev/null",   "--api-sock",
+	const char *argv[24] = {harness_vmm(), "--kernel",     harness_guest("elf"),
+				"--cmdline",   cmdline,	       "--memory",
+				"64M",	       "--cpus",       "2",
+				"--serial",    vm->serial_arg, "--api-sock",
 				vm->sock};
 	int n = 13;
 
@@ -100,6 +105,8 @@ static void vm_start(struct vm *vm, const char *const *extra)
 	cr_assert_not_null(mkdtemp(vm->dir));
 	snprintf(vm->sock, sizeof(vm->sock), "%s/api.sock", vm->dir);
 	snprintf(vm->err, sizeof(vm->err), "%s/stderr", vm->dir);
+	snprintf(vm->serial, sizeof(vm->serial), "%s/serial", vm->dir);
+	snprintf(vm->serial_arg, sizeof(vm->serial_arg), "file:%s", vm->serial);
 	for (int i = 0; extra && extra[i]; i++)
 		argv[n++] = extra[i];
 	vm->pid = fork();
@@ -122,6 +129,50 @@ static void vm_start(struct vm *vm, const char *const *extra)
 	}
 	kill(vm->pid, SIGKILL);
 	cr_assert_fail("the API socket never answered");
+}
+
+/* An idle guest: halted, waiting for serial input that never comes. */
+static void vm_start(struct vm *vm, const char *const *extra)
+{
+	vm_start_guest(vm, "test=serial-echo", extra);
+}
+
+/* The guest's console so far, newly allocated. */
+static char *vm_console(const struct vm *vm)
+{
+	FILE *f = fopen(vm->serial, "r");
+	char *buf = calloc(1, 65536);
+
+	cr_assert_not_null(buf);
+	if (f) {
+		size_t n = fread(buf, 1, 65535, f);
+
+		buf[n] = 0;
+		fclose(f);
+	}
+	return buf;
+}
+
+static void vm_wait_console(const struct vm *vm, const char *want)
+{
+	for (int i = 0; i < 1000; i++) {
+		char *out = vm_console(vm);
+		bool found = strstr(out, want);
+
+		free(out);
+		if (found)
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("the guest never printed '%s'", want);
+}
+
+static void vm_cleanup(struct vm *vm)
+{
+	unlink(vm->err);
+	unlink(vm->serial);
+	unlink(vm->sock);
+	rmdir(vm->dir);
 }
 
 /* The API answers from before the first boot: wait until GET path shows want. */
@@ -160,8 +211,7 @@ static void vm_stop(struct vm *vm)
 	cr_assert_eq(r.status, 204, "%s", r.body);
 	cr_assert_eq(vm_wait(vm), 4, "stopped by the API: exit status 4");
 	cr_assert_neq(access(vm->sock, F_OK), 0, "the socket file is removed");
-	unlink(vm->err);
-	rmdir(vm->dir);
+	vm_cleanup(vm);
 }
 
 Test(api, info_and_config)
@@ -211,8 +261,10 @@ Test(api, bad_requests_change_nothing)
 		const char *error;
 	} cases[] = {
 		{"PUT", "/vm/actions", "{\"action\": \"fly\"}", 400,
-		 "\"error\":\"unknown action 'fly' (expected power_button, ctrl_alt_del or stop)\","
-		 "\"field\":\"action\""},
+		 "\"error\":\"unknown action 'fly' (expected power_button, ctrl_alt_del, stop, "
+		 "pause "
+		 "or resume)\",\"field\":\"action\""},
+		{"PUT", "/vm/actions", "{\"action\": \"resume\"}", 409, "the VM is not paused"},
 		{"PUT", "/vm/actions", "{\"action\": 3}", 400, "\"field\":\"action\""},
 		{"PUT", "/vm/actions", "{}", 400, "\"error\":\"action is required\""},
 		{"PUT", "/vm/actions", "{\"action\": \"stop\", \"now\": true}", 400,
@@ -361,4 +413,65 @@ Test(api, refuses_to_replace_a_file)
 	harness_free(&res);
 	unlink(path);
 	rmdir(dir);
+}
+
+/* The field key= of the guest's result line for name, as a number (-1 when absent). */
+static long result_number(const char *console, const char *name, const char *key)
+{
+	char val[32];
+
+	if (!harness_result_field(console, name, key, val, sizeof(val)))
+		return -1;
+	return atol(val);
+}
+
+/*
+ * Paused, the vCPUs leave KVM_RUN (no exit is counted any more) and the
+ * guest's clock stops with them: the guest watching kvmclock sees no jump
+ * across a pause that its TSC, which keeps running, shows in full.
+ */
+Test(api, pause_is_exact)
+{
+	struct reply r, m1, m2;
+	struct vm vm;
+	char *out;
+
+	vm_start_guest(&vm, "test=clock-watch watch_ms=1500", NULL);
+	vm_wait_console(&vm, "name=clock-watch result=ready");
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"pause\"}", &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	http(&vm, "GET", "/vm", NULL, &r);
+	cr_assert(strstr(r.body, "\"state\":\"paused\""), "%s", r.body);
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"pause\"}", &r);
+	cr_assert_eq(r.status, 409, "%s", r.body);
+	cr_assert(strstr(r.body, "already paused"), "%s", r.body);
+
+	http(&vm, "GET", "/vm/metrics", NULL, &m1);
+	usleep(800 * 1000);
+	http(&vm, "GET", "/vm/metrics", NULL, &m2);
+	cr_assert_str_eq(m1.body, m2.body, "no vCPU ran while paused");
+
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"resume\"}", &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	cr_assert_eq(vm_wait(&vm), 0, "the guest finishes and powers off");
+	out = vm_console(&vm);
+	cr_assert(harness_passed(out, "clock-watch"), "%s", out);
+	cr_assert_geq(result_number(out, "clock-watch", "max_tsc_gap_us"), 700000,
+		      "the pause happened while the guest watched: %s", out);
+	cr_assert_lt(result_number(out, "clock-watch", "max_gap_us"), 300000,
+		     "kvmclock must not jump across the pause: %s", out);
+	free(out);
+	vm_cleanup(&vm);
+}
+
+Test(api, stop_while_paused)
+{
+	struct reply r;
+	struct vm vm;
+
+	vm_start(&vm, NULL);
+	vm_wait_for(&vm, "/vm", "\"state\":\"running\"", &r);
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"pause\"}", &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	vm_stop(&vm);
 }

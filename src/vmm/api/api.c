@@ -120,6 +120,8 @@ static const char *const api_action_names[] = {
 	[API_ACTION_POWER_BUTTON] = "power_button",
 	[API_ACTION_CTRL_ALT_DEL] = "ctrl_alt_del",
 	[API_ACTION_STOP] = "stop",
+	[API_ACTION_PAUSE] = "pause",
+	[API_ACTION_RESUME] = "resume",
 };
 
 static void api_put_action(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
@@ -139,8 +141,10 @@ static void api_put_action(void *ctx, const struct httpd_request *req, struct ht
 			httpd_error(resp, MHD_HTTP_CONFLICT, "action", "%s", err.msg);
 		return;
 	}
-	httpd_error(resp, MHD_HTTP_BAD_REQUEST, "action",
-		    "unknown action '%s' (expected power_button, ctrl_alt_del or stop)", name);
+	httpd_error(
+		resp, MHD_HTTP_BAD_REQUEST, "action",
+		"unknown action '%s' (expected power_button, ctrl_alt_del, stop, pause or resume)",
+		name);
 }
 
 /* ---- PUT /vm/balloon ---- */

@@ -16,7 +16,8 @@
  *
  *   GET  /vm            state, vCPUs, memory, uptime, boots
  *   GET  /vm/config     the configuration the VM runs with
- *   PUT  /vm/actions    {"action": "power_button" | "ctrl_alt_del" | "stop"}
+ *   PUT  /vm/actions    {"action": "power_button" | "ctrl_alt_del" | "stop" |
+ *                                  "pause" | "resume"}
  *   GET  /vm/balloon    target, actual size, counters, the guest's statistics
  *   PUT  /vm/balloon    {"target_mib": N}
  *   GET  /vm/metrics    counters as JSON
@@ -29,12 +30,14 @@ enum api_action {
 	API_ACTION_POWER_BUTTON, /* ACPI power button: the guest shuts down cleanly */
 	API_ACTION_CTRL_ALT_DEL, /* the key combination on the PS/2 keyboard */
 	API_ACTION_STOP,	 /* stop now, as SIGTERM does */
+	API_ACTION_PAUSE,	 /* vCPUs and device work stop; the guest's clock stops too */
+	API_ACTION_RESUME,
 };
 
 #define API_EXIT_REASONS 64 /* KVM exit reasons counted (as VCPU_EXIT_REASONS) */
 
 struct api_vm_info {
-	const char *state; /* "starting", "running", "rebooting", "stopping" */
+	const char *state; /* "starting", "running", "paused", "rebooting", "stopping" */
 	unsigned int vcpus;
 	uint64_t memory;
 	uint64_t uptime_ms; /* since the process started the VM */

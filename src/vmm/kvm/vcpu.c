@@ -298,6 +298,84 @@ static void vcpu_handle_exit(struct vcpu *v)
 	}
 }
 
+/* ---- pausing ---- */
+
+void vcpu_gate_init(struct vcpu_gate *g)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+}
+
+void vcpu_gate_destroy(struct vcpu_gate *g)
+{
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+}
+
+/*
+ * Before each KVM_RUN. immediate_exit is cleared only here, under the lock
+ * and only with the gate open, while closing sets it under the same lock:
+ * so a close can never be lost between this check and the next KVM_RUN,
+ * and a vCPU let through never spins on a stale immediate_exit. A stop
+ * (vcpu_kick) keeps it set.
+ */
+static void vcpu_gate_pass(struct vcpu *v)
+{
+	struct vcpu_gate *g = v->host->gate;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	if (g->closed && !atomic_load(&v->stop)) {
+		g->parked++;
+		pthread_cond_broadcast(&g->cond);
+		while (g->closed && !atomic_load(&v->stop))
+			pthread_cond_wait(&g->cond, &g->lock);
+		g->parked--;
+	}
+	if (!g->closed && !atomic_load(&v->stop))
+		v->run->immediate_exit = 0;
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void vcpu_gate_enter(struct vcpu *v, int delta)
+{
+	struct vcpu_gate *g = v->host->gate;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->running += delta;
+	pthread_cond_broadcast(&g->cond); /* a closer may be waiting for one that left */
+	pthread_mutex_unlock(&g->lock);
+}
+
+void vcpu_gate_close(struct vcpu_gate *g, struct vcpu *vcpus, unsigned int n)
+{
+	pthread_mutex_lock(&g->lock);
+	g->closed = true;
+	for (unsigned int i = 0; i < n; i++)
+		vcpus[i].run->immediate_exit = 1;
+	pthread_mutex_unlock(&g->lock);
+	/* Out of KVM_RUN now, rather than at the next exit (a halted vCPU may never have one). */
+	for (unsigned int i = 0; i < n; i++)
+		if (vcpus[i].started)
+			pthread_kill(vcpus[i].thread, VCPU_KICK_SIGNAL);
+	pthread_mutex_lock(&g->lock);
+	while (g->parked < g->running)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void vcpu_gate_open(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->closed = false;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -308,7 +386,10 @@ static void *vcpu_thread(void *arg)
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
 
-	while (!atomic_load(&v->stop)) {
+	for (;;) {
+		vcpu_gate_pass(v);
+		if (atomic_load(&v->stop))
+			break;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -318,16 +399,22 @@ static void *vcpu_thread(void *arg)
 		}
 		vcpu_handle_exit(v);
 	}
+	vcpu_gate_enter(v, -1);
 	return NULL;
 }
 
 int vcpu_start(struct vcpu *v, struct error *err)
 {
 	char name[16];
-	int ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	int ret;
 
-	if (ret)
+	/* Counted before it runs, so a close never misses a thread still starting. */
+	vcpu_gate_enter(v, 1);
+	ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (ret) {
+		vcpu_gate_enter(v, -1);
 		return error_set(err, ret, "starting vCPU %u thread: %s", v->index, strerror(ret));
+	}
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	pthread_setname_np(v->thread, name);
 	v->started = true;
@@ -339,6 +426,11 @@ void vcpu_kick(struct vcpu *v)
 	atomic_store(&v->stop, true);
 	/* immediate_exit covers a kick that lands just before the thread enters KVM_RUN. */
 	v->run->immediate_exit = 1;
+	if (v->host->gate) { /* a parked vCPU waits on the gate, not in KVM_RUN */
+		pthread_mutex_lock(&v->host->gate->lock);
+		pthread_cond_broadcast(&v->host->gate->cond);
+		pthread_mutex_unlock(&v->host->gate->lock);
+	}
 	if (v->started)
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }

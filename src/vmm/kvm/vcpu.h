@@ -19,12 +19,27 @@ enum vcpu_event {
 	VCPU_EVENT_ERROR,    /* KVM could not run the vCPU (entry failure, internal error) */
 };
 
+/*
+ * The gate every vCPU of a machine passes before each KVM_RUN. Closing it
+ * (pause) takes each vCPU out of KVM_RUN and parks it; vcpu_gate_close()
+ * returns once all of them are parked, so no vCPU touches guest state
+ * until vcpu_gate_open().
+ */
+struct vcpu_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool closed;
+	unsigned int running; /* vCPU threads alive */
+	unsigned int parked;  /* of those, waiting at the closed gate */
+};
+
 /* What a vCPU needs from the machine around it. */
 struct vcpu_host {
 	struct bus *pio;
 	struct bus *mmio;
 	void (*event)(void *ctx, unsigned int vcpu_index, enum vcpu_event ev);
 	void *ctx;
+	struct vcpu_gate *gate;
 };
 
 #define VCPU_EXIT_REASONS 64
@@ -54,6 +69,12 @@ int vcpu_start(struct vcpu *v, struct error *err);
 /* Makes the vCPU leave KVM_RUN and its thread end; vcpu_join() waits for it. */
 void vcpu_kick(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
+
+void vcpu_gate_init(struct vcpu_gate *g);
+void vcpu_gate_destroy(struct vcpu_gate *g);
+/* Parks the n started vCPUs (all sharing g) outside KVM_RUN; returns once they all are. */
+void vcpu_gate_close(struct vcpu_gate *g, struct vcpu *vcpus, unsigned int n);
+void vcpu_gate_open(struct vcpu_gate *g);
 
 /* Installs the no-op handler for the signal used to kick vCPUs; once per process. */
 int vcpu_signal_init(void);

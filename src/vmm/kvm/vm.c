@@ -81,6 +81,23 @@ void vm_destroy(struct vm *vm)
 	vm->fd = -1;
 }
 
+int vm_clock_save(struct vm *vm, uint64_t *ns)
+{
+	struct kvm_clock_data data = {0};
+
+	if (ioctl(vm->fd, KVM_GET_CLOCK, &data) < 0)
+		return -errno;
+	*ns = data.clock;
+	return 0;
+}
+
+int vm_clock_restore(struct vm *vm, uint64_t ns)
+{
+	struct kvm_clock_data data = {.clock = ns};
+
+	return ioctl(vm->fd, KVM_SET_CLOCK, &data) < 0 ? -errno : 0;
+}
+
 void vm_irq_set_level(void *opaque, unsigned int gsi, int level)
 {
 	struct vm *vm = opaque;

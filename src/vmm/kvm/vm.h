@@ -23,6 +23,14 @@ struct vm {
 int vm_create(struct vm *vm, struct kvm *kvm, struct gmem *mem, struct error *err);
 void vm_destroy(struct vm *vm);
 
+/*
+ * kvmclock across a pause: save the guest's clock when its vCPUs stop and
+ * put the same value back before they run again, so the guest's time does
+ * not jump by however long it was paused (-errno on failure).
+ */
+int vm_clock_save(struct vm *vm, uint64_t *ns);
+int vm_clock_restore(struct vm *vm, uint64_t ns);
+
 /* irq_line callback: drives an in-kernel PIC/IOAPIC input. */
 void vm_irq_set_level(void *vm, unsigned int gsi, int level);
 
