@@ -31,6 +31,8 @@ enum vmm_exit_status {
 #define CONFIG_IFNAME	  16  /* IFNAMSIZ, terminator included */
 #define CONFIG_ID	  32  /* --net id= */
 #define CONFIG_UDS_MAX	  108 /* sun_path, terminator included */
+/* --vsock uds=: guest connections to port P go to "<uds>_P", so leave room for "_4294967295". */
+#define CONFIG_VSOCK_UDS_MAX (CONFIG_UDS_MAX - 11)
 
 /* One --disk path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]. */
 struct config_disk {
@@ -54,7 +56,7 @@ struct config_net {
 struct config_vsock {
 	bool enabled;
 	uint32_t cid; /* 3..0xfffffffe: 0-2 are reserved, -1 means "any" */
-	char uds[CONFIG_UDS_MAX];
+	char uds[CONFIG_VSOCK_UDS_MAX];
 };
 
 /* --balloon [size=SIZE][,stats=SECONDS][,free_page_reporting=on|off][,deflate_on_oom=on|off] */

@@ -293,7 +293,7 @@ Test(config, vsock)
 	expect_error("--vsock",
 		     "cid=3,uds=/tmp/0123456789012345678901234567890123456789012345678901234567890"
 		     "12345678901234567890123456789012345678901234567890",
-		     "--vsock: uds= is longer than 107 characters");
+		     "--vsock: uds= is longer than 96 characters");
 }
 
 Test(config, vsock_twice)
