@@ -433,10 +433,11 @@ static long result_number(const char *console, const char *name, const char *key
 Test(api, pause_is_exact)
 {
 	struct reply r, m1, m2;
+	long tsc_gap, kvm_gap;
 	struct vm vm;
 	char *out;
 
-	vm_start_guest(&vm, "test=clock-watch watch_ms=1500", NULL);
+	vm_start_guest(&vm, "test=clock-watch watch_ms=4000", NULL);
 	vm_wait_console(&vm, "name=clock-watch result=ready");
 	http(&vm, "PUT", "/vm/actions", "{\"action\": \"pause\"}", &r);
 	cr_assert_eq(r.status, 204, "%s", r.body);
@@ -447,7 +448,7 @@ Test(api, pause_is_exact)
 	cr_assert(strstr(r.body, "already paused"), "%s", r.body);
 
 	http(&vm, "GET", "/vm/metrics", NULL, &m1);
-	usleep(800 * 1000);
+	usleep(1000 * 1000);
 	http(&vm, "GET", "/vm/metrics", NULL, &m2);
 	cr_assert_str_eq(m1.body, m2.body, "no vCPU ran while paused");
 
@@ -456,10 +457,17 @@ Test(api, pause_is_exact)
 	cr_assert_eq(vm_wait(&vm), 0, "the guest finishes and powers off");
 	out = vm_console(&vm);
 	cr_assert(harness_passed(out, "clock-watch"), "%s", out);
-	cr_assert_geq(result_number(out, "clock-watch", "max_tsc_gap_us"), 700000,
-		      "the pause happened while the guest watched: %s", out);
-	cr_assert_lt(result_number(out, "clock-watch", "max_gap_us"), 300000,
-		     "kvmclock must not jump across the pause: %s", out);
+	/*
+	 * The TSC step spans the whole pause (1 s); kvmclock's must not. Both
+	 * also see the host descheduling the guest (hundreds of ms on a loaded
+	 * machine), so compare them rather than bound kvmclock alone: without
+	 * the clock restore they are equal.
+	 */
+	tsc_gap = result_number(out, "clock-watch", "max_tsc_gap_us");
+	kvm_gap = result_number(out, "clock-watch", "max_gap_us");
+	cr_assert_geq(tsc_gap, 1000000, "the pause happened while the guest watched: %s", out);
+	cr_assert_geq(tsc_gap - kvm_gap, 400000, "kvmclock must not jump across the pause: %s",
+		      out);
 	free(out);
 	vm_cleanup(&vm);
 }
