@@ -187,3 +187,68 @@ Test(snapfile, crc32_matches_zlib)
 {
 	cr_assert_eq(snap_crc32(0, "123456789", 9), 0xcbf43926u);
 }
+
+/* ---- memory files ---- */
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "../../src/vmm/snapshot/memfile.h"
+
+#define MEM_SIZE (8u << 20)
+
+static uint8_t *mem_create(int *fd)
+{
+	uint8_t *p;
+
+	*fd = memfd_create("test-ram", MFD_CLOEXEC);
+	cr_assert_geq(*fd, 0);
+	cr_assert_eq(ftruncate(*fd, MEM_SIZE), 0);
+	p = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	return p;
+}
+
+Test(snapfile, memory_round_trip_is_sparse)
+{
+	struct error err = {0};
+	uint8_t *a, *b;
+	struct stat st;
+	int fa, fb;
+
+	a = mem_create(&fa);
+	for (uint32_t i = 0; i < 4096; i++)
+		a[i] = (uint8_t)(i * 7 + 1);
+	a[5 * 1024 * 1024 + 17] = 0x5a;
+	memset(a + 6 * 1024 * 1024, 0, 4096); /* touched but zero: stays a hole */
+	cr_assert_eq(memfile_save(fa, a, MEM_SIZE, path, &err), 0, "%s", err.msg);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_size, MEM_SIZE);
+	cr_assert_leq(st.st_blocks * 512, 1024 * 1024, "sparse: %lld bytes allocated",
+		      (long long)st.st_blocks * 512);
+
+	b = mem_create(&fb);
+	cr_assert_eq(memfile_load(b, MEM_SIZE, path, &err), 0, "%s", err.msg);
+	cr_assert_arr_eq(a, b, MEM_SIZE);
+	munmap(a, MEM_SIZE);
+	munmap(b, MEM_SIZE);
+	close(fa);
+	close(fb);
+}
+
+Test(snapfile, memory_file_of_another_size_is_refused)
+{
+	struct error err = {0};
+	uint8_t *b;
+	int fd, fb;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_eq(ftruncate(fd, MEM_SIZE / 2), 0);
+	close(fd);
+	b = mem_create(&fb);
+	cr_assert_eq(memfile_load(b, MEM_SIZE, path, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "4194304 bytes, the VM has 8388608 bytes of memory"), "%s",
+		  err.msg);
+	munmap(b, MEM_SIZE);
+	close(fb);
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "memfile.h"
+
+#define MEMFILE_CHUNK (256 * 1024) /* unit of zero detection and of each write */
+
+static bool memfile_zero(const uint8_t *p, size_t len)
+{
+	/* Word-wise: pages are aligned and most chunks fail on the first word. */
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+static int memfile_pwrite(int fd, const uint8_t *p, size_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The next data range of fd at or after off: [*start, *end), or 0 when none is left. */
+static int memfile_next_data(int fd, off_t off, off_t size, off_t *start, off_t *end)
+{
+	*start = lseek(fd, off, SEEK_DATA);
+	if (*start < 0)
+		return errno == ENXIO ? 0 : -errno;
+	*end = lseek(fd, *start, SEEK_HOLE);
+	if (*end < 0 || *end > size)
+		*end = size;
+	return 1;
+}
+
+static int memfile_write_ranges(int memfd, const uint8_t *base, uint64_t size, int fd)
+{
+	off_t off = 0, start, end;
+	int ret;
+
+	while ((ret = memfile_next_data(memfd, off, (off_t)size, &start, &end)) > 0) {
+		for (off = start; off < end; off += MEMFILE_CHUNK) {
+			size_t n = end - off < MEMFILE_CHUNK ? (size_t)(end - off) : MEMFILE_CHUNK;
+
+			if (memfile_zero(base + off, n))
+				continue;
+			ret = memfile_pwrite(fd, base + off, n, off);
+			if (ret)
+				return ret;
+		}
+		off = end;
+	}
+	return ret;
+}
+
+int memfile_save(int memfd, const uint8_t *base, uint64_t size, const char *path, struct error *err)
+{
+	char tmp[4096];
+	int fd, ret;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return error_set(err, ENAMETOOLONG, "%s: path too long", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return error_set(err, errno, "%s: %s", tmp, strerror(errno));
+	ret = ftruncate(fd, (off_t)size) ? -errno : 0;
+	if (!ret)
+		ret = memfile_write_ranges(memfd, base, size, fd);
+	if (!ret && fsync(fd))
+		ret = -errno;
+	close(fd);
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret) {
+		unlink(tmp);
+		return error_set(err, -ret, "writing guest memory to %s: %s", path, strerror(-ret));
+	}
+	return 0;
+}
+
+static int memfile_pread(int fd, uint8_t *p, size_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* shrank under us */
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int memfile_load(uint8_t *base, uint64_t size, const char *path, struct error *err)
+{
+	off_t off = 0, start, end;
+	struct stat st;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return error_set(err, errno, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+		close(fd);
+		return error_set(err, EINVAL, "%s: %llu bytes, the VM has %llu bytes of memory",
+				 path, (unsigned long long)st.st_size, (unsigned long long)size);
+	}
+	while ((ret = memfile_next_data(fd, off, (off_t)size, &start, &end)) > 0) {
+		ret = memfile_pread(fd, base + start, (size_t)(end - start), start);
+		if (ret)
+			break;
+		off = end;
+	}
+	close(fd);
+	if (ret)
+		return error_set(err, -ret, "reading guest memory from %s: %s", path,
+				 strerror(-ret));
+	return 0;
+}
