@@ -298,6 +298,36 @@ static void vcpu_handle_exit(struct vcpu *v)
 	}
 }
 
+/*
+ * KVM finishes an exit (puts the data of an IN or MMIO read into the
+ * guest's registers, steps past the instruction) only at the next KVM_RUN,
+ * and keeps that half-done operation where no ioctl can read it. A KVM_RUN
+ * with immediate_exit set finishes it and returns EINTR without running
+ * guest code; an operation that needs one more exit (string I/O crossing a
+ * page) returns that exit instead, which is handled here like any other.
+ */
+int vcpu_finish_pending_io(struct vcpu *v)
+{
+	uint8_t saved = v->run->immediate_exit;
+	int ret = -EBUSY;
+
+	v->run->immediate_exit = 1;
+	for (int i = 0; i < 64; i++) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			ret = errno == EINTR ? 0 : -errno;
+			break;
+		}
+		if (!v->host ||
+		    (v->run->exit_reason != KVM_EXIT_IO && v->run->exit_reason != KVM_EXIT_MMIO)) {
+			ret = -EIO;
+			break;
+		}
+		vcpu_handle_exit(v);
+	}
+	v->run->immediate_exit = saved;
+	return ret;
+}
+
 /* ---- pausing ---- */
 
 void vcpu_gate_init(struct vcpu_gate *g)

@@ -76,6 +76,31 @@ void vcpu_gate_destroy(struct vcpu_gate *g);
 void vcpu_gate_close(struct vcpu_gate *g, struct vcpu *vcpus, unsigned int n);
 void vcpu_gate_open(struct vcpu_gate *g);
 
+/*
+ * Completes the exit the vCPU last returned to user space for, without
+ * running the guest: its registers are then complete and consistent, as a
+ * snapshot needs. The vCPU must not be in KVM_RUN (parked or not started).
+ * 0 or a negative errno.
+ */
+int vcpu_finish_pending_io(struct vcpu *v);
+
+struct snap_writer;
+struct snap_section;
+
+/*
+ * Snapshot state of one vCPU, section "vcpuN" (vcpu_state.c). Both need
+ * the vCPU out of KVM_RUN: parked at a closed gate, or not started. Save
+ * first completes a pending I/O exit (vcpu_finish_pending_io). Restore
+ * goes into a vCPU fresh from vcpu_create(), whose CPUID is already set
+ * (XSAVE and MSRs are checked against it), after guest memory is loaded
+ * (KVM reads PAE PDPTEs and PV MSR areas from it). A malformed section
+ * is refused before the vCPU changes; an ioctl KVM refuses part-way
+ * leaves it half restored, so the caller throws the VM away. 0 or -errno
+ * with err.
+ */
+int vcpu_save(struct vcpu *v, struct snap_writer *w, struct error *err);
+int vcpu_restore(struct vcpu *v, struct snap_section *s, struct error *err);
+
 /* Installs the no-op handler for the signal used to kick vCPUs; once per process. */
 int vcpu_signal_init(void);
 

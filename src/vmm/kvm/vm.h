@@ -31,6 +31,20 @@ void vm_destroy(struct vm *vm);
 int vm_clock_save(struct vm *vm, uint64_t *ns);
 int vm_clock_restore(struct vm *vm, uint64_t ns);
 
+struct snap_writer;
+struct snap_section;
+
+/*
+ * Snapshot state of the VM, section "vm" (vm_state.c): PICs, IOAPIC,
+ * PIT and kvmclock. Save with every vCPU out of KVM_RUN; kvmclock is
+ * read as it is at the call. Restore into a VM fresh from vm_create()
+ * after its vCPUs were restored: the IOAPIC re-delivers pending edges to
+ * the LAPICs, and the clock is set after the vCPUs' TSCs. 0 or -errno
+ * with err.
+ */
+int vm_save(struct vm *vm, struct snap_writer *w, struct error *err);
+int vm_restore(struct vm *vm, struct snap_section *s, struct error *err);
+
 /* irq_line callback: drives an in-kernel PIC/IOAPIC input. */
 void vm_irq_set_level(void *vm, unsigned int gsi, int level);
 
