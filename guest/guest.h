@@ -359,6 +359,7 @@ void run_virtio_console(void);
 void run_virtio_vsock(void);
 void run_virtio_balloon(void);
 void run_virtio_abuse(void);
+void run_blk_bench(void);
 void serial_rx_isr(void); /* CPL 0: drains the UART into the RX ring */
 void ap_user_main(uint64_t index);
 

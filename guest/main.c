@@ -31,6 +31,7 @@ static const struct {
 	{"virtio-vsock", run_virtio_vsock},
 	{"virtio-balloon", run_virtio_balloon},
 	{"virtio-abuse", run_virtio_abuse},
+	{"blk-bench", run_blk_bench},
 };
 /* clang-format on */
 
