@@ -967,3 +967,95 @@ Test(vsock, handshake_in_pieces_and_clients_that_leave)
 	no_rx(100);
 	close(host_open(8, 4096, &(uint32_t){0}));
 }
+
+/* ---- snapshot ---- */
+
+#define EVTBUF_GPA 0x300000ULL
+
+/* Saves the device and loads the state back into it (reset first, as a fresh twin would be). */
+static void save_and_restore(void)
+{
+	struct virtio_pci *vp = virtio_vsock_transport(vs);
+	struct snap_writer w;
+	struct snap_file f;
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/state", dir);
+	snap_writer_init(&w);
+	cr_assert_eq(virtio_pci_save(vp, &w, "virtio-vsock0"), 0);
+	cr_assert_eq(snap_save(&w, path, &err), 0, "%s", err.msg);
+	snap_writer_free(&w);
+	cr_assert_eq(snap_open(&f, path, &err), 0, "%s", err.msg);
+	cr_assert_eq(virtio_pci_restore(vp, &f, "virtio-vsock0", &err), 0, "%s", err.msg);
+	snap_close(&f);
+	unlink(path);
+}
+
+Test(vsock, restore_drops_connections_and_sends_transport_reset)
+{
+	struct virtq_desc *d = desc(VIRTIO_VSOCK_Q_EVT, 0);
+	struct virtq_used *u = used(VIRTIO_VSOCK_Q_EVT);
+	uint32_t local;
+	int fd;
+
+	bring_up();
+	fd = host_open(1234, 65536, &local);
+	d->addr = htole64(EVTBUF_GPA);
+	d->len = htole32(8);
+	d->flags = htole16(VIRTQ_DESC_F_WRITE);
+	offer(VIRTIO_VSOCK_Q_EVT, 0, true);
+	cr_assert(!wait_used(VIRTIO_VSOCK_Q_EVT, 50), "no event before the restore");
+	memset(gp(EVTBUF_GPA, 8), 0xff, 8);
+	save_and_restore();
+	/* The host side of every connection is closed... */
+	cr_assert(host_closed(fd, 3000));
+	close(fd);
+	/* ...and the guest is told to drop its sockets. */
+	cr_assert(wait_used(VIRTIO_VSOCK_Q_EVT, 3000));
+	cr_assert_eq(le32toh(u->ring[0].id), 0);
+	cr_assert_eq(le32toh(u->ring[0].len), VIRTIO_VSOCK_EVENT_SIZE);
+	cr_assert_eq(le(gp(EVTBUF_GPA, 4), 4), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	used_seen[VIRTIO_VSOCK_Q_EVT]++;
+	/* The device goes on: a new connection reaches the guest on the restored rx ring. */
+	close(host_open(1235, 4096, &local));
+	cr_assert(!wait_used(VIRTIO_VSOCK_Q_EVT, 50), "the reset is sent once");
+}
+
+Test(vsock, restore_refuses_another_cid_and_truncation)
+{
+	struct virtio_pci *vp = virtio_vsock_transport(vs);
+	struct snap_section sec;
+	struct snap_writer w;
+	struct snap_file f;
+	uint8_t *p;
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/state", dir);
+	snap_writer_init(&w);
+	cr_assert_eq(virtio_pci_save(vp, &w, "good"), 0);
+	cr_assert_eq(snap_save(&w, path, &err), 0, "%s", err.msg);
+	snap_writer_free(&w);
+	cr_assert_eq(snap_open(&f, path, &err), 0, "%s", err.msg);
+	cr_assert_eq(snap_find(&f, "good", 1, &sec, &err), 0);
+	p = malloc(sec.len);
+	memcpy(p, sec.p, sec.len);
+	p[sec.len - 8] = CID + 1; /* the device part ends with the guest CID */
+	snap_writer_init(&w);
+	snap_begin(&w, "other-cid", VIRTIO_PCI_STATE_VERSION);
+	snap_put_bytes(&w, p, sec.len);
+	snap_end(&w);
+	snap_begin(&w, "truncated", VIRTIO_PCI_STATE_VERSION);
+	snap_put_bytes(&w, p, 20);
+	snap_end(&w);
+	free(p);
+	snap_close(&f);
+	cr_assert_eq(snap_save(&w, path, &err), 0, "%s", err.msg);
+	snap_writer_free(&w);
+	cr_assert_eq(snap_open(&f, path, &err), 0, "%s", err.msg);
+	cr_assert_eq(virtio_pci_restore(vp, &f, "other-cid", &err), -EINVAL);
+	cr_assert(strstr(err.msg, "other-cid") && strstr(err.msg, "guest CID 43"), "%s", err.msg);
+	cr_assert_eq(virtio_pci_restore(vp, &f, "truncated", &err), -EBADMSG);
+	cr_assert(strstr(err.msg, "too short"), "%s", err.msg);
+	snap_close(&f);
+	unlink(path);
+}

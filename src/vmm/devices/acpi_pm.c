@@ -165,7 +165,7 @@ static void pm_tmr_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t l
 {
 	struct acpi_pm *pm = opaque;
 
-	/* Read-only, and nothing to lock: the base never changes. */
+	/* Nothing to lock: the base only moves on restore, with the vCPUs parked. */
 	le_read(pm_timer_value(pm), PM_TMR_LEN, offset, data, len);
 }
 
@@ -317,4 +317,76 @@ void acpi_pm_power_button(struct acpi_pm *pm)
 	pm->sts |= PM1_STS_PWRBTN;
 	pm_update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);
+}
+
+/* ---- snapshot ---- */
+
+int acpi_pm_save(struct acpi_pm *pm, struct snap_writer *w, const char *name)
+{
+	pthread_mutex_lock(&pm->lock);
+	snap_begin(w, name, ACPI_PM_STATE_VERSION);
+	snap_put_u16(w, pm->sts);
+	snap_put_u16(w, pm->en);
+	snap_put_u16(w, pm->cnt);
+	snap_put_u8(w, pm->reset_reg);
+	snap_put_u32(w, pm_timer_value(pm));
+	snap_end(w);
+	pthread_mutex_unlock(&pm->lock);
+	return w->failed ? -ENOMEM : 0;
+}
+
+/* Moves the timer's base so it reads value now and counts on from there. */
+static void pm_timer_set(struct acpi_pm *pm, uint32_t value)
+{
+	uint64_t ns = (uint64_t)value * 1000000000ULL / PM_TMR_HZ;
+	struct timespec now;
+	int64_t base;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	base = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec - (int64_t)ns;
+	/* A fresh host may not have been up for the timer's value: count from a negative base. */
+	pm->tmr_base.tv_sec = base / 1000000000LL;
+	pm->tmr_base.tv_nsec = base % 1000000000LL;
+	if (pm->tmr_base.tv_nsec < 0) {
+		pm->tmr_base.tv_sec--;
+		pm->tmr_base.tv_nsec += 1000000000L;
+	}
+}
+
+int acpi_pm_restore(struct acpi_pm *pm, const struct snap_file *f, const char *name,
+		    struct error *err)
+{
+	struct snap_section s;
+	uint16_t sts, en, cnt;
+	uint8_t reset_reg;
+	uint32_t tmr;
+	int ret = state_open(f, name, ACPI_PM_STATE_VERSION, &s, err);
+
+	if (ret)
+		return ret;
+	sts = snap_get_u16(&s);
+	en = snap_get_u16(&s);
+	cnt = snap_get_u16(&s);
+	reset_reg = snap_get_u8(&s);
+	tmr = snap_get_u32(&s);
+	if (sts & ~PM1_STS_MASK)
+		return state_bad(err, name, "PM1_STS", sts);
+	if (en & ~PM1_EN_MASK)
+		return state_bad(err, name, "PM1_EN", en);
+	if (cnt & ~PM1_CNT_KEEP)
+		return state_bad(err, name, "PM1_CNT", cnt);
+	if (reset_reg & RESET_SYS_RST)
+		return state_bad(err, name, "reset register", reset_reg);
+	ret = snap_section_done(&s, err);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts;
+	pm->en = en;
+	pm->cnt = cnt;
+	pm->reset_reg = reset_reg;
+	pm_timer_set(pm, tmr);
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
 }

@@ -425,3 +425,87 @@ void i8042_destroy(struct i8042 *k)
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
+
+/* ---- snapshot ---- */
+
+struct i8042_state {
+	uint8_t ctr, outport, status, ctl_pending, kbd_pending, last;
+	uint8_t count;
+	uint8_t queue[I8042_QUEUE]; /* oldest first */
+};
+
+int i8042_save(struct i8042 *k, struct snap_writer *w, const char *name)
+{
+	pthread_mutex_lock(&k->lock);
+	snap_begin(w, name, I8042_STATE_VERSION);
+	snap_put_u8(w, k->ctr);
+	snap_put_u8(w, k->outport);
+	snap_put_u8(w, k->status);
+	snap_put_u8(w, k->ctl_pending);
+	snap_put_u8(w, k->kbd_pending);
+	snap_put_u8(w, k->last);
+	snap_put_u8(w, (uint8_t)k->count);
+	for (unsigned int i = 0; i < k->count; i++)
+		snap_put_u8(w, k->queue[(k->head + i) % I8042_QUEUE]);
+	snap_end(w);
+	pthread_mutex_unlock(&k->lock);
+	return w->failed ? -ENOMEM : 0;
+}
+
+static bool i8042_ctl_pending_ok(uint8_t cmd)
+{
+	return cmd == 0 || cmd == CMD_WRITE_CTR || cmd == CMD_WRITE_OUTPUT ||
+	       cmd == CMD_WRITE_KBD_OB || cmd == CMD_WRITE_AUX_OB || cmd == CMD_WRITE_AUX;
+}
+
+static bool i8042_kbd_pending_ok(uint8_t cmd)
+{
+	return cmd == 0 || cmd == KBD_SET_LEDS || cmd == KBD_TYPEMATIC || cmd == KBD_SCANCODE_SET;
+}
+
+static int i8042_state_read(struct snap_section *s, struct i8042_state *st, const char *name,
+			    struct error *err)
+{
+	st->ctr = snap_get_u8(s);
+	st->outport = snap_get_u8(s);
+	st->status = snap_get_u8(s);
+	st->ctl_pending = snap_get_u8(s);
+	st->kbd_pending = snap_get_u8(s);
+	st->last = snap_get_u8(s);
+	st->count = snap_get_u8(s);
+	if (st->status & ~(STR_SYS | STR_CMD))
+		return state_bad(err, name, "status", st->status);
+	if (!i8042_ctl_pending_ok(st->ctl_pending))
+		return state_bad(err, name, "pending controller command", st->ctl_pending);
+	if (!i8042_kbd_pending_ok(st->kbd_pending))
+		return state_bad(err, name, "pending keyboard command", st->kbd_pending);
+	if (st->count > I8042_QUEUE)
+		return state_bad(err, name, "queue length", st->count);
+	snap_get_bytes(s, st->queue, st->count);
+	return snap_section_done(s, err);
+}
+
+int i8042_restore(struct i8042 *k, const struct snap_file *f, const char *name, struct error *err)
+{
+	struct i8042_state st;
+	struct snap_section s;
+	int ret = state_open(f, name, I8042_STATE_VERSION, &s, err);
+
+	if (!ret)
+		ret = i8042_state_read(&s, &st, name, err);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&k->lock);
+	k->ctr = st.ctr;
+	k->outport = st.outport;
+	k->status = st.status;
+	k->ctl_pending = st.ctl_pending;
+	k->kbd_pending = st.kbd_pending;
+	k->last = st.last;
+	memcpy(k->queue, st.queue, st.count);
+	k->head = 0;
+	k->count = st.count;
+	i8042_update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}

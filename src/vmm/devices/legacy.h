@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "irq.h"
 #include "power.h"
+#include "state.h"
 
 /*
  * The small PC devices a kernel expects, each in its own file. The
@@ -48,5 +49,28 @@ void acpi_pm_power_button(struct acpi_pm *pm);
  */
 uint8_t acpi_pm_reset_read(struct acpi_pm *pm);
 void acpi_pm_reset_write(struct acpi_pm *pm, uint8_t value);
+
+/*
+ * Snapshot: each device writes one section name and loads it back into a
+ * device created with the same configuration; a refused section leaves
+ * the device untouched. Restore drives the interrupt line from the loaded
+ * state, so do it after the interrupt controller's own state.
+ *
+ * Time after a restore: the RTC keeps its offset from the host's UTC
+ * clock, so the guest's wall clock shows real time (plus whatever offset
+ * the guest itself set), as a battery-backed clock would after the
+ * machine was off; the PM timer continues from its saved value, so it
+ * never runs backwards and nothing jumps by the time spent saved.
+ */
+#define I8042_STATE_VERSION   1
+#define RTC_STATE_VERSION     1
+#define ACPI_PM_STATE_VERSION 1
+int i8042_save(struct i8042 *k, struct snap_writer *w, const char *name);
+int i8042_restore(struct i8042 *k, const struct snap_file *f, const char *name, struct error *err);
+int rtc_save(struct rtc *r, struct snap_writer *w, const char *name);
+int rtc_restore(struct rtc *r, const struct snap_file *f, const char *name, struct error *err);
+int acpi_pm_save(struct acpi_pm *pm, struct snap_writer *w, const char *name);
+int acpi_pm_restore(struct acpi_pm *pm, const struct snap_file *f, const char *name,
+		    struct error *err);
 
 #endif

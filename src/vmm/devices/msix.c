@@ -378,3 +378,64 @@ void msix_destroy(struct pci_device *dev)
 	free(m);
 	dev->msix = NULL;
 }
+
+/* ---- snapshot ---- */
+
+void msix_save_vectors(struct msix *m, struct msix_vector_state *out)
+{
+	pthread_mutex_lock(&m->lock);
+	for (unsigned int i = 0; i < m->nvec; i++) {
+		struct msix_vector *v = &m->v[i];
+
+		/* An event the irqfd held back while masked is a pending bit too. */
+		if (msix_masked(m, v))
+			msix_collect(m, i);
+		out[i] = (struct msix_vector_state){.addr_lo = v->addr_lo,
+						    .addr_hi = v->addr_hi,
+						    .data = v->data,
+						    .ctrl = v->ctrl,
+						    .pending = v->pending};
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+int msix_check_vectors(const struct msix_vector_state *in, unsigned int nvec, const char *section,
+		       struct error *err)
+{
+	for (unsigned int i = 0; i < nvec; i++) {
+		if (in[i].addr_lo & 3)
+			return error_set(
+				err, EINVAL,
+				"state section '%s': MSI-X vector %u: invalid address 0x%x",
+				section, i, in[i].addr_lo);
+		if (in[i].ctrl & ~MSIX_ENTRY_MASKED)
+			return error_set(
+				err, EINVAL,
+				"state section '%s': MSI-X vector %u: invalid control 0x%x",
+				section, i, in[i].ctrl);
+	}
+	return 0;
+}
+
+void msix_load_vectors(struct msix *m, const struct msix_vector_state *in)
+{
+	uint16_t ctrl = pci_config_get16(m->dev, m->cap + MSIX_CAP_CTRL);
+
+	pthread_mutex_lock(&m->lock);
+	m->enabled = ctrl & MSIX_CTRL_ENABLE;
+	m->fmask = ctrl & MSIX_CTRL_MASKALL;
+	for (unsigned int i = 0; i < m->nvec; i++) {
+		struct msix_vector *v = &m->v[i];
+
+		v->addr_lo = in[i].addr_lo;
+		v->addr_hi = in[i].addr_hi;
+		v->data = in[i].data;
+		v->ctrl = in[i].ctrl;
+		/* Whatever the sink collected for the fresh device is not the guest's. */
+		if (msix_masked(m, v))
+			msix_collect(m, i);
+		v->pending = in[i].pending;
+	}
+	msix_sync_all(m);
+	pthread_mutex_unlock(&m->lock);
+}

@@ -7,6 +7,7 @@
 
 #include "msi.h"
 #include "pci.h"
+#include "../../common/error.h"
 
 /*
  * MSI-X for a PCI device: the capability (table size, table and PBA
@@ -77,5 +78,24 @@ bool msix_bar_write(struct msix *m, unsigned int bar, uint64_t off, const uint8_
 void msix_config_written(struct msix *m, uint32_t off, uint32_t len);
 /* For pci.c: power-on state (every vector masked, nothing pending). */
 void msix_reset(struct msix *m);
+
+/* One vector table entry and its pending bit, as a snapshot holds them. */
+struct msix_vector_state {
+	uint32_t addr_lo, addr_hi, data, ctrl;
+	bool pending;
+};
+
+/*
+ * For pci_state.c (root lock held). Save fills out[nvec], pending bits
+ * collected from the sink's eventfds included. Check refuses what a guest
+ * could not have written (-EINVAL, the vector named in err). Load puts the
+ * table and PBA back, takes enable and function mask from config space
+ * (already restored) and tells the sink every vector's route and mask, so
+ * interrupts reach the guest again; pending unmasked vectors are delivered.
+ */
+void msix_save_vectors(struct msix *m, struct msix_vector_state *out);
+int msix_check_vectors(const struct msix_vector_state *in, unsigned int nvec, const char *section,
+		       struct error *err);
+void msix_load_vectors(struct msix *m, const struct msix_vector_state *in);
 
 #endif

@@ -17,6 +17,7 @@
 #include "legacy.h"
 #include "msix.h"
 #include "pci.h"
+#include "pci_internal.h"
 
 #define PCI_CF8_ENABLE 0x80000000u
 /* Enable, bus, device, function and register bits 7:2; the rest reads 0. */
@@ -31,19 +32,6 @@
 #define PCI_COMMAND_WRITABLE                                                                       \
 	(PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY |           \
 	 PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
-
-struct pci_root {
-	pthread_mutex_t lock; /* configuration space of every device, cf8 */
-	struct bus *pio;
-	struct bus *mmio;
-	struct pci_root_config cfg;
-	struct pci_device *slots[PCI_SLOTS];
-	uint32_t cf8;
-	struct acpi_pm *pm;
-	uint64_t next_mmio32, next_mmio64, next_io;
-	bool ports_claimed, ecam_claimed;
-	struct pci_device host;
-};
 
 /* ---- config space bytes, device side ---- */
 
@@ -303,7 +291,7 @@ static void pci_bar_update(struct pci_device *dev, unsigned int index)
 		dev->ops->bar_moved(dev, index, b->mapped ? b->mapped_at : 0);
 }
 
-static void pci_bars_update(struct pci_device *dev)
+void pci_bars_update(struct pci_device *dev)
 {
 	for (unsigned int i = 0; i < PCI_NUM_BARS; i++)
 		pci_bar_update(dev, i);

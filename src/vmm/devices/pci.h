@@ -213,4 +213,26 @@ int pci_register_device(struct pci_root *root, struct pci_device *dev);
 /* Power-on state for every device (a guest reboot); BARs go back where they were assigned. */
 void pci_root_reset(struct pci_root *root);
 
+/*
+ * Snapshot (pci_state.c): one section for the root and every function on
+ * it: the 0xcf8 address latch, each device's configuration space (BARs,
+ * command, capabilities including the MSI-X enable and function mask),
+ * where each BAR was decoded, and the MSI-X table and pending bits.
+ *
+ * Restore expects a root populated exactly as when it was saved (same
+ * devices, same slots, same read-only registers). It moves every BAR to
+ * its saved address through the same path a guest's BAR write takes (the
+ * device's bar_moved hook rebinds its ioeventfds) and re-programs every
+ * MSI-X route through the msi_sink. A refused section, a BAR that would
+ * overlap something already on a bus included, leaves every device as it
+ * was. Call it before the devices' own restores.
+ */
+#define PCI_STATE_VERSION 1
+struct snap_writer;
+struct snap_file;
+struct error;
+int pci_root_save(struct pci_root *root, struct snap_writer *w, const char *name);
+int pci_root_restore(struct pci_root *root, const struct snap_file *f, const char *name,
+		     struct error *err);
+
 #endif

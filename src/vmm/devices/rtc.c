@@ -515,3 +515,123 @@ void rtc_destroy(struct rtc *r)
 	bus_unregister(r->pio, LAYOUT_RTC_PORT);
 	rtc_free(r);
 }
+
+/* ---- snapshot ---- */
+
+/*
+ * The clock is saved as its offset from the host's UTC clock, not as a
+ * time: after a restore the guest's wall clock reads real time again (plus
+ * the offset it set itself), as a battery-backed RTC does after the
+ * machine was off. A clock stopped by REG_B.SET is saved as it stands.
+ */
+#define RTC_OFFSET_MAX (1LL << 40) /* seconds: far beyond any date, far from overflow */
+#define RTC_TM_MAX     10000	   /* any decoded register value fits */
+
+struct rtc_state {
+	uint8_t index;
+	uint8_t cmos[RTC_CMOS_SIZE];
+	int64_t offset;
+	bool frozen;
+	int32_t tm[6]; /* set_tm: sec, min, hour, mday, mon, year */
+};
+
+int rtc_save(struct rtc *r, struct snap_writer *w, const char *name)
+{
+	const struct tm *t = &r->set_tm;
+
+	pthread_mutex_lock(&r->lock);
+	snap_begin(w, name, RTC_STATE_VERSION);
+	snap_put_u8(w, r->index);
+	snap_put_bytes(w, r->cmos, RTC_CMOS_SIZE);
+	snap_put_u64(w, (uint64_t)r->offset);
+	snap_put_u8(w, r->frozen);
+	snap_put_u32(w, (uint32_t)t->tm_sec);
+	snap_put_u32(w, (uint32_t)t->tm_min);
+	snap_put_u32(w, (uint32_t)t->tm_hour);
+	snap_put_u32(w, (uint32_t)t->tm_mday);
+	snap_put_u32(w, (uint32_t)t->tm_mon);
+	snap_put_u32(w, (uint32_t)t->tm_year);
+	snap_end(w);
+	pthread_mutex_unlock(&r->lock);
+	return w->failed ? -ENOMEM : 0;
+}
+
+static int rtc_state_check(const struct rtc_state *st, const char *name, struct error *err)
+{
+	static const char *const tm_names[] = {"stopped seconds", "stopped minutes",
+					       "stopped hours",	  "stopped day",
+					       "stopped month",	  "stopped year"};
+	uint8_t b = st->cmos[RTC_REG_B];
+
+	if (st->index >= RTC_CMOS_SIZE)
+		return state_bad(err, name, "index", st->index);
+	if (st->cmos[RTC_REG_A] & REG_A_UIP)
+		return state_bad(err, name, "register A", st->cmos[RTC_REG_A]);
+	if ((b & REG_B_SET) && (b & REG_B_UIE))
+		return state_bad(err, name, "register B", b);
+	if (st->cmos[RTC_REG_C] & ~(REG_C_IRQF | REG_C_PF | REG_C_AF | REG_C_UF))
+		return state_bad(err, name, "register C", st->cmos[RTC_REG_C]);
+	if (st->offset > RTC_OFFSET_MAX || st->offset < -RTC_OFFSET_MAX)
+		return state_bad(err, name, "clock offset", (uint64_t)st->offset);
+	if (st->frozen != !!(b & REG_B_SET))
+		return state_bad(err, name, "stopped flag", st->frozen);
+	for (int i = 0; i < 6; i++)
+		if (st->tm[i] < -RTC_TM_MAX || st->tm[i] > RTC_TM_MAX)
+			return state_bad(err, name, tm_names[i], (uint32_t)st->tm[i]);
+	return 0;
+}
+
+static int rtc_state_read(struct snap_section *s, struct rtc_state *st, const char *name,
+			  struct error *err)
+{
+	uint8_t frozen;
+
+	st->index = snap_get_u8(s);
+	snap_get_bytes(s, st->cmos, RTC_CMOS_SIZE);
+	st->offset = (int64_t)snap_get_u64(s);
+	frozen = snap_get_u8(s);
+	if (frozen > 1)
+		return state_bad(err, name, "stopped flag", frozen);
+	st->frozen = frozen;
+	for (int i = 0; i < 6; i++)
+		st->tm[i] = (int32_t)snap_get_u32(s);
+	if (rtc_state_check(st, name, err))
+		return -EINVAL;
+	return snap_section_done(s, err);
+}
+
+static void rtc_state_apply(struct rtc *r, const struct rtc_state *st)
+{
+	r->index = st->index;
+	memcpy(r->cmos, st->cmos, RTC_CMOS_SIZE);
+	r->offset = st->offset;
+	r->frozen = st->frozen;
+	memset(&r->set_tm, 0, sizeof(r->set_tm));
+	r->set_tm.tm_sec = st->tm[0];
+	r->set_tm.tm_min = st->tm[1];
+	r->set_tm.tm_hour = st->tm[2];
+	r->set_tm.tm_mday = st->tm[3];
+	r->set_tm.tm_mon = st->tm[4];
+	r->set_tm.tm_year = st->tm[5];
+	/* Flags already raised stay in C; update cycles count on from now, not from the save. */
+	r->last_second = guest_seconds(r, clock_ns(CLOCK_REALTIME));
+	r->next_periodic = clock_ns(CLOCK_MONOTONIC) + rtc_period_ns(r);
+}
+
+int rtc_restore(struct rtc *r, const struct snap_file *f, const char *name, struct error *err)
+{
+	struct rtc_state st;
+	struct snap_section s;
+	int ret = state_open(f, name, RTC_STATE_VERSION, &s, err);
+
+	if (!ret)
+		ret = rtc_state_read(&s, &st, name, err);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&r->lock);
+	rtc_state_apply(r, &st);
+	rtc_update_irq(r);
+	pthread_cond_signal(&r->kick); /* interrupts may now be enabled */
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}

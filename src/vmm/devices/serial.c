@@ -431,3 +431,119 @@ void serial_shutdown(struct serial *s)
 	pthread_cond_broadcast(&s->room);
 	pthread_mutex_unlock(&s->lock);
 }
+
+/* ---- snapshot ---- */
+
+struct serial_state {
+	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm, lsr_errs, msr_deltas, rbr;
+	uint8_t thri_pending;
+	uint16_t rx_count;
+	uint8_t rx[SERIAL_RX_SIZE]; /* oldest first */
+};
+
+int serial_save(struct serial *s, struct snap_writer *w, const char *name)
+{
+	pthread_mutex_lock(&s->lock);
+	snap_begin(w, name, SERIAL_STATE_VERSION);
+	snap_put_u8(w, s->ier);
+	snap_put_u8(w, s->lcr);
+	snap_put_u8(w, s->mcr);
+	snap_put_u8(w, s->scr);
+	snap_put_u8(w, s->fcr);
+	snap_put_u8(w, s->dll);
+	snap_put_u8(w, s->dlm);
+	snap_put_u8(w, s->lsr_errs);
+	snap_put_u8(w, s->msr_deltas);
+	snap_put_u8(w, s->rbr);
+	snap_put_u8(w, s->thri_pending);
+	/* The ring is written oldest byte first, so the layout does not depend on rx_head. */
+	snap_put_u16(w, (uint16_t)s->rx_count);
+	for (size_t i = 0; i < s->rx_count; i++)
+		snap_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_SIZE]);
+	snap_end(w);
+	pthread_mutex_unlock(&s->lock);
+	return w->failed ? -ENOMEM : 0;
+}
+
+static void serial_state_read(struct snap_section *sec, struct serial_state *st)
+{
+	st->ier = snap_get_u8(sec);
+	st->lcr = snap_get_u8(sec);
+	st->mcr = snap_get_u8(sec);
+	st->scr = snap_get_u8(sec);
+	st->fcr = snap_get_u8(sec);
+	st->dll = snap_get_u8(sec);
+	st->dlm = snap_get_u8(sec);
+	st->lsr_errs = snap_get_u8(sec);
+	st->msr_deltas = snap_get_u8(sec);
+	st->rbr = snap_get_u8(sec);
+	st->thri_pending = snap_get_u8(sec);
+	st->rx_count = snap_get_u16(sec);
+	if (st->rx_count <= SERIAL_RX_SIZE)
+		snap_get_bytes(sec, st->rx, st->rx_count);
+}
+
+/* Only states the registers themselves can reach. */
+static int serial_state_check(const struct serial_state *st, const char *name, struct error *err)
+{
+	if (st->ier & ~IER_MASK)
+		return state_bad(err, name, "IER", st->ier);
+	if (st->mcr & ~MCR_MASK)
+		return state_bad(err, name, "MCR", st->mcr);
+	if (st->fcr && (st->fcr & ~FCR_KEEP || !(st->fcr & FCR_ENABLE)))
+		return state_bad(err, name, "FCR", st->fcr);
+	if (st->lsr_errs & ~LSR_INT_ERRS)
+		return state_bad(err, name, "LSR error bits", st->lsr_errs);
+	if (st->msr_deltas & ~MSR_DELTAS)
+		return state_bad(err, name, "MSR delta bits", st->msr_deltas);
+	if (st->thri_pending > 1 || (st->thri_pending && !(st->ier & IER_ETBEI)))
+		return state_bad(err, name, "THRE pending", st->thri_pending);
+	if (st->rx_count > SERIAL_RX_SIZE)
+		return state_bad(err, name, "receive buffer length", st->rx_count);
+	return 0;
+}
+
+static void serial_state_apply(struct serial *s, const struct serial_state *st)
+{
+	s->ier = st->ier;
+	s->lcr = st->lcr;
+	s->mcr = st->mcr;
+	s->scr = st->scr;
+	s->fcr = st->fcr;
+	s->dll = st->dll;
+	s->dlm = st->dlm;
+	s->lsr_errs = st->lsr_errs;
+	s->msr_deltas = st->msr_deltas;
+	s->rbr = st->rbr;
+	s->thri_pending = st->thri_pending;
+	memcpy(s->rx, st->rx, st->rx_count);
+	s->rx_head = 0;
+	s->rx_count = st->rx_count;
+	pthread_cond_broadcast(&s->room);
+}
+
+int serial_restore(struct serial *s, const struct snap_file *f, const char *name, struct error *err)
+{
+	struct serial_state *st = calloc(1, sizeof(*st));
+	struct snap_section sec;
+	int ret;
+
+	if (!st)
+		return error_set(err, ENOMEM, "state section '%s': out of memory", name);
+	ret = state_open(f, name, SERIAL_STATE_VERSION, &sec, err);
+	if (!ret) {
+		serial_state_read(&sec, st);
+		ret = serial_state_check(st, name, err);
+	}
+	if (!ret)
+		ret = snap_section_done(&sec, err);
+	if (!ret) {
+		pthread_mutex_lock(&s->lock);
+		serial_state_apply(s, st);
+		/* The line is driven from the restored state: a pending interrupt is raised. */
+		serial_update_irq(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+	free(st);
+	return ret;
+}

@@ -8,6 +8,7 @@
 #include "bus.h"
 #include "chardev.h"
 #include "irq.h"
+#include "state.h"
 
 /* A 16550A UART (8250 family) as COM ports are on PCs. */
 struct serial;
@@ -26,5 +27,16 @@ void serial_reset(struct serial *s);
  */
 void serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 void serial_shutdown(struct serial *s);
+
+/*
+ * Snapshot: every register, the pending interrupt state and the bytes
+ * still waiting in the receive buffer. Restore loads a device created
+ * with the same configuration and raises the IRQ line if an enabled
+ * interrupt is pending.
+ */
+#define SERIAL_STATE_VERSION 1
+int serial_save(struct serial *s, struct snap_writer *w, const char *name);
+int serial_restore(struct serial *s, const struct snap_file *f, const char *name,
+		   struct error *err);
 
 #endif

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../devices/state.h"
 #include "balloon.h"
 
 #define VIRTIO_BALLOON_CLASS 0x058000 /* memory controller, other */
@@ -400,11 +401,86 @@ static void virtio_balloon_config_write(struct virtio_pci *vp, uint32_t off, con
 	pthread_mutex_unlock(&b->lock);
 }
 
+/*
+ * ---- snapshot ----
+ * u32 version, u32 num_pages, u32 actual, u8 target_changed, u64 inflated,
+ * deflated, reported, bad_pfns, updates, u32 valid, u64 value[S_NR]. The
+ * held statistics buffer is handed back to the queue (held()), so the
+ * restored device pops it again at its next statistics request.
+ */
+#define VIRTIO_BALLOON_STATE_VERSION 1
+
+static uint16_t virtio_balloon_held(struct virtio_pci *vp, unsigned int q)
+{
+	struct virtio_balloon *b = virtio_pci_opaque(vp);
+
+	return q == BALLOON_STATS_Q && b->stats_held ? 1 : 0;
+}
+
+static void virtio_balloon_save(struct virtio_pci *vp, struct snap_writer *w)
+{
+	struct virtio_balloon *b = virtio_pci_opaque(vp);
+	const struct virtio_balloon_stats *st = &b->st;
+
+	pthread_mutex_lock(&b->lock);
+	snap_put_u32(w, VIRTIO_BALLOON_STATE_VERSION);
+	snap_put_u32(w, st->num_pages);
+	snap_put_u32(w, st->actual);
+	snap_put_u8(w, b->target_changed);
+	snap_put_u64(w, st->inflated);
+	snap_put_u64(w, st->deflated);
+	snap_put_u64(w, st->reported);
+	snap_put_u64(w, st->bad_pfns);
+	snap_put_u64(w, st->updates);
+	snap_put_u32(w, st->valid);
+	for (unsigned int i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+		snap_put_u64(w, st->value[i]);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static int virtio_balloon_restore(struct virtio_pci *vp, struct snap_section *s, const char *name,
+				  struct error *err)
+{
+	struct virtio_balloon *b = virtio_pci_opaque(vp);
+	struct virtio_balloon_stats st;
+	uint32_t version = snap_get_u32(s);
+	uint8_t changed;
+
+	if (version != VIRTIO_BALLOON_STATE_VERSION)
+		return state_bad(err, name, "balloon state version", version);
+	st.num_pages = snap_get_u32(s);
+	st.actual = snap_get_u32(s);
+	changed = snap_get_u8(s);
+	st.inflated = snap_get_u64(s);
+	st.deflated = snap_get_u64(s);
+	st.reported = snap_get_u64(s);
+	st.bad_pfns = snap_get_u64(s);
+	st.updates = snap_get_u64(s);
+	st.valid = snap_get_u32(s);
+	for (unsigned int i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+		st.value[i] = snap_get_u64(s);
+	if (changed > 1)
+		return state_bad(err, name, "balloon target changed flag", changed);
+	if (st.valid >> VIRTIO_BALLOON_S_NR)
+		return state_bad(err, name, "balloon statistics mask", st.valid);
+	pthread_mutex_lock(&b->lock);
+	b->st = st;
+	b->target_changed = changed;
+	pthread_mutex_unlock(&b->lock);
+	/* A target the driver had not yet been told about goes out from inflateq's handler. */
+	if (changed)
+		virtio_pci_queue_kick(vp, 0);
+	return 0;
+}
+
 static const struct virtio_device_ops virtio_balloon_ops = {
 	.config_read = virtio_balloon_config_read,
 	.config_write = virtio_balloon_config_write,
 	.queue_notify = virtio_balloon_notify,
 	.reset = virtio_balloon_reset,
+	.held = virtio_balloon_held,
+	.save = virtio_balloon_save,
+	.restore = virtio_balloon_restore,
 };
 
 /* ---- life cycle ---- */

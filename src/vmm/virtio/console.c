@@ -20,6 +20,7 @@
 
 #include "../../common/log.h"
 #include "../devices/chardev.h"
+#include "../devices/state.h"
 #include "console.h"
 
 #define VIRTIO_CONSOLE_CLASS 0x078000 /* simple communication controller, other */
@@ -209,10 +210,54 @@ static void virtio_console_config_write(struct virtio_pci *vp, uint32_t off, con
 {
 }
 
+/* ---- snapshot: the input not yet delivered (u32 version, u32 length, bytes) ---- */
+
+#define VIRTIO_CONSOLE_STATE_VERSION 1
+
+static void virtio_console_save(struct virtio_pci *vp, struct snap_writer *w)
+{
+	struct virtio_console *con = virtio_pci_opaque(vp);
+
+	pthread_mutex_lock(&con->lock);
+	snap_put_u32(w, VIRTIO_CONSOLE_STATE_VERSION);
+	snap_put_u32(w, (uint32_t)con->rx_len);
+	for (size_t i = 0; i < con->rx_len; i++)
+		snap_put_u8(w, con->rx[(con->rx_head + i) % VIRTIO_CONSOLE_RX_BUF]);
+	pthread_mutex_unlock(&con->lock);
+}
+
+/* The input waiting in the device is what was saved, not what the new backend got meanwhile. */
+static int virtio_console_restore(struct virtio_pci *vp, struct snap_section *s, const char *name,
+				  struct error *err)
+{
+	struct virtio_console *con = virtio_pci_opaque(vp);
+	uint32_t version = snap_get_u32(s), len = snap_get_u32(s);
+	uint8_t *saved;
+
+	if (version != VIRTIO_CONSOLE_STATE_VERSION)
+		return state_bad(err, name, "console state version", version);
+	if (len > VIRTIO_CONSOLE_RX_BUF)
+		return state_bad(err, name, "console input length", len);
+	saved = malloc(VIRTIO_CONSOLE_RX_BUF);
+	if (!saved)
+		return error_set(err, ENOMEM, "state section '%s': out of memory", name);
+	snap_get_bytes(s, saved, len);
+	pthread_mutex_lock(&con->lock);
+	con->rx_head = 0;
+	con->rx_len = 0;
+	rx_put(con, saved, len);
+	pthread_cond_broadcast(&con->room);
+	pthread_mutex_unlock(&con->lock);
+	free(saved);
+	return 0;
+}
+
 static const struct virtio_device_ops virtio_console_ops = {
 	.config_read = virtio_console_config_read,
 	.config_write = virtio_console_config_write,
 	.queue_notify = virtio_console_notify,
+	.save = virtio_console_save,
+	.restore = virtio_console_restore,
 };
 
 /* ---- life cycle ---- */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../devices/state.h"
 #include "../net/tap.h"
 #include "net.h"
 
@@ -92,6 +93,7 @@ struct virtio_net {
 	unsigned int active; /* pairs in use: 1 until VQ_PAIRS_SET */
 	uint8_t mac[6];	     /* what the configuration shows */
 	uint8_t mac0[6];     /* what it shows after a reset */
+	uint64_t offloads;   /* guest offloads last set on the tap (feature bits) */
 	uint16_t *qmax;
 	struct net_pair *pair; /* [pairs] */
 };
@@ -198,6 +200,7 @@ static int net_apply_offloads(struct virtio_net *net, uint64_t offloads)
 {
 	int ret = 0;
 
+	net->offloads = offloads; /* what the guest asked for: a snapshot re-applies it */
 	for (unsigned int i = 0; i < net->pairs; i++) {
 		int r = tap_set_offload(net->pair[i].fd, net_tap_offloads(offloads));
 
@@ -693,12 +696,73 @@ static void virtio_net_reset(struct virtio_pci *vp)
 	net_set_active(net, 1);
 }
 
+/*
+ * ---- snapshot ----
+ * u32 version, u8 mac[6], u16 active pairs, u64 guest offloads. Receive
+ * chains popped and not yet filled go back to the queues (held()). On
+ * restore the tap gets the offloads (TUNSETOFFLOAD) and queue attachment
+ * the guest had negotiated.
+ */
+#define VIRTIO_NET_STATE_VERSION 1
+
+static uint16_t virtio_net_held(struct virtio_pci *vp, unsigned int q)
+{
+	struct virtio_net *net = virtio_pci_opaque(vp);
+	unsigned int pair = 0;
+
+	if (net_role(net, q, &pair) != NET_RX)
+		return 0;
+	return (uint16_t)net->pair[pair].rx_count;
+}
+
+static void virtio_net_save(struct virtio_pci *vp, struct snap_writer *w)
+{
+	struct virtio_net *net = virtio_pci_opaque(vp);
+
+	snap_put_u32(w, VIRTIO_NET_STATE_VERSION);
+	snap_put_bytes(w, net->mac, 6);
+	snap_put_u16(w, (uint16_t)net->active);
+	snap_put_u64(w, net->offloads);
+}
+
+static int virtio_net_restore(struct virtio_pci *vp, struct snap_section *s, const char *name,
+			      struct error *err)
+{
+	struct virtio_net *net = virtio_pci_opaque(vp);
+	uint32_t version = snap_get_u32(s);
+	uint8_t mac[6];
+	uint16_t active;
+	uint64_t offloads;
+	int ret;
+
+	if (version != VIRTIO_NET_STATE_VERSION)
+		return state_bad(err, name, "net state version", version);
+	snap_get_bytes(s, mac, 6);
+	active = snap_get_u16(s);
+	offloads = snap_get_u64(s);
+	if (active < 1 || active > net->pairs || (active > 1 && !net_has(net, VIRTIO_NET_F_MQ)))
+		return state_bad(err, name, "active queue pairs", active);
+	if (offloads & ~(virtio_pci_features(vp) & NET_GUEST_OFFLOADS))
+		return state_bad(err, name, "guest offloads", offloads);
+	memcpy(net->mac, mac, 6);
+	ret = net_apply_offloads(net, offloads);
+	if (!ret)
+		ret = net_set_active(net, active);
+	if (ret)
+		return error_set(err, -ret, "state section '%s': tap %s: %s", name, net->tap,
+				 strerror(-ret));
+	return 0;
+}
+
 static const struct virtio_device_ops virtio_net_ops = {
 	.features_ok = virtio_net_features_ok,
 	.config_read = virtio_net_config_read,
 	.config_write = virtio_net_config_write,
 	.queue_notify = virtio_net_notify,
 	.reset = virtio_net_reset,
+	.held = virtio_net_held,
+	.save = virtio_net_save,
+	.restore = virtio_net_restore,
 };
 
 /* ---- life cycle ---- */

@@ -15,6 +15,7 @@
 
 #include "../../common/log.h"
 #include "../devices/msix.h"
+#include "../devices/state.h"
 #include "virtio_pci.h"
 
 struct virtio_pci_queue {
@@ -878,4 +879,249 @@ uint8_t virtio_pci_status(struct virtio_pci *vp)
 	s = vp->status;
 	pthread_mutex_unlock(&vp->lock);
 	return s;
+}
+
+/* ---- snapshot ---- */
+
+/*
+ * Section layout (version 1), little-endian:
+ *   u16 num_queues, u64 offered (both must match the device as created),
+ *   u64 accepted, u32 dfselect, u32 gfselect, u16 msix_config, u16 qsel,
+ *   u8 status, u8 generation, u8 isr,
+ *   per queue: u16 size, u16 vector, u8 enabled, u64 desc, u64 driver,
+ *              u64 device, u16 last_avail_idx, u16 used_idx,
+ *   then the device's own fields (ops->save).
+ */
+struct vp_queue_state {
+	uint16_t size, vector;
+	uint8_t enabled;
+	uint64_t desc, driver, device;
+	struct virtq_state idx;
+};
+
+struct vp_state {
+	uint16_t num_queues;
+	uint64_t offered, accepted;
+	uint32_t dfselect, gfselect;
+	uint16_t msix_config, qsel;
+	uint8_t status, generation, isr;
+	struct vp_queue_state q[VIRTIO_PCI_MAX_QUEUES];
+};
+
+static void vp_queue_save(struct virtio_pci *vp, struct virtio_pci_queue *q, struct snap_writer *w)
+{
+	struct virtq_state st = {0};
+
+	if (q->enabled) {
+		virtq_get_state(&q->vq, &st);
+		/* Chains the device holds unused are handed out again after restore. */
+		if (vp->info.ops->held)
+			st.last_avail_idx -= vp->info.ops->held(vp, q->index);
+	}
+	snap_put_u16(w, q->size);
+	snap_put_u16(w, q->vector);
+	snap_put_u8(w, q->enabled);
+	snap_put_u64(w, q->desc);
+	snap_put_u64(w, q->driver);
+	snap_put_u64(w, q->device);
+	snap_put_u16(w, st.last_avail_idx);
+	snap_put_u16(w, st.used_idx);
+}
+
+int virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w, const char *name)
+{
+	pthread_mutex_lock(&vp->lock);
+	snap_begin(w, name, VIRTIO_PCI_STATE_VERSION);
+	snap_put_u16(w, (uint16_t)vp->info.num_queues);
+	snap_put_u64(w, vp->offered);
+	snap_put_u64(w, vp->accepted);
+	snap_put_u32(w, vp->dfselect);
+	snap_put_u32(w, vp->gfselect);
+	snap_put_u16(w, vp->msix_config);
+	snap_put_u16(w, vp->qsel);
+	snap_put_u8(w, vp->status);
+	snap_put_u8(w, vp->generation);
+	snap_put_u8(w, vp->isr);
+	for (unsigned int i = 0; i < vp->info.num_queues; i++)
+		vp_queue_save(vp, &vp->q[i], w);
+	if (vp->info.ops->save)
+		vp->info.ops->save(vp, w);
+	snap_end(w);
+	pthread_mutex_unlock(&vp->lock);
+	return w->failed ? -ENOMEM : 0;
+}
+
+static void vp_state_read(struct snap_section *s, struct vp_state *st, unsigned int nq)
+{
+	st->num_queues = snap_get_u16(s);
+	st->offered = snap_get_u64(s);
+	st->accepted = snap_get_u64(s);
+	st->dfselect = snap_get_u32(s);
+	st->gfselect = snap_get_u32(s);
+	st->msix_config = snap_get_u16(s);
+	st->qsel = snap_get_u16(s);
+	st->status = snap_get_u8(s);
+	st->generation = snap_get_u8(s);
+	st->isr = snap_get_u8(s);
+	if (st->num_queues != nq)
+		return; /* refused by the check, before the queues mean anything */
+	for (unsigned int i = 0; i < nq; i++) {
+		struct vp_queue_state *q = &st->q[i];
+
+		q->size = snap_get_u16(s);
+		q->vector = snap_get_u16(s);
+		q->enabled = snap_get_u8(s);
+		q->desc = snap_get_u64(s);
+		q->driver = snap_get_u64(s);
+		q->device = snap_get_u64(s);
+		q->idx.last_avail_idx = snap_get_u16(s);
+		q->idx.used_idx = snap_get_u16(s);
+	}
+}
+
+static bool vp_vector_ok(struct virtio_pci *vp, uint16_t v)
+{
+	return v == VIRTIO_MSI_NO_VECTOR || v < msix_nvectors(&vp->pci);
+}
+
+/*
+ * Only what the registers themselves cannot produce is refused: a disabled
+ * queue may hold any size and addresses the driver wrote, and an enabled
+ * one is checked again by virtq_configure() when it is loaded.
+ */
+static int vp_state_check_queue(struct virtio_pci *vp, const struct vp_state *st, unsigned int i,
+				const char *name, struct error *err)
+{
+	const struct vp_queue_state *q = &st->q[i];
+
+	if (!vp_vector_ok(vp, q->vector))
+		return error_set(err, EINVAL, "state section '%s': queue %u: invalid vector %u",
+				 name, i, q->vector);
+	if (q->enabled > 1 || (q->enabled && !(st->status & VIRTIO_STATUS_FEATURES_OK)))
+		return error_set(err, EINVAL,
+				 "state section '%s': queue %u: invalid enable %u (status 0x%x)",
+				 name, i, q->enabled, st->status);
+	if (q->enabled && (!q->size || (q->size & (q->size - 1))))
+		return error_set(err, EINVAL,
+				 "state section '%s': queue %u: size %u is not a power of two",
+				 name, i, q->size);
+	return 0;
+}
+
+/* Features are the driver's to write until FEATURES_OK; from then on they are the negotiated set.
+ */
+static int vp_state_check(struct virtio_pci *vp, const struct vp_state *st, const char *name,
+			  struct error *err)
+{
+	bool negotiated = st->status & VIRTIO_STATUS_FEATURES_OK;
+
+	if (st->num_queues != vp->info.num_queues)
+		return error_set(err, EINVAL, "state section '%s': %u queues, the device has %u",
+				 name, st->num_queues, vp->info.num_queues);
+	if (st->offered != vp->offered)
+		return error_set(err, EINVAL,
+				 "state section '%s': device features 0x%llx, the device offers "
+				 "0x%llx",
+				 name, (unsigned long long)st->offered,
+				 (unsigned long long)vp->offered);
+	if (negotiated &&
+	    ((st->accepted & ~vp->offered) || !(st->accepted & (1ULL << VIRTIO_F_VERSION_1))))
+		return state_bad(err, name, "driver features", st->accepted);
+	if ((st->status & VIRTIO_STATUS_DRIVER_OK) && !negotiated)
+		return state_bad(err, name, "device status", st->status);
+	if (!vp_vector_ok(vp, st->msix_config))
+		return state_bad(err, name, "config vector", st->msix_config);
+	if (st->isr & ~(VIRTIO_PCI_ISR_QUEUE | VIRTIO_PCI_ISR_CONFIG))
+		return state_bad(err, name, "ISR", st->isr);
+	for (unsigned int i = 0; i < vp->info.num_queues; i++)
+		if (vp_state_check_queue(vp, st, i, name, err))
+			return -EINVAL;
+	return 0;
+}
+
+/* The queue as the driver left it; its rings are checked against guest memory again. */
+static int vp_queue_load(struct virtio_pci *vp, struct virtio_pci_queue *q,
+			 const struct vp_queue_state *st, const char *name, struct error *err)
+{
+	struct virtq_config c = {.size = st->size,
+				 .desc_gpa = st->desc,
+				 .avail_gpa = st->driver,
+				 .used_gpa = st->device,
+				 .features = vp->accepted};
+
+	q->size = st->size;
+	q->vector = st->vector;
+	q->desc = st->desc;
+	q->driver = st->driver;
+	q->device = st->device;
+	if (!st->enabled)
+		return 0;
+	if (virtq_configure(&q->vq, &c, err) || virtq_set_state(&q->vq, &st->idx, err))
+		return error_wrap(err, "state section '%s': queue %u", name, q->index);
+	q->enabled = true;
+	return 0;
+}
+
+static int vp_state_apply(struct virtio_pci *vp, const struct vp_state *st, const char *name,
+			  struct error *err)
+{
+	vp->accepted = st->accepted;
+	vp->dfselect = st->dfselect;
+	vp->gfselect = st->gfselect;
+	vp->msix_config = st->msix_config;
+	vp->qsel = st->qsel;
+	vp->status = st->status;
+	vp->generation = st->generation;
+	vp->isr = st->isr;
+	for (unsigned int i = 0; i < vp->info.num_queues; i++)
+		if (vp_queue_load(vp, &vp->q[i], &st->q[i], name, err))
+			return -EINVAL;
+	return 0;
+}
+
+static int vp_restore_locked(struct virtio_pci *vp, struct snap_section *s, const char *name,
+			     struct error *err)
+{
+	struct vp_state *st = calloc(1, sizeof(*st));
+	int ret;
+
+	if (!st)
+		return error_set(err, ENOMEM, "state section '%s': out of memory", name);
+	vp_state_read(s, st, vp->info.num_queues);
+	if (s->overrun)
+		ret = snap_section_done(s, err); /* truncated: the fields mean nothing */
+	else
+		ret = vp_state_check(vp, st, name, err);
+	/* From here on a failure resets the device: it is half loaded. */
+	if (!ret)
+		ret = vp_state_apply(vp, st, name, err);
+	if (!ret && vp->info.ops->restore)
+		ret = vp->info.ops->restore(vp, s, name, err);
+	if (!ret)
+		ret = snap_section_done(s, err);
+	free(st);
+	return ret;
+}
+
+int virtio_pci_restore(struct virtio_pci *vp, const struct snap_file *f, const char *name,
+		       struct error *err)
+{
+	struct snap_section s;
+	int ret = snap_find(f, name, VIRTIO_PCI_STATE_VERSION, &s, err);
+
+	if (ret)
+		return ret;
+	if (s.version < 1)
+		return error_set(err, EPROTO, "state section '%s': unknown version %u", name,
+				 s.version);
+	pthread_mutex_lock(&vp->lock);
+	vp_reset(vp);
+	ret = vp_restore_locked(vp, &s, name, err);
+	if (ret)
+		vp_reset(vp);
+	else if ((vp->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET)) ==
+		 VIRTIO_STATUS_DRIVER_OK)
+		vp_kick_enabled(vp);
+	pthread_mutex_unlock(&vp->lock);
+	return ret;
 }

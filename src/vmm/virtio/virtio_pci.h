@@ -9,6 +9,7 @@
 #include "../devices/iothread.h"
 #include "../devices/msi.h"
 #include "../devices/pci.h"
+#include "../snapshot/snapfile.h"
 #include "virtq.h"
 
 /*
@@ -149,6 +150,22 @@ struct virtio_device_ops {
 	 * The transport offers VIRTIO_F_RING_RESET only to devices that have it.
 	 */
 	void (*queue_reset)(struct virtio_pci *vp, unsigned int q);
+
+	/*
+	 * Snapshot, all optional. The machine is paused and drained when it
+	 * saves: nothing is in flight to a backend. held: how many chains the
+	 * device popped from q and keeps unused (receive buffers waiting for
+	 * data); they must be the last ones popped. The saved queue is
+	 * rewound past them, so the restored device pops them again instead
+	 * of losing them. save appends the device's own fields to the
+	 * transport's section; restore reads them back after the transport
+	 * state is in place, checks every value (an error resets the device)
+	 * and re-applies what lives outside the device (tap offloads, ...).
+	 */
+	uint16_t (*held)(struct virtio_pci *vp, unsigned int q);
+	void (*save)(struct virtio_pci *vp, struct snap_writer *w);
+	int (*restore)(struct virtio_pci *vp, struct snap_section *s, const char *name,
+		       struct error *err);
 };
 
 struct virtio_device_info {
@@ -203,5 +220,27 @@ void virtio_pci_queue_kick(struct virtio_pci *vp, unsigned int q);
 void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why);
 /* Device configuration changed: new generation and a config interrupt. */
 void virtio_pci_config_changed(struct virtio_pci *vp);
+
+/*
+ * Snapshot of the transport: status, negotiated features, the feature
+ * selectors, the config vector and generation, the ISR, and per queue its
+ * size, vector, enable, ring addresses and indices; then the device's own
+ * fields (ops->save). Config space, BAR and MSI-X table belong to the PCI
+ * root's section (pci_root_save()).
+ *
+ * Precondition: the machine is paused and the device drained, so no
+ * request is in flight (virtio_blk_drain() for disks).
+ *
+ * Restore loads a device created with the same configuration, after
+ * pci_root_restore(): every queue is configured at its saved addresses
+ * (checked against guest memory by virtq_configure()) with its saved
+ * indices, and enabled queues are kicked once so buffers made available
+ * around the snapshot are looked at. On any error the device is reset and
+ * err names the section and the field.
+ */
+#define VIRTIO_PCI_STATE_VERSION 1
+int virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w, const char *name);
+int virtio_pci_restore(struct virtio_pci *vp, const struct snap_file *f, const char *name,
+		       struct error *err);
 
 #endif

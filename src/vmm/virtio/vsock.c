@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../devices/state.h"
 #include "vsock.h"
 
 #define VSOCK_CLASS	0x078000 /* communication controller, other */
@@ -114,6 +115,7 @@ struct virtio_vsock {
 
 	/* An rx chain popped with nothing to put in it yet: virtq cannot un-pop. */
 	bool rx_held;
+	bool evt_reset; /* TRANSPORT_RESET owed to the guest (after a restore) */
 	struct virtq_elem rx_elem;
 	struct iovec rx_iov[VSOCK_SEGS];
 	struct iovec tx_iov[VSOCK_SEGS];
@@ -1105,6 +1107,35 @@ static void vsock_sockets(void *opaque, uint32_t events)
 		virtio_pci_queue_kick(vs->vp, VIRTIO_VSOCK_Q_RX);
 }
 
+/* ---- the event queue ---- */
+
+/*
+ * TRANSPORT_RESET (5.10.6.7): the guest drops every socket it had, since
+ * their host ends are gone, and reads the CID again. Sent once, in the
+ * first buffer the driver offers.
+ */
+static int vsock_evt_reset(struct virtio_vsock *vs, struct virtq *vq, bool *pushed,
+			   struct error *err)
+{
+	struct iovec iov[VSOCK_SEGS];
+	struct virtq_elem e = {.iov = iov, .max_segs = VSOCK_SEGS};
+	uint8_t ev[VIRTIO_VSOCK_EVENT_SIZE];
+	int ret = virtq_pop(vq, &e, err);
+
+	if (ret <= 0)
+		return ret; /* no buffer yet: the driver's notification brings us back */
+	vs->evt_reset = false;
+	put_le(ev, 4, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	if (e.in_len < sizeof(ev)) {
+		virtq_push(vq, e.head, 0);
+	} else {
+		iov_write(e.iov + e.out_num, e.in_num, ev, sizeof(ev));
+		virtq_push(vq, e.head, sizeof(ev));
+	}
+	*pushed = true;
+	return 0;
+}
+
 /* ---- transport callbacks ---- */
 
 static void virtio_vsock_notify(struct virtio_pci *vp, unsigned int q, struct virtq *vq)
@@ -1119,7 +1150,9 @@ static void virtio_vsock_notify(struct virtio_pci *vp, unsigned int q, struct vi
 		ret = vsock_rx(vs, vq, &pushed, &err);
 	else if (q == VIRTIO_VSOCK_Q_TX)
 		ret = vsock_tx(vs, vq, &err);
-	/* The event queue only holds buffers for events we never send. */
+	else if (vs->evt_reset)
+		ret = vsock_evt_reset(vs, vq, &pushed, &err);
+	/* The event queue holds buffers only for TRANSPORT_RESET, sent after a restore. */
 	more = vsock_rx_pending(vs);
 	vsock_reap(vs);
 	pthread_mutex_unlock(&vs->lock);
@@ -1163,6 +1196,7 @@ static void virtio_vsock_reset(struct virtio_pci *vp)
 	}
 	vs->norphans = 0;
 	vs->rx_held = false;
+	vs->evt_reset = false;
 	vsock_reap(vs);
 	pthread_mutex_unlock(&vs->lock);
 }
@@ -1178,10 +1212,63 @@ static void virtio_vsock_config_read(struct virtio_pci *vp, uint32_t off, uint8_
 		memcpy(data, cfg + off, len);
 }
 
+/*
+ * ---- snapshot ----
+ * u32 version, u64 guest CID (must match). Connections cannot survive a
+ * restore (their host sockets belong to the old process), so restore
+ * closes every host connection and owes the guest a TRANSPORT_RESET on
+ * the event queue, as Firecracker does; the guest then drops its sockets.
+ * A receive chain held unused goes back to the queue (held()).
+ */
+#define VIRTIO_VSOCK_STATE_VERSION 1
+
+static uint16_t virtio_vsock_held(struct virtio_pci *vp, unsigned int q)
+{
+	struct virtio_vsock *vs = virtio_pci_opaque(vp);
+	uint16_t n;
+
+	pthread_mutex_lock(&vs->lock);
+	n = q == VIRTIO_VSOCK_Q_RX && vs->rx_held ? 1 : 0;
+	pthread_mutex_unlock(&vs->lock);
+	return n;
+}
+
+static void virtio_vsock_save(struct virtio_pci *vp, struct snap_writer *w)
+{
+	struct virtio_vsock *vs = virtio_pci_opaque(vp);
+
+	snap_put_u32(w, VIRTIO_VSOCK_STATE_VERSION);
+	snap_put_u64(w, vs->guest_cid);
+}
+
+static int virtio_vsock_restore(struct virtio_pci *vp, struct snap_section *s, const char *name,
+				struct error *err)
+{
+	struct virtio_vsock *vs = virtio_pci_opaque(vp);
+	uint32_t version = snap_get_u32(s);
+	uint64_t cid = snap_get_u64(s);
+
+	if (version != VIRTIO_VSOCK_STATE_VERSION)
+		return state_bad(err, name, "vsock state version", version);
+	if (cid != vs->guest_cid)
+		return error_set(err, EINVAL,
+				 "state section '%s': guest CID %llu, the device has %u", name,
+				 (unsigned long long)cid, vs->guest_cid);
+	pthread_mutex_lock(&vs->lock);
+	vsock_close_all(vs);
+	vs->evt_reset = true;
+	pthread_mutex_unlock(&vs->lock);
+	virtio_pci_queue_kick(vp, VIRTIO_VSOCK_Q_EVT);
+	return 0;
+}
+
 static const struct virtio_device_ops virtio_vsock_ops = {
 	.config_read = virtio_vsock_config_read,
 	.queue_notify = virtio_vsock_notify,
 	.reset = virtio_vsock_reset,
+	.held = virtio_vsock_held,
+	.save = virtio_vsock_save,
+	.restore = virtio_vsock_restore,
 };
 
 /* ---- life cycle ---- */

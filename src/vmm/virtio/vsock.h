@@ -56,6 +56,10 @@
 #define VIRTIO_VSOCK_HDR_BUF_ALLOC 36
 #define VIRTIO_VSOCK_HDR_FWD_CNT   40
 
+/* Event queue (5.10.6.7): struct virtio_vsock_event { le32 id; } */
+#define VIRTIO_VSOCK_EVENT_TRANSPORT_RESET 0
+#define VIRTIO_VSOCK_EVENT_SIZE		   4
+
 #define VIRTIO_VSOCK_TYPE_STREAM 1
 
 #define VIRTIO_VSOCK_OP_REQUEST	       1
