@@ -45,6 +45,9 @@ bzimage)
 	"$objcopy" -O binary "$elf" "$work/kernel.bin"
 	size=$(wc -c < "$work/kernel.bin")
 	syssize=$(( (size + 15) / 16 ))
+	# syssize counts whole 16-byte paragraphs: pad the image to match, as
+	# Linux's build does, or a strict loader sees a truncated kernel.
+	truncate -s $((syssize * 16)) "$work/kernel.bin"
 	start=$("$nm" "$elf" | awk '$3 == "__image_start" { print $1 }')
 	end=$("$nm" "$elf" | awk '$3 == "_end" { print $1 }')
 	init_size=$(( 0x$end - 0x$start ))
