@@ -23,6 +23,7 @@ enum {
 	OPT_VSOCK,
 	OPT_BALLOON,
 	OPT_API_SOCK,
+	OPT_RESTORE,
 	OPT_VERBOSE,
 	OPT_HELP,
 	OPT_VERSION,
@@ -44,6 +45,7 @@ static const struct option config_options[] = {
 	{"vsock", required_argument, NULL, OPT_VSOCK},
 	{"balloon", optional_argument, NULL, OPT_BALLOON},
 	{"api-sock", required_argument, NULL, OPT_API_SOCK},
+	{"restore", required_argument, NULL, OPT_RESTORE},
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -74,6 +76,8 @@ void config_usage(const char *prog)
 	       "[,deflate_on_oom=on]\n"
 	       "                         virtio-balloon; size is how much the guest gives back\n"
 	       "  --api-sock PATH        serve the control API (HTTP/JSON) on this unix socket\n"
+	       "  --restore DIR          resume the VM snapshotted into DIR (with only --serial,\n"
+	       "                         --api-sock, --on-reboot, --kvm-device, --verbose)\n"
 	       "  --verbose              more log output (repeat for debug)\n"
 	       "  --help, --version\n"
 	       "\n"
@@ -542,6 +546,11 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 		return config_vsock(cfg, arg, err);
 	case OPT_BALLOON:
 		return config_balloon(cfg, arg, err);
+	case OPT_RESTORE:
+		if (!*arg)
+			return error_set(err, EINVAL, "--restore: the snapshot directory is empty");
+		cfg->restore = arg;
+		return 0;
 	case OPT_API_SOCK:
 		if (!*arg || strlen(arg) >= CONFIG_UDS_MAX)
 			return error_set(
@@ -587,12 +596,43 @@ static void config_defaults(struct vmm_config *cfg)
 	cfg->kvm_device = "/dev/kvm";
 }
 
+/*
+ * A snapshot fixes the machine (CPUs, memory, devices); what may differ in
+ * the restored process is how it talks to the host.
+ */
+static const int config_restore_allowed[] = {OPT_RESTORE,   OPT_SERIAL,	    OPT_API_SOCK,
+					     OPT_ON_REBOOT, OPT_KVM_DEVICE, OPT_VERBOSE};
+
+static int config_check_restore(uint64_t seen, struct error *err)
+{
+	for (const struct option *o = config_options; o->name; o++) {
+		bool allowed = false;
+
+		if (!(seen & (1ULL << (o->val - OPT_KERNEL))))
+			continue;
+		for (size_t i = 0; i < ARRAY_SIZE(config_restore_allowed); i++)
+			allowed = allowed || config_restore_allowed[i] == o->val;
+		if (!allowed)
+			return error_set(
+				err, EINVAL,
+				"--%s cannot be combined with --restore: the snapshot fixes "
+				"the VM (--serial, --api-sock, --on-reboot, --kvm-device and "
+				"--verbose can be given)",
+				o->name);
+	}
+	return 0;
+}
+
 int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ram,
 		 struct error *err)
 {
+	uint64_t seen = 0;
 	int opt, ret;
 
+	_Static_assert(OPT_VERSION - OPT_KERNEL < 64, "one bit per option in 'seen'");
 	config_defaults(cfg);
+	cfg->argc = argc;
+	cfg->argv = argv;
 	opterr = 0; /* we word the errors ourselves, once */
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":", config_options, NULL)) != -1) {
@@ -605,12 +645,15 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 		ret = config_option(cfg, opt, config_optarg(opt, argc, argv), host_ram, err);
 		if (ret)
 			return ret;
+		seen |= 1ULL << (opt - OPT_KERNEL);
 	}
 	if (optind < argc)
 		return error_set(err, EINVAL, "unexpected argument '%s' (see --help)",
 				 argv[optind]);
 	if (cfg->help || cfg->version)
 		return 0;
+	if (cfg->restore)
+		return config_check_restore(seen, err);
 	if (!cfg->kernel)
 		return error_set(err, EINVAL, "--kernel is required (see --help)");
 	return config_check(cfg, err);

@@ -86,6 +86,10 @@ struct vmm_config {
 	struct config_vsock vsock;
 	struct config_balloon balloon;
 	const char *api_sock; /* control API socket, NULL: no API */
+	const char *restore;  /* snapshot directory to resume from, NULL: boot */
+	/* The command line parsed (a snapshot records it to rebuild the same VM). */
+	int argc;
+	char **argv;
 	int verbose;
 	bool help;
 	bool version;

@@ -35,6 +35,7 @@
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
+#include "snapshot/snapfile.h"
 
 /*
  * Why the machine stopped, in rising priority: a later, stronger reason
@@ -108,6 +109,10 @@ struct machine {
 	pthread_mutex_t life_lock;
 	bool paused;	       /* under life_lock */
 	uint64_t paused_clock; /* kvmclock when paused */
+
+	/* Restoring: the snapshot's state file, used by the first boot only. */
+	bool restore_pending;
+	struct snap_file snap;
 
 	/* What the control API reads from its own thread. */
 	struct api *api;

@@ -12,6 +12,7 @@
 
 #include "vmm.h"
 #include "machine.h"
+#include "snapshot.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -328,14 +329,69 @@ static int machine_create_vcpus(struct machine *m, const struct boot_entry *entr
 		pthread_mutex_unlock(&m->stats_lock);
 	}
 	/* Only the BSP starts at the kernel; APs wait for the guest's INIT/SIPI. */
-	return vcpu_set_boot_state(&m->vcpus[0], entry, err);
+	return entry ? vcpu_set_boot_state(&m->vcpus[0], entry, err) : 0;
 }
 
 /* Builds memory, the KVM VM, firmware tables and vCPUs for one boot. */
-static int machine_boot(struct machine *m, struct error *err)
+static int machine_read_images(struct machine *m, struct error *err)
+{
+	int ret = read_file(m->cfg->kernel, KERNEL_MAX_SIZE, &m->kernel, &m->kernel_len);
+
+	if (ret == -EFBIG)
+		return error_set(err, EFBIG, "kernel %s: larger than %llu MiB", m->cfg->kernel,
+				 KERNEL_MAX_SIZE >> 20);
+	if (ret)
+		return error_set(err, -ret, "kernel %s: %s", m->cfg->kernel,
+				 ret == -EINVAL ? "not a regular file" : strerror(-ret));
+	if (!m->cfg->initrd)
+		return 0;
+	ret = read_file(m->cfg->initrd, INITRD_MAX_SIZE, &m->initrd, &m->initrd_len);
+	if (ret == -EFBIG)
+		return error_set(err, EFBIG, "initrd %s: larger than %llu MiB", m->cfg->initrd,
+				 INITRD_MAX_SIZE >> 20);
+	if (ret)
+		return error_set(err, -ret, "initrd %s: %s", m->cfg->initrd,
+				 ret == -EINVAL ? "not a regular file" : strerror(-ret));
+	return 0;
+}
+
+/*
+ * A restored machine's first boot: memory, then the VM and vCPUs as a
+ * fresh boot makes them (CPUID and all), then the saved state loaded over
+ * them. Firmware tables and the kernel are already in the memory image.
+ */
+static int machine_boot_restored(struct machine *m, struct error *err)
+{
+	int ret = machine_restore_memory(m, err);
+
+	if (!ret)
+		ret = machine_create_vcpus(m, NULL, err);
+	if (!ret)
+		ret = machine_restore_state(m, &m->snap, err);
+	snap_close(&m->snap);
+	m->restore_pending = false;
+	return ret ? error_wrap(err, "--restore %s", m->cfg->restore) : 0;
+}
+
+static int machine_boot_fresh(struct machine *m, struct error *err)
 {
 	struct boot_entry entry;
 	uint64_t rsdp;
+	int ret = 0;
+
+	if (!m->kernel) /* a restored machine reads its kernel when the guest reboots */
+		ret = machine_read_images(m, err);
+	if (!ret)
+		ret = machine_build_acpi(m, &rsdp, err);
+	if (!ret)
+		ret = machine_load_kernel(m, rsdp, &entry, err);
+	if (!ret)
+		ret = machine_create_vcpus(m, &entry, err);
+	return ret;
+}
+
+static int machine_boot(struct machine *m, struct error *err)
+{
 	int ret;
 
 	atomic_fetch_add(&m->boots, 1);
@@ -347,13 +403,7 @@ static int machine_boot(struct machine *m, struct error *err)
 		return ret;
 	if (m->ioevent)
 		vm_ioevent_attach(m->ioevent, m->vm.fd);
-	ret = machine_build_acpi(m, &rsdp, err);
-	if (ret)
-		return ret;
-	ret = machine_load_kernel(m, rsdp, &entry, err);
-	if (ret)
-		return ret;
-	ret = machine_create_vcpus(m, &entry, err);
+	ret = m->restore_pending ? machine_boot_restored(m, err) : machine_boot_fresh(m, err);
 	if (ret)
 		return ret;
 	for (unsigned int i = 0; i < m->cfg->cpus; i++) {
@@ -418,28 +468,6 @@ static enum machine_stop machine_wait(struct machine *m, int sigfd)
 	if (read(m->stop_efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		log_debug("stop eventfd: %s", strerror(errno));
 	return atomic_load(&m->stop);
-}
-
-static int machine_read_images(struct machine *m, struct error *err)
-{
-	int ret = read_file(m->cfg->kernel, KERNEL_MAX_SIZE, &m->kernel, &m->kernel_len);
-
-	if (ret == -EFBIG)
-		return error_set(err, EFBIG, "kernel %s: larger than %llu MiB", m->cfg->kernel,
-				 KERNEL_MAX_SIZE >> 20);
-	if (ret)
-		return error_set(err, -ret, "kernel %s: %s", m->cfg->kernel,
-				 ret == -EINVAL ? "not a regular file" : strerror(-ret));
-	if (!m->cfg->initrd)
-		return 0;
-	ret = read_file(m->cfg->initrd, INITRD_MAX_SIZE, &m->initrd, &m->initrd_len);
-	if (ret == -EFBIG)
-		return error_set(err, EFBIG, "initrd %s: larger than %llu MiB", m->cfg->initrd,
-				 INITRD_MAX_SIZE >> 20);
-	if (ret)
-		return error_set(err, -ret, "initrd %s: %s", m->cfg->initrd,
-				 ret == -EINVAL ? "not a regular file" : strerror(-ret));
-	return 0;
 }
 
 static int machine_check_kvm_limits(struct machine *m, struct error *err)
@@ -677,6 +705,17 @@ static int machine_api_balloon_stats(void *ctx, struct virtio_balloon_stats *out
 	return 0;
 }
 
+static int machine_api_snapshot(void *ctx, const char *dir, double *pause_ms, double *total_ms,
+				struct error *err)
+{
+	struct snapshot_info info = {0};
+	int ret = machine_snapshot(ctx, dir, &info, err);
+
+	*pause_ms = info.pause_ms;
+	*total_ms = info.total_ms;
+	return ret;
+}
+
 static int machine_start_api(struct machine *m, struct error *err)
 {
 	const struct api_backend backend = {.ctx = m,
@@ -684,7 +723,8 @@ static int machine_start_api(struct machine *m, struct error *err)
 					    .metrics = machine_api_metrics,
 					    .action = machine_api_action,
 					    .balloon_target = machine_api_balloon,
-					    .balloon_stats = machine_api_balloon_stats};
+					    .balloon_stats = machine_api_balloon_stats,
+					    .snapshot = machine_api_snapshot};
 
 	if (!m->cfg->api_sock)
 		return 0;
@@ -694,7 +734,7 @@ static int machine_start_api(struct machine *m, struct error *err)
 
 static int machine_setup(struct machine *m, struct error *err)
 {
-	int ret = machine_read_images(m, err);
+	int ret = m->restore_pending ? 0 : machine_read_images(m, err);
 
 	if (!ret)
 		ret = kvm_open(&m->kvm, m->cfg->kvm_device, err);
@@ -755,15 +795,41 @@ static void machine_teardown(struct machine *m)
 	close(m->stop_efd);
 }
 
+/* --restore: the VM to build is the one recorded in the snapshot. */
+static int vmm_restore_config(struct machine *m, const struct vmm_config *cfg,
+			      struct vmm_config *restored, struct snapshot_args *args)
+{
+	struct error err = {0};
+
+	if (!cfg->restore)
+		return 0;
+	if (snapshot_load_config(cfg, restored, args, &m->snap, &err)) {
+		log_error("--restore %s: %s", cfg->restore, err.msg);
+		snap_close(&m->snap);
+		return -1;
+	}
+	m->cfg = restored;
+	m->restore_pending = true;
+	return 0;
+}
+
 int vmm_run(const struct vmm_config *cfg)
 {
 	struct machine *m = calloc(1, sizeof(*m));
+	struct snapshot_args args = {0};
+	struct vmm_config restored;
 	struct error err = {0};
 	int sigfd, status;
 
 	if (!m)
 		return VMM_EXIT_ERROR;
 	m->cfg = cfg;
+	if (vmm_restore_config(m, cfg, &restored, &args)) {
+		snapshot_args_free(&args);
+		free(m);
+		return VMM_EXIT_ERROR;
+	}
+	cfg = m->cfg;
 	m->topo = (struct cpu_topology){.threads = 1, .cores = cfg->cpus, .packages = 1};
 	m->kvm.fd = -1;
 	m->vm.fd = -1;
@@ -791,6 +857,8 @@ int vmm_run(const struct vmm_config *cfg)
 	pthread_mutex_destroy(&m->stats_lock);
 	pthread_mutex_destroy(&m->life_lock);
 	vcpu_gate_destroy(&m->gate);
+	snap_close(&m->snap);
+	snapshot_args_free(&args);
 	free(m);
 	return status;
 }

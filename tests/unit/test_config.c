@@ -370,3 +370,21 @@ Test(config, api_sock)
 	cr_assert_str_eq(cfg.api_sock, "/run/vm1.sock");
 	expect_error("--api-sock", "", "--api-sock: '' is not a socket path (1 to 107 characters)");
 }
+
+Test(config, restore_takes_host_side_options_only)
+{
+	char *ok[] = {"vmm",	     "--restore",  "/snap/a",	  "--serial",
+		      "file:/tmp/c", "--api-sock", "/tmp/a.sock", "--verbose"};
+	char *bad[] = {"vmm", "--restore", "/snap/a", "--memory", "1G"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(ok), ok), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg.restore, "/snap/a");
+	cr_assert_null(cfg.kernel, "no --kernel needed");
+	cr_assert_str_eq(cfg.serial, "file:/tmp/c");
+	cr_assert_eq(cfg.argc, ARGC(ok));
+	cr_assert_lt(parse(&cfg, &err, ARGC(bad), bad), 0);
+	cr_assert(strstr(err.msg, "--memory cannot be combined with --restore"), "%s", err.msg);
+	expect_error("--restore", "", "--restore: the snapshot directory is empty");
+}

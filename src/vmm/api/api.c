@@ -221,6 +221,29 @@ static void api_get_balloon(void *ctx, const struct httpd_request *req, struct h
 			       "guest_stats", api_balloon_guest_stats(&st));
 }
 
+/* ---- PUT /vm/snapshot ---- */
+
+static void api_put_snapshot(void *ctx, const struct httpd_request *req,
+			     struct httpd_response *resp)
+{
+	static const char *const fields[] = {"dir", NULL};
+	struct api *api = ctx;
+	struct error err = {0};
+	double pause_ms, total_ms;
+	const char *dir;
+
+	if (httpd_only_fields(req->body, fields, resp) ||
+	    httpd_field_str(req->body, "dir", true, &dir, resp))
+		return;
+	if (!*dir || dir[0] != '/')
+		return httpd_error(resp, MHD_HTTP_BAD_REQUEST, "dir",
+				   "dir must be an absolute path");
+	if (api->backend.snapshot(api->backend.ctx, dir, &pause_ms, &total_ms, &err))
+		return httpd_error(resp, MHD_HTTP_CONFLICT, NULL, "%s", err.msg);
+	resp->body = json_pack("{s:s, s:f, s:f}", "dir", dir, "pause_ms", pause_ms, "total_ms",
+			       total_ms);
+}
+
 /* ---- metrics ---- */
 
 /* Names for the exits a healthy VM has; the rest appear by number. */
@@ -305,6 +328,7 @@ static const struct httpd_route api_routes[] = {
 	{"PUT", "/vm/actions", api_put_action},
 	{"GET", "/vm/balloon", api_get_balloon},
 	{"PUT", "/vm/balloon", api_put_balloon},
+	{"PUT", "/vm/snapshot", api_put_snapshot},
 	{"GET", "/vm/metrics", api_get_metrics_json},
 	{"GET", "/metrics", api_get_metrics_text},
 	{NULL, NULL, NULL},

@@ -20,6 +20,7 @@
  *                                  "pause" | "resume"}
  *   GET  /vm/balloon    target, actual size, counters, the guest's statistics
  *   PUT  /vm/balloon    {"target_mib": N}
+ *   PUT  /vm/snapshot   {"dir": PATH}: state and memory files into PATH
  *   GET  /vm/metrics    counters as JSON
  *   GET  /metrics       the same in Prometheus text format
  *
@@ -57,6 +58,9 @@ struct api_backend {
 	/* Both -ENODEV when the VM has no balloon. */
 	int (*balloon_target)(void *ctx, uint64_t bytes, struct error *err);
 	int (*balloon_stats)(void *ctx, struct virtio_balloon_stats *out);
+	/* Fills the timings (ms) on success. */
+	int (*snapshot)(void *ctx, const char *dir, double *pause_ms, double *total_ms,
+			struct error *err);
 };
 
 struct api;

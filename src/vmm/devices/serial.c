@@ -503,7 +503,25 @@ static int serial_state_check(const struct serial_state *st, const char *name, s
 	return 0;
 }
 
-static void serial_state_apply(struct serial *s, const struct serial_state *st)
+/*
+ * The restored bytes come first; bytes that reached the new backend before
+ * the restore (a client that connected and typed at once) follow them, as
+ * many as fit, rather than being lost.
+ */
+static void serial_rx_merge(struct serial *s, struct serial_state *st)
+{
+	size_t kept = 0;
+
+	while (kept < s->rx_count && st->rx_count < SERIAL_RX_SIZE) {
+		st->rx[st->rx_count++] = s->rx[(s->rx_head + kept) % SERIAL_RX_SIZE];
+		kept++;
+	}
+	if (kept < s->rx_count)
+		log_warn("serial: %zu input bytes dropped at restore (buffer full)",
+			 s->rx_count - kept);
+}
+
+static void serial_state_apply(struct serial *s, struct serial_state *st)
 {
 	s->ier = st->ier;
 	s->lcr = st->lcr;
@@ -516,6 +534,7 @@ static void serial_state_apply(struct serial *s, const struct serial_state *st)
 	s->msr_deltas = st->msr_deltas;
 	s->rbr = st->rbr;
 	s->thri_pending = st->thri_pending;
+	serial_rx_merge(s, st);
 	memcpy(s->rx, st->rx, st->rx_count);
 	s->rx_head = 0;
 	s->rx_count = st->rx_count;

@@ -226,7 +226,10 @@ static void virtio_console_save(struct virtio_pci *vp, struct snap_writer *w)
 	pthread_mutex_unlock(&con->lock);
 }
 
-/* The input waiting in the device is what was saved, not what the new backend got meanwhile. */
+/*
+ * The saved input comes first; what the new backend got before the restore
+ * (a client that connected and typed at once) follows it, as much as fits.
+ */
 static int virtio_console_restore(struct virtio_pci *vp, struct snap_section *s, const char *name,
 				  struct error *err)
 {
@@ -243,6 +246,8 @@ static int virtio_console_restore(struct virtio_pci *vp, struct snap_section *s,
 		return error_set(err, ENOMEM, "state section '%s': out of memory", name);
 	snap_get_bytes(s, saved, len);
 	pthread_mutex_lock(&con->lock);
+	for (size_t i = 0; i < con->rx_len && len < VIRTIO_CONSOLE_RX_BUF; i++)
+		saved[len++] = con->rx[(con->rx_head + i) % VIRTIO_CONSOLE_RX_BUF];
 	con->rx_head = 0;
 	con->rx_len = 0;
 	rx_put(con, saved, len);

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_SNAPSHOT_H
+#define BUNSHIN_VMM_SNAPSHOT_H
+
+#include "config.h"
+#include "snapshot/snapfile.h"
+
+/* The files of a snapshot directory. */
+#define SNAPSHOT_STATE	"state"
+#define SNAPSHOT_MEMORY "memory"
+
+struct machine;
+
+struct snapshot_info {
+	double pause_ms; /* until the VM was paused */
+	double total_ms; /* until both files were on disk */
+};
+
+/* The command line a restored VM is built from (owned strings). */
+struct snapshot_args {
+	int argc;
+	char **argv;
+};
+
+/*
+ * Writes DIR/state and DIR/memory (DIR is created if need be). A running
+ * VM is paused for it and resumed after; a paused one stays paused.
+ */
+int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *info,
+		     struct error *err);
+
+/*
+ * The configuration to restore now->restore with: the recorded command
+ * line, then the host-side options of this one. Opens the state file into
+ * f for the restore that follows; a keeps the strings out points to.
+ */
+int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
+			 struct snapshot_args *a, struct snap_file *f, struct error *err);
+void snapshot_args_free(struct snapshot_args *a);
+
+/* Pieces of a restore, in this order, on a machine built from that configuration. */
+int machine_restore_memory(struct machine *m, struct error *err);
+int machine_restore_state(struct machine *m, const struct snap_file *f, struct error *err);
+
+/* KVM and device state of a paused machine into w (snapshot.c). */
+int machine_save_state(struct machine *m, struct snap_writer *w, struct error *err);
+/* The devices' part of it, each device one section named after it. */
+int machine_save_devices(struct machine *m, struct snap_writer *w, struct error *err);
+int machine_restore_devices(struct machine *m, const struct snap_file *f, struct error *err);
+
+#endif

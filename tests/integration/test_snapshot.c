@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Snapshots: a VM snapshotted through the API (PUT /vm/snapshot) and
+ * restored in a fresh process (--restore DIR) carries on where it was: its
+ * memory, CPU and device state come back, and the guest cannot tell.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct proc {
+	pid_t pid;
+	char err[128]; /* its stderr */
+};
+
+static char dir[64];
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/bunshin-snap.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		cr_log_warn("cannot remove %s", dir);
+}
+
+TestSuite(snapshot, .init = setup, .fini = teardown);
+
+static int sock_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* Connects to a socket the VMM is about to create. */
+static int sock_wait(const char *path)
+{
+	for (int i = 0; i < 500; i++) {
+		int fd = sock_connect(path);
+
+		if (fd >= 0)
+			return fd;
+		usleep(10000);
+	}
+	cr_assert_fail("%s never accepted a connection", path);
+	return -1;
+}
+
+/* Starts the VMM with args (NULL-terminated, without argv[0]); stderr to DIR/<tag>.err. */
+static void proc_start(struct proc *p, const char *tag, const char *const *args)
+{
+	const char *argv[32] = {harness_vmm()};
+	int n = 1;
+
+	harness_require_kvm();
+	for (int i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	snprintf(p->err, sizeof(p->err), "%s/%s.err", dir, tag);
+	p->pid = fork();
+	cr_assert_geq(p->pid, 0);
+	if (p->pid == 0) {
+		int fd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+}
+
+static char *proc_stderr(const struct proc *p)
+{
+	static char buf[4096];
+	int fd = open(p->err, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+
+	buf[n > 0 ? n : 0] = 0;
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+static int proc_wait(struct proc *p)
+{
+	int status;
+
+	for (int i = 0; i < 2000; i++) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(10000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &status, 0);
+	cr_assert_fail("the VMM did not exit; stderr:\n%s", proc_stderr(p));
+	return -1;
+}
+
+/* Reads from fd until the text read so far holds want (10 s at most); returns it all. */
+static char *read_until(int fd, const char *want)
+{
+	static char buf[16384];
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < 1000 && !strstr(buf, want); i++) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = 0;
+	}
+	cr_assert(strstr(buf, want), "never saw '%s'; got:\n%s", want, buf);
+	return buf;
+}
+
+static void send_str(int fd, const char *s)
+{
+	cr_assert_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* One HTTP request to the API; returns the status, copies the body. */
+static int api(const char *sock, const char *method, const char *path, const char *body,
+	       char *reply, size_t size)
+{
+	char req[512], raw[4096];
+	size_t len = 0;
+	int fd = sock_wait(sock), status = 0;
+	ssize_t n;
+
+	snprintf(
+		req, sizeof(req),
+		"%s %s HTTP/1.1\r\nHost: vmm\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+		method, path, body ? strlen(body) : 0, body ? body : "");
+	send_str(fd, req);
+	while ((n = read(fd, raw + len, sizeof(raw) - 1 - len)) > 0)
+		len += (size_t)n;
+	raw[len] = 0;
+	close(fd);
+	sscanf(raw, "HTTP/1.1 %d", &status);
+	snprintf(reply, size, "%s", strstr(raw, "\r\n\r\n") ? strstr(raw, "\r\n\r\n") + 4 : raw);
+	return status;
+}
+
+/* Snapshots the VM behind sock into DIR/snap, then stops it. */
+static void snapshot_and_stop(struct proc *p, const char *sock, char *snap, size_t size)
+{
+	char body[256], reply[1024];
+
+	snprintf(snap, size, "%s/snap", dir);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
+		     reply);
+	cr_assert(strstr(reply, "\"total_ms\":"), "%s", reply);
+	cr_assert_eq(
+		api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply, sizeof(reply)),
+		204, "%s", reply);
+	cr_assert_eq(proc_wait(p), 4, "stderr:\n%s", proc_stderr(p));
+}
+
+/*
+ * The guest echoes serial lines and counts them. One line before the
+ * snapshot, one after the restore: the count the restored guest reports
+ * (2) is the proof that its memory and CPU state came back.
+ */
+Test(snapshot, serial_session_carries_on)
+{
+	char con_a[96], con_b[96], sock[96], serial_a[104], serial_b[104], snap[96];
+	struct proc a, b;
+	int fd;
+
+	snprintf(con_a, sizeof(con_a), "%s/a.con", dir);
+	snprintf(con_b, sizeof(con_b), "%s/b.con", dir);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	snprintf(serial_a, sizeof(serial_a), "unix:%s", con_a);
+	snprintf(serial_b, sizeof(serial_b), "unix:%s", con_b);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=serial-echo",
+				      "--cpus",	    "2",
+				      "--memory",   "64M",
+				      "--serial",   serial_a,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	fd = sock_wait(con_a);
+	read_until(fd, "name=serial-echo result=ready");
+	send_str(fd, "before\n");
+	read_until(fd, "ECHO: before");
+	close(fd);
+	snapshot_and_stop(&a, sock, snap, sizeof(snap));
+	{
+		const char *args[] = {"--restore", snap, "--serial", serial_b, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	fd = sock_wait(con_b);
+	send_str(fd, "after\n");
+	read_until(fd, "ECHO: after");
+	send_str(fd, "quit\n");
+	read_until(fd, "name=serial-echo result=pass lines=2");
+	close(fd);
+	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
+}
+
+/* A broken snapshot is refused with one clear line, before any guest code runs. */
+Test(snapshot, broken_snapshots_are_refused)
+{
+	char sock[96], snap[96], path[128], serial[104];
+	struct proc a;
+	struct vmm_result r;
+	int fd;
+
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	snprintf(serial, sizeof(serial), "file:%s/a.out", dir);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=serial-echo",
+				      "--memory",   "64M",
+				      "--serial",   serial,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	snapshot_and_stop(&a, sock, snap, sizeof(snap));
+
+	/* --cpus cannot change across a restore */
+	{
+		const char *argv[] = {"vmm", "--restore", snap, "--cpus", "4", NULL};
+
+		harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1},
+			    &r);
+		cr_assert_eq(r.status, 2, "%s", r.err);
+		cr_assert(strstr(r.err, "--cpus cannot be combined with --restore"), "%s", r.err);
+		harness_free(&r);
+	}
+	/* the memory file cut short */
+	snprintf(path, sizeof(path), "%s/memory", snap);
+	cr_assert_eq(truncate(path, 4096), 0);
+	{
+		const char *argv[] = {"vmm", "--restore", snap, NULL};
+
+		harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1},
+			    &r);
+		cr_assert_eq(r.status, 1, "%s", r.err);
+		cr_assert(strstr(r.err, "4096 bytes, the VM has 67108864 bytes of memory"), "%s",
+			  r.err);
+		cr_assert_eq(harness_count(r.err, "\n"), 1, "one line: %s", r.err);
+		harness_free(&r);
+	}
+	/* one flipped byte in the state file */
+	snprintf(path, sizeof(path), "%s/state", snap);
+	fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, "X", 1, 40), 1);
+	close(fd);
+	{
+		const char *argv[] = {"vmm", "--restore", snap, NULL};
+
+		harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1},
+			    &r);
+		cr_assert_eq(r.status, 1, "%s", r.err);
+		cr_assert(strstr(r.err, "is corrupted (bad CRC)"), "%s", r.err);
+		harness_free(&r);
+	}
+	/* no snapshot there at all */
+	{
+		const char *argv[] = {"vmm", "--restore", "/nonexistent/snap", NULL};
+
+		harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1},
+			    &r);
+		cr_assert_eq(r.status, 1, "%s", r.err);
+		cr_assert(strstr(r.err, "/nonexistent/snap/state: No such file"), "%s", r.err);
+		harness_free(&r);
+	}
+}
+
+/*
+ * The guest watches kvmclock across the snapshot, a second of downtime and
+ * the restore in another process: it finishes its loop there, and its
+ * clock carries on from the snapshot while the host's TSC shows the gap.
+ */
+Test(snapshot, guest_clock_carries_on)
+{
+	char sock[96], snap[96], out_a[96], out_b[96], serial_a[104], serial_b[104], val[32];
+	struct proc a, b;
+	char *console;
+	long tsc_gap, kvm_gap;
+	FILE *f;
+
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	snprintf(out_a, sizeof(out_a), "%s/a.out", dir);
+	snprintf(out_b, sizeof(out_b), "%s/b.out", dir);
+	snprintf(serial_a, sizeof(serial_a), "file:%s", out_a);
+	snprintf(serial_b, sizeof(serial_b), "file:%s", out_b);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=clock-watch watch_ms=3000",
+				      "--cpus",	    "2",
+				      "--memory",   "64M",
+				      "--serial",   serial_a,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	for (int i = 0; i < 500; i++) {
+		char buf[256] = "";
+
+		f = fopen(out_a, "r");
+		if (f) {
+			size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+
+			buf[n] = 0;
+			fclose(f);
+		}
+		if (strstr(buf, "result=ready"))
+			break;
+		usleep(10000);
+	}
+	usleep(300 * 1000);
+	snapshot_and_stop(&a, sock, snap, sizeof(snap));
+	sleep(1);
+	{
+		const char *args[] = {"--restore", snap, "--serial", serial_b, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	cr_assert_eq(proc_wait(&b), 0, "the restored guest powers off; stderr:\n%s",
+		     proc_stderr(&b));
+	console = calloc(1, 4096);
+	f = fopen(out_b, "r");
+	cr_assert_not_null(f);
+	console[fread(console, 1, 4095, f)] = 0;
+	fclose(f);
+	cr_assert(harness_passed(console, "clock-watch"), "%s", console);
+	cr_assert(harness_result_field(console, "clock-watch", "max_tsc_gap_us", val, sizeof(val)));
+	tsc_gap = atol(val);
+	cr_assert(harness_result_field(console, "clock-watch", "max_gap_us", val, sizeof(val)));
+	kvm_gap = atol(val);
+	cr_assert_geq(tsc_gap, 1000000, "the downtime shows in the TSC: %s", console);
+	cr_assert_geq(tsc_gap - kvm_gap, 500000, "kvmclock does not jump: %s", console);
+	free(console);
+}
+
+/*
+ * A virtio device across the restore: the guest echoes lines on hvc0. One
+ * line before, one after; the restored process recreates the console's
+ * socket where the snapshot's command line put it.
+ */
+Test(snapshot, virtio_console_carries_on)
+{
+	char hvc[96], hvc_arg[104], sock[96], snap[96], serial[104];
+	struct proc a, b;
+	int fd;
+
+	snprintf(hvc, sizeof(hvc), "%s/hvc0", dir);
+	snprintf(hvc_arg, sizeof(hvc_arg), "unix:%s", hvc);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	snprintf(serial, sizeof(serial), "file:%s/a.out", dir);
+	{
+		const char *args[] = {"--kernel",
+				      harness_guest("elf"),
+				      "--cmdline",
+				      "test=virtio-console",
+				      "--memory",
+				      "64M",
+				      "--serial",
+				      serial,
+				      "--console-virtio",
+				      hvc_arg,
+				      "--api-sock",
+				      sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	fd = sock_wait(hvc);
+	read_until(fd, "hvc0 ready");
+	send_str(fd, "first\n");
+	read_until(fd, "ECHO: FIRST");
+	close(fd);
+	snapshot_and_stop(&a, sock, snap, sizeof(snap));
+	{
+		const char *args[] = {"--restore", snap, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	fd = sock_wait(hvc);
+	send_str(fd, "second\n");
+	read_until(fd, "ECHO: SECOND");
+	send_str(fd, "quit\n");
+	close(fd);
+	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
+	{
+		char path[128], console[4096] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/a.out", dir);
+		f = fopen(path, "r");
+		cr_assert_not_null(f);
+		console[fread(console, 1, sizeof(console) - 1, f)] = 0;
+		fclose(f);
+		cr_assert(strstr(console, "name=virtio-console result=pass lines=2"),
+			  "both lines counted by one guest: %s", console);
+	}
+}
