@@ -343,6 +343,34 @@ Test(vblk, flush_and_get_id)
 	cr_assert_eq(used_len, 21);
 }
 
+/* 5.2.6.2: without FLUSH the driver cannot ask for durability, so writes are written through. */
+Test(vblk, writes_go_through_without_flush)
+{
+	struct virtio_blk_stats st;
+
+	bring_up(F_VERSION_1);
+	fill(gp(DATA_GPA, 4096), 4096, 5);
+	cr_assert_eq(req(VIRTIO_BLK_T_OUT, 0, 4096, false), VIRTIO_BLK_S_OK);
+	virtio_blk_get_stats(blk, &st);
+	cr_assert_eq(st.writes, 1);
+	cr_assert_eq(st.write_through, 1);
+	cr_assert_eq(st.bytes_written, 4096);
+}
+
+Test(vblk, writes_are_cached_when_the_guest_can_flush)
+{
+	struct virtio_blk_stats st;
+
+	bring_up(F_ALL);
+	fill(gp(DATA_GPA, 4096), 4096, 5);
+	cr_assert_eq(req(VIRTIO_BLK_T_OUT, 0, 4096, false), VIRTIO_BLK_S_OK);
+	cr_assert_eq(req(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
+	virtio_blk_get_stats(blk, &st);
+	cr_assert_eq(st.writes, 1);
+	cr_assert_eq(st.write_through, 0, "with FLUSH negotiated the guest flushes");
+	cr_assert_eq(st.flushes, 1);
+}
+
 Test(vblk, flush_without_the_feature_is_unsupported)
 {
 	bring_up(F_VERSION_1);

@@ -97,6 +97,9 @@ int disk_readv(struct disk_queue *q, const struct iovec *iov, int iovcnt, uint64
 	       disk_done_fn cb, void *opaque);
 int disk_writev(struct disk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
 		disk_done_fn cb, void *opaque);
+/* disk_writev() that completes only once the data is on stable storage (RWF_DSYNC). */
+int disk_writev_sync(struct disk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
+		     disk_done_fn cb, void *opaque);
 /* Completes once everything written before it is on stable storage. */
 int disk_flush(struct disk_queue *q, disk_done_fn cb, void *opaque);
 /* Deallocates a range; it reads back as zeroes afterwards. */

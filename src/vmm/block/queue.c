@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "queue.h"
@@ -138,7 +139,7 @@ static int sync_call(struct disk_req *r)
 		break;
 	case DISK_OP_WRITE:
 	case DISK_OP_WRITE_ZERO_BUF:
-		n = pwritev(fd, r->win, req_window(r), (off_t)r->off);
+		n = pwritev2(fd, r->win, req_window(r), (off_t)r->off, r->dsync ? RWF_DSYNC : 0);
 		break;
 	case DISK_OP_FLUSH:
 		n = fdatasync(fd);
@@ -240,6 +241,7 @@ static struct disk_req *req_get(struct disk_queue *q, enum disk_op op, disk_done
 	r->opaque = opaque;
 	r->result = 0;
 	r->zero = false;
+	r->dsync = false;
 	r->mode = 0;
 	r->iovidx = 0;
 	r->iovcnt = 0;
@@ -267,8 +269,8 @@ static int req_queue(struct disk_queue *q, struct disk_req *r)
 	return 0;
 }
 
-static int rw(struct disk_queue *q, enum disk_op op, const struct iovec *iov, int iovcnt,
-	      uint64_t off, disk_done_fn cb, void *opaque)
+static int rw(struct disk_queue *q, enum disk_op op, bool dsync, const struct iovec *iov,
+	      int iovcnt, uint64_t off, disk_done_fn cb, void *opaque)
 {
 	struct disk_req *r;
 	uint64_t len;
@@ -285,6 +287,7 @@ static int rw(struct disk_queue *q, enum disk_op op, const struct iovec *iov, in
 	if (!r)
 		return -EAGAIN;
 	memcpy(r->iov, iov, sizeof(*iov) * (size_t)iovcnt);
+	r->dsync = dsync;
 	r->iovcnt = iovcnt;
 	r->off = off;
 	r->len = len;
@@ -294,13 +297,19 @@ static int rw(struct disk_queue *q, enum disk_op op, const struct iovec *iov, in
 int disk_readv(struct disk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
 	       disk_done_fn cb, void *opaque)
 {
-	return rw(q, DISK_OP_READ, iov, iovcnt, off, cb, opaque);
+	return rw(q, DISK_OP_READ, false, iov, iovcnt, off, cb, opaque);
 }
 
 int disk_writev(struct disk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
 		disk_done_fn cb, void *opaque)
 {
-	return rw(q, DISK_OP_WRITE, iov, iovcnt, off, cb, opaque);
+	return rw(q, DISK_OP_WRITE, false, iov, iovcnt, off, cb, opaque);
+}
+
+int disk_writev_sync(struct disk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
+		     disk_done_fn cb, void *opaque)
+{
+	return rw(q, DISK_OP_WRITE, true, iov, iovcnt, off, cb, opaque);
 }
 
 int disk_flush(struct disk_queue *q, disk_done_fn cb, void *opaque)

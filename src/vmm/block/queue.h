@@ -27,6 +27,7 @@ struct disk_req {
 	uint64_t len; /* bytes still to transfer */
 	int mode;     /* fallocate mode being tried */
 	bool zero;    /* write-zeroes: must read as zeroes, may fall back */
+	bool dsync;   /* write-through: on stable storage when it completes (RWF_DSYNC) */
 	int result;
 	int iovidx, iovcnt;
 	struct iovec iov[DISK_IOV_MAX]; /* caller's segments, advanced as bytes move */

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "queue.h"
 
@@ -43,6 +44,8 @@ static void uring_prep(struct io_uring_sqe *sqe, struct disk_req *r)
 	case DISK_OP_WRITE:
 	case DISK_OP_WRITE_ZERO_BUF:
 		io_uring_prep_writev(sqe, fd, r->win, (unsigned)req_window(r), r->off);
+		if (r->dsync)
+			sqe->rw_flags = RWF_DSYNC;
 		break;
 	case DISK_OP_FLUSH:
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);

@@ -16,7 +16,9 @@
  * queue's bq->lock guards its disk queue and request slots and nests inside
  * it. Block layer callbacks run under bq->lock only (from
  * disk_queue_complete() or disk_queue_drain()), so they never touch the
- * ring: they record what to push and the queue's notify handler pushes it.
+ * ring: they record what to push, and whoever ran them pushes it with the
+ * transport's mutex held (the notify handler, or the completion handler
+ * through virtio_pci_with_queue()).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -62,6 +64,7 @@ struct blk_queue {
 	bool pending;
 	struct virtq_elem elem;
 	struct iovec iov[VIRTIO_BLK_POP_SEGS];
+	struct virtio_blk_stats stats;
 };
 
 struct virtio_blk {
@@ -131,8 +134,10 @@ static void blk_done(void *opaque, int result)
 	struct blk_req *r = opaque;
 	struct blk_queue *bq = r->bq;
 
-	if (result)
+	if (result) {
 		log_debug("virtio-blk: request failed: %s", strerror(-result));
+		bq->stats.errors++;
+	}
 	blk_finish(bq, r->head, r->status, result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
 		   result ? 1 : r->written);
 	blk_req_put(bq, r);
@@ -225,6 +230,21 @@ static int blk_submit(struct blk_queue *bq, struct blk_req *r, int ret)
 	return -1;
 }
 
+static void blk_count_rw(struct blk_queue *bq, const struct blk_ctx *c, bool write, uint64_t len)
+{
+	struct virtio_blk_stats *st = &bq->stats;
+
+	if (!write) {
+		st->reads++;
+		st->bytes_read += len;
+		return;
+	}
+	st->writes++;
+	st->bytes_written += len;
+	if (!blk_has(c, VIRTIO_BLK_F_FLUSH))
+		st->write_through++;
+}
+
 static int blk_rw(struct blk_queue *bq, const struct blk_ctx *c, struct blk_req *r)
 {
 	const struct virtq_elem *e = c->e;
@@ -245,10 +265,18 @@ static int blk_rw(struct blk_queue *bq, const struct blk_ctx *c, struct blk_req 
 	if (!len)
 		return VIRTIO_BLK_S_OK;
 	r->written = write ? 1 : (uint32_t)len + 1;
-	if (write)
+	/*
+	 * A driver that did not negotiate FLUSH has no way to make a write
+	 * durable but to wait for it (5.2.6.2): the device must write through.
+	 */
+	if (write && !blk_has(c, VIRTIO_BLK_F_FLUSH))
+		ret = disk_writev_sync(bq->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
+	else if (write)
 		ret = disk_writev(bq->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
 	else
 		ret = disk_readv(bq->dq, iov, cnt, c->sector * DISK_SECTOR_SIZE, blk_done, r);
+	if (!ret)
+		blk_count_rw(bq, c, write, len);
 	return blk_submit(bq, r, ret);
 }
 
@@ -322,6 +350,7 @@ static int blk_dispatch(struct blk_queue *bq, const struct blk_ctx *c, struct bl
 		if (!blk_has(c, VIRTIO_BLK_F_FLUSH))
 			return VIRTIO_BLK_S_UNSUPP;
 		r->written = 1;
+		bq->stats.flushes++;
 		return blk_submit(bq, r, disk_flush(bq->dq, blk_done, r));
 	case VIRTIO_BLK_T_GET_ID:
 		return blk_get_id(bq, c, r);
@@ -417,6 +446,8 @@ static void virtio_blk_notify(struct virtio_pci *vp, unsigned int q, struct virt
 	ret = blk_pop_batch(bq, vq, virtio_pci_features(vp), &err);
 	if (disk_queue_submit(bq->dq))
 		log_warn("virtio-blk: queue %u: submitting requests failed", q);
+	/* Page-cache hits are often done by now: they go back in this same pass. */
+	disk_queue_complete(bq->dq);
 	blk_push_done(bq, vq);
 	pthread_mutex_unlock(&bq->lock);
 	virtio_pci_queue_used(vp, q);
@@ -426,17 +457,36 @@ static void virtio_blk_notify(struct virtio_pci *vp, unsigned int q, struct virt
 		virtio_pci_queue_kick(vp, q); /* more later, after the other handlers */
 }
 
-/* A disk queue's eventfd (I/O thread): run callbacks, then let the notify handler push. */
+/* Completions straight onto the used ring, under the transport's mutex like a notify. */
+static void blk_complete_live(struct virtio_pci *vp, unsigned int q, struct virtq *vq, void *arg)
+{
+	struct blk_queue *bq = arg;
+	bool waiting;
+
+	pthread_mutex_lock(&bq->lock);
+	disk_queue_complete(bq->dq);
+	blk_push_done(bq, vq);
+	waiting = bq->pending;
+	pthread_mutex_unlock(&bq->lock);
+	virtio_pci_queue_used(vp, q);
+	if (waiting) /* a chain waits for the room these completions made */
+		virtio_pci_queue_kick(vp, q);
+}
+
+/*
+ * A disk queue's eventfd (I/O thread). A live queue gets its used entries
+ * at once; otherwise (being reset, or broken) the callbacks still run and
+ * their entries wait, as they would for the notify handler.
+ */
 static void virtio_blk_complete(void *opaque, uint32_t events)
 {
 	struct blk_queue *bq = opaque;
-	int n;
 
+	if (virtio_pci_with_queue(bq->blk->vp, bq->index, blk_complete_live, bq))
+		return;
 	pthread_mutex_lock(&bq->lock);
-	n = disk_queue_complete(bq->dq);
+	disk_queue_complete(bq->dq);
 	pthread_mutex_unlock(&bq->lock);
-	if (n > 0)
-		virtio_pci_queue_kick(bq->blk->vp, bq->index);
 }
 
 /* What was in flight finishes, and nothing is pushed. */
@@ -633,4 +683,22 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk)
 {
 	return blk->vp;
+}
+
+void virtio_blk_get_stats(struct virtio_blk *blk, struct virtio_blk_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned int i = 0; i < blk->nq; i++) {
+		struct blk_queue *bq = &blk->q[i];
+
+		pthread_mutex_lock(&bq->lock);
+		out->reads += bq->stats.reads;
+		out->writes += bq->stats.writes;
+		out->flushes += bq->stats.flushes;
+		out->write_through += bq->stats.write_through;
+		out->bytes_read += bq->stats.bytes_read;
+		out->bytes_written += bq->stats.bytes_written;
+		out->errors += bq->stats.errors;
+		pthread_mutex_unlock(&bq->lock);
+	}
 }

@@ -71,6 +71,14 @@ struct virtio_blk_opts {
 	unsigned int queues; /* request queues, 1..VIRTIO_BLK_MAX_QUEUES */
 };
 
+/* Requests handed to the block layer, all queues (the control API's metrics). */
+struct virtio_blk_stats {
+	uint64_t reads, writes, flushes;
+	uint64_t write_through; /* of the writes: synchronous, FLUSH not negotiated */
+	uint64_t bytes_read, bytes_written;
+	uint64_t errors; /* requests that failed in the block layer */
+};
+
 struct virtio_blk;
 
 /* Opens (and locks) the image and puts the device on root. */
@@ -84,5 +92,7 @@ void virtio_blk_drain(struct virtio_blk *blk);
 /* After the I/O thread stopped and the PCI root is gone; closes the image. */
 void virtio_blk_destroy(struct virtio_blk *blk);
 struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk);
+/* Any thread. */
+void virtio_blk_get_stats(struct virtio_blk *blk, struct virtio_blk_stats *out);
 
 #endif

@@ -659,6 +659,29 @@ static const struct pci_device_ops vp_pci_ops = {
 
 /* ---- the I/O thread side ---- */
 
+/* With vp->lock held. */
+static bool vp_queue_live(const struct virtio_pci *vp, const struct virtio_pci_queue *q)
+{
+	/* Nothing is consumed before DRIVER_OK (3.1.1) or after NEEDS_RESET. */
+	return (vp->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET)) ==
+		       VIRTIO_STATUS_DRIVER_OK &&
+	       q->enabled;
+}
+
+bool virtio_pci_with_queue(struct virtio_pci *vp, unsigned int q, virtio_pci_queue_fn fn, void *arg)
+{
+	bool live;
+
+	if (q >= vp->info.num_queues)
+		return false;
+	pthread_mutex_lock(&vp->lock);
+	live = vp_queue_live(vp, &vp->q[q]);
+	if (live)
+		fn(vp, q, &vp->q[q].vq, arg);
+	pthread_mutex_unlock(&vp->lock);
+	return live;
+}
+
 static void vp_queue_event(void *opaque, uint32_t events)
 {
 	struct virtio_pci_queue *q = opaque;
@@ -668,10 +691,7 @@ static void vp_queue_event(void *opaque, uint32_t events)
 	if (read(q->efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		log_warn("%s: queue %u eventfd: %s", vp->info.name, q->index, strerror(errno));
 	pthread_mutex_lock(&vp->lock);
-	/* Nothing is consumed before DRIVER_OK (3.1.1) or after NEEDS_RESET. */
-	if ((vp->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET)) ==
-		    VIRTIO_STATUS_DRIVER_OK &&
-	    q->enabled)
+	if (vp_queue_live(vp, q))
 		vp->info.ops->queue_notify(vp, q->index, &q->vq);
 	pthread_mutex_unlock(&vp->lock);
 }

@@ -215,6 +215,18 @@ void virtio_pci_queue_used(struct virtio_pci *vp, unsigned int q);
  * eventfd), so work that starts elsewhere can hand itself to the I/O thread.
  */
 void virtio_pci_queue_kick(struct virtio_pci *vp, unsigned int q);
+/*
+ * For work that finishes on the I/O thread outside the queue's own handler
+ * (a backend completion): runs fn with the device's mutex held, as a
+ * queue_notify callback is, if queue q may be used right now (DRIVER_OK,
+ * no NEEDS_RESET, q enabled) and returns true; else returns false without
+ * calling it. Saves the round trip of kicking the queue handler.
+ */
+typedef void (*virtio_pci_queue_fn)(struct virtio_pci *vp, unsigned int q, struct virtq *vq,
+				    void *arg);
+bool virtio_pci_with_queue(struct virtio_pci *vp, unsigned int q, virtio_pci_queue_fn fn,
+			   void *arg);
+
 /* The driver broke the protocol: DEVICE_NEEDS_RESET, a config interrupt, one (rate-limited)
  * warning. */
 void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why);
