@@ -354,6 +354,7 @@ void run_pci(void);
 void run_virtio_rng(void);
 void run_virtio_blk(void);
 void run_virtio_net(void);
+void run_virtio_net_bench(void);
 void run_virtio_console(void);
 void run_virtio_vsock(void);
 void run_virtio_balloon(void);
