@@ -355,6 +355,7 @@ void run_clock_watch(void);
 void run_virtio_rng(void);
 void run_virtio_blk(void);
 void run_virtio_net(void);
+void run_virtio_net_bench(void);
 void run_virtio_console(void);
 void run_virtio_vsock(void);
 void run_virtio_balloon(void);

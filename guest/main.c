@@ -27,6 +27,7 @@ static const struct {
 	{"virtio-rng", run_virtio_rng},
 	{"virtio-blk", run_virtio_blk},
 	{"virtio-net", run_virtio_net},
+	{"net-bench", run_virtio_net_bench},
 	{"virtio-console", run_virtio_console},
 	{"virtio-vsock", run_virtio_vsock},
 	{"virtio-balloon", run_virtio_balloon},
