@@ -267,15 +267,46 @@ static void net_tx_send(struct net_pair *p, const struct virtq_elem *e)
 	p->st.tx_bytes += (uint64_t)n - VIRTIO_NET_HDR_SIZE;
 }
 
+/* Hands sent frames back; the driver refills the ring while we go on sending. */
+static void net_tx_push(struct virtio_pci *vp, struct net_pair *p, unsigned int q, struct virtq *vq,
+			unsigned int *nused)
+{
+	if (*nused && virtq_push_batch(vq, p->used, *nused))
+		log_warn("virtio-net: used ring push failed");
+	if (*nused)
+		virtio_pci_queue_used(vp, q);
+	*nused = 0;
+}
+
+/* Pops the next frame to send: 1, 0 when the ring stays empty (notifications back on), <0. */
+static int net_tx_pop(struct virtq *vq, struct virtq_elem *e, struct error *err)
+{
+	int ret = virtq_pop(vq, e, err);
+
+	/* Frames queued between the last pop and re-enabling are taken now, not missed. */
+	if (ret == 0 && virtq_set_notify(vq, true)) {
+		virtq_set_notify(vq, false);
+		ret = virtq_pop(vq, e, err);
+	}
+	return ret;
+}
+
+/*
+ * Sends until the ring is empty or the budget is spent. Notifications stay
+ * off meanwhile (the driver need not exit to tell us what we are about to
+ * see anyway), and frames go back every VIRTIO_NET_TX_PUSH so the driver
+ * can refill the ring before it runs dry.
+ */
 static void net_tx(struct virtio_pci *vp, struct net_pair *p, unsigned int q, struct virtq *vq)
 {
 	struct virtq_elem e = {.iov = p->tx_iov, .max_segs = NET_TX_SEGS};
 	struct error err = {0};
-	unsigned int nused = 0;
-	int ret = 0;
+	unsigned int nused = 0, sent = 0;
+	int ret = 1;
 
-	while (nused < VIRTIO_NET_BATCH) {
-		ret = virtq_pop(vq, &e, &err);
+	virtq_set_notify(vq, false);
+	while (sent < VIRTIO_NET_TX_BUDGET) {
+		ret = net_tx_pop(vq, &e, &err);
 		if (ret <= 0)
 			break;
 		if (!net_tx_valid(vp, &e)) {
@@ -284,13 +315,15 @@ static void net_tx(struct virtio_pci *vp, struct net_pair *p, unsigned int q, st
 		}
 		net_tx_send(p, &e);
 		p->used[nused++] = (struct virtq_used_elem){e.head, 0};
+		sent++;
+		if (nused == VIRTIO_NET_TX_PUSH)
+			net_tx_push(vp, p, q, vq, &nused);
 	}
-	if (nused && virtq_push_batch(vq, p->used, nused))
-		log_warn("virtio-net: used ring push failed");
-	virtio_pci_queue_used(vp, q);
+	net_tx_push(vp, p, q, vq, &nused);
+	virtq_set_notify(vq, true);
 	if (ret < 0)
 		virtio_pci_needs_reset(vp, err.msg);
-	else if (nused == VIRTIO_NET_BATCH && virtq_has_avail(vq))
+	else if (sent == VIRTIO_NET_TX_BUDGET && virtq_has_avail(vq))
 		virtio_pci_queue_kick(vp, q); /* more later, after the other handlers */
 }
 

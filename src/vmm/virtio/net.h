@@ -12,15 +12,18 @@
  * pair). Queues: receiveq/transmitq pairs, then the control queue.
  *
  * Frames cross between guest buffers and the tap with readv/writev, the
- * virtio header included, without a copy of our own. One notification
- * moves at most VIRTIO_NET_BATCH frames per queue; the rest waits for the
- * next turn of the I/O thread, so a busy queue cannot starve the others.
+ * virtio header included, without a copy of our own. One turn of a
+ * queue moves at most VIRTIO_NET_BATCH received frames or
+ * VIRTIO_NET_TX_BUDGET sent ones; the rest waits for the next turn of the
+ * I/O thread, so a busy queue cannot starve the others.
  */
 #define VIRTIO_ID_NET	       1
 #define VIRTIO_NET_QSIZE       256
 #define VIRTIO_NET_CTRL_QSIZE  64
 #define VIRTIO_NET_BATCH       64
-#define VIRTIO_NET_HDR_SIZE    12 /* struct virtio_net_hdr with num_buffers (VERSION_1) */
+#define VIRTIO_NET_TX_BUDGET   256 /* frames one transmit pass sends before yielding */
+#define VIRTIO_NET_TX_PUSH     16  /* frames handed back at a time */
+#define VIRTIO_NET_HDR_SIZE    12  /* struct virtio_net_hdr with num_buffers (VERSION_1) */
 #define VIRTIO_NET_CFG_SIZE    12
 #define VIRTIO_NET_DEFAULT_MTU 1500
 
