@@ -52,7 +52,7 @@ static int memfile_next_data(int fd, off_t off, off_t size, off_t *start, off_t 
 
 static int memfile_write_ranges(int memfd, const uint8_t *base, uint64_t size, int fd)
 {
-	off_t off = 0, start, end;
+	off_t off = 0, start = 0, end = 0;
 	int ret;
 
 	while ((ret = memfile_next_data(memfd, off, (off_t)size, &start, &end)) > 0) {
@@ -115,7 +115,7 @@ static int memfile_pread(int fd, uint8_t *p, size_t len, off_t off)
 
 int memfile_load(uint8_t *base, uint64_t size, const char *path, struct error *err)
 {
-	off_t off = 0, start, end;
+	off_t off = 0, start = 0, end = 0;
 	struct stat st;
 	int fd, ret;
 
