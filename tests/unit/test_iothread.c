@@ -164,3 +164,41 @@ Test(iothread, stop_while_paused_and_with_handlers)
 	/* Removal after stop neither blocks nor fails. */
 	cr_assert_eq(iothread_remove_fd(io, efd), 0);
 }
+
+/*
+ * A thread busy-polling after work (here with a window far longer than the
+ * test may run) still sees new events, and a pause or stop request ends
+ * its polling: with the window ignored they would hang past the timeout.
+ */
+Test(iothread, polling_thread_still_pauses_and_stops, .timeout = 5)
+{
+	struct probe p = {.fd = efd};
+
+	iothread_set_poll(io, 30ULL * 1000000000ULL);
+	cr_assert_eq(iothread_add_fd(io, efd, EPOLLIN, probe_fn, &p), 0);
+	kick(efd);
+	cr_assert(wait_calls(&p, 1));
+	kick(efd); /* while it polls */
+	cr_assert(wait_calls(&p, 2));
+	iothread_pause(io);
+	kick(efd);
+	usleep(20 * 1000);
+	cr_assert_eq(atomic_load(&p.calls), 2, "ran while paused");
+	iothread_resume(io);
+	cr_assert(wait_calls(&p, 3));
+	cr_assert_eq(iothread_remove_fd(io, efd), 0);
+	iothread_stop(io);
+}
+
+Test(iothread, without_polling_events_still_arrive)
+{
+	struct probe p = {.fd = efd};
+
+	iothread_set_poll(io, 0);
+	cr_assert_eq(iothread_add_fd(io, efd, EPOLLIN, probe_fn, &p), 0);
+	for (int i = 1; i <= 3; i++) {
+		kick(efd);
+		cr_assert(wait_calls(&p, i));
+	}
+	cr_assert_eq(iothread_remove_fd(io, efd), 0);
+}

@@ -37,6 +37,15 @@ int iothread_remove_fd(struct iothread *t, int fd);
 void iothread_pause(struct iothread *t);
 void iothread_resume(struct iothread *t);
 
+/*
+ * How long the thread busy-polls for the next event after handling some,
+ * before it sleeps (0: never polls). Trades a little CPU after each burst
+ * of work for the latency of waking a sleeping thread. Default
+ * IOTHREAD_POLL_NS.
+ */
+#define IOTHREAD_POLL_NS 50000
+void iothread_set_poll(struct iothread *t, uint64_t ns);
+
 /* True on the I/O thread itself. */
 bool iothread_is_current(const struct iothread *t);
 
