@@ -212,12 +212,13 @@ int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *i
 
 /* ---- restoring ---- */
 
+/* Maps the snapshot's memory copy-on-write: nothing is read until the guest touches it. */
 int machine_restore_memory(struct machine *m, struct error *err)
 {
 	char path[4096];
 
 	snapshot_path(path, sizeof(path), m->cfg->restore, SNAPSHOT_MEMORY);
-	return memfile_load(m->mem.base, m->mem.size, path, err);
+	return gmem_init_file(&m->mem, m->cfg->memory, path, err);
 }
 
 /* ---- KVM and device state ---- */

@@ -38,7 +38,8 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 			 struct snapshot_args *a, struct snap_file *f, struct error *err);
 void snapshot_args_free(struct snapshot_args *a);
 
-/* Pieces of a restore, in this order, on a machine built from that configuration. */
+/* Pieces of a restore, in this order, on a machine built from that configuration:
+ * guest memory (mapped from the memory file), then KVM and device state. */
 int machine_restore_memory(struct machine *m, struct error *err);
 int machine_restore_state(struct machine *m, const struct snap_file *f, struct error *err);
 

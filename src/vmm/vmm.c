@@ -362,10 +362,8 @@ static int machine_read_images(struct machine *m, struct error *err)
  */
 static int machine_boot_restored(struct machine *m, struct error *err)
 {
-	int ret = machine_restore_memory(m, err);
+	int ret = machine_create_vcpus(m, NULL, err);
 
-	if (!ret)
-		ret = machine_create_vcpus(m, NULL, err);
 	if (!ret)
 		ret = machine_restore_state(m, &m->snap, err);
 	snap_close(&m->snap);
@@ -395,9 +393,12 @@ static int machine_boot(struct machine *m, struct error *err)
 	int ret;
 
 	atomic_fetch_add(&m->boots, 1);
-	ret = gmem_init(&m->mem, m->cfg->memory, err);
+	if (m->restore_pending)
+		ret = machine_restore_memory(m, err);
+	else
+		ret = gmem_init(&m->mem, m->cfg->memory, err);
 	if (ret)
-		return ret;
+		return m->restore_pending ? error_wrap(err, "--restore %s", m->cfg->restore) : ret;
 	ret = vm_create(&m->vm, &m->kvm, &m->mem, err);
 	if (ret)
 		return ret;

@@ -437,3 +437,155 @@ Test(snapshot, virtio_console_carries_on)
 			  "both lines counted by one guest: %s", console);
 	}
 }
+
+/* Sums one field (kB) over the smaps entries of pid that map path. */
+static long smaps_kb(pid_t pid, const char *path, const char *field)
+{
+	size_t flen = strlen(field);
+	bool in = false, seen = false;
+	char file[64], line[512];
+	unsigned long lo, hi;
+	long total = 0, kb;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "/proc/%d/smaps", (int)pid);
+	f = fopen(file, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		/* A mapping starts with its range ("7f00-7f80 rw-p ..."); fields are "Name: N kB".
+		 */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			in = strstr(line, path) != NULL;
+			seen = seen || in;
+		} else if (in && !strncmp(line, field, flen) && line[flen] == ':' &&
+			   sscanf(line + flen + 1, "%ld", &kb) == 1) {
+			total += kb;
+		}
+	}
+	fclose(f);
+	cr_assert(seen, "no mapping of %s in pid %d", path, (int)pid);
+	return total;
+}
+
+/* Runs one echo round on a restored clone's serial socket and leaves it running. */
+static int clone_start(struct proc *p, const char *tag, const char *snap, char *con, size_t size)
+{
+	char serial[128];
+	int fd;
+
+	snprintf(con, size, "%s/%s.con", dir, tag);
+	snprintf(serial, sizeof(serial), "unix:%s", con);
+	{
+		const char *args[] = {"--restore", snap, "--serial", serial, NULL};
+
+		proc_start(p, tag, args);
+	}
+	fd = sock_wait(con);
+	send_str(fd, "clone\n");
+	read_until(fd, "ECHO: clone");
+	return fd;
+}
+
+/*
+ * Two clones from one snapshot run side by side, each its own guest (its
+ * own console, its own line count), and share the snapshot's memory: the
+ * memory file is mapped copy-on-write, so each holds only the pages it
+ * wrote as its own.
+ */
+Test(snapshot, clones_run_side_by_side_and_share_memory)
+{
+	char con[96], sock[96], serial[104], snap[96], mem[128], con_b[96], con_c[96];
+	struct proc a, b, c;
+	int fd, fb, fc;
+
+	snprintf(con, sizeof(con), "%s/a.con", dir);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	snprintf(serial, sizeof(serial), "unix:%s", con);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=serial-echo",
+				      "--memory",   "128M",
+				      "--serial",   serial,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	fd = sock_wait(con);
+	read_until(fd, "result=ready");
+	send_str(fd, "parent\n");
+	read_until(fd, "ECHO: parent");
+	close(fd);
+	snapshot_and_stop(&a, sock, snap, sizeof(snap));
+	snprintf(mem, sizeof(mem), "%s/memory", snap);
+
+	fb = clone_start(&b, "b", snap, con_b, sizeof(con_b));
+	fc = clone_start(&c, "c", snap, con_c, sizeof(con_c));
+	cr_assert_lt(smaps_kb(b.pid, mem, "Private_Dirty"), 8 * 1024,
+		     "clone b copied more than it wrote");
+	cr_assert_lt(smaps_kb(c.pid, mem, "Private_Dirty"), 8 * 1024,
+		     "clone c copied more than it wrote");
+	send_str(fb, "b-only\nquit\n");
+	read_until(fb, "result=pass lines=3");
+	send_str(fc, "quit\n");
+	read_until(fc, "result=pass lines=2");
+	close(fb);
+	close(fc);
+	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
+	cr_assert_eq(proc_wait(&c), 0, "stderr:\n%s", proc_stderr(&c));
+}
+
+/* A restored VM (memory mapped from a file, not a memfd) can be snapshotted again. */
+Test(snapshot, a_restored_vm_snapshots_again)
+{
+	char con[96], sock[96], serial[104], snap[96], snap2[128], body[200], reply[512];
+	struct proc a, b, c;
+	int fd;
+
+	snprintf(con, sizeof(con), "%s/a.con", dir);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	snprintf(serial, sizeof(serial), "unix:%s", con);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=serial-echo",
+				      "--memory",   "64M",
+				      "--serial",   serial,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	fd = sock_wait(con);
+	read_until(fd, "result=ready");
+	send_str(fd, "one\n");
+	read_until(fd, "ECHO: one");
+	close(fd);
+	snapshot_and_stop(&a, sock, snap, sizeof(snap));
+	{
+		const char *args[] = {"--restore", snap, "--api-sock", sock, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	fd = sock_wait(con);
+	send_str(fd, "two\n");
+	read_until(fd, "ECHO: two");
+	close(fd);
+	snprintf(snap2, sizeof(snap2), "%s/snap2", dir);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap2);
+	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
+		     reply);
+	cr_assert_eq(
+		api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply, sizeof(reply)),
+		204, "%s", reply);
+	cr_assert_eq(proc_wait(&b), 4, "stderr:\n%s", proc_stderr(&b));
+	{
+		const char *args[] = {"--restore", snap2, NULL};
+
+		proc_start(&c, "c", args);
+	}
+	fd = sock_wait(con);
+	send_str(fd, "three\nquit\n");
+	read_until(fd, "result=pass lines=3");
+	close(fd);
+	cr_assert_eq(proc_wait(&c), 0, "stderr:\n%s", proc_stderr(&c));
+}

@@ -134,3 +134,73 @@ Test(gmem, discard_checks_its_range)
 	cr_assert_eq(gmem_discard(&m, ~0ULL & ~4095ULL, 8192), -EFAULT);
 	gmem_destroy(&m);
 }
+
+/* ---- memory mapped from a snapshot's file ---- */
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void make_file(char *path, size_t size, uint64_t len)
+{
+	int fd;
+
+	snprintf(path, size, "/tmp/bunshin-gmem.XXXXXX");
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)len), 0);
+	cr_assert_eq(pwrite(fd, "snapshot", 8, 4096), 8);
+	close(fd);
+}
+
+Test(gmem, file_mapping_is_copy_on_write)
+{
+	struct gmem m;
+	struct error err = {0};
+	char path[64], buf[8];
+	int fd;
+
+	make_file(path, sizeof(path), 8 * MiB);
+	cr_assert_eq(gmem_init_file(&m, 8 * MiB, path, &err), 0, "%s", err.msg);
+	cr_assert_eq(m.memfd, -1);
+	cr_assert_eq(m.nslots, 1);
+	cr_assert_eq(gmem_read(&m, 4096, buf, 8), 0);
+	cr_assert_arr_eq(buf, "snapshot", 8, "the file's contents show through");
+	cr_assert_eq(gmem_write(&m, 4096, "guest!!!", 8), 0);
+	fd = open(path, O_RDONLY);
+	cr_assert_eq(pread(fd, buf, 8, 4096), 8);
+	close(fd);
+	cr_assert_arr_eq(buf, "snapshot", 8, "the guest's writes never reach the file");
+	gmem_destroy(&m);
+	unlink(path);
+}
+
+Test(gmem, discard_on_a_file_mapping_reads_zero)
+{
+	struct gmem m;
+	struct error err = {0};
+	char path[64], buf[8], zero[8] = {0};
+
+	make_file(path, sizeof(path), 8 * MiB);
+	cr_assert_eq(gmem_init_file(&m, 8 * MiB, path, &err), 0, "%s", err.msg);
+	cr_assert_eq(gmem_discard(&m, 0, 2 * GMEM_PAGE_SIZE), 0);
+	cr_assert_eq(gmem_read(&m, 4096, buf, 8), 0);
+	cr_assert_arr_eq(buf, zero, 8, "zeroes, not the file's bytes, as the balloon promises");
+	gmem_destroy(&m);
+	unlink(path);
+}
+
+Test(gmem, file_of_the_wrong_size_is_refused)
+{
+	struct gmem m;
+	struct error err = {0};
+	char path[64];
+
+	make_file(path, sizeof(path), 4 * MiB);
+	cr_assert_eq(gmem_init_file(&m, 8 * MiB, path, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "4194304 bytes, the VM has 8388608 bytes of memory"), "%s",
+		  err.msg);
+	cr_assert_lt(gmem_init_file(&m, 8 * MiB, "/nonexistent/memory", &err), 0);
+	unlink(path);
+}

@@ -4,6 +4,7 @@
 #include <linux/falloc.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gmem.h"
@@ -20,10 +21,45 @@ static void gmem_add_slot(struct gmem *m, uint64_t gpa, uint64_t size, uint64_t 
 	s->host = m->base + offset;
 }
 
+/* The guest-physical view of size bytes of mapping: split around the PCI hole. */
+static void gmem_layout(struct gmem *m, uint64_t size)
+{
+	uint64_t low = size < LAYOUT_LOW_RAM_END ? size : LAYOUT_LOW_RAM_END;
+
+	m->size = size;
+	gmem_add_slot(m, 0, low, 0);
+	if (size > low)
+		gmem_add_slot(m, LAYOUT_HIGH_RAM_START, size - low, low);
+}
+
+int gmem_init_file(struct gmem *m, uint64_t size, const char *path, struct error *err)
+{
+	struct stat st;
+	int fd;
+
+	memset(m, 0, sizeof(*m));
+	m->memfd = -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return error_set(err, errno, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+		close(fd);
+		return error_set(err, EINVAL, "%s: %llu bytes, the VM has %llu bytes of memory",
+				 path, (unsigned long long)st.st_size, (unsigned long long)size);
+	}
+	/* Private: the guest's writes go to pages of our own, never to the file. */
+	m->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	close(fd); /* the mapping keeps the file */
+	if (m->base == MAP_FAILED) {
+		m->base = NULL;
+		return error_set(err, errno, "mapping %s: %s", path, strerror(errno));
+	}
+	gmem_layout(m, size);
+	return 0;
+}
+
 int gmem_init(struct gmem *m, uint64_t size, struct error *err)
 {
-	uint64_t low;
-
 	memset(m, 0, sizeof(*m));
 	m->memfd = -1;
 	if (size < 2 * MiB || size % (2 * MiB))
@@ -52,11 +88,7 @@ int gmem_init(struct gmem *m, uint64_t size, struct error *err)
 		m->base = NULL;
 		return error_set(err, e, "mapping guest memory: %s", strerror(e));
 	}
-	m->size = size;
-	low = size < LAYOUT_LOW_RAM_END ? size : LAYOUT_LOW_RAM_END;
-	gmem_add_slot(m, 0, low, 0);
-	if (size > low)
-		gmem_add_slot(m, LAYOUT_HIGH_RAM_START, size - low, low);
+	gmem_layout(m, size);
 	return 0;
 }
 
@@ -115,6 +147,20 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *buf, uint64_t len
  * of every mapping of it, KVM's included); the next access faults in a
  * fresh zero page.
  */
+/*
+ * A snapshot's private file mapping: MADV_DONTNEED would drop our copies
+ * but bring the file's bytes back, not zeroes. Mapping fresh anonymous
+ * memory over the range frees the pages and reads as zeroes; KVM sees the
+ * change through its MMU notifier.
+ */
+static int gmem_discard_private(uint8_t *p, uint64_t len)
+{
+	void *r = mmap(p, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+
+	return r == MAP_FAILED ? -errno : 0;
+}
+
 int gmem_discard(const struct gmem *m, uint64_t gpa, uint64_t len)
 {
 	uint8_t *p;
@@ -126,6 +172,8 @@ int gmem_discard(const struct gmem *m, uint64_t gpa, uint64_t len)
 	p = gmem_ptr(m, gpa, len);
 	if (!p)
 		return -EFAULT;
+	if (m->memfd < 0)
+		return gmem_discard_private(p, len);
 	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, p - m->base,
 		      (off_t)len) < 0)
 		return -errno;

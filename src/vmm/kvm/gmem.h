@@ -30,12 +30,21 @@ struct gmem_slot {
 };
 
 struct gmem {
-	int memfd;
-	uint8_t *base; /* host mapping of the whole memfd */
+	int memfd;     /* -1 when mapped from a snapshot's memory file */
+	uint8_t *base; /* host mapping of all of guest RAM */
 	uint64_t size; /* total guest RAM */
 	int nslots;
 	struct gmem_slot slots[GMEM_MAX_SLOTS];
 };
+
+/*
+ * Guest RAM from a snapshot's memory file, mapped copy-on-write
+ * (MAP_PRIVATE): nothing is read up front, pages come in as the guest
+ * touches them, and VMs restored from the same file share every page none
+ * of them wrote. memfd is -1. The file must not change while they run
+ * (a new snapshot replaces it by rename, which is safe).
+ */
+int gmem_init_file(struct gmem *m, uint64_t size, const char *path, struct error *err);
 
 /* Creates the memfd, sizes it, maps it and splits it around the PCI hole. */
 int gmem_init(struct gmem *m, uint64_t size, struct error *err);

@@ -38,9 +38,18 @@ static int memfile_pwrite(int fd, const uint8_t *p, size_t len, off_t off)
 	return 0;
 }
 
-/* The next data range of fd at or after off: [*start, *end), or 0 when none is left. */
+/*
+ * The next data range of fd at or after off: [*start, *end), or 0 when none
+ * is left. Without a file (-1: memory mapped privately from a snapshot)
+ * everything is data; the zero-chunk check keeps the copy sparse anyway.
+ */
 static int memfile_next_data(int fd, off_t off, off_t size, off_t *start, off_t *end)
 {
+	if (fd < 0) {
+		*start = off;
+		*end = size;
+		return off < size;
+	}
 	*start = lseek(fd, off, SEEK_DATA);
 	if (*start < 0)
 		return errno == ENXIO ? 0 : -errno;

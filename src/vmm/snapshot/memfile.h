@@ -14,7 +14,8 @@
  * Restoring reads only the file's data ranges; holes stay zero.
  */
 
-/* base maps the whole memfd (size bytes). Written to path atomically. */
+/* base maps the whole memfd (size bytes), or memfd is -1 and base is all there is.
+ * Written to path atomically. */
 int memfile_save(int memfd, const uint8_t *base, uint64_t size, const char *path,
 		 struct error *err);
 /* Fills a fresh (all-zero) guest memory of size bytes at base from path. */
