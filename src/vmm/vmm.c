@@ -595,6 +595,18 @@ static void machine_api_metrics(void *ctx, struct api_metrics *out)
 	}
 	pthread_mutex_unlock(&m->stats_lock);
 	out->console_dropped = chardev_dropped(m->console);
+	out->ndisks = m->cfg->ndisks;
+	for (unsigned int i = 0; i < m->cfg->ndisks; i++) {
+		const struct config_disk *d = &m->cfg->disks[i];
+
+		out->disks[i].id = d->id[0] ? d->id : d->path;
+		virtio_blk_get_stats(m->blk[i], &out->disks[i].st);
+	}
+	out->nnets = m->cfg->nnets;
+	for (unsigned int i = 0; i < m->cfg->nnets; i++) {
+		out->nets[i].tap = m->cfg->nets[i].tap;
+		virtio_net_get_stats(m->net[i], &out->nets[i].st);
+	}
 }
 
 /* With life_lock held: is there a running VM (not between boots, not stopping)? */

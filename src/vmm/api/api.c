@@ -271,6 +271,44 @@ static const char *api_exit_name(unsigned int reason, char *buf, size_t size)
 	return buf;
 }
 
+#define API_I(v) ((json_int_t)(v))
+
+static json_t *api_disks_metrics_json(const struct api_metrics *m)
+{
+	json_t *a = json_array();
+
+	for (unsigned int i = 0; i < m->ndisks; i++) {
+		const struct virtio_blk_stats *st = &m->disks[i].st;
+
+		json_array_append_new(
+			a,
+			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id", m->disks[i].id,
+				  "reads", API_I(st->reads), "writes", API_I(st->writes), "flushes",
+				  API_I(st->flushes), "write_through", API_I(st->write_through),
+				  "bytes_read", API_I(st->bytes_read), "bytes_written",
+				  API_I(st->bytes_written), "errors", API_I(st->errors)));
+	}
+	return a;
+}
+
+static json_t *api_nets_metrics_json(const struct api_metrics *m)
+{
+	json_t *a = json_array();
+
+	for (unsigned int i = 0; i < m->nnets; i++) {
+		const struct virtio_net_stats *st = &m->nets[i].st;
+
+		json_array_append_new(
+			a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tap",
+				     m->nets[i].tap, "rx_packets", API_I(st->rx_packets),
+				     "rx_bytes", API_I(st->rx_bytes), "rx_dropped",
+				     API_I(st->rx_dropped), "rx_errors", API_I(st->rx_errors),
+				     "tx_packets", API_I(st->tx_packets), "tx_bytes",
+				     API_I(st->tx_bytes), "tx_dropped", API_I(st->tx_dropped)));
+	}
+	return a;
+}
+
 static void api_get_metrics_json(void *ctx, const struct httpd_request *req,
 				 struct httpd_response *resp)
 {
@@ -285,8 +323,89 @@ static void api_get_metrics_json(void *ctx, const struct httpd_request *req,
 		if (m.exits[r])
 			json_object_set_new(exits, api_exit_name(r, buf, sizeof(buf)),
 					    json_integer((json_int_t)m.exits[r]));
-	resp->body = json_pack("{s:o, s:I}", "vcpu_exits", exits, "console_dropped_bytes",
-			       (json_int_t)m.console_dropped);
+	resp->body = json_pack("{s:o, s:I, s:o, s:o}", "vcpu_exits", exits, "console_dropped_bytes",
+			       (json_int_t)m.console_dropped, "disks", api_disks_metrics_json(&m),
+			       "nets", api_nets_metrics_json(&m));
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void api_label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+/* One sample: name{key="value"[,extra]} n */
+static void api_sample(FILE *f, const char *name, const char *key, const char *value,
+		       const char *extra, uint64_t n)
+{
+	fprintf(f, "%s{%s=\"", name, key);
+	api_label(f, value);
+	fprintf(f, "\"%s%s} %llu\n", extra ? "," : "", extra ? extra : "", (unsigned long long)n);
+}
+
+static void api_disks_metrics_text(FILE *f, const struct api_metrics *m)
+{
+	fputs("# HELP bunshin_disk_requests_total Disk requests handed to the block layer.\n"
+	      "# TYPE bunshin_disk_requests_total counter\n",
+	      f);
+	for (unsigned int i = 0; i < m->ndisks; i++) {
+		const struct virtio_blk_stats *st = &m->disks[i].st;
+		const char *id = m->disks[i].id;
+
+		api_sample(f, "bunshin_disk_requests_total", "disk", id, "op=\"read\"", st->reads);
+		api_sample(f, "bunshin_disk_requests_total", "disk", id, "op=\"write\"",
+			   st->writes);
+		api_sample(f, "bunshin_disk_requests_total", "disk", id, "op=\"flush\"",
+			   st->flushes);
+	}
+	fputs("# HELP bunshin_disk_bytes_total Bytes read and written.\n"
+	      "# TYPE bunshin_disk_bytes_total counter\n",
+	      f);
+	for (unsigned int i = 0; i < m->ndisks; i++) {
+		api_sample(f, "bunshin_disk_bytes_total", "disk", m->disks[i].id, "op=\"read\"",
+			   m->disks[i].st.bytes_read);
+		api_sample(f, "bunshin_disk_bytes_total", "disk", m->disks[i].id, "op=\"write\"",
+			   m->disks[i].st.bytes_written);
+	}
+	fputs("# HELP bunshin_disk_errors_total Requests that failed in the block layer.\n"
+	      "# TYPE bunshin_disk_errors_total counter\n",
+	      f);
+	for (unsigned int i = 0; i < m->ndisks; i++)
+		api_sample(f, "bunshin_disk_errors_total", "disk", m->disks[i].id, NULL,
+			   m->disks[i].st.errors);
+}
+
+/* Each family in one group (the text format wants a metric's samples together). */
+static void api_nets_metrics_text(FILE *f, const struct api_metrics *m)
+{
+	static const struct {
+		const char *name, *help;
+	} fam[] = {
+		{"bunshin_net_packets_total", "Frames through the network device."},
+		{"bunshin_net_bytes_total", "Bytes through the network device."},
+		{"bunshin_net_dropped_total",
+		 "Frames dropped (no guest buffer fits, tap refused)."},
+	};
+
+	for (size_t k = 0; k < ARRAY_SIZE(fam); k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", fam[k].name, fam[k].help,
+			fam[k].name);
+		for (unsigned int i = 0; i < m->nnets; i++) {
+			const struct virtio_net_stats *st = &m->nets[i].st;
+			const uint64_t rx[] = {st->rx_packets, st->rx_bytes, st->rx_dropped};
+			const uint64_t tx[] = {st->tx_packets, st->tx_bytes, st->tx_dropped};
+
+			api_sample(f, fam[k].name, "tap", m->nets[i].tap, "dir=\"rx\"", rx[k]);
+			api_sample(f, fam[k].name, "tap", m->nets[i].tap, "dir=\"tx\"", tx[k]);
+		}
+	}
 }
 
 static void api_get_metrics_text(void *ctx, const struct httpd_request *req,
@@ -315,6 +434,8 @@ static void api_get_metrics_text(void *ctx, const struct httpd_request *req,
 		"# TYPE bunshin_console_dropped_bytes_total counter\n"
 		"bunshin_console_dropped_bytes_total %llu\n",
 		(unsigned long long)m.console_dropped);
+	api_disks_metrics_text(f, &m);
+	api_nets_metrics_text(f, &m);
 	if (fclose(f)) {
 		free(text);
 		return httpd_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");

@@ -7,6 +7,8 @@
 #include "../../common/error.h"
 #include "../config.h"
 #include "../virtio/balloon.h"
+#include "../virtio/blk.h"
+#include "../virtio/net.h"
 
 /*
  * The VMM's control API: HTTP/1.1 + JSON on a unix socket (--api-sock),
@@ -45,9 +47,22 @@ struct api_vm_info {
 	unsigned int boots; /* 1 + guest reboots */
 };
 
+struct api_disk_metrics {
+	const char *id; /* the disk's id=, else its path */
+	struct virtio_blk_stats st;
+};
+
+struct api_net_metrics {
+	const char *tap;
+	struct virtio_net_stats st;
+};
+
 struct api_metrics {
 	uint64_t exits[API_EXIT_REASONS]; /* by KVM exit reason, all vCPUs, all boots */
 	uint64_t console_dropped;	  /* serial bytes dropped for want of a reader */
+	unsigned int ndisks, nnets;
+	struct api_disk_metrics disks[CONFIG_MAX_DISKS];
+	struct api_net_metrics nets[CONFIG_MAX_NETS];
 };
 
 struct api_backend {

@@ -942,3 +942,24 @@ struct virtio_pci *virtio_net_transport(struct virtio_net *net)
 {
 	return net->vp;
 }
+
+/*
+ * The I/O thread counts with plain increments under the transport's mutex;
+ * metrics do not take that mutex (a scrape must not stall the data path),
+ * so each counter is loaded atomically on its own.
+ */
+void virtio_net_get_stats(struct virtio_net *net, struct virtio_net_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned int i = 0; i < net->pairs; i++) {
+		const struct net_stats *st = &net->pair[i].st;
+
+		out->rx_packets += __atomic_load_n(&st->rx_packets, __ATOMIC_RELAXED);
+		out->rx_bytes += __atomic_load_n(&st->rx_bytes, __ATOMIC_RELAXED);
+		out->rx_dropped += __atomic_load_n(&st->rx_dropped, __ATOMIC_RELAXED);
+		out->rx_errors += __atomic_load_n(&st->rx_errors, __ATOMIC_RELAXED);
+		out->tx_packets += __atomic_load_n(&st->tx_packets, __ATOMIC_RELAXED);
+		out->tx_bytes += __atomic_load_n(&st->tx_bytes, __ATOMIC_RELAXED);
+		out->tx_dropped += __atomic_load_n(&st->tx_dropped, __ATOMIC_RELAXED);
+	}
+}

@@ -81,6 +81,12 @@ struct virtio_net_opts {
 	unsigned int queue_pairs; /* 1..CONFIG_MAX_QUEUES */
 };
 
+/* Frames through the device, all queue pairs (the control API's metrics). */
+struct virtio_net_stats {
+	uint64_t rx_packets, rx_bytes, rx_dropped, rx_errors;
+	uint64_t tx_packets, tx_bytes, tx_dropped;
+};
+
 struct virtio_net;
 
 /* Queues (and so MSI-X vectors less one) a device with these options has. */
@@ -92,5 +98,7 @@ struct virtio_net *virtio_net_create(const struct virtio_pci_host *host, struct 
 /* After the I/O thread stopped and the PCI root is gone; closes the tap. */
 void virtio_net_destroy(struct virtio_net *net);
 struct virtio_pci *virtio_net_transport(struct virtio_net *net);
+/* Any thread; each counter is read whole, the set is not one instant. */
+void virtio_net_get_stats(struct virtio_net *net, struct virtio_net_stats *out);
 
 #endif
