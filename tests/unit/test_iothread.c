@@ -202,3 +202,20 @@ Test(iothread, without_polling_events_still_arrive)
 	}
 	cr_assert_eq(iothread_remove_fd(io, efd), 0);
 }
+
+/* Sockets that come and go (vsock connections) must not grow the handler list for ever. */
+Test(iothread, removed_handlers_are_freed)
+{
+	struct probe p = {.fd = efd};
+
+	for (int i = 0; i < 1000; i++) {
+		cr_assert_eq(iothread_add_fd(io, efd, EPOLLIN, probe_fn, &p), 0);
+		cr_assert_eq(iothread_remove_fd(io, efd), 0);
+	}
+	/* the next batch of events frees what was removed */
+	cr_assert_eq(iothread_add_fd(io, efd, EPOLLIN, probe_fn, &p), 0);
+	kick(efd);
+	cr_assert(wait_calls(&p, 1));
+	cr_assert_leq(iothread_nhandlers(io), 2, "%u handlers held", iothread_nhandlers(io));
+	cr_assert_eq(iothread_remove_fd(io, efd), 0);
+}

@@ -40,6 +40,7 @@ struct iothread {
 	pthread_mutex_t lock; /* handlers list and the pause/stop state */
 	pthread_cond_t cond;
 	struct iothread_handler *handlers;
+	unsigned int ndead; /* removed handlers not freed yet */
 	unsigned int pause_depth;
 	bool paused; /* the thread is parked */
 	atomic_bool stop;
@@ -66,6 +67,30 @@ static void iothread_drain_ctl(struct iothread *t)
 		log_warn("iothread %s: control eventfd: %s", t->name, strerror(errno));
 }
 
+/*
+ * Frees removed handlers. Only between batches: an event fetched before a
+ * removal may still point at its handler until the batch that carries it
+ * is over (it is skipped there, being dead), and no later epoll_wait()
+ * returns it. Without this, a device whose sockets come and go (vsock)
+ * would grow the list for ever.
+ */
+static void iothread_reap(struct iothread *t)
+{
+	struct iothread_handler **pp, *h;
+
+	pthread_mutex_lock(&t->lock);
+	for (pp = &t->handlers; t->ndead && (h = *pp);) {
+		if (!atomic_load(&h->dead)) {
+			pp = &h->next;
+			continue;
+		}
+		*pp = h->next;
+		free(h);
+		t->ndead--;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 static void iothread_dispatch(struct iothread *t, const struct epoll_event *ev, int n)
 {
 	pthread_mutex_lock(&t->run_lock);
@@ -79,6 +104,8 @@ static void iothread_dispatch(struct iothread *t, const struct epoll_event *ev, 
 		if (!atomic_load(&h->dead))
 			h->fn(h->opaque, ev[i].events);
 	}
+	if (__atomic_load_n(&t->ndead, __ATOMIC_RELAXED))
+		iothread_reap(t);
 	pthread_mutex_unlock(&t->run_lock);
 }
 
@@ -243,6 +270,7 @@ int iothread_remove_fd(struct iothread *t, int fd)
 	h = iothread_find(t, fd);
 	if (h) {
 		atomic_store(&h->dead, true);
+		t->ndead++;
 		epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -311,4 +339,15 @@ void iothread_destroy(struct iothread *t)
 	pthread_mutex_destroy(&t->run_lock);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+}
+
+unsigned int iothread_nhandlers(struct iothread *t)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (struct iothread_handler *h = t->handlers; h; h = h->next)
+		n++;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }

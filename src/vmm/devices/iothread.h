@@ -46,6 +46,9 @@ void iothread_resume(struct iothread *t);
 #define IOTHREAD_POLL_NS 50000
 void iothread_set_poll(struct iothread *t, uint64_t ns);
 
+/* Handlers held, removed ones not yet freed included (for tests). */
+unsigned int iothread_nhandlers(struct iothread *t);
+
 /* True on the I/O thread itself. */
 bool iothread_is_current(const struct iothread *t);
 
