@@ -633,6 +633,7 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 	config_defaults(cfg);
 	cfg->argc = argc;
 	cfg->argv = argv;
+	cfg->host_ram = host_ram;
 	opterr = 0; /* we word the errors ourselves, once */
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":", config_options, NULL)) != -1) {
@@ -654,7 +655,10 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 		return 0;
 	if (cfg->restore)
 		return config_check_restore(seen, err);
-	if (!cfg->kernel)
-		return error_set(err, EINVAL, "--kernel is required (see --help)");
+	if (!cfg->kernel && !cfg->api_sock)
+		return error_set(
+			err, EINVAL,
+			"--kernel is required, or --api-sock to configure the VM through the "
+			"API (see --help)");
 	return config_check(cfg, err);
 }

@@ -87,6 +87,7 @@ struct vmm_config {
 	struct config_balloon balloon;
 	const char *api_sock; /* control API socket, NULL: no API */
 	const char *restore;  /* snapshot directory to resume from, NULL: boot */
+	uint64_t host_ram;    /* what config_parse() checked --memory against, 0: nothing */
 	/* The command line parsed (a snapshot records it to rebuild the same VM). */
 	int argc;
 	char **argv;

@@ -114,6 +114,18 @@ struct machine {
 	bool restore_pending;
 	struct snap_file snap;
 
+	/*
+	 * Configured through the API (--api-sock without --kernel): the options
+	 * PUT /vm/config gave, parsed into staged; "start" makes it cfg.
+	 */
+	const struct vmm_config *base_cfg; /* the command line's */
+	struct vmm_config staged;
+	char **staged_argv;
+	int staged_argc;
+	bool staged_ok, start_requested; /* API thread only */
+	int start_efd;
+	atomic_bool ready; /* devices built: actions may reach them */
+
 	/* What the control API reads from its own thread. */
 	struct api *api;
 	pthread_mutex_t stats_lock; /* vcpus and nvcpus_created (their lifetime), exit_totals */

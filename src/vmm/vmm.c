@@ -569,6 +569,11 @@ static void machine_api_info(void *ctx, struct api_vm_info *out)
 	struct machine *m = ctx;
 	int stop = atomic_load(&m->stop);
 
+	if (!atomic_load(&m->ready)) {
+		*out = (struct api_vm_info){
+			.state = "not_started", .vcpus = m->cfg->cpus, .memory = m->cfg->memory};
+		return;
+	}
 	out->boots = atomic_load(&m->boots);
 	if (stop != STOP_NONE)
 		out->state = stop == STOP_RESET ? "rebooting" : "stopping";
@@ -587,6 +592,8 @@ static void machine_api_metrics(void *ctx, struct api_metrics *out)
 	struct machine *m = ctx;
 
 	_Static_assert(API_EXIT_REASONS == VCPU_EXIT_REASONS, "exit reason tables differ");
+	if (!atomic_load(&m->ready))
+		return;
 	pthread_mutex_lock(&m->stats_lock);
 	for (unsigned int r = 0; r < VCPU_EXIT_REASONS; r++) {
 		out->exits[r] = m->exit_totals[r];
@@ -669,11 +676,106 @@ int machine_resume(struct machine *m, struct error *err)
 	return 0;
 }
 
+/* ---- configuration through the API, before the first boot ---- */
+
+static void machine_staged_free(struct machine *m)
+{
+	for (int i = 0; i < m->staged_argc; i++)
+		free(m->staged_argv[i]);
+	free(m->staged_argv);
+	m->staged_argv = NULL;
+	m->staged_argc = 0;
+}
+
+/* A copy of base's arguments, then those of argv after argv[0]. */
+static char **machine_join_args(const struct vmm_config *base, int argc, char **argv, int *n)
+{
+	char **all = calloc((size_t)(base->argc + argc + 1), sizeof(char *));
+
+	*n = 0;
+	if (!all)
+		return NULL;
+	for (int i = 0; i < base->argc; i++)
+		all[(*n)++] = strdup(base->argv[i]);
+	for (int i = 1; i < argc; i++)
+		all[(*n)++] = strdup(argv[i]);
+	for (int i = 0; i < *n; i++) {
+		if (!all[i]) {
+			for (int j = 0; j < *n; j++)
+				free(all[j]);
+			free(all);
+			return NULL;
+		}
+	}
+	return all;
+}
+
+/*
+ * This process's own command line (its --api-sock, --verbose, ...) then
+ * the options the API was given, parsed as one: the same checks and the
+ * same messages as on the command line.
+ */
+static int machine_api_configure(void *ctx, int argc, char **argv, struct error *err)
+{
+	struct machine *m = ctx;
+	struct vmm_config cfg;
+	char **all;
+	int n, ret;
+
+	if (m->start_requested)
+		return error_set(err, EBUSY, "the VM is started: its configuration is fixed");
+	all = machine_join_args(m->base_cfg, argc, argv, &n);
+	if (!all)
+		return error_set(err, ENOMEM, "out of memory");
+	ret = config_parse(&cfg, n, all, m->base_cfg->host_ram, err);
+	if (!ret && !cfg.kernel)
+		ret = error_set(err, EINVAL, "--kernel is required");
+	/* Files are checked now, so a typo is a 400 and not a VM that fails to start. */
+	if (!ret && access(cfg.kernel, R_OK))
+		ret = error_set(err, errno, "--kernel: %s: %s", cfg.kernel, strerror(errno));
+	if (!ret && cfg.initrd && access(cfg.initrd, R_OK))
+		ret = error_set(err, errno, "--initrd: %s: %s", cfg.initrd, strerror(errno));
+	if (ret) {
+		for (int i = 0; i < n; i++)
+			free(all[i]);
+		free(all);
+		return ret;
+	}
+	machine_staged_free(m);
+	m->staged_argv = all;
+	m->staged_argc = n;
+	m->staged = cfg;
+	m->staged_ok = true;
+	api_set_config(m->api, &m->staged);
+	return 0;
+}
+
+static int machine_api_start(struct machine *m, struct error *err)
+{
+	uint64_t one = 1;
+
+	if (m->start_requested || atomic_load(&m->ready))
+		return error_set(err, EALREADY, "the VM is already started");
+	if (!m->staged_ok)
+		return error_set(err, EAGAIN,
+				 "nothing to start: configure the VM first (PUT /vm/config)");
+	m->start_requested = true;
+	m->cfg = &m->staged;
+	api_set_config(m->api, m->cfg);
+	if (write(m->start_efd, &one, sizeof(one)) < 0)
+		return error_set(err, errno, "start eventfd: %s", strerror(errno));
+	return 0;
+}
+
 static int machine_api_action(void *ctx, enum api_action a, struct error *err)
 {
 	struct machine *m = ctx;
 	int ret;
 
+	if (a == API_ACTION_START)
+		return machine_api_start(m, err);
+	if (!atomic_load(&m->ready) && a != API_ACTION_STOP)
+		return error_set(err, EAGAIN, "the VM has not been started");
 	switch (a) {
 	case API_ACTION_POWER_BUTTON:
 		acpi_pm_power_button(m->pm);
@@ -693,6 +795,8 @@ static int machine_api_action(void *ctx, enum api_action a, struct error *err)
 		return machine_pause(m, err);
 	case API_ACTION_RESUME:
 		return machine_resume(m, err);
+	case API_ACTION_START:
+		break;
 	}
 	return error_set(err, EINVAL, "unknown action %d", a);
 }
@@ -737,9 +841,10 @@ static int machine_start_api(struct machine *m, struct error *err)
 					    .action = machine_api_action,
 					    .balloon_target = machine_api_balloon,
 					    .balloon_stats = machine_api_balloon_stats,
+					    .configure = machine_api_configure,
 					    .snapshot = machine_api_snapshot};
 
-	if (!m->cfg->api_sock)
+	if (!m->cfg->api_sock || m->api)
 		return 0;
 	m->api = api_start(m->cfg->api_sock, m->cfg, &backend, err);
 	return m->api ? 0 : error_wrap(err, "--api-sock");
@@ -757,9 +862,36 @@ static int machine_setup(struct machine *m, struct error *err)
 		ret = vcpu_signal_init();
 	if (!ret)
 		ret = machine_create_devices(m, err);
-	if (!ret)
+	if (!ret) {
+		atomic_store(&m->ready, true);
 		ret = machine_start_api(m, err);
+	}
 	return ret;
+}
+
+/*
+ * --api-sock without --kernel: serve the API and wait for PUT /vm/config
+ * and the start action (returns 0), or a stop (returns 1: nothing ran).
+ */
+static int machine_await_config(struct machine *m, int sigfd, struct error *err)
+{
+	struct pollfd fds[3] = {{.fd = m->start_efd, .events = POLLIN},
+				{.fd = m->stop_efd, .events = POLLIN},
+				{.fd = sigfd, .events = POLLIN}};
+
+	if (machine_start_api(m, err))
+		return -1;
+	log_info("waiting for the configuration on %s", m->cfg->api_sock);
+	while (!(fds[0].revents & POLLIN)) {
+		if (poll(fds, 3, -1) < 0 && errno != EINTR)
+			return error_set(err, errno, "poll: %s", strerror(errno));
+		if (fds[2].revents & POLLIN)
+			machine_request_stop(m, STOP_SIGNAL);
+		if (atomic_load(&m->stop) != STOP_NONE)
+			return 1;
+	}
+	m->topo.cores = m->cfg->cpus;
+	return 0;
 }
 
 /* The vCPUs are gone (machine_halt); then the I/O thread, then the devices. */
@@ -853,12 +985,18 @@ int vmm_run(const struct vmm_config *cfg)
 	vcpu_gate_init(&m->gate);
 	sigfd = machine_signals();
 	m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (sigfd < 0 || m->stop_efd < 0) {
+	m->start_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sigfd < 0 || m->stop_efd < 0 || m->start_efd < 0) {
 		log_error("setting up signal handling: %s", strerror(errno));
 		free(m);
 		return VMM_EXIT_ERROR;
 	}
-	status = machine_setup(m, &err);
+	m->base_cfg = cfg;
+	status = cfg->kernel || cfg->restore ? 0 : machine_await_config(m, sigfd, &err);
+	if (status == 1)
+		status = VMM_EXIT_SIGNAL;
+	else if (!status)
+		status = machine_setup(m, &err);
 	if (!status)
 		status = machine_loop(m, sigfd, &err);
 	if (status < 0) {
@@ -872,6 +1010,8 @@ int vmm_run(const struct vmm_config *cfg)
 	vcpu_gate_destroy(&m->gate);
 	snap_close(&m->snap);
 	snapshot_args_free(&args);
+	machine_staged_free(m);
+	close(m->start_efd);
 	free(m);
 	return status;
 }

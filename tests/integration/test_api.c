@@ -262,8 +262,7 @@ Test(api, bad_requests_change_nothing)
 	} cases[] = {
 		{"PUT", "/vm/actions", "{\"action\": \"fly\"}", 400,
 		 "\"error\":\"unknown action 'fly' (expected power_button, ctrl_alt_del, stop, "
-		 "pause "
-		 "or resume)\",\"field\":\"action\""},
+		 "pause, resume or start)\",\"field\":\"action\""},
 		{"PUT", "/vm/actions", "{\"action\": \"resume\"}", 409, "the VM is not paused"},
 		{"PUT", "/vm/actions", "{\"action\": 3}", 400, "\"field\":\"action\""},
 		{"PUT", "/vm/actions", "{}", 400, "\"error\":\"action is required\""},
@@ -485,4 +484,73 @@ Test(api, stop_while_paused)
 	http(&vm, "PUT", "/vm/actions", "{\"action\": \"pause\"}", &r);
 	cr_assert_eq(r.status, 204, "%s", r.body);
 	vm_stop(&vm);
+}
+
+/* --api-sock alone: the VM is configured with PUT /vm/config and started by the API. */
+Test(api, configured_and_started_through_the_api)
+{
+	char body[512], *out;
+	struct reply r;
+	struct vm vm;
+	const char *argv[] = {harness_vmm(), "--api-sock",  vm.sock,
+			      "--serial",    vm.serial_arg, NULL};
+
+	harness_require_kvm();
+	snprintf(vm.dir, sizeof(vm.dir), "/tmp/bunshin-api.XXXXXX");
+	cr_assert_not_null(mkdtemp(vm.dir));
+	snprintf(vm.sock, sizeof(vm.sock), "%s/api.sock", vm.dir);
+	snprintf(vm.err, sizeof(vm.err), "%s/stderr", vm.dir);
+	snprintf(vm.serial, sizeof(vm.serial), "%s/serial", vm.dir);
+	snprintf(vm.serial_arg, sizeof(vm.serial_arg), "file:%s", vm.serial);
+	vm.pid = fork();
+	cr_assert_geq(vm.pid, 0);
+	if (vm.pid == 0) {
+		int fd = open(vm.err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && access(vm.sock, F_OK); i++)
+		usleep(10000);
+	vm_wait_for(&vm, "/vm", "\"state\":\"not_started\"", &r);
+
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"start\"}", &r);
+	cr_assert_eq(r.status, 409, "%s", r.body);
+	cr_assert(strstr(r.body, "configure the VM first"), "%s", r.body);
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"pause\"}", &r);
+	cr_assert_eq(r.status, 409, "%s", r.body);
+	http(&vm, "PUT", "/vm/config", "{\"kernel\": \"/nonexistent/kernel\"}", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	cr_assert(strstr(r.body, "\"field\":\"kernel\""), "%s", r.body);
+	snprintf(body, sizeof(body), "{\"kernel\": \"%s\", \"memory_mib\": 3}",
+		 harness_guest("elf"));
+	http(&vm, "PUT", "/vm/config", body, &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	cr_assert(strstr(r.body, "--memory: 3M is too small"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"field\":\"memory_mib\""), "%s", r.body);
+	http(&vm, "PUT", "/vm/config", "{\"kernel\": \"k\", \"gpus\": 1}", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	cr_assert(strstr(r.body, "\"field\":\"gpus\""), "%s", r.body);
+	http(&vm, "PUT", "/vm/config", "{\"kernel\": \"k\", \"disks\": [{\"path\": \"a,b\"}]}", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	cr_assert(strstr(r.body, "path must not contain ','"), "%s", r.body);
+
+	snprintf(body, sizeof(body),
+		 "{\"kernel\": \"%s\", \"cmdline\": \"test=boot expect_cpus=2 expect_mem_mib=64\", "
+		 "\"vcpus\": 2, \"memory_mib\": 64, \"rng\": true, \"balloon\": {\"size_mib\": 8}}",
+		 harness_guest("elf"));
+	http(&vm, "PUT", "/vm/config", body, &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	http(&vm, "GET", "/vm/config", NULL, &r);
+	cr_assert(strstr(r.body, "\"vcpus\":2"), "the staged configuration shows: %s", r.body);
+	cr_assert(strstr(r.body, "\"rng\":true"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"size_mib\":8"), "%s", r.body);
+	http(&vm, "PUT", "/vm/actions", "{\"action\": \"start\"}", &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	cr_assert_eq(vm_wait(&vm), 0, "the guest boots and powers off");
+	out = vm_console(&vm);
+	cr_assert(harness_passed(out, "boot"), "%s", out);
+	free(out);
+	vm_cleanup(&vm);
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdarg.h>
 #include <linux/kvm.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -99,7 +100,8 @@ static void api_get_config(void *ctx, const struct httpd_request *req, struct ht
 	json_t *o, *opt;
 
 	(void)req;
-	o = json_pack("{s:s, s:o, s:o, s:i, s:I, s:s, s:s}", "kernel", cfg->kernel, "initrd",
+	o = json_pack("{s:o, s:o, s:o, s:i, s:I, s:s, s:s}", "kernel",
+		      api_json_str_or_null(cfg->kernel), "initrd",
 		      api_json_str_or_null(cfg->initrd), "cmdline",
 		      api_json_str_or_null(cfg->cmdline), "vcpus", (int)cfg->cpus, "memory_mib",
 		      (json_int_t)(cfg->memory >> 20), "serial", cfg->serial, "on_reboot",
@@ -114,6 +116,274 @@ static void api_get_config(void *ctx, const struct httpd_request *req, struct ht
 	resp->body = o;
 }
 
+/* ---- PUT /vm/config: the JSON stands for a command line, validated as one ---- */
+
+#define API_ARGV_MAX 128
+
+struct api_argv {
+	int argc;
+	char *argv[API_ARGV_MAX];
+};
+
+static void api_argv_free(struct api_argv *a)
+{
+	for (int i = 0; i < a->argc; i++)
+		free(a->argv[i]);
+	a->argc = 0;
+}
+
+__attribute__((format(printf, 2, 3))) static int api_arg(struct api_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (a->argc == API_ARGV_MAX - 1)
+		return -E2BIG;
+	va_start(ap, fmt);
+	n = vasprintf(&a->argv[a->argc], fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	a->argc++;
+	return 0;
+}
+
+/* A string that goes into a key=value list must not carry its separators. */
+static int api_plain(const char *field, const char *s, struct httpd_response *resp)
+{
+	if (strpbrk(s, ",")) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, field, "%s must not contain ','", field);
+		return -1;
+	}
+	return 0;
+}
+
+static int api_opt_str(struct api_argv *a, const json_t *o, const char *key, const char *opt,
+		       struct httpd_response *resp)
+{
+	const char *v = NULL;
+
+	if (httpd_field_str(o, key, false, &v, resp))
+		return -1;
+	return v ? api_arg(a, "%s=%s", opt, v) : 0;
+}
+
+static int api_opt_uint(struct api_argv *a, const json_t *o, const char *key, const char *opt,
+			const char *suffix, struct httpd_response *resp)
+{
+	uint64_t v;
+
+	if (!json_object_get(o, key))
+		return 0;
+	if (httpd_field_u64(o, key, true, 0, UINT32_MAX, &v, resp))
+		return -1;
+	return api_arg(a, "%s=%llu%s", opt, (unsigned long long)v, suffix);
+}
+
+/* Appends ",key=value" pairs of one device object to buf. */
+static int api_kv(char *buf, size_t size, const json_t *o, const char *const *strs,
+		  const char *const *bools, const char *const *uints, struct httpd_response *resp)
+{
+	size_t len = strlen(buf);
+
+	for (; strs && *strs; strs++) {
+		const char *v = NULL;
+
+		if (httpd_field_str(o, *strs, false, &v, resp) || (v && api_plain(*strs, v, resp)))
+			return -1;
+		if (v)
+			len += snprintf(buf + len, size - len, ",%s=%s", *strs, v);
+	}
+	for (; bools && *bools; bools++) {
+		bool v;
+
+		if (!json_object_get(o, *bools))
+			continue;
+		if (httpd_field_bool(o, *bools, true, &v, resp))
+			return -1;
+		len += snprintf(buf + len, size - len, ",%s=%s", *bools, v ? "on" : "off");
+	}
+	for (; uints && *uints; uints++) {
+		uint64_t v;
+
+		if (!json_object_get(o, *uints))
+			continue;
+		if (httpd_field_u64(o, *uints, true, 0, UINT32_MAX, &v, resp))
+			return -1;
+		len += snprintf(buf + len, size - len, ",%s=%llu", *uints, (unsigned long long)v);
+	}
+	if (len >= size) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, NULL, "device description too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* "disks": [{...}], "nets": [{...}]: one option per element. */
+static int api_opt_list(struct api_argv *a, const json_t *body, const char *key, const char *opt,
+			const char *const *strs, const char *const *bools, const char *const *uints,
+			struct httpd_response *resp)
+{
+	const json_t *list = json_object_get(body, key), *o;
+	size_t i;
+
+	if (!list)
+		return 0;
+	if (!json_is_array(list)) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, key, "%s must be an array", key);
+		return -1;
+	}
+	json_array_foreach(list, i, o)
+	{
+		char buf[4400] = "";
+
+		if (!json_is_object(o)) {
+			httpd_error(resp, MHD_HTTP_BAD_REQUEST, key, "%s[%zu] must be an object",
+				    key, i);
+			return -1;
+		}
+		if (api_kv(buf, sizeof(buf), o, strs, bools, uints, resp))
+			return -1;
+		if (api_arg(a, "%s=%s", opt, buf[0] ? buf + 1 : ""))
+			return -1;
+	}
+	return 0;
+}
+
+static int api_opt_object(struct api_argv *a, const json_t *body, const char *key, const char *opt,
+			  const char *const *strs, const char *const *bools,
+			  const char *const *uints, struct httpd_response *resp)
+{
+	const json_t *o = json_object_get(body, key);
+	char buf[4400] = "";
+
+	if (!o || json_is_null(o))
+		return 0;
+	if (!json_is_object(o)) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, key, "%s must be an object", key);
+		return -1;
+	}
+	if (api_kv(buf, sizeof(buf), o, strs, bools, uints, resp))
+		return -1;
+	return buf[0] ? api_arg(a, "%s=%s", opt, buf + 1) : api_arg(a, "%s", opt);
+}
+
+/* "balloon": {"size_mib", "stats_period", "free_page_reporting", "deflate_on_oom"} */
+static int api_config_balloon(struct api_argv *a, const json_t *o, struct httpd_response *resp)
+{
+	static const char *const fields[] = {"size_mib", "stats_period", "free_page_reporting",
+					     "deflate_on_oom", NULL};
+	uint64_t mib = 0, stats = 0;
+	bool fpr = false, doo = false;
+
+	if (!o || json_is_null(o))
+		return 0;
+	if (!json_is_object(o)) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, "balloon", "balloon must be an object");
+		return -1;
+	}
+	if (httpd_only_fields(o, fields, resp) ||
+	    httpd_field_u64(o, "size_mib", false, 0, UINT32_MAX, &mib, resp) ||
+	    httpd_field_u64(o, "stats_period", false, 0, UINT32_MAX, &stats, resp) ||
+	    httpd_field_bool(o, "free_page_reporting", false, &fpr, resp) ||
+	    httpd_field_bool(o, "deflate_on_oom", false, &doo, resp))
+		return -1;
+	return api_arg(a,
+		       "--balloon=size=%lluM,stats=%llu,free_page_reporting=%s,deflate_on_oom=%s",
+		       (unsigned long long)mib, (unsigned long long)stats, fpr ? "on" : "off",
+		       doo ? "on" : "off");
+}
+
+static int api_config_devices(struct api_argv *a, const json_t *b, struct httpd_response *resp)
+{
+	static const char *const disk_s[] = {"path", "id", NULL}, *const disk_b[] = {"readonly",
+										     "direct",
+										     NULL};
+	static const char *const net_s[] = {"tap", "mac", "id", NULL}, *const queues[] = {"queues",
+											  NULL};
+	static const char *const vsock_s[] = {"uds", NULL}, *const vsock_u[] = {"cid", NULL};
+	bool rng = false;
+
+	if (api_opt_list(a, b, "disks", "--disk", disk_s, disk_b, queues, resp) ||
+	    api_opt_list(a, b, "nets", "--net", net_s, NULL, queues, resp) ||
+	    api_opt_object(a, b, "vsock", "--vsock", vsock_s, NULL, vsock_u, resp) ||
+	    api_opt_str(a, b, "console_virtio", "--console-virtio", resp) ||
+	    httpd_field_bool(b, "rng", false, &rng, resp))
+		return -1;
+	if (rng && api_arg(a, "--rng"))
+		return -1;
+	return api_config_balloon(a, json_object_get(b, "balloon"), resp);
+}
+
+/* The JSON of PUT /vm/config as options; fills resp (400) and returns -1 on a bad field. */
+static int api_config_argv(const json_t *b, struct api_argv *a, struct httpd_response *resp)
+{
+	static const char *const fields[] = {"kernel",	   "initrd", "cmdline",	       "vcpus",
+					     "memory_mib", "serial", "on_reboot",      "rng",
+					     "disks",	   "nets",   "console_virtio", "vsock",
+					     "balloon",	   NULL};
+
+	if (httpd_only_fields(b, fields, resp) || api_arg(a, "bunshin-vmm"))
+		return -1;
+	if (!json_object_get(b, "kernel")) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, "kernel", "kernel is required");
+		return -1;
+	}
+	if (api_opt_str(a, b, "kernel", "--kernel", resp) ||
+	    api_opt_str(a, b, "initrd", "--initrd", resp) ||
+	    api_opt_str(a, b, "cmdline", "--cmdline", resp) ||
+	    api_opt_uint(a, b, "vcpus", "--cpus", "", resp) ||
+	    api_opt_uint(a, b, "memory_mib", "--memory", "M", resp) ||
+	    api_opt_str(a, b, "serial", "--serial", resp) ||
+	    api_opt_str(a, b, "on_reboot", "--on-reboot", resp))
+		return -1;
+	return api_config_devices(a, b, resp);
+}
+
+/* The JSON field an error from the option parser is about ("--memory: ..." -> memory_mib). */
+static const char *api_config_field(const char *msg)
+{
+	static const char *const map[][2] = {
+		{"--kernel", "kernel"},
+		{"--initrd", "initrd"},
+		{"--cmdline", "cmdline"},
+		{"--cpus", "vcpus"},
+		{"--memory", "memory_mib"},
+		{"--serial", "serial"},
+		{"--on-reboot", "on_reboot"},
+		{"--disk", "disks"},
+		{"--net", "nets"},
+		{"--vsock", "vsock"},
+		{"--balloon", "balloon"},
+		{"--console-virtio", "console_virtio"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
+		size_t n = strlen(map[i][0]);
+
+		if (!strncmp(msg, map[i][0], n) && (msg[n] == ':' || msg[n] == ' '))
+			return map[i][1];
+	}
+	return NULL;
+}
+
+static void api_put_config(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+	struct api *api = ctx;
+	struct api_argv a = {0};
+	struct error err = {0};
+
+	if (!req->body) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, NULL, "a JSON object is required");
+		return;
+	}
+	if (!api_config_argv(req->body, &a, resp) &&
+	    api->backend.configure(api->backend.ctx, a.argc, a.argv, &err))
+		httpd_error(resp, err.code == EBUSY ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_REQUEST,
+			    api_config_field(err.msg), "%s", err.msg);
+	api_argv_free(&a);
+}
+
 /* ---- PUT /vm/actions ---- */
 
 static const char *const api_action_names[] = {
@@ -122,6 +392,7 @@ static const char *const api_action_names[] = {
 	[API_ACTION_STOP] = "stop",
 	[API_ACTION_PAUSE] = "pause",
 	[API_ACTION_RESUME] = "resume",
+	[API_ACTION_START] = "start",
 };
 
 static void api_put_action(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
@@ -143,7 +414,8 @@ static void api_put_action(void *ctx, const struct httpd_request *req, struct ht
 	}
 	httpd_error(
 		resp, MHD_HTTP_BAD_REQUEST, "action",
-		"unknown action '%s' (expected power_button, ctrl_alt_del, stop, pause or resume)",
+		"unknown action '%s' (expected power_button, ctrl_alt_del, stop, pause, resume or "
+		"start)",
 		name);
 }
 
@@ -446,6 +718,7 @@ static void api_get_metrics_text(void *ctx, const struct httpd_request *req,
 static const struct httpd_route api_routes[] = {
 	{"GET", "/vm", api_get_vm},
 	{"GET", "/vm/config", api_get_config},
+	{"PUT", "/vm/config", api_put_config},
 	{"PUT", "/vm/actions", api_put_action},
 	{"GET", "/vm/balloon", api_get_balloon},
 	{"PUT", "/vm/balloon", api_put_balloon},
@@ -472,6 +745,11 @@ struct api *api_start(const char *path, const struct vmm_config *cfg,
 		return NULL;
 	}
 	return api;
+}
+
+void api_set_config(struct api *api, const struct vmm_config *cfg)
+{
+	api->cfg = cfg;
 }
 
 void api_stop(struct api *api)

@@ -16,6 +16,8 @@
  * api_backend, so the routes can be tested against a fake machine and the
  * machine never sees HTTP.
  *
+ *   PUT  /vm/config     the whole configuration, before the VM starts (a VMM
+ *                       started with --api-sock and no --kernel waits for it)
  *   GET  /vm            state, vCPUs, memory, uptime, boots
  *   GET  /vm/config     the configuration the VM runs with
  *   PUT  /vm/actions    {"action": "power_button" | "ctrl_alt_del" | "stop" |
@@ -35,12 +37,14 @@ enum api_action {
 	API_ACTION_STOP,	 /* stop now, as SIGTERM does */
 	API_ACTION_PAUSE,	 /* vCPUs and device work stop; the guest's clock stops too */
 	API_ACTION_RESUME,
+	API_ACTION_START, /* boot the VM configured through PUT /vm/config */
 };
 
 #define API_EXIT_REASONS 64 /* KVM exit reasons counted (as VCPU_EXIT_REASONS) */
 
 struct api_vm_info {
-	const char *state; /* "starting", "running", "paused", "rebooting", "stopping" */
+	/* "not_started", "starting", "running", "paused", "rebooting", "stopping" */
+	const char *state;
 	unsigned int vcpus;
 	uint64_t memory;
 	uint64_t uptime_ms; /* since the process started the VM */
@@ -73,6 +77,11 @@ struct api_backend {
 	/* Both -ENODEV when the VM has no balloon. */
 	int (*balloon_target)(void *ctx, uint64_t bytes, struct error *err);
 	int (*balloon_stats)(void *ctx, struct virtio_balloon_stats *out);
+	/*
+	 * Pre-boot configuration as command-line options (argv[0] is a
+	 * placeholder): validated exactly as the command line is.
+	 */
+	int (*configure)(void *ctx, int argc, char **argv, struct error *err);
 	/* Fills the timings (ms) on success. */
 	int (*snapshot)(void *ctx, const char *dir, double *pause_ms, double *total_ms,
 			struct error *err);
@@ -84,5 +93,7 @@ struct api;
 struct api *api_start(const char *path, const struct vmm_config *cfg,
 		      const struct api_backend *backend, struct error *err);
 void api_stop(struct api *api);
+/* The configuration GET /vm/config shows from now on (after a pre-boot PUT). */
+void api_set_config(struct api *api, const struct vmm_config *cfg);
 
 #endif
