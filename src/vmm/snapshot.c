@@ -285,28 +285,29 @@ struct snapshot_vdev {
 	struct virtio_pci *vp;
 };
 
+static void snapshot_vdev_add(struct snapshot_vdev *out, unsigned int *n, const char *kind,
+			      unsigned int idx, struct virtio_pci *vp)
+{
+	snprintf(out[*n].name, sizeof(out[*n].name), "virtio-%s%u", kind, idx);
+	out[(*n)++].vp = vp;
+}
+
 static unsigned int snapshot_vdevs(const struct machine *m, struct snapshot_vdev *out)
 {
 	unsigned int n = 0;
 
-#define SNAPSHOT_VDEV(fmt, idx, transport)                                                         \
-	do {                                                                                       \
-		snprintf(out[n].name, sizeof(out[n].name), fmt, idx);                              \
-		out[n++].vp = transport;                                                           \
-	} while (0)
 	if (m->rng)
-		SNAPSHOT_VDEV("virtio-rng%u", 0u, virtio_rng_transport(m->rng));
+		snapshot_vdev_add(out, &n, "rng", 0, virtio_rng_transport(m->rng));
 	for (unsigned int i = 0; i < m->cfg->ndisks; i++)
-		SNAPSHOT_VDEV("virtio-blk%u", i, virtio_blk_transport(m->blk[i]));
+		snapshot_vdev_add(out, &n, "blk", i, virtio_blk_transport(m->blk[i]));
 	for (unsigned int i = 0; i < m->cfg->nnets; i++)
-		SNAPSHOT_VDEV("virtio-net%u", i, virtio_net_transport(m->net[i]));
+		snapshot_vdev_add(out, &n, "net", i, virtio_net_transport(m->net[i]));
 	if (m->vcon)
-		SNAPSHOT_VDEV("virtio-console%u", 0u, virtio_console_transport(m->vcon));
+		snapshot_vdev_add(out, &n, "console", 0, virtio_console_transport(m->vcon));
 	if (m->vsock)
-		SNAPSHOT_VDEV("virtio-vsock%u", 0u, virtio_vsock_transport(m->vsock));
+		snapshot_vdev_add(out, &n, "vsock", 0, virtio_vsock_transport(m->vsock));
 	if (m->balloon)
-		SNAPSHOT_VDEV("virtio-balloon%u", 0u, virtio_balloon_transport(m->balloon));
-#undef SNAPSHOT_VDEV
+		snapshot_vdev_add(out, &n, "balloon", 0, virtio_balloon_transport(m->balloon));
 	return n;
 }
 
