@@ -18,6 +18,7 @@
 #include "msix.h"
 #include "pci.h"
 #include "pci_internal.h"
+#include "../../common/le.h"
 
 #define PCI_CF8_ENABLE 0x80000000u
 /* Enable, bus, device, function and register bits 7:2; the rest reads 0. */
@@ -34,21 +35,6 @@
 	 PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
 
 /* ---- config space bytes, device side ---- */
-
-static uint64_t le_get(const uint8_t *p, uint32_t len)
-{
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void le_put(uint8_t *p, uint32_t len, uint64_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 void pci_config_set8(struct pci_device *dev, uint32_t off, uint8_t v)
 {

@@ -8,6 +8,7 @@
 
 #include "snapfile.h"
 #include "../../common/util.h"
+#include "../../common/le.h"
 
 static const char snap_magic[8] = "BUNSHIN";
 
@@ -28,21 +29,6 @@ uint32_t snap_crc32(uint32_t crc, const void *p, size_t len)
 			crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
 	}
 	return ~crc;
-}
-
-static void le_put(uint8_t *p, uint64_t v, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t le_get(const uint8_t *p, unsigned int n)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
 }
 
 /* ---- writing ---- */
@@ -93,7 +79,7 @@ static void snap_put_le(struct snap_writer *w, uint64_t v, unsigned int n)
 	uint8_t *p = snap_room(w, n);
 
 	if (p)
-		le_put(p, v, n);
+		le_put(p, n, v);
 }
 
 void snap_put_u8(struct snap_writer *w, uint8_t v)
@@ -136,7 +122,7 @@ void snap_begin(struct snap_writer *w, const char *name, uint32_t version)
 		return;
 	memset(p, 0, SNAP_NAME_MAX);
 	strncpy((char *)p, name, SNAP_NAME_MAX - 1);
-	le_put(p + SNAP_NAME_MAX, version, 4);
+	le_put(p + SNAP_NAME_MAX, 4, version);
 }
 
 void snap_end(struct snap_writer *w)
@@ -149,7 +135,7 @@ void snap_end(struct snap_writer *w)
 	if (w->failed || start == SIZE_MAX)
 		return;
 	hdr = w->buf + start;
-	le_put(hdr + SNAP_NAME_MAX + 4, w->len - start - SNAP_SECTION_HDR, 4);
+	le_put(hdr + SNAP_NAME_MAX + 4, 4, w->len - start - SNAP_SECTION_HDR);
 	crc = snap_crc32(0, hdr, w->len - start);
 	snap_put_u32(w, crc);
 }
@@ -179,8 +165,8 @@ int snap_save(struct snap_writer *w, const char *path, struct error *err)
 	if (w->failed)
 		return error_set(err, ENOMEM, "%s: state too large or out of memory", path);
 	memcpy(w->buf, snap_magic, sizeof(snap_magic));
-	le_put(w->buf + 8, SNAP_FORMAT_VERSION, 4);
-	le_put(w->buf + 12, snap_crc32(0, w->buf, 12), 4);
+	le_put(w->buf + 8, 4, SNAP_FORMAT_VERSION);
+	le_put(w->buf + 12, 4, snap_crc32(0, w->buf, 12));
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return error_set(err, ENAMETOOLONG, "%s: path too long", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -25,6 +25,7 @@
 #include "../../common/log.h"
 #include "../devices/state.h"
 #include "balloon.h"
+#include "../../common/le.h"
 
 #define VIRTIO_BALLOON_CLASS 0x058000 /* memory controller, other */
 #define VIRTIO_BALLOON_SEGS  64
@@ -53,21 +54,6 @@ struct virtio_balloon {
 
 static const uint16_t virtio_balloon_qmax[] = {VIRTIO_BALLOON_QSIZE, VIRTIO_BALLOON_QSIZE,
 					       VIRTIO_BALLOON_QSIZE, VIRTIO_BALLOON_QSIZE};
-
-static uint64_t get_le(const uint8_t *p, unsigned int len)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < len; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void put_le(uint8_t *p, unsigned int len, uint64_t v)
-{
-	for (unsigned int i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static bool has(uint64_t features, unsigned int bit)
 {
@@ -136,7 +122,7 @@ static uint64_t balloon_release(struct virtio_balloon *b, const uint8_t *pfns, s
 	uint64_t start = 0, len = 0, bad = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		uint64_t gpa = get_le(pfns + 4 * i, 4) << VIRTIO_BALLOON_PFN_SHIFT;
+		uint64_t gpa = le_get(pfns + 4 * i, 4) << VIRTIO_BALLOON_PFN_SHIFT;
 
 		if (!gmem_ptr(b->mem, gpa, BALLOON_PAGE)) {
 			bad++;
@@ -240,11 +226,11 @@ static void balloon_parse_stats(struct virtio_balloon *b, const struct virtq_ele
 	pthread_mutex_lock(&b->lock);
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *p = buf + i * VIRTIO_BALLOON_STAT_SIZE;
-		uint16_t tag = (uint16_t)get_le(p, 2);
+		uint16_t tag = (uint16_t)le_get(p, 2);
 
 		if (tag >= VIRTIO_BALLOON_S_NR)
 			continue; /* a tag from a newer spec: not ours to interpret */
-		st->value[tag] = get_le(p + 2, 8);
+		st->value[tag] = le_get(p + 2, 8);
 		st->valid |= 1U << tag;
 	}
 	st->updates++;
@@ -377,8 +363,8 @@ static void virtio_balloon_config_read(struct virtio_pci *vp, uint32_t off, uint
 	uint8_t cfg[VIRTIO_BALLOON_CFG_SIZE];
 
 	pthread_mutex_lock(&b->lock);
-	put_le(cfg + VIRTIO_BALLOON_CFG_NUM_PAGES, 4, b->st.num_pages);
-	put_le(cfg + VIRTIO_BALLOON_CFG_ACTUAL, 4, b->st.actual);
+	le_put(cfg + VIRTIO_BALLOON_CFG_NUM_PAGES, 4, b->st.num_pages);
+	le_put(cfg + VIRTIO_BALLOON_CFG_ACTUAL, 4, b->st.actual);
 	pthread_mutex_unlock(&b->lock);
 	if (off < sizeof(cfg) && len <= sizeof(cfg) - off)
 		memcpy(data, cfg + off, len);
@@ -395,9 +381,9 @@ static void virtio_balloon_config_write(struct virtio_pci *vp, uint32_t off, con
 	    len > VIRTIO_BALLOON_CFG_SIZE - off)
 		return;
 	pthread_mutex_lock(&b->lock);
-	put_le(actual, 4, b->st.actual);
+	le_put(actual, 4, b->st.actual);
 	memcpy(actual + (off - VIRTIO_BALLOON_CFG_ACTUAL), data, len);
-	b->st.actual = (uint32_t)get_le(actual, 4);
+	b->st.actual = (uint32_t)le_get(actual, 4);
 	pthread_mutex_unlock(&b->lock);
 }
 

@@ -22,6 +22,7 @@
 #include "../devices/chardev.h"
 #include "../devices/state.h"
 #include "console.h"
+#include "../../common/le.h"
 
 #define VIRTIO_CONSOLE_CLASS 0x078000 /* simple communication controller, other */
 #define VIRTIO_CONSOLE_SEGS  128
@@ -186,20 +187,14 @@ static void virtio_console_notify(struct virtio_pci *vp, unsigned int q, struct 
 
 /* ---- configuration (5.3.4) ---- */
 
-static void put_le(uint8_t *p, unsigned int len, uint64_t v)
-{
-	for (unsigned int i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void virtio_console_config_read(struct virtio_pci *vp, uint32_t off, uint8_t *data,
 				       uint32_t len)
 {
 	uint8_t cfg[VIRTIO_CONSOLE_CFG_SIZE] = {0};
 
-	put_le(cfg + VIRTIO_CONSOLE_CFG_COLS, 2, VIRTIO_CONSOLE_DEFAULT_COLS);
-	put_le(cfg + VIRTIO_CONSOLE_CFG_ROWS, 2, VIRTIO_CONSOLE_DEFAULT_ROWS);
-	put_le(cfg + VIRTIO_CONSOLE_CFG_MAX_PORTS, 4, 1);
+	le_put(cfg + VIRTIO_CONSOLE_CFG_COLS, 2, VIRTIO_CONSOLE_DEFAULT_COLS);
+	le_put(cfg + VIRTIO_CONSOLE_CFG_ROWS, 2, VIRTIO_CONSOLE_DEFAULT_ROWS);
+	le_put(cfg + VIRTIO_CONSOLE_CFG_MAX_PORTS, 4, 1);
 	if (off < sizeof(cfg) && len <= sizeof(cfg) - off)
 		memcpy(data, cfg + off, len);
 }

@@ -35,6 +35,7 @@
 #include "../devices/state.h"
 #include "../net/tap.h"
 #include "net.h"
+#include "../../common/le.h"
 
 #define VIRTIO_NET_CLASS 0x020000 /* network, ethernet */
 #define NET_RX_SEGS	 64	  /* per receive chain; Linux uses at most MAX_SKB_FRAGS + 2 */
@@ -101,21 +102,6 @@ struct virtio_net {
 static bool net_has(struct virtio_net *net, unsigned int bit)
 {
 	return virtio_pci_features(net->vp) & F(bit);
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned int len)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < len; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void put_le(uint8_t *p, unsigned int len, uint64_t v)
-{
-	for (unsigned int i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Copies len bytes at off of the segments out (to buf); false if they are not all there. */
@@ -419,7 +405,7 @@ static void net_rx_deliver(struct net_pair *p, struct virtq *vq, uint32_t n)
 		p->used[k++] = (struct virtq_used_elem){c->head, take};
 		n -= take;
 	}
-	put_le(nb, 2, k);
+	le_put(nb, 2, k);
 	/* the header lies wholly in the first chain: each holds at least one */
 	iov_write(net_rx_at(p, 0)->iov, net_rx_at(p, 0)->niov, VIRTIO_NET_HDR_NUM_BUFFERS, nb, 2);
 	if (virtq_push_batch(vq, p->used, k))
@@ -524,7 +510,7 @@ static uint8_t net_mac_table(const struct net_cmd *c)
 
 		if (off > c->len || !net_cmd_data(c, (uint32_t)off, n, 4))
 			return VIRTIO_NET_ERR;
-		off += 4 + 6ULL * get_le(n, 4);
+		off += 4 + 6ULL * le_get(n, 4);
 	}
 	/* we deliver every frame anyway: filtering is a SHOULD the tap cannot help with */
 	return off == c->len ? VIRTIO_NET_OK : VIRTIO_NET_ERR;
@@ -551,7 +537,7 @@ static uint8_t net_ctrl_mq(struct virtio_net *net, const struct net_cmd *c)
 	if (c->cmd != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET || !net_has(net, VIRTIO_NET_F_MQ) ||
 	    c->len != 2 || !net_cmd_data(c, 0, b, 2))
 		return VIRTIO_NET_ERR;
-	n = (uint16_t)get_le(b, 2);
+	n = (uint16_t)le_get(b, 2);
 	if (n < 1 || n > net->pairs)
 		return VIRTIO_NET_ERR;
 	return net_set_active(net, n) ? VIRTIO_NET_ERR : VIRTIO_NET_OK;
@@ -566,7 +552,7 @@ static uint8_t net_ctrl_offloads(struct virtio_net *net, const struct net_cmd *c
 	    !net_has(net, VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) || c->len != 8 ||
 	    !net_cmd_data(c, 0, b, 8))
 		return VIRTIO_NET_ERR;
-	o = get_le(b, 8);
+	o = le_get(b, 8);
 	if (o & ~allowed)
 		return VIRTIO_NET_ERR;
 	return net_apply_offloads(net, o) ? VIRTIO_NET_ERR : VIRTIO_NET_OK;
@@ -700,9 +686,9 @@ static void virtio_net_config_read(struct virtio_pci *vp, uint32_t off, uint8_t 
 	uint8_t cfg[VIRTIO_NET_CFG_SIZE] = {0};
 
 	memcpy(cfg + VIRTIO_NET_CFG_MAC, net->mac, 6);
-	put_le(cfg + VIRTIO_NET_CFG_STATUS, 2, VIRTIO_NET_S_LINK_UP);
-	put_le(cfg + VIRTIO_NET_CFG_MAX_PAIRS, 2, net->pairs);
-	put_le(cfg + VIRTIO_NET_CFG_MTU, 2, VIRTIO_NET_DEFAULT_MTU);
+	le_put(cfg + VIRTIO_NET_CFG_STATUS, 2, VIRTIO_NET_S_LINK_UP);
+	le_put(cfg + VIRTIO_NET_CFG_MAX_PAIRS, 2, net->pairs);
+	le_put(cfg + VIRTIO_NET_CFG_MTU, 2, VIRTIO_NET_DEFAULT_MTU);
 	if (off < sizeof(cfg) && len <= sizeof(cfg) - off)
 		memcpy(data, cfg + off, len);
 }

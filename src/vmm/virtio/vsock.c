@@ -34,6 +34,7 @@
 #include "../../common/log.h"
 #include "../devices/state.h"
 #include "vsock.h"
+#include "../../common/le.h"
 
 #define VSOCK_CLASS	0x078000 /* communication controller, other */
 #define VSOCK_SEGS	130	 /* a 64 KiB payload in pages, a header, and slack */
@@ -123,21 +124,6 @@ struct virtio_vsock {
 
 static const uint16_t vsock_qmax[VIRTIO_VSOCK_QUEUES] = {VIRTIO_VSOCK_QSIZE, VIRTIO_VSOCK_QSIZE,
 							 VIRTIO_VSOCK_QSIZE};
-
-static uint64_t get_le(const uint8_t *p, unsigned int len)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < len; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void put_le(uint8_t *p, unsigned int len, uint64_t v)
-{
-	for (unsigned int i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint32_t min32(uint32_t a, uint32_t b)
 {
@@ -565,30 +551,30 @@ struct vsock_pkt {
 static void hdr_put(uint8_t *h, const struct vsock_pkt *p)
 {
 	memset(h, 0, VIRTIO_VSOCK_HDR_SIZE);
-	put_le(h + VIRTIO_VSOCK_HDR_SRC_CID, 8, p->src_cid);
-	put_le(h + VIRTIO_VSOCK_HDR_DST_CID, 8, p->dst_cid);
-	put_le(h + VIRTIO_VSOCK_HDR_SRC_PORT, 4, p->src_port);
-	put_le(h + VIRTIO_VSOCK_HDR_DST_PORT, 4, p->dst_port);
-	put_le(h + VIRTIO_VSOCK_HDR_LEN, 4, p->len);
-	put_le(h + VIRTIO_VSOCK_HDR_TYPE, 2, p->type);
-	put_le(h + VIRTIO_VSOCK_HDR_OP, 2, p->op);
-	put_le(h + VIRTIO_VSOCK_HDR_FLAGS, 4, p->flags);
-	put_le(h + VIRTIO_VSOCK_HDR_BUF_ALLOC, 4, p->buf_alloc);
-	put_le(h + VIRTIO_VSOCK_HDR_FWD_CNT, 4, p->fwd_cnt);
+	le_put(h + VIRTIO_VSOCK_HDR_SRC_CID, 8, p->src_cid);
+	le_put(h + VIRTIO_VSOCK_HDR_DST_CID, 8, p->dst_cid);
+	le_put(h + VIRTIO_VSOCK_HDR_SRC_PORT, 4, p->src_port);
+	le_put(h + VIRTIO_VSOCK_HDR_DST_PORT, 4, p->dst_port);
+	le_put(h + VIRTIO_VSOCK_HDR_LEN, 4, p->len);
+	le_put(h + VIRTIO_VSOCK_HDR_TYPE, 2, p->type);
+	le_put(h + VIRTIO_VSOCK_HDR_OP, 2, p->op);
+	le_put(h + VIRTIO_VSOCK_HDR_FLAGS, 4, p->flags);
+	le_put(h + VIRTIO_VSOCK_HDR_BUF_ALLOC, 4, p->buf_alloc);
+	le_put(h + VIRTIO_VSOCK_HDR_FWD_CNT, 4, p->fwd_cnt);
 }
 
 static void hdr_get(const uint8_t *h, struct vsock_pkt *p)
 {
-	p->src_cid = get_le(h + VIRTIO_VSOCK_HDR_SRC_CID, 8);
-	p->dst_cid = get_le(h + VIRTIO_VSOCK_HDR_DST_CID, 8);
-	p->src_port = (uint32_t)get_le(h + VIRTIO_VSOCK_HDR_SRC_PORT, 4);
-	p->dst_port = (uint32_t)get_le(h + VIRTIO_VSOCK_HDR_DST_PORT, 4);
-	p->len = (uint32_t)get_le(h + VIRTIO_VSOCK_HDR_LEN, 4);
-	p->type = (uint16_t)get_le(h + VIRTIO_VSOCK_HDR_TYPE, 2);
-	p->op = (uint16_t)get_le(h + VIRTIO_VSOCK_HDR_OP, 2);
-	p->flags = (uint32_t)get_le(h + VIRTIO_VSOCK_HDR_FLAGS, 4);
-	p->buf_alloc = (uint32_t)get_le(h + VIRTIO_VSOCK_HDR_BUF_ALLOC, 4);
-	p->fwd_cnt = (uint32_t)get_le(h + VIRTIO_VSOCK_HDR_FWD_CNT, 4);
+	p->src_cid = le_get(h + VIRTIO_VSOCK_HDR_SRC_CID, 8);
+	p->dst_cid = le_get(h + VIRTIO_VSOCK_HDR_DST_CID, 8);
+	p->src_port = (uint32_t)le_get(h + VIRTIO_VSOCK_HDR_SRC_PORT, 4);
+	p->dst_port = (uint32_t)le_get(h + VIRTIO_VSOCK_HDR_DST_PORT, 4);
+	p->len = (uint32_t)le_get(h + VIRTIO_VSOCK_HDR_LEN, 4);
+	p->type = (uint16_t)le_get(h + VIRTIO_VSOCK_HDR_TYPE, 2);
+	p->op = (uint16_t)le_get(h + VIRTIO_VSOCK_HDR_OP, 2);
+	p->flags = (uint32_t)le_get(h + VIRTIO_VSOCK_HDR_FLAGS, 4);
+	p->buf_alloc = (uint32_t)le_get(h + VIRTIO_VSOCK_HDR_BUF_ALLOC, 4);
+	p->fwd_cnt = (uint32_t)le_get(h + VIRTIO_VSOCK_HDR_FWD_CNT, 4);
 }
 
 /* Writes a header into the chain's device-writable part; returns the used length. */
@@ -1125,7 +1111,7 @@ static int vsock_evt_reset(struct virtio_vsock *vs, struct virtq *vq, bool *push
 	if (ret <= 0)
 		return ret; /* no buffer yet: the driver's notification brings us back */
 	vs->evt_reset = false;
-	put_le(ev, 4, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	le_put(ev, 4, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
 	if (e.in_len < sizeof(ev)) {
 		virtq_push(vq, e.head, 0);
 	} else {
@@ -1207,7 +1193,7 @@ static void virtio_vsock_config_read(struct virtio_pci *vp, uint32_t off, uint8_
 	struct virtio_vsock *vs = virtio_pci_opaque(vp);
 	uint8_t cfg[VIRTIO_VSOCK_CFG_SIZE];
 
-	put_le(cfg, 8, vs->guest_cid);
+	le_put(cfg, 8, vs->guest_cid);
 	if (off < sizeof(cfg) && len <= sizeof(cfg) - off)
 		memcpy(data, cfg + off, len);
 }
