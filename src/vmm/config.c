@@ -66,7 +66,9 @@ void config_usage(const char *prog)
 	       "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
 	       "  --rng                  virtio-rng device fed from the host's getrandom()\n"
 	       "  --disk path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]\n"
-	       "                         virtio-blk disk on a raw image (repeat, up to 16)\n"
+	       "         [,iops=N][,bps=N][,iops_burst=N][,bps_burst=N]\n"
+	       "                         virtio-blk disk on a raw image (repeat, up to 16);\n"
+	       "                         iops/bps: rate limits (bps takes K M G suffixes)\n"
 	       "  --net tap=NAME[,mac=MAC][,queues=N][,id=NAME]\n"
 	       "                         virtio-net device on a tap interface (repeat, up to 8)\n"
 	       "  --console-virtio BACKEND\n"
@@ -236,10 +238,41 @@ static int config_unknown_key(const struct config_kv *kv, const char *key, struc
 
 /* --disk */
 
+/* bps= and bps_burst=: bytes, with the size suffixes of --memory. */
+static int config_bytes_rate(const struct config_kv *kv, const char *key, const char *val,
+			     uint64_t *out, struct error *err)
+{
+	int ret = parse_size(val, out);
+
+	if (ret == -ERANGE || (!ret && *out > CONFIG_RATE_MAX))
+		return error_set(err, ERANGE, "%s: %s=%s is out of range (0 to %llu)", kv->opt, key,
+				 val, CONFIG_RATE_MAX);
+	if (ret)
+		return error_set(err, EINVAL, "%s: %s='%s' is not a size (N, or N with K M G T)",
+				 kv->opt, key, val);
+	return 0;
+}
+
+/* The rate limit keys; 1 when key is none of them. */
+static int config_disk_limit(struct config_disk *d, const char *key, const char *val,
+			     const struct config_kv *kv, struct error *err)
+{
+	if (!strcmp(key, "iops"))
+		return config_uint(kv, key, val, 0, CONFIG_RATE_MAX, &d->iops, err);
+	if (!strcmp(key, "iops_burst"))
+		return config_uint(kv, key, val, 0, CONFIG_RATE_MAX, &d->iops_burst, err);
+	if (!strcmp(key, "bps"))
+		return config_bytes_rate(kv, key, val, &d->bps, err);
+	if (!strcmp(key, "bps_burst"))
+		return config_bytes_rate(kv, key, val, &d->bps_burst, err);
+	return 1;
+}
+
 static int config_disk_pair(struct vmm_config *cfg, void *obj, const char *key, const char *val,
 			    const struct config_kv *kv, struct error *err)
 {
 	struct config_disk *d = obj;
+	int ret;
 
 	(void)cfg;
 	if (!strcmp(key, "path"))
@@ -252,12 +285,14 @@ static int config_disk_pair(struct vmm_config *cfg, void *obj, const char *key, 
 		return config_on_off(kv, key, val, &d->direct, err);
 	if (!strcmp(key, "queues"))
 		return config_queues(kv, key, val, &d->queues, err);
-	return config_unknown_key(kv, key, err);
+	ret = config_disk_limit(d, key, val, kv, err);
+	return ret <= 0 ? ret : config_unknown_key(kv, key, err);
 }
 
 static const struct config_kv config_disk_kv = {
 	.opt = "--disk",
-	.syntax = "path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]",
+	.syntax = "path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N][,iops=N][,bps=N]"
+		  "[,iops_burst=N][,bps_burst=N]",
 	.pair = config_disk_pair,
 };
 
@@ -277,6 +312,11 @@ static int config_disk(struct vmm_config *cfg, const char *arg, struct error *er
 	if (!d->path[0])
 		return error_set(err, EINVAL, "--disk: missing path= (expected %s)",
 				 config_disk_kv.syntax);
+	/* a burst is the size of a bucket that only a rate fills */
+	if (d->iops_burst && !d->iops)
+		return error_set(err, EINVAL, "--disk: iops_burst= needs iops=");
+	if (d->bps_burst && !d->bps)
+		return error_set(err, EINVAL, "--disk: bps_burst= needs bps=");
 	for (unsigned int i = 0; i < cfg->ndisks; i++)
 		if (d->id[0] && !strcmp(cfg->disks[i].id, d->id))
 			return error_set(err, EINVAL, "--disk: duplicate id '%s'", d->id);

@@ -25,8 +25,9 @@ enum vmm_exit_status {
 #define CONFIG_MIN_MEMORY (4ULL << 20)
 #define CONFIG_MAX_DISKS  16
 #define CONFIG_PATH_MAX	  4096
-#define CONFIG_DISK_ID	  20 /* virtio-blk's serial field */
-#define CONFIG_MAX_QUEUES 16 /* per disk, or queue pairs per network device */
+#define CONFIG_DISK_ID	  20		      /* virtio-blk's serial field */
+#define CONFIG_MAX_QUEUES 16		      /* per disk, or queue pairs per network device */
+#define CONFIG_RATE_MAX	  1000000000000000ULL /* --disk iops=, bps= and bursts: 10^15 */
 #define CONFIG_MAX_NETS	  8
 #define CONFIG_IFNAME	  16  /* IFNAMSIZ, terminator included */
 #define CONFIG_ID	  32  /* --net id= */
@@ -34,13 +35,18 @@ enum vmm_exit_status {
 /* --vsock uds=: guest connections to port P go to "<uds>_P", so leave room for "_4294967295". */
 #define CONFIG_VSOCK_UDS_MAX (CONFIG_UDS_MAX - 11)
 
-/* One --disk path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]. */
+/*
+ * One --disk path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]
+ * [,iops=N][,bps=N][,iops_burst=N][,bps_burst=N].
+ */
 struct config_disk {
 	char path[CONFIG_PATH_MAX];
 	char id[CONFIG_DISK_ID + 1]; /* empty: the block layer's default (the file name) */
 	bool read_only;
 	bool direct;
 	unsigned int queues; /* 1..CONFIG_MAX_QUEUES */
+	/* Rate limits, per second; 0: unlimited. Bursts: 0 is one second's worth. */
+	uint64_t iops, iops_burst, bps, bps_burst;
 };
 
 /* One --net tap=NAME[,mac=MAC][,queues=N][,id=NAME]. */

@@ -132,11 +132,16 @@ static int machine_create_rng(struct machine *m, struct error *err)
 static int machine_create_disk(struct machine *m, unsigned int i, struct error *err)
 {
 	const struct config_disk *d = &m->cfg->disks[i];
+	const struct virtio_blk_limits l = {.iops = d->iops,
+					    .iops_burst = d->iops_burst,
+					    .bps = d->bps,
+					    .bps_burst = d->bps_burst};
 	struct virtio_blk_opts o = {.path = d->path,
 				    .read_only = d->read_only,
 				    .direct = d->direct,
 				    .id = d->id[0] ? d->id : NULL,
-				    .queues = d->queues};
+				    .queues = d->queues,
+				    .limits = &l};
 	struct virtio_pci_host host;
 
 	if (machine_virtio_host(m, d->queues, &m->blk_msi[i], &host, err))
@@ -608,6 +613,7 @@ static void machine_api_metrics(void *ctx, struct api_metrics *out)
 
 		out->disks[i].id = d->id[0] ? d->id : d->path;
 		virtio_blk_get_stats(m->blk[i], &out->disks[i].st);
+		virtio_blk_get_limits(m->blk[i], &out->disks[i].limits);
 	}
 	out->nnets = m->cfg->nnets;
 	for (unsigned int i = 0; i < m->cfg->nnets; i++) {
@@ -833,6 +839,48 @@ static int machine_api_snapshot(void *ctx, const char *dir, double *pause_ms, do
 	return ret;
 }
 
+/* A disk by the id the metrics show (id=, else the path), or by its index. */
+static struct virtio_blk *machine_api_disk(struct machine *m, const char *name, int *ret)
+{
+	uint64_t idx;
+
+	*ret = -EAGAIN;
+	if (!atomic_load(&m->ready))
+		return NULL;
+	*ret = 0;
+	for (unsigned int i = 0; i < m->cfg->ndisks; i++) {
+		const struct config_disk *d = &m->cfg->disks[i];
+
+		if (!strcmp(name, d->id[0] ? d->id : d->path))
+			return m->blk[i];
+	}
+	if (!parse_uint(name, 0, m->cfg->ndisks ? m->cfg->ndisks - 1 : 0, &idx) && m->cfg->ndisks)
+		return m->blk[idx];
+	*ret = -ENOENT;
+	return NULL;
+}
+
+static int machine_api_disk_get_limits(void *ctx, const char *disk, struct virtio_blk_limits *out)
+{
+	int ret;
+	struct virtio_blk *blk = machine_api_disk(ctx, disk, &ret);
+
+	if (blk)
+		virtio_blk_get_limits(blk, out);
+	return ret;
+}
+
+static int machine_api_disk_set_limits(void *ctx, const char *disk,
+				       const struct virtio_blk_limits *l)
+{
+	int ret;
+	struct virtio_blk *blk = machine_api_disk(ctx, disk, &ret);
+
+	if (blk)
+		virtio_blk_set_limits(blk, l);
+	return ret;
+}
+
 static int machine_start_api(struct machine *m, struct error *err)
 {
 	const struct api_backend backend = {.ctx = m,
@@ -842,7 +890,9 @@ static int machine_start_api(struct machine *m, struct error *err)
 					    .balloon_target = machine_api_balloon,
 					    .balloon_stats = machine_api_balloon_stats,
 					    .configure = machine_api_configure,
-					    .snapshot = machine_api_snapshot};
+					    .snapshot = machine_api_snapshot,
+					    .disk_get_limits = machine_api_disk_get_limits,
+					    .disk_set_limits = machine_api_disk_set_limits};
 
 	if (!m->cfg->api_sock || m->api)
 		return 0;

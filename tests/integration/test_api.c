@@ -554,3 +554,158 @@ Test(api, configured_and_started_through_the_api)
 	free(out);
 	vm_cleanup(&vm);
 }
+
+/* ---- disk rate limits ---- */
+
+/* The number after "key": in body, or -1. */
+static long json_number(const char *body, const char *key)
+{
+	char needle[64];
+	const char *p;
+
+	snprintf(needle, sizeof(needle), "\"%s\":", key);
+	p = strstr(body, needle);
+	return p ? strtol(p + strlen(needle), NULL, 10) : -1;
+}
+
+/*
+ * A guest reading its disk for bench_ms (its own clock), with the disk
+ * limited as disk_opts says. Waits until GET /vm/metrics shows reads and
+ * leaves that reply in r.
+ */
+static char *vm_start_reader(struct vm *vm, const char *disk_opts, struct reply *r)
+{
+	static char disk[256];
+	const char *extra[] = {"--disk", disk, NULL};
+	char *img = harness_temp_file(4 << 20, 5, NULL);
+
+	snprintf(disk, sizeof(disk), "path=%s,id=data%s", img, disk_opts);
+	vm_start_guest(vm, "test=blk-bench bench_row=randread4k_qd32 bench_ms=1500", extra);
+	for (int i = 0; i < 1000; i++) {
+		http(vm, "GET", "/vm/metrics", NULL, r);
+		if (json_number(r->body, "reads") > 0)
+			return img;
+		usleep(10000);
+	}
+	cr_assert_fail("the guest never read its disk: %s", r->body);
+	return img;
+}
+
+/* The guest finishes its row and powers off: exit status 0, a passing result. */
+static void vm_reader_done(struct vm *vm, char *img)
+{
+	char *out;
+
+	cr_assert_eq(vm_wait(vm), 0, "the guest powers off after its row");
+	out = vm_console(vm);
+	cr_assert(harness_passed(out, "blk-bench"), "%s", out);
+	free(out);
+	vm_cleanup(vm);
+	unlink(img);
+	free(img);
+}
+
+Test(api, disk_without_limits_is_never_throttled)
+{
+	struct reply r;
+	struct vm vm;
+	char *img = vm_start_reader(&vm, "", &r);
+
+	cr_assert_eq(json_number(r.body, "throttled"), 0, "%s", r.body);
+	cr_assert(strstr(r.body, "\"limits\":{\"iops\":0,\"iops_burst\":0,\"bps\":0,"
+				 "\"bps_burst\":0}"),
+		  "%s", r.body);
+	vm_reader_done(&vm, img);
+}
+
+/* Reads at 50 per second wait for tokens; lifting the limit through the API frees them. */
+Test(api, disk_limits_throttle_and_change_at_run_time)
+{
+	static const struct {
+		const char *body;
+		int status;
+		const char *error;
+	} bad[] = {
+		{"{\"disk\": \"nope\", \"iops\": 5}", 404, "no disk 'nope'"},
+		{"{\"disk\": \"7\"}", 404, "\"field\":\"disk\""},
+		{"{\"iops\": 5}", 400, "disk is required"},
+		{"{\"disk\": \"data\", \"iops\": -1}", 400, "\"field\":\"iops\""},
+		{"{\"disk\": \"data\", \"bps\": \"fast\"}", 400, "\"field\":\"bps\""},
+		{"{\"disk\": \"data\", \"iops\": 0, \"iops_burst\": 5}", 400,
+		 "\"field\":\"iops_burst\""},
+		{"{\"disk\": \"data\", \"rate\": 5}", 400, "\"field\":\"rate\""},
+	};
+	struct reply r;
+	struct vm vm;
+	char *img = vm_start_reader(&vm, ",iops=50,iops_burst=4", &r);
+
+	cr_assert(strstr(r.body, "\"limits\":{\"iops\":50,\"iops_burst\":4,\"bps\":0,"), "%s",
+		  r.body);
+	for (int i = 0; i < 500 && json_number(r.body, "throttled") <= 0; i++) {
+		usleep(10000);
+		http(&vm, "GET", "/vm/metrics", NULL, &r);
+	}
+	cr_assert_gt(json_number(r.body, "throttled"), 0, "%s", r.body);
+	http(&vm, "GET", "/metrics", NULL, &r);
+	cr_assert(strstr(r.body, "bunshin_disk_throttled_total{disk=\"data\"} "), "%s", r.body);
+	http(&vm, "GET", "/vm/config", NULL, &r);
+	cr_assert(strstr(r.body, "\"iops\":50,\"iops_burst\":4,\"bps\":0,\"bps_burst\":0"), "%s",
+		  r.body);
+
+	/* absent fields keep their value */
+	http(&vm, "PUT", "/vm/disk-limits", "{\"disk\": \"data\", \"bps\": 1048576}", &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert(strstr(r.body, "{\"iops\":50,\"iops_burst\":4,\"bps\":1048576,\"bps_burst\":0}"),
+		  "%s", r.body);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		http(&vm, "PUT", "/vm/disk-limits", bad[i].body, &r);
+		cr_assert_eq(r.status, bad[i].status, "case %zu: %d %s", i, r.status, r.body);
+		cr_assert(strstr(r.body, bad[i].error), "case %zu: got %s, want %s", i, r.body,
+			  bad[i].error);
+	}
+	/* by index; 0 lifts a limit (and its burst) */
+	http(&vm, "PUT", "/vm/disk-limits", "{\"disk\": \"0\", \"iops\": 0, \"bps\": 0}", &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	http(&vm, "GET", "/vm/metrics", NULL, &r);
+	cr_assert(strstr(r.body, "\"limits\":{\"iops\":0,\"iops_burst\":0,\"bps\":0,"
+				 "\"bps_burst\":0}"),
+		  "%s", r.body);
+	vm_reader_done(&vm, img);
+}
+
+/*
+ * A snapshot taken while a request waits for tokens: the waiting chain was
+ * popped but never started, so the snapshot hands it back to the ring and
+ * the restored VM runs it. Lost, the guest would wait for it forever.
+ */
+Test(api, snapshot_while_throttled_loses_no_request)
+{
+	char snap[64] = "/tmp/bunshin-rl-snap.XXXXXX", body[128], cmd[96];
+	const char *argv[] = {"vmm", "--restore", snap, "--serial", "stdio", NULL};
+	struct vmm_result res;
+	struct reply r;
+	struct vm vm;
+	char *img = vm_start_reader(&vm, ",iops=40,iops_burst=1", &r);
+
+	cr_assert_not_null(mkdtemp(snap));
+	for (int i = 0; i < 500 && json_number(r.body, "throttled") <= 0; i++) {
+		usleep(10000);
+		http(&vm, "GET", "/vm/metrics", NULL, &r);
+	}
+	cr_assert_gt(json_number(r.body, "throttled"), 0, "%s", r.body);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	http(&vm, "PUT", "/vm/snapshot", body, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	vm_stop(&vm);
+	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 60000, .run_as_uid = -1}, &res);
+	cr_assert(!res.timed_out, "the restored guest hangs; console:\n%s\nstderr:\n%s", res.out,
+		  res.err);
+	cr_assert(harness_passed(res.out, "blk-bench"), "console:\n%s\nstderr:\n%s", res.out,
+		  res.err);
+	cr_assert_eq(res.status, 0);
+	harness_free(&res);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", snap);
+	cr_assert_eq(system(cmd), 0);
+	unlink(img);
+	free(img);
+}

@@ -23,7 +23,9 @@ static void fake_metrics(void *ctx, struct api_metrics *out)
 	out->exits[2] = 7; /* KVM_EXIT_IO */
 	out->ndisks = 2;
 	out->disks[0] = (struct api_disk_metrics){
-		.id = "root", .st = {.reads = 3, .writes = 2, .bytes_read = 12288, .errors = 1}};
+		.id = "root",
+		.st = {.reads = 3, .writes = 2, .bytes_read = 12288, .errors = 1, .throttled = 7},
+		.limits = {.iops = 200}};
 	out->disks[1] = (struct api_disk_metrics){.id = "a\"b\\c\nd", .st = {.flushes = 5}};
 	out->nnets = 2;
 	out->nets[0] =
@@ -158,7 +160,8 @@ Test(api_metrics, json)
 	cr_assert(strstr(t, "\"vcpu_exits\":{\"io\":7}"), "%s", t);
 	cr_assert(strstr(t, "{\"id\":\"root\",\"reads\":3,\"writes\":2,\"flushes\":0,"
 			    "\"write_through\":0,\"bytes_read\":12288,\"bytes_written\":0,"
-			    "\"errors\":1}"),
+			    "\"errors\":1,\"throttled\":7,\"limits\":{\"iops\":200,"
+			    "\"iops_burst\":0,\"bps\":0,\"bps_burst\":0}}"),
 		  "%s", t);
 	cr_assert(strstr(t, "\"tap\":\"tap1\""), "%s", t);
 	cr_assert(strstr(t, "\"tx_dropped\":4"), "%s", t);

@@ -212,6 +212,40 @@ Test(config, disk_queues)
 	expect_error("--disk", "path=a,queues=many", "--disk: queues='many' is not a number");
 }
 
+Test(config, disk_rate_limits)
+{
+	char *argv[] = {"vmm",
+			"--kernel",
+			"k",
+			"--disk",
+			"path=a,iops=200,bps=10M,iops_burst=50,bps_burst=1G",
+			"--disk",
+			"path=b",
+			"--disk",
+			"path=c,bps=4096,iops=0"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_eq(cfg.disks[0].iops, 200);
+	cr_assert_eq(cfg.disks[0].bps, 10ULL << 20);
+	cr_assert_eq(cfg.disks[0].iops_burst, 50);
+	cr_assert_eq(cfg.disks[0].bps_burst, 1ULL << 30);
+	cr_assert_eq(cfg.disks[1].iops | cfg.disks[1].bps, 0, "unlimited by default");
+	cr_assert_eq(cfg.disks[1].iops_burst | cfg.disks[1].bps_burst, 0);
+	cr_assert_eq(cfg.disks[2].bps, 4096);
+	cr_assert_eq(cfg.disks[2].iops, 0);
+	expect_error("--disk", "path=a,iops=fast", "--disk: iops='fast' is not a number");
+	expect_error("--disk", "path=a,iops=-1", "--disk: iops='-1' is not a number");
+	expect_error("--disk", "path=a,iops=1000000000000001",
+		     "--disk: iops=1000000000000001 is out of range (0 to 1000000000000000)");
+	expect_error("--disk", "path=a,bps=10X", "--disk: bps='10X' is not a size");
+	expect_error("--disk", "path=a,bps=1000T", "--disk: bps=1000T is out of range");
+	expect_error("--disk", "path=a,bps=", "--disk: bps='' is not a size");
+	expect_error("--disk", "path=a,iops_burst=10", "--disk: iops_burst= needs iops=");
+	expect_error("--disk", "path=a,bps_burst=1M,iops=5", "--disk: bps_burst= needs bps=");
+}
+
 Test(config, nets)
 {
 	char *argv[] = {"vmm",

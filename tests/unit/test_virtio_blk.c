@@ -67,6 +67,18 @@ static int img_fd = -1;
 static uint16_t avail_idx;
 static uint16_t qsize = QSIZE;
 static uint32_t used_len;
+static const struct virtio_blk_limits *up_limits; /* the next machine's */
+static uint64_t fake_ns;			  /* its clock, when it has limits */
+
+static uint64_t fake_clock(void)
+{
+	return __atomic_load_n(&fake_ns, __ATOMIC_ACQUIRE);
+}
+
+static void fake_advance(uint64_t ns)
+{
+	__atomic_add_fetch(&fake_ns, ns, __ATOMIC_RELEASE);
+}
 
 static void machine_up_q(bool read_only, unsigned int queues)
 {
@@ -89,6 +101,11 @@ static void machine_up_q(bool read_only, unsigned int queues)
 	cr_assert_geq(img_fd, 0);
 	cr_assert_eq(ftruncate(img_fd, IMG_SIZE), 0);
 	o.path = img;
+	if (up_limits) {
+		o.limits = up_limits;
+		o.clock_ns = fake_clock;
+		fake_ns = 1000000000ULL;
+	}
 	for (int i = 0; i < NVEC; i++)
 		vec_efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	cr_assert_eq(gmem_init(&mem, RAM, &err), 0, "%s", err.msg);
@@ -747,4 +764,149 @@ Test(vblk, more_queues_than_supported_are_refused)
 
 	cr_assert_null(virtio_blk_create(&host, root, &o, &e));
 	cr_assert(strstr(e.msg, "17 queues"), "%s", e.msg);
+}
+
+/* ---- rate limits (a clock of the test's own that stands still until moved) ---- */
+
+#define RL_QUEUES 2
+#define RL_IOPS	  4
+#define RL_N	  QSIZE
+
+static void setup_rl(void)
+{
+	static const struct virtio_blk_limits l = {.iops = RL_IOPS};
+
+	up_limits = &l;
+	machine_up_q(false, RL_QUEUES);
+	up_limits = NULL;
+}
+
+TestSuite(vblk_rl, .init = setup_rl, .fini = teardown);
+
+static void post_many(unsigned int q, uint16_t n, uint32_t type)
+{
+	for (uint16_t i = 0; i < n; i++)
+		mq_post(q, i, type, (uint64_t)i * 8);
+}
+
+/* Nothing more completes: the clock stands still, so no tokens can come. */
+static void assert_stays(unsigned int q, uint16_t idx)
+{
+	usleep(50000);
+	cr_assert_eq(mq_used_idx(q), idx, "queue %u: %u used, want %u", q, mq_used_idx(q), idx);
+}
+
+static struct virtio_blk_stats blk_stats(void)
+{
+	struct virtio_blk_stats st;
+
+	virtio_blk_get_stats(blk, &st);
+	return st;
+}
+
+Test(vblk, unlimited_by_default)
+{
+	struct virtio_blk_limits l;
+
+	bring_up_mq(F_ALL, 1);
+	post_many(0, RL_N, VIRTIO_BLK_T_IN);
+	cr_assert(mq_wait(0, RL_N));
+	cr_assert_eq(blk_stats().throttled, 0);
+	virtio_blk_get_limits(blk, &l);
+	cr_assert_eq(l.iops | l.iops_burst | l.bps | l.bps_burst, 0);
+}
+
+Test(vblk_rl, a_bucket_at_once_then_the_rest_as_it_refills)
+{
+	struct virtio_blk_limits l;
+
+	virtio_blk_get_limits(blk, &l);
+	cr_assert_eq(l.iops, RL_IOPS);
+	cr_assert_eq(l.iops_burst, RL_IOPS); /* one second's worth */
+	bring_up_mq(F_ALL, 1);
+	post_many(0, RL_N, VIRTIO_BLK_T_IN);
+	cr_assert(mq_wait(0, RL_IOPS));
+	assert_stays(0, RL_IOPS);
+	cr_assert_eq(blk_stats().throttled, 1, "one request waits, counted once");
+	/* each second buys a bucket; a long time buys no more than one */
+	fake_advance(1000000000ULL);
+	cr_assert(mq_wait(0, 2 * RL_IOPS), "the timer must release the next bucket");
+	assert_stays(0, 2 * RL_IOPS);
+	fake_advance(60 * 1000000000ULL);
+	cr_assert(mq_wait(0, 3 * RL_IOPS));
+	assert_stays(0, 3 * RL_IOPS);
+	fake_advance(1000000000ULL);
+	cr_assert(mq_wait(0, RL_N));
+	cr_assert_eq(*(uint8_t *)gp(mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(blk_stats().reads, RL_N);
+	cr_assert_eq(blk_stats().throttled, 3);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+}
+
+Test(vblk_rl, flush_is_free)
+{
+	bring_up_mq(F_ALL, 1);
+	post_many(0, RL_N, VIRTIO_BLK_T_FLUSH);
+	cr_assert(mq_wait(0, RL_N));
+	cr_assert_eq(blk_stats().throttled, 0);
+}
+
+Test(vblk_rl, new_limits_release_a_throttled_queue)
+{
+	struct virtio_blk_limits l;
+
+	bring_up_mq(F_ALL, 1);
+	post_many(0, RL_N, VIRTIO_BLK_T_OUT);
+	cr_assert(mq_wait(0, RL_IOPS));
+	assert_stays(0, RL_IOPS);
+	virtio_blk_set_limits(blk, &(struct virtio_blk_limits){0});
+	cr_assert(mq_wait(0, RL_N), "unlimited now: the rest must go at once");
+	virtio_blk_get_limits(blk, &l);
+	cr_assert_eq(l.iops | l.iops_burst | l.bps | l.bps_burst, 0);
+	cr_assert_eq(blk_stats().writes, RL_N);
+}
+
+Test(vblk_rl, bytes_per_second)
+{
+	/* 4 KiB requests, 8 KiB/s: two at once, then nothing until the clock moves */
+	virtio_blk_set_limits(blk, &(struct virtio_blk_limits){.bps = 8192});
+	bring_up_mq(F_ALL, 1);
+	post_many(0, 6, VIRTIO_BLK_T_IN);
+	cr_assert(mq_wait(0, 2));
+	assert_stays(0, 2);
+	fake_advance(2000000000ULL);
+	cr_assert(mq_wait(0, 4));
+	assert_stays(0, 4);
+}
+
+/* The queues share the disk's buckets. */
+Test(vblk_rl, queues_share_one_limit)
+{
+	bring_up_mq(F_ALL | 1ULL << VIRTIO_BLK_F_MQ, RL_QUEUES);
+	post_many(0, RL_N / 2, VIRTIO_BLK_T_IN);
+	post_many(1, RL_N / 2, VIRTIO_BLK_T_IN);
+	for (int i = 0; i < 2000 && mq_used_idx(0) + mq_used_idx(1) < RL_IOPS; i++)
+		usleep(1000);
+	usleep(50000);
+	cr_assert_eq(mq_used_idx(0) + mq_used_idx(1), RL_IOPS, "one bucket for both queues");
+	virtio_blk_set_limits(blk, &(struct virtio_blk_limits){.iops = 1000000});
+	cr_assert(mq_wait(0, RL_N / 2));
+	cr_assert(mq_wait(1, RL_N / 2));
+}
+
+/* A reset drops the waiting chain; the device starts over and the timer finds nobody. */
+Test(vblk_rl, reset_while_throttled)
+{
+	bring_up_mq(F_ALL, 1);
+	post_many(0, RL_N, VIRTIO_BLK_T_IN);
+	cr_assert(mq_wait(0, RL_IOPS));
+	set_status(0);
+	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
+	memset(gp(mq_ring(0, 1), 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
+	memset(gp(mq_ring(0, 2), 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	bring_up_mq(F_ALL, 1);
+	fake_advance(1000000000ULL);
+	post_many(0, 2, VIRTIO_BLK_T_IN);
+	cr_assert(mq_wait(0, 2));
+	cr_assert_eq(*(uint8_t *)gp(mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
 }

@@ -45,10 +45,13 @@ static json_t *api_disks_json(const struct vmm_config *cfg)
 	for (unsigned int i = 0; i < cfg->ndisks; i++) {
 		const struct config_disk *d = &cfg->disks[i];
 
-		json_array_append_new(a, json_pack("{s:s, s:o, s:b, s:b, s:i}", "path", d->path,
-						   "id", api_json_str_or_null(d->id), "readonly",
-						   d->read_only, "direct", d->direct, "queues",
-						   (int)d->queues));
+		json_array_append_new(
+			a, json_pack("{s:s, s:o, s:b, s:b, s:i, s:I, s:I, s:I, s:I}", "path",
+				     d->path, "id", api_json_str_or_null(d->id), "readonly",
+				     d->read_only, "direct", d->direct, "queues", (int)d->queues,
+				     "iops", (json_int_t)d->iops, "iops_burst",
+				     (json_int_t)d->iops_burst, "bps", (json_int_t)d->bps,
+				     "bps_burst", (json_int_t)d->bps_burst));
 	}
 	return a;
 }
@@ -302,9 +305,11 @@ static int api_config_devices(struct api_argv *a, const json_t *b, struct httpd_
 	static const char *const net_s[] = {"tap", "mac", "id", NULL}, *const queues[] = {"queues",
 											  NULL};
 	static const char *const vsock_s[] = {"uds", NULL}, *const vsock_u[] = {"cid", NULL};
+	static const char *const disk_u[] = {"queues", "iops",	    "iops_burst",
+					     "bps",    "bps_burst", NULL};
 	bool rng = false;
 
-	if (api_opt_list(a, b, "disks", "--disk", disk_s, disk_b, queues, resp) ||
+	if (api_opt_list(a, b, "disks", "--disk", disk_s, disk_b, disk_u, resp) ||
 	    api_opt_list(a, b, "nets", "--net", net_s, NULL, queues, resp) ||
 	    api_opt_object(a, b, "vsock", "--vsock", vsock_s, NULL, vsock_u, resp) ||
 	    api_opt_str(a, b, "console_virtio", "--console-virtio", resp) ||
@@ -516,6 +521,86 @@ static void api_put_snapshot(void *ctx, const struct httpd_request *req,
 			       total_ms);
 }
 
+/* ---- PUT /vm/disk-limits ---- */
+
+static json_t *api_limits_json(const struct virtio_blk_limits *l)
+{
+	return json_pack("{s:I, s:I, s:I, s:I}", "iops", (json_int_t)l->iops, "iops_burst",
+			 (json_int_t)l->iops_burst, "bps", (json_int_t)l->bps, "bps_burst",
+			 (json_int_t)l->bps_burst);
+}
+
+/* The limits the body gives, over cur: a field left out keeps its value. */
+static int api_limit_fields(const json_t *b, struct virtio_blk_limits *cur,
+			    struct httpd_response *resp)
+{
+	static const char *const names[] = {"iops", "iops_burst", "bps", "bps_burst"};
+	uint64_t *vals[] = {&cur->iops, &cur->iops_burst, &cur->bps, &cur->bps_burst};
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (json_object_get(b, names[i]) &&
+		    httpd_field_u64(b, names[i], true, 0, CONFIG_RATE_MAX, vals[i], resp))
+			return -1;
+	return 0;
+}
+
+/* A burst is the size of a bucket only a rate fills: given alone it means nothing. */
+static int api_limit_bursts(const json_t *b, struct virtio_blk_limits *l,
+			    struct httpd_response *resp)
+{
+	if (json_object_get(b, "iops_burst") && l->iops_burst && !l->iops) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, "iops_burst",
+			    "iops_burst needs an iops limit");
+		return -1;
+	}
+	if (json_object_get(b, "bps_burst") && l->bps_burst && !l->bps) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, "bps_burst", "bps_burst needs a bps limit");
+		return -1;
+	}
+	if (!l->iops)
+		l->iops_burst = 0;
+	if (!l->bps)
+		l->bps_burst = 0;
+	return 0;
+}
+
+static void api_disk_error(struct httpd_response *resp, int ret, const char *disk)
+{
+	if (ret == -ENOENT)
+		httpd_error(resp, MHD_HTTP_NOT_FOUND, "disk", "no disk '%s' (an id or an index)",
+			    disk);
+	else
+		httpd_error(resp, MHD_HTTP_CONFLICT, NULL, "the VM is not started");
+}
+
+static void api_put_disk_limits(void *ctx, const struct httpd_request *req,
+				struct httpd_response *resp)
+{
+	static const char *const fields[] = {"disk", "iops",	  "iops_burst",
+					     "bps",  "bps_burst", NULL};
+	struct api *api = ctx;
+	struct virtio_blk_limits l = {0};
+	const char *disk;
+	int ret;
+
+	/* the values are checked first, so a bad one is a 400 whatever the disk */
+	if (httpd_only_fields(req->body, fields, resp) ||
+	    httpd_field_str(req->body, "disk", true, &disk, resp) ||
+	    api_limit_fields(req->body, &l, resp))
+		return;
+	ret = api->backend.disk_get_limits
+		      ? api->backend.disk_get_limits(api->backend.ctx, disk, &l)
+		      : -ENOENT;
+	if (ret)
+		return api_disk_error(resp, ret, disk);
+	if (api_limit_fields(req->body, &l, resp) || api_limit_bursts(req->body, &l, resp))
+		return;
+	ret = api->backend.disk_set_limits(api->backend.ctx, disk, &l);
+	if (ret)
+		return api_disk_error(resp, ret, disk);
+	resp->body = json_pack("{s:s, s:o}", "disk", disk, "limits", api_limits_json(&l));
+}
+
 /* ---- metrics ---- */
 
 /* Names for the exits a healthy VM has; the rest appear by number. */
@@ -554,11 +639,13 @@ static json_t *api_disks_metrics_json(const struct api_metrics *m)
 
 		json_array_append_new(
 			a,
-			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id", m->disks[i].id,
-				  "reads", API_I(st->reads), "writes", API_I(st->writes), "flushes",
-				  API_I(st->flushes), "write_through", API_I(st->write_through),
-				  "bytes_read", API_I(st->bytes_read), "bytes_written",
-				  API_I(st->bytes_written), "errors", API_I(st->errors)));
+			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "id",
+				  m->disks[i].id, "reads", API_I(st->reads), "writes",
+				  API_I(st->writes), "flushes", API_I(st->flushes), "write_through",
+				  API_I(st->write_through), "bytes_read", API_I(st->bytes_read),
+				  "bytes_written", API_I(st->bytes_written), "errors",
+				  API_I(st->errors), "throttled", API_I(st->throttled), "limits",
+				  api_limits_json(&m->disks[i].limits)));
 	}
 	return a;
 }
@@ -652,6 +739,13 @@ static void api_disks_metrics_text(FILE *f, const struct api_metrics *m)
 	for (unsigned int i = 0; i < m->ndisks; i++)
 		api_sample(f, "bunshin_disk_errors_total", "disk", m->disks[i].id, NULL,
 			   m->disks[i].st.errors);
+	fputs("# HELP bunshin_disk_throttled_total Requests that waited for the disk's rate "
+	      "limit.\n"
+	      "# TYPE bunshin_disk_throttled_total counter\n",
+	      f);
+	for (unsigned int i = 0; i < m->ndisks; i++)
+		api_sample(f, "bunshin_disk_throttled_total", "disk", m->disks[i].id, NULL,
+			   m->disks[i].st.throttled);
 }
 
 /* Each family in one group (the text format wants a metric's samples together). */
@@ -723,6 +817,7 @@ static const struct httpd_route api_routes[] = {
 	{"GET", "/vm/balloon", api_get_balloon},
 	{"PUT", "/vm/balloon", api_put_balloon},
 	{"PUT", "/vm/snapshot", api_put_snapshot},
+	{"PUT", "/vm/disk-limits", api_put_disk_limits},
 	{"GET", "/vm/metrics", api_get_metrics_json},
 	{"GET", "/metrics", api_get_metrics_text},
 	{NULL, NULL, NULL},

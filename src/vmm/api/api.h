@@ -25,6 +25,9 @@
  *   GET  /vm/balloon    target, actual size, counters, the guest's statistics
  *   PUT  /vm/balloon    {"target_mib": N}
  *   PUT  /vm/snapshot   {"dir": PATH}: state and memory files into PATH
+ *   PUT  /vm/disk-limits {"disk": ID or index, "iops", "iops_burst", "bps",
+ *                       "bps_burst"}: a disk's rate limits at run time; the
+ *                       fields left out keep their value, 0 is unlimited
  *   GET  /vm/metrics    counters as JSON
  *   GET  /metrics       the same in Prometheus text format
  *
@@ -54,6 +57,7 @@ struct api_vm_info {
 struct api_disk_metrics {
 	const char *id; /* the disk's id=, else its path */
 	struct virtio_blk_stats st;
+	struct virtio_blk_limits limits; /* the ones in force */
 };
 
 struct api_net_metrics {
@@ -85,6 +89,13 @@ struct api_backend {
 	/* Fills the timings (ms) on success. */
 	int (*snapshot)(void *ctx, const char *dir, double *pause_ms, double *total_ms,
 			struct error *err);
+	/*
+	 * A disk's rate limits. disk: its id (as in the metrics: id=, else the
+	 * path) or its index ("0"). -ENOENT: no such disk; -EAGAIN: the VM is
+	 * not built yet.
+	 */
+	int (*disk_get_limits)(void *ctx, const char *disk, struct virtio_blk_limits *out);
+	int (*disk_set_limits)(void *ctx, const char *disk, const struct virtio_blk_limits *l);
 };
 
 struct api;

@@ -19,12 +19,23 @@
  * ring: they record what to push, and whoever ran them pushes it with the
  * transport's mutex held (the notify handler, or the completion handler
  * through virtio_pci_with_queue()).
+ *
+ * Rate limit: one struct ratelimit per disk under rl_lock, which nests
+ * inside a queue's lock. A queue out of tokens keeps its chain pending (as
+ * for -EAGAIN), sets its bit in rl_waiting and arms the disk's timerfd for
+ * when the tokens will be there; the timer handler clears the bits and
+ * kicks those queues, and any that comes up short again re-arms it. So at
+ * most one chain per queue waits, and only the timer wakes it: a
+ * completion does not (it would find no tokens either).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../../common/log.h"
 #include "blk.h"
@@ -62,6 +73,8 @@ struct blk_queue {
 	 * it went through.
 	 */
 	bool pending;
+	bool throttled; /* the pending chain waits for tokens, not for a slot */
+	bool charged;	/* the pending chain has had its tokens */
 	struct virtq_elem elem;
 	struct iovec iov[VIRTIO_BLK_POP_SEGS];
 	struct virtio_blk_stats stats;
@@ -74,6 +87,14 @@ struct virtio_blk {
 	unsigned int nq;
 	struct blk_queue *q; /* [nq] */
 	uint16_t qmax[VIRTIO_BLK_MAX_QUEUES];
+
+	pthread_mutex_t rl_lock; /* the three below */
+	struct ratelimit rl;
+	uint32_t rl_waiting; /* bit n: queue n waits for tokens */
+	int timer_fd;	     /* wakes them */
+	bool limited;	     /* atomic: a fast path for disks without limits */
+	bool timer_watched;
+	uint64_t (*clock_ns)(void);
 };
 
 static uint64_t get_le(const uint8_t *p, unsigned int len)
@@ -362,9 +383,120 @@ static int blk_dispatch(struct blk_queue *bq, const struct blk_ctx *c, struct bl
 	}
 }
 
+/* ---- rate limit ---- */
+
+static uint64_t blk_monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * RATELIMIT_NS + (uint64_t)ts.tv_nsec;
+}
+
+/* rl_lock held. Fires in ns unless it is already due sooner. */
+static void blk_timer_arm(struct virtio_blk *blk, uint64_t ns)
+{
+	struct itimerspec cur, next = {0};
+
+	if (!timerfd_gettime(blk->timer_fd, &cur) &&
+	    (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
+	    (uint64_t)cur.it_value.tv_sec * RATELIMIT_NS + (uint64_t)cur.it_value.tv_nsec <= ns)
+		return;
+	next.it_value.tv_sec = (time_t)(ns / RATELIMIT_NS);
+	next.it_value.tv_nsec = (long)(ns % RATELIMIT_NS);
+	if (timerfd_settime(blk->timer_fd, 0, &next, NULL))
+		log_warn("virtio-blk: arming the rate limit timer: %s", strerror(errno));
+}
+
+/* Takes the waiting queues' bits: they will look for tokens again. */
+static uint32_t blk_take_waiting(struct virtio_blk *blk)
+{
+	uint32_t waiting;
+
+	pthread_mutex_lock(&blk->rl_lock);
+	waiting = blk->rl_waiting;
+	blk->rl_waiting = 0;
+	pthread_mutex_unlock(&blk->rl_lock);
+	return waiting;
+}
+
+static void blk_kick_waiting(struct virtio_blk *blk, uint32_t waiting)
+{
+	for (unsigned int q = 0; q < blk->nq; q++)
+		if (waiting & (1u << q))
+			virtio_pci_queue_kick(blk->vp, q);
+}
+
+/* The timerfd (I/O thread): tokens are back for someone. */
+static void virtio_blk_timer(void *opaque, uint32_t events)
+{
+	struct virtio_blk *blk = opaque;
+	uint64_t expirations;
+
+	(void)events;
+	if (read(blk->timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		log_debug("virtio-blk: rate limit timer: %s", strerror(errno));
+	blk_kick_waiting(blk, blk_take_waiting(blk));
+}
+
+/* What a request costs in bytes; false for the free ones. */
+static bool blk_cost(const struct blk_ctx *c, uint64_t *bytes)
+{
+	switch (c->type) {
+	case VIRTIO_BLK_T_IN:
+		*bytes = c->e->in_len ? c->e->in_len - 1 : 0; /* less the status byte */
+		return true;
+	case VIRTIO_BLK_T_OUT:
+		*bytes = c->e->out_len > VIRTIO_BLK_HDR_SIZE ? c->e->out_len - VIRTIO_BLK_HDR_SIZE
+							     : 0;
+		return true;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		*bytes = 0;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Takes the tokens, or arms the timer and says to wait; bq->lock held. */
+static bool blk_consume(struct blk_queue *bq, uint64_t bytes)
+{
+	struct virtio_blk *blk = bq->blk;
+	uint64_t wait;
+	bool ok;
+
+	pthread_mutex_lock(&blk->rl_lock);
+	ok = ratelimit_consume(&blk->rl, bytes, blk->clock_ns(), &wait);
+	if (!ok) {
+		blk->rl_waiting |= 1u << bq->index;
+		blk_timer_arm(blk, wait);
+	}
+	pthread_mutex_unlock(&blk->rl_lock);
+	return ok;
+}
+
+/* May the chain in bq->elem start now? Counts a request once however often it waits. */
+static bool blk_admit(struct blk_queue *bq, const struct blk_ctx *c)
+{
+	uint64_t bytes;
+
+	if (bq->charged || !__atomic_load_n(&bq->blk->limited, __ATOMIC_RELAXED) ||
+	    !blk_cost(c, &bytes) || blk_consume(bq, bytes)) {
+		bq->charged = true;
+		bq->throttled = false;
+		return true;
+	}
+	if (!bq->throttled)
+		bq->stats.throttled++;
+	bq->throttled = true;
+	return false;
+}
+
 /*
  * Starts the chain in bq->elem. Returns -EAGAIN when the block layer is
- * full (the chain stays in bq->elem), 0 once it is in flight or finished.
+ * full, -EBUSY when the rate limit says wait (either way the chain stays
+ * in bq->elem), 0 once it is in flight or finished.
  */
 static int blk_start(struct blk_queue *bq, uint64_t features)
 {
@@ -386,6 +518,8 @@ static int blk_start(struct blk_queue *bq, uint64_t features)
 	}
 	c.type = (uint32_t)get_le(hdr, 4);
 	c.sector = get_le(hdr + 8, 8);
+	if (!blk_admit(bq, &c))
+		return -EBUSY;
 	r = blk_req_get(bq);
 	if (!r)
 		return -EAGAIN;
@@ -397,7 +531,10 @@ static int blk_start(struct blk_queue *bq, uint64_t features)
 		blk_req_put(bq, r);
 	if (s >= 0)
 		blk_finish(bq, e->head, status, (uint8_t)s, s == VIRTIO_BLK_S_OK ? r->written : 1);
-	return s == -EAGAIN ? -EAGAIN : 0;
+	if (s == -EAGAIN)
+		return -EAGAIN;
+	bq->charged = false; /* the next chain pays for itself */
+	return 0;
 }
 
 /* ---- the queue ---- */
@@ -415,7 +552,7 @@ static int blk_pop_batch(struct blk_queue *bq, struct virtq *vq, uint64_t f, str
 	int ret = 1;
 
 	if (bq->pending) {
-		if (blk_start(bq, f) == -EAGAIN)
+		if (blk_start(bq, f) < 0)
 			return 0;
 		bq->pending = false;
 	}
@@ -424,9 +561,9 @@ static int blk_pop_batch(struct blk_queue *bq, struct virtq *vq, uint64_t f, str
 		ret = virtq_pop(vq, &bq->elem, err);
 		if (ret <= 0)
 			return ret;
-		if (blk_start(bq, f) == -EAGAIN) {
+		if (blk_start(bq, f) < 0) {
 			bq->pending = true;
-			return 0; /* a completion kicks us again */
+			return 0; /* a completion or the rate limit timer kicks us again */
 		}
 	}
 	return ret;
@@ -466,7 +603,7 @@ static void blk_complete_live(struct virtio_pci *vp, unsigned int q, struct virt
 	pthread_mutex_lock(&bq->lock);
 	disk_queue_complete(bq->dq);
 	blk_push_done(bq, vq);
-	waiting = bq->pending;
+	waiting = bq->pending && !bq->throttled;
 	pthread_mutex_unlock(&bq->lock);
 	virtio_pci_queue_used(vp, q);
 	if (waiting) /* a chain waits for the room these completions made */
@@ -497,7 +634,12 @@ static void blk_queue_quiesce(struct blk_queue *bq)
 		disk_queue_drain(bq->dq);
 	bq->ndone = 0;
 	bq->pending = false;
+	bq->throttled = false;
+	bq->charged = false;
 	pthread_mutex_unlock(&bq->lock);
+	pthread_mutex_lock(&bq->blk->rl_lock);
+	bq->blk->rl_waiting &= ~(1u << bq->index);
+	pthread_mutex_unlock(&bq->blk->rl_lock);
 }
 
 /* Queues are already reset. */
@@ -505,8 +647,14 @@ static void virtio_blk_reset(struct virtio_pci *vp)
 {
 	struct virtio_blk *blk = virtio_pci_opaque(vp);
 
+	struct itimerspec off = {0};
+
 	for (unsigned int i = 0; i < blk->nq; i++)
 		blk_queue_quiesce(&blk->q[i]);
+	/* nobody waits any more; a stale expiry would only kick idle queues */
+	pthread_mutex_lock(&blk->rl_lock);
+	timerfd_settime(blk->timer_fd, 0, &off, NULL);
+	pthread_mutex_unlock(&blk->rl_lock);
 }
 
 /* One queue reset alone (VIRTIO_F_RING_RESET): the others keep going. */
@@ -516,6 +664,23 @@ static void virtio_blk_queue_reset(struct virtio_pci *vp, unsigned int q)
 
 	if (q < blk->nq)
 		blk_queue_quiesce(&blk->q[q]);
+}
+
+/*
+ * Snapshot: a pending chain was popped but never started (no room, or no
+ * tokens); it is the last one popped, so the saved ring gives it back.
+ */
+static uint16_t virtio_blk_held(struct virtio_pci *vp, unsigned int q)
+{
+	struct virtio_blk *blk = virtio_pci_opaque(vp);
+	uint16_t held;
+
+	if (q >= blk->nq)
+		return 0;
+	pthread_mutex_lock(&blk->q[q].lock);
+	held = blk->q[q].pending ? 1 : 0;
+	pthread_mutex_unlock(&blk->q[q].lock);
+	return held;
 }
 
 /* ---- configuration (5.2.4) ---- */
@@ -547,6 +712,7 @@ static const struct virtio_device_ops virtio_blk_ops = {
 	.queue_notify = virtio_blk_notify,
 	.reset = virtio_blk_reset,
 	.queue_reset = virtio_blk_queue_reset,
+	.held = virtio_blk_held,
 };
 
 /* ---- life cycle ---- */
@@ -586,7 +752,42 @@ static int blk_register(struct virtio_blk *blk, struct pci_root *root, struct er
 			return error_set(err, -ret, "virtio-blk: I/O thread: %s", strerror(-ret));
 		bq->watched = true;
 	}
-	return ret;
+	if (ret)
+		return ret;
+	ret = iothread_add_fd(blk->io, blk->timer_fd, EPOLLIN, virtio_blk_timer, blk);
+	if (ret)
+		return error_set(err, -ret, "virtio-blk: I/O thread: %s", strerror(-ret));
+	blk->timer_watched = true;
+	return 0;
+}
+
+static struct ratelimit_limits blk_rl_limits(const struct virtio_blk_limits *l)
+{
+	struct ratelimit_limits r = {0};
+
+	if (l)
+		r = (struct ratelimit_limits){
+			.bps = l->bps < RATELIMIT_MAX ? l->bps : RATELIMIT_MAX,
+			.bps_burst = l->bps_burst < RATELIMIT_MAX ? l->bps_burst : RATELIMIT_MAX,
+			.iops = l->iops < RATELIMIT_MAX ? l->iops : RATELIMIT_MAX,
+			.iops_burst = l->iops_burst < RATELIMIT_MAX ? l->iops_burst : RATELIMIT_MAX,
+		};
+	return r;
+}
+
+/* The buckets and the timer that wakes queues waiting for them. */
+static int blk_limit_init(struct virtio_blk *blk, const struct virtio_blk_opts *o,
+			  struct error *err)
+{
+	struct ratelimit_limits l = blk_rl_limits(o->limits);
+
+	blk->clock_ns = o->clock_ns ? o->clock_ns : blk_monotonic_ns;
+	ratelimit_init(&blk->rl, &l, blk->clock_ns());
+	blk->limited = ratelimit_enabled(&blk->rl);
+	blk->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (blk->timer_fd < 0)
+		return error_set(err, errno, "virtio-blk: timerfd: %s", strerror(errno));
+	return 0;
 }
 
 /* The structure and its queues, before anything is opened. */
@@ -609,6 +810,8 @@ static struct virtio_blk *blk_alloc(const struct virtio_blk_opts *opts, struct e
 		return NULL;
 	}
 	blk->nq = nq;
+	blk->timer_fd = -1;
+	pthread_mutex_init(&blk->rl_lock, NULL);
 	for (unsigned int i = 0; i < nq; i++) {
 		struct blk_queue *bq = &blk->q[i];
 
@@ -637,7 +840,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_host *host, struct 
 	if (!blk)
 		return NULL;
 	blk->io = host->io;
-	if (blk_open(blk, opts, err))
+	if (blk_limit_init(blk, opts, err) || blk_open(blk, opts, err))
 		goto fail;
 	info.features = blk_features(blk);
 	info.num_queues = blk->nq;
@@ -669,6 +872,10 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	for (unsigned int i = 0; i < blk->nq; i++)
 		if (blk->q[i].watched)
 			iothread_remove_fd(blk->io, disk_queue_eventfd(blk->q[i].dq));
+	if (blk->timer_watched)
+		iothread_remove_fd(blk->io, blk->timer_fd);
+	if (blk->timer_fd >= 0)
+		close(blk->timer_fd);
 	virtio_pci_destroy(blk->vp);
 	for (unsigned int i = 0; i < blk->nq; i++) {
 		disk_queue_free(blk->q[i].dq);
@@ -676,6 +883,7 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	}
 	if (blk->disk)
 		disk_close(blk->disk);
+	pthread_mutex_destroy(&blk->rl_lock);
 	free(blk->q);
 	free(blk);
 }
@@ -699,6 +907,30 @@ void virtio_blk_get_stats(struct virtio_blk *blk, struct virtio_blk_stats *out)
 		out->bytes_read += bq->stats.bytes_read;
 		out->bytes_written += bq->stats.bytes_written;
 		out->errors += bq->stats.errors;
+		out->throttled += bq->stats.throttled;
 		pthread_mutex_unlock(&bq->lock);
 	}
+}
+
+void virtio_blk_set_limits(struct virtio_blk *blk, const struct virtio_blk_limits *l)
+{
+	struct ratelimit_limits r = blk_rl_limits(l);
+
+	pthread_mutex_lock(&blk->rl_lock);
+	ratelimit_set(&blk->rl, &r, blk->clock_ns());
+	__atomic_store_n(&blk->limited, ratelimit_enabled(&blk->rl), __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&blk->rl_lock);
+	/* whoever waited looks again under the new limits */
+	blk_kick_waiting(blk, blk_take_waiting(blk));
+}
+
+void virtio_blk_get_limits(struct virtio_blk *blk, struct virtio_blk_limits *out)
+{
+	struct ratelimit_limits r;
+
+	pthread_mutex_lock(&blk->rl_lock);
+	ratelimit_get(&blk->rl, &r);
+	pthread_mutex_unlock(&blk->rl_lock);
+	*out = (struct virtio_blk_limits){
+		.iops = r.iops, .iops_burst = r.iops_burst, .bps = r.bps, .bps_burst = r.bps_burst};
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "../block/disk.h"
+#include "../block/ratelimit.h"
 #include "virtio_pci.h"
 
 /*
@@ -13,6 +14,14 @@
  * VIRTIO_BLK_F_MQ and that many, each on a disk queue of its own. Requests
  * are submitted from a queue's notify handler on the I/O thread and
  * complete there too, through that disk queue's eventfd.
+ *
+ * Rate limits (optional, per disk, shared by its queues): reads and writes
+ * take their bytes and one operation from the disk's token buckets,
+ * discard and write-zeroes one operation and no bytes (they move no data
+ * through guest memory); flush and get-id are free, so a throttled guest
+ * can still make its writes durable. A queue out of tokens keeps the chain
+ * it popped and pops nothing more until a timerfd on the I/O thread says
+ * the tokens are back: nothing is dropped and nothing spins.
  *
  * Discard and write-zeroes take one segment per request (max_*_seg = 1):
  * that keeps one guest request one block-layer request.
@@ -63,12 +72,20 @@
 #define VIRTIO_BLK_CFG_WZ_SEG	     52
 #define VIRTIO_BLK_CFG_WZ_MAY_UNMAP  56
 
+/* Per second; 0: unlimited. A burst of 0 is one second's worth. */
+struct virtio_blk_limits {
+	uint64_t iops, iops_burst;
+	uint64_t bps, bps_burst;
+};
+
 struct virtio_blk_opts {
 	const char *path;
 	bool read_only;
 	bool direct;
-	const char *id;	     /* NULL: the block layer's default */
-	unsigned int queues; /* request queues, 1..VIRTIO_BLK_MAX_QUEUES */
+	const char *id;				/* NULL: the block layer's default */
+	unsigned int queues;			/* request queues, 1..VIRTIO_BLK_MAX_QUEUES */
+	const struct virtio_blk_limits *limits; /* NULL: unlimited */
+	uint64_t (*clock_ns)(void);		/* NULL: CLOCK_MONOTONIC; tests move their own */
 };
 
 /* Requests handed to the block layer, all queues (the control API's metrics). */
@@ -76,7 +93,8 @@ struct virtio_blk_stats {
 	uint64_t reads, writes, flushes;
 	uint64_t write_through; /* of the writes: synchronous, FLUSH not negotiated */
 	uint64_t bytes_read, bytes_written;
-	uint64_t errors; /* requests that failed in the block layer */
+	uint64_t errors;    /* requests that failed in the block layer */
+	uint64_t throttled; /* requests that waited for the rate limit */
 };
 
 struct virtio_blk;
@@ -94,5 +112,11 @@ void virtio_blk_destroy(struct virtio_blk *blk);
 struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk);
 /* Any thread. */
 void virtio_blk_get_stats(struct virtio_blk *blk, struct virtio_blk_stats *out);
+/*
+ * Any thread. New limits apply to the next request; queues waiting for
+ * tokens look again at once. Values above RATELIMIT_MAX are clamped.
+ */
+void virtio_blk_set_limits(struct virtio_blk *blk, const struct virtio_blk_limits *l);
+void virtio_blk_get_limits(struct virtio_blk *blk, struct virtio_blk_limits *out);
 
 #endif
