@@ -39,6 +39,7 @@
 
 #include "../../common/log.h"
 #include "blk.h"
+#include "../../common/le.h"
 
 #define VIRTIO_BLK_CLASS     0x018000		/* mass storage, other */
 #define VIRTIO_BLK_POP_SEGS  (DISK_IOV_MAX + 4) /* header and status may be split */
@@ -96,21 +97,6 @@ struct virtio_blk {
 	bool timer_watched;
 	uint64_t (*clock_ns)(void);
 };
-
-static uint64_t get_le(const uint8_t *p, unsigned int len)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < len; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void put_le(uint8_t *p, unsigned int len, uint64_t v)
-{
-	for (unsigned int i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* ---- request slots and completions (bq->lock held) ---- */
 
@@ -341,9 +327,9 @@ static int blk_dwz(struct blk_queue *bq, const struct blk_ctx *c, struct blk_req
 	if (e->out_len != VIRTIO_BLK_HDR_SIZE + VIRTIO_BLK_DWZ_SEG_SIZE ||
 	    !blk_gather(e->iov, e->out_num, VIRTIO_BLK_HDR_SIZE, seg, sizeof(seg)))
 		return VIRTIO_BLK_S_IOERR;
-	sector = get_le(seg, 8);
-	n = get_le(seg + 8, 4);
-	flags = (uint32_t)get_le(seg + 12, 4);
+	sector = le_get(seg, 8);
+	n = le_get(seg + 8, 4);
+	flags = (uint32_t)le_get(seg + 12, 4);
 	/* unknown flags, and unmap on a discard, are unsupported (5.2.6.2) */
 	if ((flags & ~VIRTIO_BLK_WZ_UNMAP) || (discard && flags))
 		return VIRTIO_BLK_S_UNSUPP;
@@ -516,8 +502,8 @@ static int blk_start(struct blk_queue *bq, uint64_t features)
 		blk_finish(bq, e->head, status, VIRTIO_BLK_S_IOERR, 1);
 		return 0;
 	}
-	c.type = (uint32_t)get_le(hdr, 4);
-	c.sector = get_le(hdr + 8, 8);
+	c.type = (uint32_t)le_get(hdr, 4);
+	c.sector = le_get(hdr + 8, 8);
 	if (!blk_admit(bq, &c))
 		return -EBUSY;
 	r = blk_req_get(bq);
@@ -691,17 +677,17 @@ static void virtio_blk_config_read(struct virtio_pci *vp, uint32_t off, uint8_t 
 	uint8_t cfg[VIRTIO_BLK_CFG_SIZE] = {0};
 	uint32_t bs = blk->disk->block_size;
 
-	put_le(cfg + VIRTIO_BLK_CFG_CAPACITY, 8, blk->disk->sectors);
-	put_le(cfg + VIRTIO_BLK_CFG_SEG_MAX, 4, VIRTIO_BLK_SEG_MAX);
-	put_le(cfg + VIRTIO_BLK_CFG_BLK_SIZE, 4, bs);
+	le_put(cfg + VIRTIO_BLK_CFG_CAPACITY, 8, blk->disk->sectors);
+	le_put(cfg + VIRTIO_BLK_CFG_SEG_MAX, 4, VIRTIO_BLK_SEG_MAX);
+	le_put(cfg + VIRTIO_BLK_CFG_BLK_SIZE, 4, bs);
 	/* only there with VIRTIO_BLK_F_MQ: a single-queue device reads 0, as before */
 	if (blk->nq > 1)
-		put_le(cfg + VIRTIO_BLK_CFG_NUM_QUEUES, 2, blk->nq);
-	put_le(cfg + VIRTIO_BLK_CFG_MAX_DISCARD, 4, VIRTIO_BLK_MAX_DWZ_SECTORS);
-	put_le(cfg + VIRTIO_BLK_CFG_DISCARD_SEG, 4, 1);
-	put_le(cfg + VIRTIO_BLK_CFG_DISCARD_ALIGN, 4, bs / DISK_SECTOR_SIZE);
-	put_le(cfg + VIRTIO_BLK_CFG_MAX_WZ, 4, VIRTIO_BLK_MAX_DWZ_SECTORS);
-	put_le(cfg + VIRTIO_BLK_CFG_WZ_SEG, 4, 1);
+		le_put(cfg + VIRTIO_BLK_CFG_NUM_QUEUES, 2, blk->nq);
+	le_put(cfg + VIRTIO_BLK_CFG_MAX_DISCARD, 4, VIRTIO_BLK_MAX_DWZ_SECTORS);
+	le_put(cfg + VIRTIO_BLK_CFG_DISCARD_SEG, 4, 1);
+	le_put(cfg + VIRTIO_BLK_CFG_DISCARD_ALIGN, 4, bs / DISK_SECTOR_SIZE);
+	le_put(cfg + VIRTIO_BLK_CFG_MAX_WZ, 4, VIRTIO_BLK_MAX_DWZ_SECTORS);
+	le_put(cfg + VIRTIO_BLK_CFG_WZ_SEG, 4, 1);
 	cfg[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1; /* the block layer punches holes when it can */
 	if (off < sizeof(cfg) && len <= sizeof(cfg) - off)
 		memcpy(data, cfg + off, len);
