@@ -9,6 +9,7 @@ PACKAGES=(
 	libcriterion-dev acpica-tools python3
 	liburing-dev # the block layer's io_uring engine
 	libmicrohttpd-dev libjansson-dev # the control API: HTTP server and JSON
+	libseccomp-dev # the VMM's seccomp sandbox
 	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
 	iproute2 iputils-ping # network tests: namespaces, taps, pings
 	e2fsprogs             # the e2e test's ext4 image (mkfs.ext4 -d, debugfs)

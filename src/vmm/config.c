@@ -24,6 +24,7 @@ enum {
 	OPT_BALLOON,
 	OPT_API_SOCK,
 	OPT_RESTORE,
+	OPT_SECCOMP,
 	OPT_VERBOSE,
 	OPT_HELP,
 	OPT_VERSION,
@@ -46,6 +47,7 @@ static const struct option config_options[] = {
 	{"balloon", optional_argument, NULL, OPT_BALLOON},
 	{"api-sock", required_argument, NULL, OPT_API_SOCK},
 	{"restore", required_argument, NULL, OPT_RESTORE},
+	{"seccomp", required_argument, NULL, OPT_SECCOMP},
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -79,7 +81,11 @@ void config_usage(const char *prog)
 	       "                         virtio-balloon; size is how much the guest gives back\n"
 	       "  --api-sock PATH        serve the control API (HTTP/JSON) on this unix socket\n"
 	       "  --restore DIR          resume the VM snapshotted into DIR (with only --serial,\n"
-	       "                         --api-sock, --on-reboot, --kvm-device, --verbose)\n"
+	       "                         --api-sock, --on-reboot, --kvm-device, --seccomp,\n"
+	       "                         --verbose)\n"
+	       "  --seccomp MODE         system calls outside the VMM's allow-list: kill (the\n"
+	       "                         default: logged, then exit 1), log (allowed, logged by\n"
+	       "                         the kernel's audit) or off (no filter); for debugging\n"
 	       "  --verbose              more log output (repeat for debug)\n"
 	       "  --help, --version\n"
 	       "\n"
@@ -130,6 +136,19 @@ static int config_on_reboot(struct vmm_config *cfg, const char *arg, struct erro
 		cfg->on_reboot = ON_REBOOT_RESTART;
 	else
 		return error_set(err, EINVAL, "--on-reboot: '%s' is not exit or restart", arg);
+	return 0;
+}
+
+static int config_seccomp(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	if (!strcmp(arg, "kill"))
+		cfg->seccomp = SANDBOX_SECCOMP_KILL;
+	else if (!strcmp(arg, "log"))
+		cfg->seccomp = SANDBOX_SECCOMP_LOG;
+	else if (!strcmp(arg, "off"))
+		cfg->seccomp = SANDBOX_SECCOMP_OFF;
+	else
+		return error_set(err, EINVAL, "--seccomp: '%s' is not kill, log or off", arg);
 	return 0;
 }
 
@@ -599,6 +618,8 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 				CONFIG_UDS_MAX - 1);
 		cfg->api_sock = arg;
 		return 0;
+	case OPT_SECCOMP:
+		return config_seccomp(cfg, arg, err);
 	case OPT_VERBOSE:
 		cfg->verbose++;
 		return 0;
@@ -634,6 +655,7 @@ static void config_defaults(struct vmm_config *cfg)
 	cfg->serial = "stdio";
 	cfg->on_reboot = ON_REBOOT_EXIT;
 	cfg->kvm_device = "/dev/kvm";
+	cfg->seccomp = SANDBOX_SECCOMP_KILL;
 }
 
 /*
@@ -641,7 +663,8 @@ static void config_defaults(struct vmm_config *cfg)
  * the restored process is how it talks to the host.
  */
 static const int config_restore_allowed[] = {OPT_RESTORE,   OPT_SERIAL,	    OPT_API_SOCK,
-					     OPT_ON_REBOOT, OPT_KVM_DEVICE, OPT_VERBOSE};
+					     OPT_ON_REBOOT, OPT_KVM_DEVICE, OPT_SECCOMP,
+					     OPT_VERBOSE};
 
 static int config_check_restore(uint64_t seen, struct error *err)
 {
@@ -656,8 +679,8 @@ static int config_check_restore(uint64_t seen, struct error *err)
 			return error_set(
 				err, EINVAL,
 				"--%s cannot be combined with --restore: the snapshot fixes "
-				"the VM (--serial, --api-sock, --on-reboot, --kvm-device and "
-				"--verbose can be given)",
+				"the VM (--serial, --api-sock, --on-reboot, --kvm-device, "
+				"--seccomp and --verbose can be given)",
 				o->name);
 	}
 	return 0;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "../common/error.h"
+#include "sandbox/seccomp.h"
 
 enum on_reboot {
 	ON_REBOOT_EXIT,	   /* the VMM exits with VMM_EXIT_REBOOT */
@@ -100,6 +101,8 @@ struct vmm_config {
 	int verbose;
 	bool help;
 	bool version;
+	/* --seccomp: what a system call outside the sandbox's allow-list does (kill by default). */
+	enum sandbox_seccomp seccomp;
 };
 
 /*

@@ -13,6 +13,7 @@
 #include "vmm.h"
 #include "machine.h"
 #include "snapshot.h"
+#include "sandbox/seccomp.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -920,6 +921,22 @@ static int machine_setup(struct machine *m, struct error *err)
 }
 
 /*
+ * Start-up is over (devices, their threads, the API): from here on, before
+ * the first guest instruction and for good, every thread runs under the
+ * seccomp filter. Reboots, restores and snapshots happen under it.
+ */
+static int machine_sandbox(struct machine *m, struct error *err)
+{
+	int ret = sandbox_seccomp_install(m->cfg->seccomp, err);
+
+#ifdef BUNSHIN_TEST_HOOKS
+	if (!ret)
+		sandbox_seccomp_selftest();
+#endif
+	return ret;
+}
+
+/*
  * --api-sock without --kernel: serve the API and wait for PUT /vm/config
  * and the start action (returns 0), or a stop (returns 1: nothing ran).
  */
@@ -1047,6 +1064,8 @@ int vmm_run(const struct vmm_config *cfg)
 		status = VMM_EXIT_SIGNAL;
 	else if (!status)
 		status = machine_setup(m, &err);
+	if (!status)
+		status = machine_sandbox(m, &err);
 	if (!status)
 		status = machine_loop(m, sigfd, &err);
 	if (status < 0) {

@@ -422,3 +422,29 @@ Test(config, restore_takes_host_side_options_only)
 	cr_assert(strstr(err.msg, "--memory cannot be combined with --restore"), "%s", err.msg);
 	expect_error("--restore", "", "--restore: the snapshot directory is empty");
 }
+
+Test(config, seccomp_modes)
+{
+	char *plain[] = {"vmm", "--kernel", "k"};
+	char *kill[] = {"vmm", "--kernel", "k", "--seccomp", "kill"};
+	char *log[] = {"vmm", "--kernel", "k", "--seccomp=log"};
+	char *off[] = {"vmm", "--kernel", "k", "--seccomp", "off"};
+	char *restore[] = {"vmm", "--restore", "/snap/a", "--seccomp", "log"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(plain), plain), 0, "%s", err.msg);
+	cr_assert_eq(cfg.seccomp, SANDBOX_SECCOMP_KILL, "the sandbox is on by default");
+	cr_assert_eq(parse(&cfg, &err, ARGC(kill), kill), 0, "%s", err.msg);
+	cr_assert_eq(cfg.seccomp, SANDBOX_SECCOMP_KILL);
+	cr_assert_eq(parse(&cfg, &err, ARGC(log), log), 0, "%s", err.msg);
+	cr_assert_eq(cfg.seccomp, SANDBOX_SECCOMP_LOG);
+	cr_assert_eq(parse(&cfg, &err, ARGC(off), off), 0, "%s", err.msg);
+	cr_assert_eq(cfg.seccomp, SANDBOX_SECCOMP_OFF);
+	/* How the restored process is sandboxed is the host's choice, not the snapshot's. */
+	cr_assert_eq(parse(&cfg, &err, ARGC(restore), restore), 0, "%s", err.msg);
+	cr_assert_eq(cfg.seccomp, SANDBOX_SECCOMP_LOG);
+	expect_error("--seccomp", "trap", "--seccomp: 'trap' is not kill, log or off");
+	expect_error("--seccomp", "", "--seccomp: '' is not kill, log or off");
+	expect_error("--seccomp", NULL, "option '--seccomp' needs a value");
+}

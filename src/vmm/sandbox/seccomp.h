@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_VMM_SANDBOX_SECCOMP_H
+#define BUNSHIN_VMM_SANDBOX_SECCOMP_H
+
+#include "../../common/error.h"
+
+/* --seccomp: what a system call outside the allow-list does. */
+enum sandbox_seccomp {
+	SANDBOX_SECCOMP_KILL, /* logged on stderr, then the VMM exits (status 1); the default */
+	SANDBOX_SECCOMP_LOG,  /* allowed, and logged by the kernel (audit): for debugging */
+	SANDBOX_SECCOMP_OFF,  /* no filter at all */
+};
+
+/*
+ * Installs the VMM's seccomp filter on every thread of the process
+ * (TSYNC), after setting no_new_privs. Called once, when start-up is over
+ * and before the first guest instruction: from then on the process may
+ * only make the system calls (and, for ioctl, socket, clone, mmap and
+ * mprotect, with the arguments) that running, rebooting, pausing and
+ * snapshotting a VM need. Returns 0 or a negative errno with err set.
+ */
+int sandbox_seccomp_install(enum sandbox_seccomp mode, struct error *err);
+
+#ifdef BUNSHIN_TEST_HOOKS
+/*
+ * Test builds only: if BUNSHIN_SECCOMP_SELFTEST is set in the environment,
+ * the calling thread makes a forbidden system call (socket(AF_INET)), so a
+ * test can see the VMM die with the logged reason.
+ */
+void sandbox_seccomp_selftest(void);
+#endif
+
+#endif

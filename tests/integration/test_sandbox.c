@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The seccomp sandbox: on by default, on every thread, and a forbidden
+ * system call ends the VMM with a line saying which one, never silently.
+ * (Every other integration test runs with it on too: it is the default.)
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define SELFTEST_ENV "BUNSHIN_SECCOMP_SELFTEST"
+
+struct proc_status {
+	char seccomp[8][16]; /* "Seccomp:" of the process and of its first threads */
+	int nthreads;
+	char no_new_privs[16];
+};
+
+/* The value after "key:" in a /proc status file, or "" if absent. */
+static void status_field(const char *path, const char *key, char *val, size_t len)
+{
+	char line[256];
+	size_t klen = strlen(key);
+	FILE *f = fopen(path, "r");
+
+	val[0] = '\0';
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, klen) || line[klen] != ':')
+			continue;
+		sscanf(line + klen + 1, "%15s", val);
+		break;
+	}
+	fclose(f);
+}
+
+/* Once the guest is up: the process's and each thread's seccomp mode. */
+static void sample(void *ctx, int i, int pid)
+{
+	struct proc_status *s = ctx;
+	char path[96];
+	struct dirent *e;
+	DIR *d;
+
+	(void)i;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	status_field(path, "NoNewPrivs", s->no_new_privs, sizeof(s->no_new_privs));
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while (s->nthreads < 8 && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", pid, e->d_name);
+		status_field(path, "Seccomp", s->seccomp[s->nthreads], sizeof(s->seccomp[0]));
+		s->nthreads++;
+	}
+	closedir(d);
+}
+
+/* A guest that waits on its console, sampled, then told to quit. */
+static void run_sampled(const char *mode, struct proc_status *s, struct vmm_result *r)
+{
+	static const struct vmm_step steps[] = {
+		{"name=serial-echo result=ready", "quit\n"},
+	};
+	const char *argv[] = {"vmm",
+			      "--kernel",
+			      harness_guest("elf"),
+			      "--cmdline",
+			      "test=serial-echo",
+			      "--cpus",
+			      "2",
+			      "--rng", /* the I/O thread too */
+			      mode ? "--seccomp" : NULL,
+			      mode,
+			      NULL};
+
+	harness_run(&(struct vmm_run){.argv = argv,
+				      .steps = steps,
+				      .nsteps = 1,
+				      .timeout_ms = 60000,
+				      .run_as_uid = -1,
+				      .on_step = sample,
+				      .ctx = s},
+		    r);
+}
+
+Test(sandbox, on_by_default_on_every_thread)
+{
+	struct proc_status s = {0};
+	struct vmm_result r;
+
+	harness_require_kvm();
+	run_sampled(NULL, &s, &r);
+	cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+	cr_assert(harness_passed(r.out, "serial-echo"), "stdout:\n%s", r.out);
+	cr_assert_str_eq(s.no_new_privs, "1");
+	/* main, 2 vCPUs, the I/O thread, the console input thread at least */
+	cr_assert_geq(s.nthreads, 5, "%d threads", s.nthreads);
+	for (int i = 0; i < s.nthreads; i++)
+		cr_assert_str_eq(s.seccomp[i], "2", "thread %d: Seccomp: %s", i, s.seccomp[i]);
+	harness_free(&r);
+}
+
+Test(sandbox, off_installs_nothing)
+{
+	struct proc_status s = {0};
+	struct vmm_result r;
+
+	harness_require_kvm();
+	run_sampled("off", &s, &r);
+	cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+	cr_assert_geq(s.nthreads, 1);
+	cr_assert_str_eq(s.seccomp[0], "0");
+	harness_free(&r);
+}
+
+Test(sandbox, forbidden_syscall_kills_with_a_reason)
+{
+	const char *argv[] = {"vmm",	   "--kernel",	harness_guest("elf"),
+			      "--cmdline", "test=boot", NULL};
+	struct vmm_result r;
+
+	harness_require_kvm();
+#ifndef BUNSHIN_TEST_HOOKS
+	cr_skip_test("built without test hooks (-Dtests=false): no forbidden call on demand");
+#endif
+	setenv(SELFTEST_ENV, "1", 1);
+	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1}, &r);
+	unsetenv(SELFTEST_ENV);
+	cr_assert(!r.timed_out);
+	cr_assert_eq(r.status, 1, "status %d; stderr:\n%s", r.status, r.err);
+	cr_assert(strstr(r.err, "bunshin-vmm: seccomp: forbidden system call socket (41) on thread "
+				"bunshin-vmm"),
+		  "stderr:\n%s", r.err);
+	/* The filter is in place before the first guest instruction. */
+	cr_assert_str_eq(r.out, "", "the guest ran:\n%s", r.out);
+	harness_free(&r);
+}
+
+Test(sandbox, log_mode_lets_the_call_through)
+{
+	const char *argv[] = {"vmm",	   "--kernel",	harness_guest("elf"),
+			      "--cmdline", "test=boot", "--seccomp",
+			      "log",	   NULL};
+	struct vmm_result r;
+
+	harness_require_kvm();
+	setenv(SELFTEST_ENV, "1", 1);
+	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1}, &r);
+	unsetenv(SELFTEST_ENV);
+	cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
+	cr_assert(harness_passed(r.out, "boot"), "stdout:\n%s", r.out);
+	cr_assert(!strstr(r.err, "seccomp"), "stderr:\n%s", r.err);
+	harness_free(&r);
+}
