@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +84,7 @@ static pid_t spawn(const struct vmm_run *run, int in[2], int out[2], int err[2])
 	if (pid == 0) {
 		char **argv = calloc(n + 1, sizeof(*argv));
 
+		harness_die_with_parent();
 		for (int i = 1; i < n; i++)
 			argv[i] = (char *)run->argv[i];
 		argv[0] = (char *)vmm;
@@ -267,4 +269,9 @@ char *harness_temp_file(size_t len, uint32_t seed, uint32_t *crc)
 		*crc = harness_crc32(data, len);
 	free(data);
 	return path;
+}
+
+void harness_die_with_parent(void)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }

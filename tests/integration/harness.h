@@ -44,6 +44,12 @@ const char *harness_guest(const char *wrapper); /* "elf" or "bzImage" */
 void harness_require_kvm(void);			/* skips the test, saying why, without KVM */
 
 int harness_run(const struct vmm_run *run, struct vmm_result *res);
+/*
+ * For a forked child that will exec a VMM: it is killed when the test
+ * process ends, so a failed assertion (which ends the test early) never
+ * leaves a VMM running behind it.
+ */
+void harness_die_with_parent(void);
 void harness_free(struct vmm_result *res);
 
 /* Finds "key=" in the BUNSHIN-TEST line for name and copies its value. */

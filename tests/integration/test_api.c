@@ -114,6 +114,7 @@ static void vm_start_guest(struct vm *vm, const char *cmdline, const char *const
 	if (vm->pid == 0) {
 		int fd = open(vm->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
+		harness_die_with_parent();
 		dup2(fd, STDERR_FILENO);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -507,6 +508,7 @@ Test(api, configured_and_started_through_the_api)
 	if (vm.pid == 0) {
 		int fd = open(vm.err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
+		harness_die_with_parent();
 		dup2(fd, STDERR_FILENO);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);

@@ -87,6 +87,7 @@ static void proc_start(struct proc *p, const char *tag, const char *const *args)
 	if (p->pid == 0) {
 		int fd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
+		harness_die_with_parent();
 		dup2(fd, STDERR_FILENO);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);

@@ -234,6 +234,7 @@ static pid_t start_holder(const char *img, int *in_fd)
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (!pid) {
+		harness_die_with_parent();
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		execl(harness_vmm(), "bunshin-vmm", "--kernel", harness_guest("elf"), "--memory",
