@@ -15,6 +15,7 @@
 #include "../../src/vmm/kvm/irq.h"
 #include "../../src/vmm/kvm/vm.h"
 #include "../../src/vmm/layout.h"
+#include "virtio_fixture.h"
 
 #define NVEC	  8
 #define TABLE_OFF 0x0
@@ -66,12 +67,10 @@ static const struct msi_ops r_ops = {
 	.send = r_send, .update = r_update, .eventfd = r_eventfd, .take_pending = r_take};
 static const struct msi_sink r_sink = {.ops = &r_ops};
 
-/* ---- machine ---- */
+/* ---- machine: buses and a root from the virtio fixture, no guest memory ---- */
 
-static struct bus pio, mmio;
-static struct pci_root *root;
+static struct vfx fx;
 static struct pci_device dev;
-static uint64_t bar0;
 static uint32_t cap;
 static int dev_reads;
 
@@ -86,111 +85,51 @@ static const struct pci_device_ops d_ops = {.bar_read = d_read};
 
 static void setup(void)
 {
-	struct pci_root_config c = {
-		.ecam_base = LAYOUT_ECAM_BASE,
-		.nbuses = 1,
-		.mmio32_base = LAYOUT_PCI_MMIO32_BASE,
-		.mmio32_end = LAYOUT_PCI_MMIO32_END,
-		.io_base = LAYOUT_PCI_IO_BASE,
-		.io_end = LAYOUT_PCI_IO_END,
-	};
-
 	memset(&rec, 0, sizeof(rec));
 	dev_reads = 0;
-	bus_init(&pio, "pio");
-	bus_init(&mmio, "mmio");
-	root = pci_root_create(&pio, &mmio, &c);
-	cr_assert_not_null(root);
+	vfx_pci_up(&fx);
 	pci_device_init(&dev, 0x1af4, 0x1042, 0x018000, 1, 0x1af4, 2);
 	dev.name = "msix-dev";
 	dev.ops = &d_ops;
 	cr_assert_eq(pci_device_add_bar(&dev, 0, PCI_BAR_MEM32, 0x4000, false), 0);
 	cr_assert_eq(msix_init(&dev, NVEC, 0, TABLE_OFF, 0, PBA_OFF, &r_sink), 0);
-	cr_assert_eq(pci_register_device(root, &dev), 1);
-	bar0 = pci_bar_address(&dev, 0);
-	cr_assert_neq(bar0, 0);
+	cr_assert_eq(pci_register_device(fx.root, &dev), VFX_SLOT);
+	fx.bar0 = pci_bar_address(&dev, 0);
+	cr_assert_neq(fx.bar0, 0);
 }
 
 static void teardown(void)
 {
-	pci_root_destroy(root);
+	pci_root_destroy(fx.root);
 	msix_destroy(&dev);
-	bus_destroy(&pio);
-	bus_destroy(&mmio);
+	vfx_pci_down(&fx);
 }
 
 TestSuite(msix, .init = setup, .fini = teardown);
 
-static uint64_t le(const uint8_t *b, uint32_t len)
-{
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static void put(uint8_t *b, uint32_t len, uint64_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t cfg_rd(uint32_t reg, uint32_t len)
-{
-	uint8_t b[4];
-
-	bus_read(&mmio, LAYOUT_ECAM_BASE + (1 << 15) + reg, b, len);
-	return (uint32_t)le(b, len);
-}
-
-static void cfg_wr(uint32_t reg, uint32_t len, uint32_t v)
-{
-	uint8_t b[4];
-
-	put(b, len, v);
-	bus_write(&mmio, LAYOUT_ECAM_BASE + (1 << 15) + reg, b, len);
-}
-
-static uint64_t bar_rd(uint64_t off, uint32_t len)
-{
-	uint8_t b[8];
-
-	cr_assert(bus_read(&mmio, bar0 + off, b, len));
-	return le(b, len);
-}
-
-static void bar_wr(uint64_t off, uint32_t len, uint64_t v)
-{
-	uint8_t b[8];
-
-	put(b, len, v);
-	cr_assert(bus_write(&mmio, bar0 + off, b, len));
-}
-
 static uint32_t find_msix(void)
 {
-	for (uint32_t p = cfg_rd(0x34, 1); p; p = cfg_rd(p + 1, 1))
-		if (cfg_rd(p, 1) == PCI_CAP_ID_MSIX)
-			return p;
-	cr_assert_fail("no MSI-X capability");
-	return 0;
+	uint32_t p = vfx_find_cap(&fx, PCI_CAP_ID_MSIX, 0);
+
+	if (!p)
+		cr_assert_fail("no MSI-X capability");
+	return p;
 }
 
 static void set_ctrl(uint16_t bits)
 {
 	cap = find_msix();
-	cfg_wr(cap + 2, 2, bits);
+	vfx_cfg_wr(&fx, cap + 2, 2, bits);
 }
 
 static void program(unsigned int v, uint64_t addr, uint32_t data, bool masked)
 {
 	uint64_t e = TABLE_OFF + 16 * v;
 
-	bar_wr(e + 0, 4, (uint32_t)addr);
-	bar_wr(e + 4, 4, (uint32_t)(addr >> 32));
-	bar_wr(e + 8, 4, data);
-	bar_wr(e + 12, 4, masked);
+	vfx_bar_wr(&fx, e + 0, 4, (uint32_t)addr);
+	vfx_bar_wr(&fx, e + 4, 4, (uint32_t)(addr >> 32));
+	vfx_bar_wr(&fx, e + 8, 4, data);
+	vfx_bar_wr(&fx, e + 12, 4, masked);
 }
 
 /* ---- capability and table ---- */
@@ -198,37 +137,38 @@ static void program(unsigned int v, uint64_t addr, uint32_t data, bool masked)
 Test(msix, capability_layout)
 {
 	cap = find_msix();
-	cr_assert(cfg_rd(0x06, 2) & PCI_STATUS_CAP_LIST);
-	cr_assert_eq(cfg_rd(cap + 2, 2), NVEC - 1, "table size N-1, disabled, unmasked");
-	cr_assert_eq(cfg_rd(cap + 4, 4), TABLE_OFF | 0, "table offset / BIR");
-	cr_assert_eq(cfg_rd(cap + 8, 4), PBA_OFF | 0, "PBA offset / BIR");
-	cfg_wr(cap + 2, 2, 0xffff);
-	cr_assert_eq(cfg_rd(cap + 2, 2), 0xc000 | (NVEC - 1), "only enable and mask-all write");
+	cr_assert(vfx_cfg_rd(&fx, 0x06, 2) & PCI_STATUS_CAP_LIST);
+	cr_assert_eq(vfx_cfg_rd(&fx, cap + 2, 2), NVEC - 1, "table size N-1, disabled, unmasked");
+	cr_assert_eq(vfx_cfg_rd(&fx, cap + 4, 4), TABLE_OFF | 0, "table offset / BIR");
+	cr_assert_eq(vfx_cfg_rd(&fx, cap + 8, 4), PBA_OFF | 0, "PBA offset / BIR");
+	vfx_cfg_wr(&fx, cap + 2, 2, 0xffff);
+	cr_assert_eq(vfx_cfg_rd(&fx, cap + 2, 2), 0xc000 | (NVEC - 1),
+		     "only enable and mask-all write");
 	cr_assert(msix_enabled(&dev));
-	cfg_wr(cap + 4, 4, 0x1234);
-	cfg_wr(cap + 8, 4, 0x1234);
-	cr_assert_eq(cfg_rd(cap + 4, 4), TABLE_OFF);
-	cr_assert_eq(cfg_rd(cap + 8, 4), PBA_OFF, "the guest cannot move the table");
+	vfx_cfg_wr(&fx, cap + 4, 4, 0x1234);
+	vfx_cfg_wr(&fx, cap + 8, 4, 0x1234);
+	cr_assert_eq(vfx_cfg_rd(&fx, cap + 4, 4), TABLE_OFF);
+	cr_assert_eq(vfx_cfg_rd(&fx, cap + 8, 4), PBA_OFF, "the guest cannot move the table");
 	cr_assert_eq(msix_nvectors(&dev), NVEC);
 }
 
 Test(msix, table_power_on_and_writes)
 {
 	for (unsigned int v = 0; v < NVEC; v++) {
-		cr_assert_eq(bar_rd(16 * v + 12, 4), 1, "vector %u masked at power-on", v);
-		cr_assert_eq(bar_rd(16 * v, 8), 0);
+		cr_assert_eq(vfx_bar_rd(&fx, 16 * v + 12, 4), 1, "vector %u masked at power-on", v);
+		cr_assert_eq(vfx_bar_rd(&fx, 16 * v, 8), 0);
 	}
 	program(3, 0xfee01003, 0x4041, true);
-	cr_assert_eq(bar_rd(48, 4), 0xfee01000, "address bits 1:0 are reserved");
-	cr_assert_eq(bar_rd(52, 4), 0);
-	cr_assert_eq(bar_rd(56, 4), 0x4041);
-	bar_wr(60, 4, 0xfffffffe);
-	cr_assert_eq(bar_rd(60, 4), 0, "only the mask bit in vector control");
-	bar_wr(16, 8, 0x00000001fee00000ULL);
-	cr_assert_eq(bar_rd(16, 4), 0xfee00000, "qword write, low");
-	cr_assert_eq(bar_rd(20, 4), 1, "qword write, high");
-	bar_wr(24, 1, 0x77);
-	cr_assert_eq(bar_rd(24, 2), 0x77, "byte writes");
+	cr_assert_eq(vfx_bar_rd(&fx, 48, 4), 0xfee01000, "address bits 1:0 are reserved");
+	cr_assert_eq(vfx_bar_rd(&fx, 52, 4), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, 56, 4), 0x4041);
+	vfx_bar_wr(&fx, 60, 4, 0xfffffffe);
+	cr_assert_eq(vfx_bar_rd(&fx, 60, 4), 0, "only the mask bit in vector control");
+	vfx_bar_wr(&fx, 16, 8, 0x00000001fee00000ULL);
+	cr_assert_eq(vfx_bar_rd(&fx, 16, 4), 0xfee00000, "qword write, low");
+	cr_assert_eq(vfx_bar_rd(&fx, 20, 4), 1, "qword write, high");
+	vfx_bar_wr(&fx, 24, 1, 0x77);
+	cr_assert_eq(vfx_bar_rd(&fx, 24, 2), 0x77, "byte writes");
 	cr_assert_eq(dev_reads, 0, "nothing reached the device");
 }
 
@@ -261,12 +201,12 @@ Test(msix, masked_vector_pends_until_unmasked)
 	program(5, 0xfee00000, 0x55, true);
 	cr_assert_eq(msix_notify(&dev, 5), 1);
 	cr_assert_eq(rec.sends, 0);
-	cr_assert_eq(bar_rd(PBA_OFF, 8), 1u << 5, "pending bit");
-	bar_wr(16 * 5 + 12, 4, 0);
+	cr_assert_eq(vfx_bar_rd(&fx, PBA_OFF, 8), 1u << 5, "pending bit");
+	vfx_bar_wr(&fx, 16 * 5 + 12, 4, 0);
 	cr_assert_eq(rec.sends, 1, "delivered on unmask");
 	cr_assert_eq(rec.last_vec, 5);
 	cr_assert_eq(rec.last_msg.data, 0x55);
-	cr_assert_eq(bar_rd(PBA_OFF, 8), 0, "pending bit cleared");
+	cr_assert_eq(vfx_bar_rd(&fx, PBA_OFF, 8), 0, "pending bit cleared");
 	cr_assert_eq(msix_notify(&dev, 5), 0);
 	cr_assert_eq(rec.sends, 2);
 }
@@ -276,12 +216,12 @@ Test(msix, function_mask)
 	program(1, 0xfee00000, 0x11, false);
 	set_ctrl(MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL);
 	cr_assert_eq(msix_notify(&dev, 1), 1);
-	cr_assert_eq(bar_rd(PBA_OFF, 1), 2);
-	cr_assert_eq(bar_rd(16 + 12, 4), 0, "function mask leaves vector control alone");
+	cr_assert_eq(vfx_bar_rd(&fx, PBA_OFF, 1), 2);
+	cr_assert_eq(vfx_bar_rd(&fx, 16 + 12, 4), 0, "function mask leaves vector control alone");
 	set_ctrl(MSIX_CTRL_ENABLE);
 	cr_assert_eq(rec.sends, 1);
 	cr_assert_eq(rec.last_vec, 1);
-	cr_assert_eq(bar_rd(PBA_OFF, 1), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, PBA_OFF, 1), 0);
 }
 
 Test(msix, sink_hears_routing_changes)
@@ -289,16 +229,16 @@ Test(msix, sink_hears_routing_changes)
 	set_ctrl(MSIX_CTRL_ENABLE);
 	program(2, 0xfee00000, 0x22, true);
 	cr_assert_eq(rec.updates, 0, "masked vectors need no route");
-	bar_wr(32 + 12, 4, 0);
+	vfx_bar_wr(&fx, 32 + 12, 4, 0);
 	cr_assert_eq(rec.updates, 1);
 	cr_assert(!rec.last_masked);
 	cr_assert_eq(rec.last_msg.data, 0x22);
-	bar_wr(32 + 8, 4, 0x23);
+	vfx_bar_wr(&fx, 32 + 8, 4, 0x23);
 	cr_assert_eq(rec.updates, 2, "a live vector's new message is routed");
 	cr_assert_eq(rec.last_msg.data, 0x23);
-	bar_wr(32 + 8, 4, 0x23);
+	vfx_bar_wr(&fx, 32 + 8, 4, 0x23);
 	cr_assert_eq(rec.updates, 2, "no change, no update");
-	bar_wr(32 + 12, 4, 1);
+	vfx_bar_wr(&fx, 32 + 12, 4, 1);
 	cr_assert_eq(rec.updates, 3);
 	cr_assert(rec.last_masked);
 	set_ctrl(0);
@@ -310,8 +250,8 @@ Test(msix, eventfd_events_while_masked_become_pending)
 	set_ctrl(MSIX_CTRL_ENABLE);
 	program(4, 0xfee00000, 0x44, true);
 	rec.efd_fired[4] = true;
-	cr_assert_eq(bar_rd(PBA_OFF, 1), 1u << 4, "the PBA shows the eventfd's event");
-	bar_wr(64 + 12, 4, 0);
+	cr_assert_eq(vfx_bar_rd(&fx, PBA_OFF, 1), 1u << 4, "the PBA shows the eventfd's event");
+	vfx_bar_wr(&fx, 64 + 12, 4, 0);
 	cr_assert_eq(rec.sends, 1);
 	cr_assert_eq(rec.last_vec, 4);
 	rec.efd_fired[6] = true;
@@ -324,14 +264,14 @@ Test(msix, pba_is_read_only_and_bad_accesses_are_dropped)
 	set_ctrl(MSIX_CTRL_ENABLE);
 	program(0, 0xfee00000, 1, true);
 	msix_notify(&dev, 0);
-	bar_wr(PBA_OFF, 8, 0);
-	cr_assert_eq(bar_rd(PBA_OFF, 8), 1, "PBA writes are ignored");
-	bar_wr(16 * NVEC - 4, 8, 0); /* straddles the end of the table */
-	cr_assert_eq(bar_rd(16 * NVEC - 4, 4), 1, "last vector control untouched");
-	cr_assert_eq(bar_rd(16 * NVEC - 4, 8), ~0ULL, "straddling read floats");
+	vfx_bar_wr(&fx, PBA_OFF, 8, 0);
+	cr_assert_eq(vfx_bar_rd(&fx, PBA_OFF, 8), 1, "PBA writes are ignored");
+	vfx_bar_wr(&fx, 16 * NVEC - 4, 8, 0); /* straddles the end of the table */
+	cr_assert_eq(vfx_bar_rd(&fx, 16 * NVEC - 4, 4), 1, "last vector control untouched");
+	cr_assert_eq(vfx_bar_rd(&fx, 16 * NVEC - 4, 8), ~0ULL, "straddling read floats");
 	cr_assert_eq(dev_reads, 0);
-	cr_assert_eq(bar_rd(0x1000, 4), 0x5a5a5a5a, "the rest of the BAR is the device's");
-	cr_assert_eq(bar_rd(PBA_OFF + 8, 4), 0x5a5a5a5a);
+	cr_assert_eq(vfx_bar_rd(&fx, 0x1000, 4), 0x5a5a5a5a, "the rest of the BAR is the device's");
+	cr_assert_eq(vfx_bar_rd(&fx, PBA_OFF + 8, 4), 0x5a5a5a5a);
 	cr_assert_eq(dev_reads, 2);
 }
 
@@ -342,14 +282,14 @@ Test(msix, reset_masks_everything)
 	program(7, 0xfee00000, 7, true);
 	msix_notify(&dev, 7);
 	rec.efd_fired[3] = true;
-	pci_root_reset(root);
+	pci_root_reset(fx.root);
 	cr_assert(!msix_enabled(&dev));
 	cr_assert(rec.last_masked, "the sink heard vector 0 go masked");
-	cr_assert_eq(bar_rd(0, 8), 0);
-	cr_assert_eq(bar_rd(12, 4), 1);
-	cr_assert_eq(bar_rd(PBA_OFF, 8), 0, "nothing pending");
+	cr_assert_eq(vfx_bar_rd(&fx, 0, 8), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, 12, 4), 1);
+	cr_assert_eq(vfx_bar_rd(&fx, PBA_OFF, 8), 0, "nothing pending");
 	cr_assert(!rec.efd_fired[3], "stale eventfd events are drained");
-	cr_assert_eq(cfg_rd(find_msix() + 2, 2), NVEC - 1);
+	cr_assert_eq(vfx_cfg_rd(&fx, find_msix() + 2, 2), NVEC - 1);
 }
 
 Test(msix, init_validates_layout)
@@ -378,38 +318,13 @@ Test(msix, init_validates_layout)
 
 /* ---- the KVM sink on a real VM ---- */
 
-struct kvm_fixture {
-	struct kvm kvm;
-	struct gmem mem;
-	struct vm vm;
-	struct error err;
-};
-
-static void kvm_up(struct kvm_fixture *f)
-{
-	if (access("/dev/kvm", R_OK | W_OK) != 0)
-		cr_skip_test("/dev/kvm is not usable here");
-	memset(f, 0, sizeof(*f));
-	f->vm.fd = -1;
-	cr_assert_eq(kvm_open(&f->kvm, "/dev/kvm", &f->err), 0, "%s", f->err.msg);
-	cr_assert_eq(gmem_init(&f->mem, 4 * MiB, &f->err), 0, "%s", f->err.msg);
-	cr_assert_eq(vm_create(&f->vm, &f->kvm, &f->mem, &f->err), 0, "%s", f->err.msg);
-}
-
-static void kvm_down(struct kvm_fixture *f)
-{
-	vm_destroy(&f->vm);
-	gmem_destroy(&f->mem);
-	kvm_close(&f->kvm);
-}
-
 Test(msix_kvm, router_allocates_above_the_ioapic)
 {
-	struct kvm_fixture f;
+	struct vfx_kvm f;
 	struct msi_msg m = {.address = 0xfee00000, .data = 0x31};
 	int a, b;
 
-	kvm_up(&f);
+	vfx_kvm_up(&f);
 	a = irq_gsi_alloc(&f.vm.irq);
 	b = irq_gsi_alloc(&f.vm.irq);
 	cr_assert_eq(a, LAYOUT_IOAPIC_PINS);
@@ -419,19 +334,19 @@ Test(msix_kvm, router_allocates_above_the_ioapic)
 	irq_gsi_free(&f.vm.irq, a);
 	cr_assert_eq(irq_gsi_alloc(&f.vm.irq), a, "freed GSIs are reused");
 	cr_assert_eq(irq_signal_msi(&f.vm.irq, &m), f.vm.irq.signal_msi ? 0 : -EOPNOTSUPP);
-	kvm_down(&f);
+	vfx_kvm_down(&f);
 }
 
 Test(msix_kvm, eventfd_vectors_bind_and_unbind)
 {
-	struct kvm_fixture f;
+	struct vfx_kvm f;
 	struct vm_msi *s;
 	struct msi_sink sink;
 	struct msi_msg m = {.address = 0xfee00000, .data = 0x41};
 	uint64_t one = 1;
 	int fd;
 
-	kvm_up(&f);
+	vfx_kvm_up(&f);
 	s = vm_msi_create(&f.vm, 4);
 	cr_assert_not_null(s);
 	sink = vm_msi_sink(s);
@@ -457,18 +372,18 @@ Test(msix_kvm, eventfd_vectors_bind_and_unbind)
 	cr_assert(sink.ops->take_pending(sink.ctx, 1), "unbound again while masked");
 	vm_msi_destroy(s);
 	cr_assert(!f.vm.irq.msi[LAYOUT_IOAPIC_PINS].used, "GSI released");
-	kvm_down(&f);
+	vfx_kvm_down(&f);
 }
 
 Test(msix_kvm, sink_survives_a_vm_rebuild)
 {
-	struct kvm_fixture f;
+	struct vfx_kvm f;
 	struct vm_msi *s;
 	struct msi_sink sink;
 	struct msi_msg m = {.address = 0xfee00000, .data = 0x51};
 	int fd;
 
-	kvm_up(&f);
+	vfx_kvm_up(&f);
 	s = vm_msi_create(&f.vm, 2);
 	sink = vm_msi_sink(s);
 	fd = sink.ops->eventfd(sink.ctx, 0);
@@ -480,5 +395,5 @@ Test(msix_kvm, sink_survives_a_vm_rebuild)
 	cr_assert(f.vm.irq.msi[LAYOUT_IOAPIC_PINS].valid, "re-routed on the new VM");
 	cr_assert_eq(sink.ops->eventfd(sink.ctx, 0), fd, "the eventfd I/O threads hold stays");
 	vm_msi_destroy(s);
-	kvm_down(&f);
+	vfx_kvm_down(&f);
 }

@@ -22,6 +22,7 @@
 #include "../../src/vmm/layout.h"
 #include "../../src/vmm/virtio/balloon.h"
 #include "../../src/vmm/virtio/rng.h"
+#include "virtio_fixture.h"
 
 /* ---- state files ---- */
 
@@ -598,62 +599,42 @@ static void e_deassign(void *ctx, uint64_t addr, uint32_t len, int fd)
 static const struct ioevent_ops e_ops = {.assign = e_assign, .deassign = e_deassign};
 
 struct machine {
-	struct bus pio, mmio;
-	struct pci_root *root;
-	struct iothread *io;
+	struct vfx fx;
 	struct virtio_rng *rng;
 	struct virtio_balloon *bal;
 	struct virtio_pci *vp;
-	uint64_t bar0;
 };
 
 static struct gmem mem; /* shared: the memory image outlives the machine */
 static struct machine ma, mb;
 
+/*
+ * Both machines share the memory and this file's recording sinks (whose
+ * eventfds outlive a machine too), so the fixture owns neither.
+ */
 static void machine_up(struct machine *m, const struct virtio_balloon_opts *balloon)
 {
-	struct pci_root_config c = {
-		.ecam_base = LAYOUT_ECAM_BASE,
-		.nbuses = 1,
-		.mmio32_base = LAYOUT_PCI_MMIO32_BASE,
-		.mmio32_end = LAYOUT_PCI_MMIO32_END,
-		.io_base = LAYOUT_PCI_IO_BASE,
-		.io_end = LAYOUT_PCI_IO_END,
-	};
-	struct virtio_pci_host host;
-
-	bus_init(&m->pio, "pio");
-	bus_init(&m->mmio, "mmio");
-	m->root = pci_root_create(&m->pio, &m->mmio, &c);
-	cr_assert_not_null(m->root);
-	m->io = iothread_create("test-io", &err);
-	cr_assert_not_null(m->io, "%s", err.msg);
-	host = (struct virtio_pci_host){
-		.mem = &mem, .io = m->io, .msi = {.ops = &m_ops}, .ioevent = {.ops = &e_ops}};
+	vfx_up(&m->fx, &(struct vfx_opts){.shared_mem = &mem, .msi = &m_ops, .ioevent = &e_ops});
 	if (balloon) {
-		m->bal = virtio_balloon_create(&host, m->root, balloon, &err);
+		m->bal = virtio_balloon_create(&m->fx.host, m->fx.root, balloon, &err);
 		cr_assert_not_null(m->bal, "%s", err.msg);
 		m->vp = virtio_balloon_transport(m->bal);
 	} else {
-		m->rng = virtio_rng_create(&host, m->root, &err);
+		m->rng = virtio_rng_create(&m->fx.host, m->fx.root, &err);
 		cr_assert_not_null(m->rng, "%s", err.msg);
 		m->vp = virtio_rng_transport(m->rng);
 	}
-	m->bar0 = pci_bar_address(virtio_pci_pci(m->vp), 0);
-	cr_assert_neq(m->bar0, 0);
+	vfx_attach(&m->fx, m->vp);
 }
 
 static void machine_down(struct machine *m)
 {
-	if (!m->root)
+	if (!m->fx.root)
 		return;
-	iothread_stop(m->io);
-	pci_root_destroy(m->root);
+	vfx_stop(&m->fx);
 	virtio_rng_destroy(m->rng);
 	virtio_balloon_destroy(m->bal);
-	iothread_destroy(m->io);
-	bus_destroy(&m->pio);
-	bus_destroy(&m->mmio);
+	vfx_down(&m->fx);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -684,138 +665,47 @@ TestSuite(snap_virtio, .init = vm_setup, .fini = vm_teardown);
 
 /* ---- driver side ---- */
 
-static uint64_t le(const uint8_t *b, uint32_t len)
-{
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static void put(uint8_t *b, uint32_t len, uint64_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t cfg_rd(struct machine *m, uint32_t reg, uint32_t len)
-{
-	uint8_t b[4];
-
-	bus_read(&m->mmio, LAYOUT_ECAM_BASE + (SLOT << 15) + reg, b, len);
-	return (uint32_t)le(b, len);
-}
-
-static void cfg_wr(struct machine *m, uint32_t reg, uint32_t len, uint32_t v)
-{
-	uint8_t b[4];
-
-	put(b, len, v);
-	bus_write(&m->mmio, LAYOUT_ECAM_BASE + (SLOT << 15) + reg, b, len);
-}
-
-static uint64_t bar_rd(struct machine *m, uint64_t off, uint32_t len)
-{
-	uint8_t b[8];
-
-	cr_assert(bus_read(&m->mmio, m->bar0 + off, b, len), "nothing at 0x%llx",
-		  (unsigned long long)(m->bar0 + off));
-	return le(b, len);
-}
-
-static void bar_wr(struct machine *m, uint64_t off, uint32_t len, uint64_t v)
-{
-	uint8_t b[8];
-
-	put(b, len, v);
-	cr_assert(bus_write(&m->mmio, m->bar0 + off, b, len));
-}
-
-static uint32_t find_cap(struct machine *m, uint8_t id)
-{
-	for (uint32_t p = cfg_rd(m, PCI_CAPABILITY_LIST, 1); p; p = cfg_rd(m, p + 1, 1))
-		if (cfg_rd(m, p, 1) == id)
-			return p;
-	return 0;
-}
+static const struct vfx_ring ring = {DESC_GPA, AVAIL_GPA, USED_GPA, QSIZE};
 
 /* The guest moves BAR 0 somewhere else, the way firmware or Linux may. */
 static void move_bar(struct machine *m, uint64_t to)
 {
-	cfg_wr(m, PCI_COMMAND, 2, 0);
-	cfg_wr(m, PCI_BASE_ADDRESS_0, 4, (uint32_t)to);
-	cfg_wr(m, PCI_BASE_ADDRESS_0 + 4, 4, (uint32_t)(to >> 32));
-	cfg_wr(m, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-	m->bar0 = pci_bar_address(virtio_pci_pci(m->vp), 0);
-	cr_assert_eq(m->bar0, to);
+	vfx_cfg_wr(&m->fx, PCI_COMMAND, 2, 0);
+	vfx_cfg_wr(&m->fx, PCI_BASE_ADDRESS_0, 4, (uint32_t)to);
+	vfx_cfg_wr(&m->fx, PCI_BASE_ADDRESS_0 + 4, 4, (uint32_t)(to >> 32));
+	vfx_cfg_wr(&m->fx, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	m->fx.bar0 = pci_bar_address(virtio_pci_pci(m->vp), 0);
+	cr_assert_eq(m->fx.bar0, to);
 }
 
 static void bring_up(struct machine *m)
 {
-	uint32_t cap = find_cap(m, PCI_CAP_ID_MSIX);
 	uint8_t s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
 
-	cr_assert_neq(cap, 0);
-	cfg_wr(m, cap + MSIX_CAP_CTRL, 2, MSIX_CTRL_ENABLE);
-	for (unsigned int v = 0; v < NVEC; v++) {
-		uint64_t e = VIRTIO_PCI_MSIX_TABLE_OFF + 16 * v;
-
-		bar_wr(m, e + 0, 4, 0xfee00000u);
-		bar_wr(m, e + 4, 4, 0);
-		bar_wr(m, e + 8, 4, 0x40 + v);
-		bar_wr(m, e + 12, 4, 0);
-	}
-	bar_wr(m, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-	bar_wr(m, VIRTIO_PCI_COMMON_STATUS, 1, s);
-	bar_wr(m, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-	bar_wr(m, VIRTIO_PCI_COMMON_GF, 4, 1); /* VERSION_1 */
-	bar_wr(m, VIRTIO_PCI_COMMON_STATUS, 1, s | VIRTIO_STATUS_FEATURES_OK);
-	bar_wr(m, VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
-	bar_wr(m, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
-	bar_wr(m, VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
-	bar_wr(m, VIRTIO_PCI_COMMON_Q_DESCLO, 4, DESC_GPA);
-	bar_wr(m, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, AVAIL_GPA);
-	bar_wr(m, VIRTIO_PCI_COMMON_Q_USEDLO, 4, USED_GPA);
-	bar_wr(m, VIRTIO_PCI_COMMON_Q_MSIX, 2, Q_VEC);
-	bar_wr(m, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-	bar_wr(m, VIRTIO_PCI_COMMON_STATUS, 1,
-	       s | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	cr_assert_eq(bar_rd(m, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
-}
-
-static void *gp(uint64_t gpa, uint64_t len)
-{
-	void *p = gmem_ptr(&mem, gpa, len);
-
-	cr_assert_not_null(p);
-	return p;
+	vfx_msix_enable(&m->fx, NVEC);
+	vfx_set_status(&m->fx, VIRTIO_STATUS_ACKNOWLEDGE);
+	vfx_set_status(&m->fx, s);
+	vfx_bar_wr(&m->fx, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	vfx_bar_wr(&m->fx, VIRTIO_PCI_COMMON_GF, 4, 1); /* VERSION_1 */
+	vfx_set_status(&m->fx, s | VIRTIO_STATUS_FEATURES_OK);
+	vfx_bar_wr(&m->fx, VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	vfx_queue_setup_msix(&m->fx, 0, ring, Q_VEC);
+	vfx_driver_ok(&m->fx);
 }
 
 /* Offers one device-writable buffer as descriptor desc_idx; avail->idx becomes new_idx. */
-static void offer(uint16_t desc_idx, uint32_t len, uint16_t new_idx)
+static void offer(struct machine *m, uint16_t desc_idx, uint32_t len, uint16_t new_idx)
 {
-	struct virtq_desc *d = gp(DESC_GPA + 16 * desc_idx, 16);
-	struct virtq_avail *a = gp(AVAIL_GPA, 4 + 2 * QSIZE);
+	uint16_t idx = new_idx - 1;
 
-	d->addr = htole64(BUF_GPA + 0x1000 * desc_idx);
-	d->len = htole32(len);
-	d->flags = htole16(VIRTQ_DESC_F_WRITE);
-	d->next = 0;
-	a->ring[(new_idx - 1) % QSIZE] = htole16(desc_idx);
-	__atomic_store_n(&a->idx, htole16(new_idx), __ATOMIC_RELEASE);
+	vfx_desc_set(&m->fx, ring, desc_idx, BUF_GPA + 0x1000 * desc_idx, len, VIRTQ_DESC_F_WRITE,
+		     0);
+	vfx_avail_push(&m->fx, ring, &idx, desc_idx);
 }
 
-static bool wait_used(uint16_t idx)
+static bool wait_used(struct machine *m, uint16_t idx)
 {
-	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
-
-	for (int i = 0; i < 2000; i++) {
-		if (le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE)) == idx)
-			return true;
-		usleep(1000);
-	}
-	return false;
+	return vfx_wait_used(&m->fx, ring, idx, 2000);
 }
 
 static uint64_t wait_vector(unsigned int v)
@@ -851,13 +741,13 @@ static void busy_machine_saved(struct snap_file *f)
 
 	move_bar(&ma, MOVED_BAR);
 	bring_up(&ma);
-	offer(0, 64, 1);
+	offer(&ma, 0, 64, 1);
 	kick_at(MOVED_BAR + VIRTIO_PCI_NOTIFY_OFF);
-	cr_assert(wait_used(1));
+	cr_assert(wait_used(&ma, 1));
 	cr_assert_gt(wait_vector(Q_VEC), 0);
-	bar_wr(&ma, VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	vfx_bar_wr(&ma.fx, VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
 	snap_writer_init(&w);
-	cr_assert_eq(pci_root_save(ma.root, &w, "pci"), 0);
+	cr_assert_eq(pci_root_save(ma.fx.root, &w, "pci"), 0);
 	cr_assert_eq(virtio_pci_save(ma.vp, &w, "virtio-rng0"), 0);
 	machine_down(&ma);
 	to_file(&w, f);
@@ -867,44 +757,46 @@ static void busy_machine_saved(struct snap_file *f)
 
 Test(snap_virtio, rng_round_trip_keeps_working)
 {
-	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
+	struct virtq_used *u = vfx_used(&ma.fx, ring);
 	struct snap_file f, g;
 	struct snap_writer w;
 
 	busy_machine_saved(&f);
 	machine_up(&mb, NULL);
-	cr_assert_neq(mb.bar0, MOVED_BAR);
-	cr_assert_eq(pci_root_restore(mb.root, &f, "pci", &err), 0, "%s", err.msg);
+	cr_assert_neq(mb.fx.bar0, MOVED_BAR);
+	cr_assert_eq(pci_root_restore(mb.fx.root, &f, "pci", &err), 0, "%s", err.msg);
 	cr_assert_eq(virtio_pci_restore(mb.vp, &f, "virtio-rng0", &err), 0, "%s", err.msg);
 	/* The BAR is where the guest had moved it, and so are the notify ioeventfds. */
-	mb.bar0 = pci_bar_address(virtio_pci_pci(mb.vp), 0);
-	cr_assert_eq(mb.bar0, MOVED_BAR);
+	mb.fx.bar0 = pci_bar_address(virtio_pci_pci(mb.vp), 0);
+	cr_assert_eq(mb.fx.bar0, MOVED_BAR);
 	cr_assert_eq(nioev, 1);
 	cr_assert_eq(ioev[0].addr, MOVED_BAR + VIRTIO_PCI_NOTIFY_OFF);
-	cr_assert_eq(cfg_rd(&mb, PCI_COMMAND, 2), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	cr_assert_eq(vfx_cfg_rd(&mb.fx, PCI_COMMAND, 2), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 	/* MSI-X: enabled, both routes programmed again with the guest's messages. */
 	cr_assert(msix_enabled(virtio_pci_pci(mb.vp)));
-	cr_assert_eq(cfg_rd(&mb, find_cap(&mb, PCI_CAP_ID_MSIX) + MSIX_CAP_CTRL, 2) &
-			     MSIX_CTRL_ENABLE,
-		     MSIX_CTRL_ENABLE);
+	cr_assert_eq(
+		vfx_cfg_rd(&mb.fx, vfx_find_cap(&mb.fx, PCI_CAP_ID_MSIX, 0) + MSIX_CAP_CTRL, 2) &
+			MSIX_CTRL_ENABLE,
+		MSIX_CTRL_ENABLE);
 	for (unsigned int v = 0; v < NVEC; v++) {
 		cr_assert_gt(atomic_load(&msi_unmasked[v]), 0, "vector %u route", v);
 		cr_assert_eq(msi_data[v], 0x40 + v);
-		cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_MSIX_TABLE_OFF + 16 * v + 8, 4), 0x40 + v);
+		cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_MSIX_TABLE_OFF + 16 * v + 8, 4),
+			     0x40 + v);
 	}
 	/* The transport reads as the driver left it. */
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_DFSELECT, 4), 1);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_DF, 4) & 1, 1, "VERSION_1 in word 1");
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_MSIX, 2), CFG_VEC);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_Q_MSIX, 2), Q_VEC);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_Q_DESCLO, 4), DESC_GPA);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_Q_USEDLO, 4), USED_GPA);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_DFSELECT, 4), 1);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_DF, 4) & 1, 1, "VERSION_1 in word 1");
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_MSIX, 2), CFG_VEC);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_Q_MSIX, 2), Q_VEC);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_Q_DESCLO, 4), DESC_GPA);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_Q_USEDLO, 4), USED_GPA);
 	/* Saving again gives the same state. */
 	snap_writer_init(&w);
-	cr_assert_eq(pci_root_save(mb.root, &w, "pci"), 0);
+	cr_assert_eq(pci_root_save(mb.fx.root, &w, "pci"), 0);
 	cr_assert_eq(virtio_pci_save(mb.vp, &w, "virtio-rng0"), 0);
 	cr_assert_eq(snap_save(&w, path, &err), 0);
 	snap_writer_free(&w);
@@ -912,9 +804,9 @@ Test(snap_virtio, rng_round_trip_keeps_working)
 	assert_same_section(&f, &g, "pci");
 	assert_same_section(&f, &g, "virtio-rng0");
 	/* A request after restore completes on the next used slot, with an interrupt. */
-	offer(1, 32, 2);
+	offer(&mb, 1, 32, 2);
 	kick_at(MOVED_BAR + VIRTIO_PCI_NOTIFY_OFF);
-	cr_assert(wait_used(2));
+	cr_assert(wait_used(&mb, 2));
 	cr_assert_eq(le32toh(u->ring[1].id), 1);
 	cr_assert_eq(le32toh(u->ring[1].len), 32);
 	cr_assert_gt(wait_vector(Q_VEC), 0);
@@ -934,13 +826,13 @@ Test(snap_virtio, rng_round_trip_keeps_working)
 static void restore_refused(struct snap_file *f, int code, const char *what)
 {
 	machine_up(&mb, NULL);
-	cr_assert_eq(pci_root_restore(mb.root, f, "pci", &err), 0, "%s", err.msg);
+	cr_assert_eq(pci_root_restore(mb.fx.root, f, "pci", &err), 0, "%s", err.msg);
 	cr_assert_eq(virtio_pci_restore(mb.vp, f, "virtio-rng0", &err), code, "%s", err.msg);
 	cr_assert(strstr(err.msg, "virtio-rng0") && strstr(err.msg, what), "%s", err.msg);
 	/* Reset, not half loaded. */
-	mb.bar0 = pci_bar_address(virtio_pci_pci(mb.vp), 0);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_STATUS, 1), 0);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	mb.fx.bar0 = pci_bar_address(virtio_pci_pci(mb.vp), 0);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_STATUS, 1), 0);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 }
 
 Test(snap_virtio, refuses_queue_size_not_power_of_two)
@@ -959,7 +851,7 @@ Test(snap_virtio, refuses_ring_outside_ram)
 	uint8_t gpa[8];
 
 	busy_machine_saved(&f);
-	put(gpa, 8, RAM - 16);
+	vfx_put(gpa, 8, RAM - 16);
 	patch(&f, "virtio-rng0", VS_Q0_DESC, gpa, 8, VIRTIO_PCI_STATE_VERSION, "pci");
 	restore_refused(&f, -EINVAL, "queue 0");
 	snap_close(&f);
@@ -988,19 +880,19 @@ Test(snap_virtio, refuses_overlapping_bar)
 
 	busy_machine_saved(&f);
 	/* Point the BAR at the ECAM window: decoding it there would overlap. */
-	put(addr, 8, LAYOUT_ECAM_BASE | PCI_BAR_MEM_TYPE_64);
+	vfx_put(addr, 8, LAYOUT_ECAM_BASE | PCI_BAR_MEM_TYPE_64);
 	patch(&f, "pci", PS_SLOT1_CFG + PCI_BASE_ADDRESS_0, addr, 8, PCI_STATE_VERSION, NULL);
-	put(addr, 8, LAYOUT_ECAM_BASE);
+	vfx_put(addr, 8, LAYOUT_ECAM_BASE);
 	patch(&f, "pci", PS_SLOT1_BAR + 1, addr, 8, PCI_STATE_VERSION, NULL);
 	machine_up(&mb, NULL);
-	before = mb.bar0;
-	cr_assert_eq(pci_root_restore(mb.root, &f, "pci", &err), -EINVAL);
+	before = mb.fx.bar0;
+	cr_assert_eq(pci_root_restore(mb.fx.root, &f, "pci", &err), -EINVAL);
 	cr_assert(strstr(err.msg, "pci") && strstr(err.msg, "BAR 0"), "%s", err.msg);
 	/* Every device as it was: the BAR still decoded where it was assigned. */
 	cr_assert_eq(pci_bar_address(virtio_pci_pci(mb.vp), 0), before);
 	cr_assert_eq(nioev, 1);
 	cr_assert_eq(ioev[0].addr, before + VIRTIO_PCI_NOTIFY_OFF);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
 	snap_close(&f);
 }
 
@@ -1012,15 +904,15 @@ Test(snap_virtio, refuses_pci_mismatch_and_bad_msix)
 	busy_machine_saved(&f);
 	patch(&f, "pci", vec0 + 12, "\x02", 1, PCI_STATE_VERSION, NULL);
 	machine_up(&mb, NULL);
-	cr_assert_eq(pci_root_restore(mb.root, &f, "pci", &err), -EINVAL);
+	cr_assert_eq(pci_root_restore(mb.fx.root, &f, "pci", &err), -EINVAL);
 	cr_assert(strstr(err.msg, "MSI-X vector 0"), "%s", err.msg);
 	cr_assert(!msix_enabled(virtio_pci_pci(mb.vp)), "left as created");
 	patch(&f, "pci", vec0 + 12, "\x00", 1, PCI_STATE_VERSION, NULL);
 	patch(&f, "pci", PS_SLOT1_CFG + PCI_SUBSYSTEM_ID, "\x77", 1, PCI_STATE_VERSION, NULL);
-	cr_assert_eq(pci_root_restore(mb.root, &f, "pci", &err), -EINVAL);
+	cr_assert_eq(pci_root_restore(mb.fx.root, &f, "pci", &err), -EINVAL);
 	cr_assert(strstr(err.msg, "read-only config byte 0x2e"), "%s", err.msg);
 	patch(&f, "pci", 0, "", 0, 2, NULL);
-	cr_assert_eq(pci_root_restore(mb.root, &f, "pci", &err), -EPROTO);
+	cr_assert_eq(pci_root_restore(mb.fx.root, &f, "pci", &err), -EPROTO);
 	snap_close(&f);
 }
 
@@ -1036,7 +928,7 @@ Test(snap_virtio, balloon_target_and_actual)
 	machine_down(&ma);
 	machine_up(&ma, &o);
 	virtio_balloon_set_target(ma.bal, 24 * MiB);
-	bar_wr(&ma, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BALLOON_CFG_ACTUAL, 4, 1234);
+	vfx_bar_wr(&ma.fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BALLOON_CFG_ACTUAL, 4, 1234);
 	snap_writer_init(&w);
 	cr_assert_eq(virtio_pci_save(ma.vp, &w, "virtio-balloon0"), 0);
 	to_file(&w, &f);
@@ -1045,9 +937,10 @@ Test(snap_virtio, balloon_target_and_actual)
 	virtio_balloon_get_stats(mb.bal, &st);
 	cr_assert_eq(st.num_pages, 24 * MiB / 4096);
 	cr_assert_eq(st.actual, 1234);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BALLOON_CFG_NUM_PAGES, 4),
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BALLOON_CFG_NUM_PAGES, 4),
 		     24 * MiB / 4096);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BALLOON_CFG_ACTUAL, 4), 1234);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BALLOON_CFG_ACTUAL, 4),
+		     1234);
 	snap_close(&f);
 }
 
@@ -1139,7 +1032,7 @@ Test(snap_legacy, random_damage_is_survived)
 
 static int fuzz_pci_restore(const struct snap_file *f, const char *name)
 {
-	return pci_root_restore(mb.root, f, name, &err);
+	return pci_root_restore(mb.fx.root, f, name, &err);
 }
 
 static int fuzz_virtio_restore(const struct snap_file *f, const char *name)
@@ -1156,10 +1049,10 @@ Test(snap_virtio, random_damage_is_survived)
 	mutate_and_restore(&f, "virtio-rng0", "pci", 300, fuzz_virtio_restore);
 	mutate_and_restore(&f, "pci", "virtio-rng0", 300, fuzz_pci_restore);
 	/* The intact state still loads afterwards, into the same twin. */
-	cr_assert_eq(pci_root_restore(mb.root, &f, "pci", &err), 0, "%s", err.msg);
+	cr_assert_eq(pci_root_restore(mb.fx.root, &f, "pci", &err), 0, "%s", err.msg);
 	cr_assert_eq(virtio_pci_restore(mb.vp, &f, "virtio-rng0", &err), 0, "%s", err.msg);
-	mb.bar0 = pci_bar_address(virtio_pci_pci(mb.vp), 0);
-	cr_assert_eq(mb.bar0, MOVED_BAR);
-	cr_assert_eq(bar_rd(&mb, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	mb.fx.bar0 = pci_bar_address(virtio_pci_pci(mb.vp), 0);
+	cr_assert_eq(mb.fx.bar0, MOVED_BAR);
+	cr_assert_eq(vfx_bar_rd(&mb.fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
 	snap_close(&f);
 }

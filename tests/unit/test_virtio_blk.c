@@ -9,13 +9,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "../../src/common/util.h"
 #include "../../src/vmm/devices/msix.h"
 #include "../../src/vmm/layout.h"
 #include "../../src/vmm/virtio/blk.h"
+#include "virtio_fixture.h"
 
 #define RAM	    (4 * MiB)
 #define IMG_SIZE    (1 * MiB)
@@ -38,29 +38,8 @@
 	 1ULL << VIRTIO_BLK_F_WRITE_ZEROES | 1ULL << VIRTIO_BLK_F_BLK_SIZE |                       \
 	 1ULL << VIRTIO_BLK_F_SEG_MAX)
 
-static int vec_efd[NVEC];
-
-static void m_send(void *ctx, unsigned int v, const struct msi_msg *m)
-{
-}
-
-static void m_update(void *ctx, unsigned int v, const struct msi_msg *m, bool masked)
-{
-}
-
-static int m_eventfd(void *ctx, unsigned int v)
-{
-	return v < NVEC ? vec_efd[v] : -EINVAL;
-}
-
-static const struct msi_ops m_ops = {.send = m_send, .update = m_update, .eventfd = m_eventfd};
-
-static struct gmem mem;
-static struct bus pio, mmio;
-static struct pci_root *root;
-static struct iothread *io;
+static struct vfx fx;
 static struct virtio_blk *blk;
-static uint64_t bar0;
 static struct error err;
 static char img[] = "/tmp/bunshin-vblk-XXXXXX";
 static int img_fd = -1;
@@ -82,16 +61,7 @@ static void fake_advance(uint64_t ns)
 
 static void machine_up_q(bool read_only, unsigned int queues)
 {
-	struct pci_root_config c = {
-		.ecam_base = LAYOUT_ECAM_BASE,
-		.nbuses = 1,
-		.mmio32_base = LAYOUT_PCI_MMIO32_BASE,
-		.mmio32_end = LAYOUT_PCI_MMIO32_END,
-		.io_base = LAYOUT_PCI_IO_BASE,
-		.io_end = LAYOUT_PCI_IO_END,
-	};
 	struct virtio_blk_opts o = {.read_only = read_only, .id = "testdisk", .queues = queues};
-	struct virtio_pci_host host;
 
 	error_clear(&err);
 	avail_idx = 0;
@@ -106,21 +76,11 @@ static void machine_up_q(bool read_only, unsigned int queues)
 		o.clock_ns = fake_clock;
 		fake_ns = 1000000000ULL;
 	}
-	for (int i = 0; i < NVEC; i++)
-		vec_efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	cr_assert_eq(gmem_init(&mem, RAM, &err), 0, "%s", err.msg);
-	bus_init(&pio, "pio");
-	bus_init(&mmio, "mmio");
-	root = pci_root_create(&pio, &mmio, &c);
-	cr_assert_not_null(root);
-	io = iothread_create("test-io", &err);
-	cr_assert_not_null(io, "%s", err.msg);
 	/* no ioevent sink: notifications take the bus path */
-	host = (struct virtio_pci_host){.mem = &mem, .io = io, .msi = {.ops = &m_ops}};
-	blk = virtio_blk_create(&host, root, &o, &err);
+	vfx_up(&fx, &(struct vfx_opts){.ram = RAM, .nvec = NVEC});
+	blk = virtio_blk_create(&fx.host, fx.root, &o, &err);
 	cr_assert_not_null(blk, "%s", err.msg);
-	bar0 = pci_bar_address(virtio_pci_pci(virtio_blk_transport(blk)), 0);
-	cr_assert_neq(bar0, 0);
+	vfx_attach(&fx, virtio_blk_transport(blk));
 }
 
 static void setup_rw(void)
@@ -141,15 +101,9 @@ static void setup_mq(void)
 /* The VMM's order: I/O thread, root, devices, then guest memory. */
 static void teardown(void)
 {
-	iothread_stop(io);
-	pci_root_destroy(root);
+	vfx_stop(&fx);
 	virtio_blk_destroy(blk);
-	iothread_destroy(io);
-	bus_destroy(&pio);
-	bus_destroy(&mmio);
-	gmem_destroy(&mem);
-	for (int i = 0; i < NVEC; i++)
-		close(vec_efd[i]);
+	vfx_down(&fx);
 	close(img_fd);
 	unlink(img);
 }
@@ -160,147 +114,64 @@ TestSuite(vblk_mq, .init = setup_mq, .fini = teardown);
 
 /* ---- driver side ---- */
 
-static uint64_t le(const uint8_t *b, uint32_t len)
+/* The single-queue rings, at the size the test asked for. */
+static struct vfx_ring ring0(uint16_t size)
 {
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static void put(uint8_t *b, uint32_t len, uint64_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t bar_rd(uint64_t off, uint32_t len)
-{
-	uint8_t b[8];
-
-	cr_assert(bus_read(&mmio, bar0 + off, b, len));
-	return le(b, len);
-}
-
-static void bar_wr(uint64_t off, uint32_t len, uint64_t v)
-{
-	uint8_t b[8];
-
-	put(b, len, v);
-	cr_assert(bus_write(&mmio, bar0 + off, b, len));
-}
-
-static uint64_t device_features(void)
-{
-	uint64_t f;
-
-	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
-	f = bar_rd(VIRTIO_PCI_COMMON_DF, 4);
-	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
-	return f | bar_rd(VIRTIO_PCI_COMMON_DF, 4) << 32;
-}
-
-static void set_status(uint8_t s)
-{
-	bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, s);
+	return (struct vfx_ring){DESC_GPA, AVAIL_GPA, USED_GPA, size};
 }
 
 static void bring_up(uint64_t f)
 {
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
-	bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, qsize);
-	bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)DESC_GPA);
-	bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)AVAIL_GPA);
-	bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)USED_GPA);
-	bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-	set_status(0x0f);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	struct vfx_ring r = ring0(qsize);
+
+	vfx_bring_up(&fx, f, &r, 1);
 }
-
-static void *gp(uint64_t gpa, uint64_t len)
-{
-	void *p = gmem_ptr(&mem, gpa, len);
-
-	cr_assert_not_null(p);
-	return p;
-}
-
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;
-};
 
 /* Offers one chain of descriptors 0..n-1, notifies, and waits for it to be used. */
-static bool run_chain(const struct seg *s, int n)
+static bool run_chain(const struct vfx_seg *s, int n)
 {
-	struct virtq_avail *a = gp(AVAIL_GPA, 4 + 2 * QSIZE);
-	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
-
-	for (int i = 0; i < n; i++) {
-		struct virtq_desc *d = gp(DESC_GPA + 16 * i, 16);
-
-		d->addr = htole64(s[i].gpa);
-		d->len = htole32(s[i].len);
-		d->flags = htole16((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
-				   (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-		d->next = htole16(i + 1);
-	}
-	a->ring[avail_idx % QSIZE] = 0;
-	avail_idx++;
-	__atomic_store_n(&a->idx, htole16(avail_idx), __ATOMIC_RELEASE);
-	bar_wr(VIRTIO_PCI_NOTIFY_OFF, 2, 0);
-	for (int i = 0; i < 2000; i++) {
-		if (le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE)) == avail_idx) {
-			used_len = le32toh(u->ring[(avail_idx - 1) % QSIZE].len);
-			return true;
-		}
-		usleep(1000);
-	}
-	return false;
+	vfx_chain(&fx, ring0(QSIZE), 0, s, n);
+	vfx_avail_push(&fx, ring0(QSIZE), &avail_idx, 0);
+	vfx_notify(&fx, 0);
+	if (!vfx_wait_used(&fx, ring0(QSIZE), avail_idx, 2000))
+		return false;
+	used_len = vfx_used_elem(&fx, ring0(QSIZE), avail_idx - 1).len;
+	return true;
 }
 
 static void set_hdr(uint32_t type, uint64_t sector)
 {
-	uint8_t *h = gp(HDR_GPA, VIRTIO_BLK_HDR_SIZE);
+	uint8_t *h = vfx_gp(&fx, HDR_GPA, VIRTIO_BLK_HDR_SIZE);
 
-	put(h, 4, type);
-	put(h + 4, 4, 0);
-	put(h + 8, 8, sector);
+	vfx_put(h, 4, type);
+	vfx_put(h + 4, 4, 0);
+	vfx_put(h + 8, 8, sector);
 }
 
 /* header, data (if len), status; returns the status byte. */
 static uint8_t req(uint32_t type, uint64_t sector, uint32_t len, bool dev_writes)
 {
-	struct seg s[3];
+	struct vfx_seg s[3];
 	int n = 0;
-	uint8_t *st = gp(STATUS_GPA, 1);
+	uint8_t *st = vfx_gp(&fx, STATUS_GPA, 1);
 
 	set_hdr(type, sector);
 	*st = 0xee;
-	s[n++] = (struct seg){HDR_GPA, VIRTIO_BLK_HDR_SIZE, false};
+	s[n++] = (struct vfx_seg){HDR_GPA, VIRTIO_BLK_HDR_SIZE, false};
 	if (len)
-		s[n++] = (struct seg){DATA_GPA, len, dev_writes};
-	s[n++] = (struct seg){STATUS_GPA, 1, true};
+		s[n++] = (struct vfx_seg){DATA_GPA, len, dev_writes};
+	s[n++] = (struct vfx_seg){STATUS_GPA, 1, true};
 	cr_assert(run_chain(s, n), "request not completed");
 	return *st;
 }
 
 static uint8_t dwz(uint32_t type, uint64_t sector, uint32_t n, uint32_t flags)
 {
-	uint8_t *seg = gp(DATA_GPA, VIRTIO_BLK_DWZ_SEG_SIZE);
+	uint8_t *seg = vfx_gp(&fx, DATA_GPA, VIRTIO_BLK_DWZ_SEG_SIZE);
 
-	put(seg, 8, sector);
-	put(seg + 8, 4, n);
-	put(seg + 12, 4, flags);
+	vfx_put(seg, 8, sector);
+	vfx_put(seg + 8, 4, n);
+	vfx_put(seg + 12, 4, flags);
 	return req(type, 0, VIRTIO_BLK_DWZ_SEG_SIZE, false);
 }
 
@@ -314,26 +185,28 @@ static void fill(uint8_t *p, size_t len, uint8_t seed)
 
 Test(vblk, identity_features_and_config)
 {
-	uint64_t f = device_features();
+	uint64_t f = vfx_device_features(&fx);
 	struct pci_device *d = virtio_pci_pci(virtio_blk_transport(blk));
 
 	cr_assert_eq(pci_config_get16(d, PCI_DEVICE_ID), 0x1042);
 	cr_assert_eq(f & F_ALL, F_ALL);
 	cr_assert_not(f & (1ULL << VIRTIO_BLK_F_RO));
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_CAPACITY, 4), IMG_SIZE / 512);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_CAPACITY + 4, 4), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_SEG_MAX, 4), DISK_IOV_MAX - 2);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_BLK_SIZE, 4), 512);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_DISCARD_SEG, 4), 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_WZ_SEG, 4), 1);
-	cr_assert_gt(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_MAX_DISCARD, 4), 0);
-	cr_assert_gt(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_MAX_WZ, 4), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_WZ_MAY_UNMAP, 1), 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_CAPACITY, 4),
+		     IMG_SIZE / 512);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_CAPACITY + 4, 4), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_SEG_MAX, 4),
+		     DISK_IOV_MAX - 2);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_BLK_SIZE, 4), 512);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_DISCARD_SEG, 4), 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_WZ_SEG, 4), 1);
+	cr_assert_gt(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_MAX_DISCARD, 4), 0);
+	cr_assert_gt(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_MAX_WZ, 4), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_WZ_MAY_UNMAP, 1), 1);
 }
 
 Test(vblk, write_read_round_trip)
 {
-	uint8_t *data = gp(DATA_GPA, 4096), want[4096], file[4096];
+	uint8_t *data = vfx_gp(&fx, DATA_GPA, 4096), want[4096], file[4096];
 
 	bring_up(F_ALL);
 	fill(data, 4096, 3);
@@ -350,7 +223,7 @@ Test(vblk, write_read_round_trip)
 
 Test(vblk, flush_and_get_id)
 {
-	char *id = gp(DATA_GPA, 20);
+	char *id = vfx_gp(&fx, DATA_GPA, 20);
 
 	bring_up(F_ALL);
 	cr_assert_eq(req(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
@@ -366,7 +239,7 @@ Test(vblk, writes_go_through_without_flush)
 	struct virtio_blk_stats st;
 
 	bring_up(F_VERSION_1);
-	fill(gp(DATA_GPA, 4096), 4096, 5);
+	fill(vfx_gp(&fx, DATA_GPA, 4096), 4096, 5);
 	cr_assert_eq(req(VIRTIO_BLK_T_OUT, 0, 4096, false), VIRTIO_BLK_S_OK);
 	virtio_blk_get_stats(blk, &st);
 	cr_assert_eq(st.writes, 1);
@@ -379,7 +252,7 @@ Test(vblk, writes_are_cached_when_the_guest_can_flush)
 	struct virtio_blk_stats st;
 
 	bring_up(F_ALL);
-	fill(gp(DATA_GPA, 4096), 4096, 5);
+	fill(vfx_gp(&fx, DATA_GPA, 4096), 4096, 5);
 	cr_assert_eq(req(VIRTIO_BLK_T_OUT, 0, 4096, false), VIRTIO_BLK_S_OK);
 	cr_assert_eq(req(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
 	virtio_blk_get_stats(blk, &st);
@@ -397,7 +270,7 @@ Test(vblk, flush_without_the_feature_is_unsupported)
 
 Test(vblk, discard_and_write_zeroes)
 {
-	uint8_t *data = gp(DATA_GPA, 4096), zero[4096] = {0};
+	uint8_t *data = vfx_gp(&fx, DATA_GPA, 4096), zero[4096] = {0};
 
 	bring_up(F_ALL);
 	fill(data, 4096, 9);
@@ -440,14 +313,14 @@ Test(vblk, unknown_type_is_unsupported)
 
 Test(vblk, malformed_headers_fail_without_breaking_the_queue)
 {
-	uint8_t *st = gp(STATUS_GPA, 1);
-	struct seg shorthdr[] = {{HDR_GPA, 8, false}, {STATUS_GPA, 1, true}};
-	struct seg split[] = {{HDR_GPA, 8, false},
-			      {HDR_GPA + 8, 8, false},
-			      {DATA_GPA, 512, true},
-			      {STATUS_GPA, 1, true}};
-	struct seg nostatus[] = {{HDR_GPA, 16, false}};
-	struct seg hdr_writable[] = {{HDR_GPA, 16, true}};
+	uint8_t *st = vfx_gp(&fx, STATUS_GPA, 1);
+	struct vfx_seg shorthdr[] = {{HDR_GPA, 8, false}, {STATUS_GPA, 1, true}};
+	struct vfx_seg split[] = {{HDR_GPA, 8, false},
+				  {HDR_GPA + 8, 8, false},
+				  {DATA_GPA, 512, true},
+				  {STATUS_GPA, 1, true}};
+	struct vfx_seg nostatus[] = {{HDR_GPA, 16, false}};
+	struct vfx_seg hdr_writable[] = {{HDR_GPA, 16, true}};
 
 	bring_up(F_ALL);
 	set_hdr(VIRTIO_BLK_T_IN, 0);
@@ -465,7 +338,8 @@ Test(vblk, malformed_headers_fail_without_breaking_the_queue)
 	/* no readable header at all */
 	cr_assert(run_chain(hdr_writable, 1));
 	cr_assert_eq(used_len, 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f, "the device must not break");
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f,
+		     "the device must not break");
 	cr_assert_eq(req(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
 }
 
@@ -474,20 +348,20 @@ Test(vblk, reset_with_requests_in_flight)
 	bring_up(F_ALL);
 	for (int i = 0; i < 20; i++) {
 		cr_assert_eq(req(VIRTIO_BLK_T_OUT, (uint64_t)i * 8, 4096, false), VIRTIO_BLK_S_OK);
-		set_status(0);
-		cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
+		vfx_set_status(&fx, 0);
+		cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0);
 		avail_idx = 0;
-		memset(gp(USED_GPA, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
-		memset(gp(AVAIL_GPA, 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
+		memset(vfx_used(&fx, ring0(QSIZE)), 0, 4 + 8 * QSIZE);
+		memset(vfx_avail(&fx, ring0(QSIZE)), 0, 4 + 2 * QSIZE);
 		bring_up(F_ALL);
 	}
 }
 
 Test(vblk_ro, writes_fail_reads_work)
 {
-	uint8_t *data = gp(DATA_GPA, 4096);
+	uint8_t *data = vfx_gp(&fx, DATA_GPA, 4096);
 
-	cr_assert(device_features() & (1ULL << VIRTIO_BLK_F_RO));
+	cr_assert(vfx_device_features(&fx) & (1ULL << VIRTIO_BLK_F_RO));
 	bring_up(F_ALL | 1ULL << VIRTIO_BLK_F_RO);
 	cr_assert_eq(req(VIRTIO_BLK_T_OUT, 0, 4096, false), VIRTIO_BLK_S_IOERR);
 	cr_assert_eq(dwz(VIRTIO_BLK_T_DISCARD, 0, 8, 0), VIRTIO_BLK_S_IOERR);
@@ -505,21 +379,20 @@ Test(vblk_ro, writes_fail_reads_work)
  */
 Test(vblk, backpressure_loses_nothing)
 {
+	struct vfx_ring big = ring0(BIG_QSIZE);
 	struct virtq_avail *a;
-	struct virtq_used *u;
 	uint64_t tables = 0x200000, hdrs = 0x300000, sts = 0x310000;
-	bool done = false;
+	bool done;
 
 	qsize = BIG_QSIZE;
 	bring_up(F_ALL | 1ULL << VIRTIO_F_INDIRECT_DESC);
-	a = gp(AVAIL_GPA, 4 + 2 * BIG_QSIZE);
-	u = gp(USED_GPA, 4 + 8 * BIG_QSIZE);
+	a = vfx_avail(&fx, big);
 	for (int i = 0; i < BIG_QSIZE; i++) {
-		struct virtq_desc *d = gp(DESC_GPA + 16 * i, 16);
-		struct virtq_desc *t = gp(tables + 32 * i, 32);
+		struct virtq_desc *d = vfx_desc(&fx, big, i);
+		struct virtq_desc *t = vfx_gp(&fx, tables + 32 * i, 32);
 
-		put(gp(hdrs + 16 * i, 16), 4, VIRTIO_BLK_T_FLUSH);
-		*(uint8_t *)gp(sts + i, 1) = 0xee;
+		vfx_put(vfx_gp(&fx, hdrs + 16 * i, 16), 4, VIRTIO_BLK_T_FLUSH);
+		*(uint8_t *)vfx_gp(&fx, sts + i, 1) = 0xee;
 		t[0] = (struct virtq_desc){htole64(hdrs + 16 * i), htole32(16),
 					   htole16(VIRTQ_DESC_F_NEXT), htole16(1)};
 		t[1] = (struct virtq_desc){htole64(sts + i), htole32(1),
@@ -529,23 +402,20 @@ Test(vblk, backpressure_loses_nothing)
 		a->ring[i] = htole16(i);
 	}
 	__atomic_store_n(&a->idx, htole16(BIG_QSIZE), __ATOMIC_RELEASE);
-	bar_wr(VIRTIO_PCI_NOTIFY_OFF, 2, 0);
-	for (int i = 0; i < 5000 && !done; i++) {
-		done = le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE)) == BIG_QSIZE;
-		if (!done)
-			usleep(1000);
-	}
-	cr_assert(done, "only %u of %d used", le16toh(u->idx), BIG_QSIZE);
+	vfx_notify(&fx, 0);
+	done = vfx_wait_used(&fx, big, BIG_QSIZE, 5000);
+	cr_assert(done, "only %u of %d used", vfx_used_idx(&fx, big), BIG_QSIZE);
 	for (int i = 0; i < BIG_QSIZE; i++)
-		cr_assert_eq(*(uint8_t *)gp(sts + i, 1), VIRTIO_BLK_S_OK, "request %d", i);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+		cr_assert_eq(*(uint8_t *)vfx_gp(&fx, sts + i, 1), VIRTIO_BLK_S_OK, "request %d", i);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
 }
 
 /* ---- multiqueue ---- */
 
-static uint64_t mq_ring(unsigned int q, unsigned int part)
+/* Queue q's rings: desc, avail, used, a page each, three pages a queue. */
+static struct vfx_ring mq(unsigned int q)
 {
-	return MQ_RING_GPA + q * 0x3000ULL + part * 0x1000ULL;
+	return vfx_ring_at(MQ_RING_GPA + q * 0x3000ULL, QSIZE);
 }
 
 static uint64_t mq_io(unsigned int q)
@@ -556,87 +426,63 @@ static uint64_t mq_io(unsigned int q)
 /* Every queue with rings of its own, then DRIVER_OK. */
 static void bring_up_mq(uint64_t f, unsigned int nq)
 {
-	uint8_t s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
+	struct vfx_ring r[MQ_QUEUES];
 
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
-	set_status(s);
-	cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned int q = 0; q < nq; q++) {
-		bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
-		bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
-		bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)mq_ring(q, 0));
-		bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)mq_ring(q, 1));
-		bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)mq_ring(q, 2));
-		bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-	}
-	set_status(s | VIRTIO_STATUS_DRIVER_OK);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	cr_assert_leq(nq, MQ_QUEUES);
+	for (unsigned int q = 0; q < nq; q++)
+		r[q] = mq(q);
+	vfx_bring_up(&fx, f, r, nq);
 }
 
 /* Offers one request (header, 4 KiB, status) as the n-th chain of queue q, and notifies. */
 static void mq_post(unsigned int q, uint16_t n, uint32_t type, uint64_t sector)
 {
-	struct virtq_avail *a = gp(mq_ring(q, 1), 4 + 2 * QSIZE);
-	struct virtq_desc *d = gp(mq_ring(q, 0), 16 * 3);
 	uint64_t b = mq_io(q);
-	uint8_t *h = gp(b, VIRTIO_BLK_HDR_SIZE);
+	uint8_t *h = vfx_gp(&fx, b, VIRTIO_BLK_HDR_SIZE);
+	struct vfx_seg s[] = {
+		{b, 16, false}, {b + 0x1000, 4096, type == VIRTIO_BLK_T_IN}, {b + 16, 1, true}};
+	uint16_t idx = n;
 
-	put(h, 4, type);
-	put(h + 4, 4, 0);
-	put(h + 8, 8, sector);
-	*(uint8_t *)gp(b + 16, 1) = 0xee;
-	d[0] = (struct virtq_desc){htole64(b), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(1)};
-	d[1] = (struct virtq_desc){
-		htole64(b + 0x1000), htole32(4096),
-		htole16(VIRTQ_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? VIRTQ_DESC_F_WRITE : 0)),
-		htole16(2)};
-	d[2] = (struct virtq_desc){htole64(b + 16), htole32(1), htole16(VIRTQ_DESC_F_WRITE), 0};
-	a->ring[n % QSIZE] = 0;
-	__atomic_store_n(&a->idx, htole16(n + 1), __ATOMIC_RELEASE);
-	bar_wr(VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT_VAL * q, 2, q);
+	vfx_put(h, 4, type);
+	vfx_put(h + 4, 4, 0);
+	vfx_put(h + 8, 8, sector);
+	*(uint8_t *)vfx_gp(&fx, b + 16, 1) = 0xee;
+	vfx_chain(&fx, mq(q), 0, s, 3);
+	vfx_avail_push(&fx, mq(q), &idx, 0);
+	vfx_notify(&fx, q);
 }
 
 static uint16_t mq_used_idx(unsigned int q)
 {
-	struct virtq_used *u = gp(mq_ring(q, 2), 4 + 8 * QSIZE);
-
-	return le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE));
+	return vfx_used_idx(&fx, mq(q));
 }
 
 static bool mq_wait(unsigned int q, uint16_t idx)
 {
-	for (int i = 0; i < 2000; i++) {
-		if (mq_used_idx(q) == idx)
-			return true;
-		usleep(1000);
-	}
-	return false;
+	return vfx_wait_used(&fx, mq(q), idx, 2000);
 }
 
 Test(vblk, single_queue_offers_no_mq)
 {
-	cr_assert_not(device_features() & (1ULL << VIRTIO_BLK_F_MQ));
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_NUM_QUEUES, 2), 0);
+	cr_assert_not(vfx_device_features(&fx) & (1ULL << VIRTIO_BLK_F_MQ));
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_NUM_QUEUES, 2), 0);
 }
 
 Test(vblk_mq, offers_mq_and_num_queues)
 {
-	cr_assert(device_features() & (1ULL << VIRTIO_BLK_F_MQ));
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), MQ_QUEUES);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_NUM_QUEUES, 2), MQ_QUEUES);
+	cr_assert(vfx_device_features(&fx) & (1ULL << VIRTIO_BLK_F_MQ));
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_NUMQ, 2), MQ_QUEUES);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_BLK_CFG_NUM_QUEUES, 2),
+		     MQ_QUEUES);
 	cr_assert_eq(msix_nvectors(virtio_pci_pci(virtio_blk_transport(blk))),
 		     VIRTIO_PCI_MSIX_VECTORS(MQ_QUEUES));
 }
 
 Test(vblk_mq, request_on_queue_1_completes_on_queue_1)
 {
-	uint8_t *data = gp(mq_io(1) + 0x1000, 4096), want[4096], file[4096];
-	struct virtq_used *u = gp(mq_ring(1, 2), 4 + 8 * QSIZE);
+	uint8_t *data = vfx_gp(&fx, mq_io(1) + 0x1000, 4096), want[4096], file[4096];
+	struct virtq_used *u = vfx_used(&fx, mq(1));
 
 	bring_up_mq(F_ALL | 1ULL << VIRTIO_BLK_F_MQ, MQ_QUEUES);
 	fill(data, 4096, 41);
@@ -645,7 +491,7 @@ Test(vblk_mq, request_on_queue_1_completes_on_queue_1)
 	cr_assert(mq_wait(1, 1), "not completed on queue 1");
 	cr_assert_eq(le32toh(u->ring[0].id), 0);
 	cr_assert_eq(le32toh(u->ring[0].len), 1);
-	cr_assert_eq(*(uint8_t *)gp(mq_io(1) + 16, 1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)vfx_gp(&fx, mq_io(1) + 16, 1), VIRTIO_BLK_S_OK);
 	for (unsigned int q = 0; q < MQ_QUEUES; q++)
 		if (q != 1)
 			cr_assert_eq(mq_used_idx(q), 0, "queue %u used something", q);
@@ -667,7 +513,7 @@ Test(vblk_mq, all_queues_at_once)
 	bring_up_mq(F_ALL | 1ULL << VIRTIO_BLK_F_MQ, MQ_QUEUES);
 	for (uint16_t round = 0; round < 8; round++) {
 		for (unsigned int q = 0; q < MQ_QUEUES; q++) {
-			uint8_t *data = gp(mq_io(q) + 0x1000, 4096);
+			uint8_t *data = vfx_gp(&fx, mq_io(q) + 0x1000, 4096);
 
 			fill(data, 4096, (uint8_t)(q * 16 + round));
 			memcpy(want[q], data, 4096);
@@ -675,26 +521,26 @@ Test(vblk_mq, all_queues_at_once)
 		}
 		for (unsigned int q = 0; q < MQ_QUEUES; q++) {
 			cr_assert(mq_wait(q, round + 1), "queue %u round %u", q, round);
-			cr_assert_eq(*(uint8_t *)gp(mq_io(q) + 16, 1), VIRTIO_BLK_S_OK);
+			cr_assert_eq(*(uint8_t *)vfx_gp(&fx, mq_io(q) + 16, 1), VIRTIO_BLK_S_OK);
 		}
 	}
 	for (unsigned int q = 0; q < MQ_QUEUES; q++) {
 		cr_assert_eq(pread(img_fd, file, 4096, (64 + q * 8) * 512), 4096);
 		cr_assert_arr_eq(file, want[q], 4096, "queue %u", q);
 	}
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
 }
 
 /* A driver that does not take MQ still gets a working queue 0. */
 Test(vblk_mq, without_mq_negotiated_queue_0_works)
 {
-	uint8_t *data = gp(mq_io(0) + 0x1000, 4096);
+	uint8_t *data = vfx_gp(&fx, mq_io(0) + 0x1000, 4096);
 
 	bring_up_mq(F_ALL, 1);
 	fill(data, 4096, 5);
 	mq_post(0, 0, VIRTIO_BLK_T_OUT, 0);
 	cr_assert(mq_wait(0, 1));
-	cr_assert_eq(*(uint8_t *)gp(mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)vfx_gp(&fx, mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
 }
 
 /* VIRTIO_F_RING_RESET on queue 1: queue 0 carries on, queue 1 starts over on fresh rings. */
@@ -705,25 +551,21 @@ Test(vblk_mq, queue_reset_of_one_queue_leaves_the_others)
 	bring_up_mq(f, 2);
 	mq_post(1, 0, VIRTIO_BLK_T_OUT, 8);
 	cr_assert(mq_wait(1, 1));
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
-	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 	mq_post(0, 0, VIRTIO_BLK_T_IN, 8);
 	cr_assert(mq_wait(0, 1), "queue 0 must keep working");
-	cr_assert_eq(*(uint8_t *)gp(mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)vfx_gp(&fx, mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
 
-	memset(gp(mq_ring(1, 1), 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
-	memset(gp(mq_ring(1, 2), 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
-	bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
-	bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)mq_ring(1, 0));
-	bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)mq_ring(1, 1));
-	bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)mq_ring(1, 2));
-	bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	memset(vfx_avail(&fx, mq(1)), 0, 4 + 2 * QSIZE);
+	memset(vfx_used(&fx, mq(1)), 0, 4 + 8 * QSIZE);
+	vfx_queue_setup(&fx, 1, mq(1));
 	mq_post(1, 0, VIRTIO_BLK_T_IN, 8);
 	cr_assert(mq_wait(1, 1), "queue 1 must work again from index 0");
-	cr_assert_eq(*(uint8_t *)gp(mq_io(1) + 16, 1), VIRTIO_BLK_S_OK);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	cr_assert_eq(*(uint8_t *)vfx_gp(&fx, mq_io(1) + 16, 1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
 }
 
 /* A queue reset with a request in flight: it finishes, and nothing is pushed after the reset. */
@@ -736,33 +578,28 @@ Test(vblk_mq, queue_reset_with_a_request_in_flight)
 		uint16_t seen;
 
 		mq_post(1, 0, VIRTIO_BLK_T_OUT, i * 8);
-		bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
-		bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+		vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+		vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
 		seen = mq_used_idx(1);
 		cr_assert_leq(seen, 1);
 		usleep(2000);
 		cr_assert_eq(mq_used_idx(1), seen, "pushed after the reset");
 		/* the driver reclaims its rings and starts over */
-		memset(gp(mq_ring(1, 2), 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
-		memset(gp(mq_ring(1, 1), 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
-		bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
-		bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)mq_ring(1, 0));
-		bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)mq_ring(1, 1));
-		bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)mq_ring(1, 2));
-		bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+		memset(vfx_used(&fx, mq(1)), 0, 4 + 8 * QSIZE);
+		memset(vfx_avail(&fx, mq(1)), 0, 4 + 2 * QSIZE);
+		vfx_queue_setup(&fx, 1, mq(1));
 	}
 	mq_post(1, 0, VIRTIO_BLK_T_OUT, 0);
 	cr_assert(mq_wait(1, 1));
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
 }
 
 Test(vblk, more_queues_than_supported_are_refused)
 {
 	struct virtio_blk_opts o = {.path = img, .queues = VIRTIO_BLK_MAX_QUEUES + 1};
-	struct virtio_pci_host host = {.mem = &mem, .io = io, .msi = {.ops = &m_ops}};
 	struct error e = {0};
 
-	cr_assert_null(virtio_blk_create(&host, root, &o, &e));
+	cr_assert_null(virtio_blk_create(&fx.host, fx.root, &o, &e));
 	cr_assert(strstr(e.msg, "17 queues"), "%s", e.msg);
 }
 
@@ -837,10 +674,10 @@ Test(vblk_rl, a_bucket_at_once_then_the_rest_as_it_refills)
 	assert_stays(0, 3 * RL_IOPS);
 	fake_advance(1000000000ULL);
 	cr_assert(mq_wait(0, RL_N));
-	cr_assert_eq(*(uint8_t *)gp(mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)vfx_gp(&fx, mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
 	cr_assert_eq(blk_stats().reads, RL_N);
 	cr_assert_eq(blk_stats().throttled, 3);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
 }
 
 Test(vblk_rl, flush_is_free)
@@ -900,13 +737,13 @@ Test(vblk_rl, reset_while_throttled)
 	bring_up_mq(F_ALL, 1);
 	post_many(0, RL_N, VIRTIO_BLK_T_IN);
 	cr_assert(mq_wait(0, RL_IOPS));
-	set_status(0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
-	memset(gp(mq_ring(0, 1), 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
-	memset(gp(mq_ring(0, 2), 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	vfx_set_status(&fx, 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0);
+	memset(vfx_avail(&fx, mq(0)), 0, 4 + 2 * QSIZE);
+	memset(vfx_used(&fx, mq(0)), 0, 4 + 8 * QSIZE);
 	bring_up_mq(F_ALL, 1);
 	fake_advance(1000000000ULL);
 	post_many(0, 2, VIRTIO_BLK_T_IN);
 	cr_assert(mq_wait(0, 2));
-	cr_assert_eq(*(uint8_t *)gp(mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)vfx_gp(&fx, mq_io(0) + 16, 1), VIRTIO_BLK_S_OK);
 }

@@ -20,7 +20,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,6 +28,7 @@
 #include "../../src/vmm/devices/msix.h"
 #include "../../src/vmm/layout.h"
 #include "../../src/vmm/virtio/net.h"
+#include "virtio_fixture.h"
 
 #define RAM	    (4 * MiB)
 #define QSIZE	    16
@@ -48,29 +48,8 @@
 	 F(VIRTIO_NET_F_GUEST_CSUM))
 
 static const uint8_t test_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
-static int vec_efd[NVEC];
-
-static void m_send(void *ctx, unsigned int v, const struct msi_msg *m)
-{
-}
-
-static void m_update(void *ctx, unsigned int v, const struct msi_msg *m, bool masked)
-{
-}
-
-static int m_eventfd(void *ctx, unsigned int v)
-{
-	return v < NVEC ? vec_efd[v] : -EINVAL;
-}
-
-static const struct msi_ops m_ops = {.send = m_send, .update = m_update, .eventfd = m_eventfd};
-
-static struct gmem mem;
-static struct bus pio, mmio;
-static struct pci_root *root;
-static struct iothread *io;
+static struct vfx fx;
 static struct virtio_net *net;
-static uint64_t bar0;
 static struct error err;
 static int pkt = -1; /* AF_PACKET on the tap: the network */
 static int ifindex;
@@ -122,35 +101,16 @@ static void link_up(void)
 
 static void machine_up(unsigned int pairs, const uint8_t *mac)
 {
-	struct pci_root_config c = {
-		.ecam_base = LAYOUT_ECAM_BASE,
-		.nbuses = 1,
-		.mmio32_base = LAYOUT_PCI_MMIO32_BASE,
-		.mmio32_end = LAYOUT_PCI_MMIO32_END,
-		.io_base = LAYOUT_PCI_IO_BASE,
-		.io_end = LAYOUT_PCI_IO_END,
-	};
 	struct virtio_net_opts o = {.tap = TAP, .mac = mac, .queue_pairs = pairs};
-	struct virtio_pci_host host;
 
 	private_netns();
 	error_clear(&err);
 	memset(tq, 0, sizeof(tq));
 	buf_next = BUF_GPA;
-	for (int i = 0; i < NVEC; i++)
-		vec_efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	cr_assert_eq(gmem_init(&mem, RAM, &err), 0, "%s", err.msg);
-	bus_init(&pio, "pio");
-	bus_init(&mmio, "mmio");
-	root = pci_root_create(&pio, &mmio, &c);
-	cr_assert_not_null(root);
-	io = iothread_create("test-io", &err);
-	cr_assert_not_null(io, "%s", err.msg);
-	host = (struct virtio_pci_host){.mem = &mem, .io = io, .msi = {.ops = &m_ops}};
-	net = virtio_net_create(&host, root, &o, &err);
+	vfx_up(&fx, &(struct vfx_opts){.ram = RAM, .nvec = NVEC});
+	net = virtio_net_create(&fx.host, fx.root, &o, &err);
 	cr_assert_not_null(net, "%s", err.msg);
-	bar0 = pci_bar_address(virtio_pci_pci(virtio_net_transport(net)), 0);
-	cr_assert_neq(bar0, 0);
+	vfx_attach(&fx, virtio_net_transport(net));
 	link_up();
 }
 
@@ -159,15 +119,9 @@ static void teardown(void)
 {
 	if (!net)
 		return;
-	iothread_stop(io);
-	pci_root_destroy(root);
+	vfx_stop(&fx);
 	virtio_net_destroy(net);
-	iothread_destroy(io);
-	bus_destroy(&pio);
-	bus_destroy(&mmio);
-	gmem_destroy(&mem);
-	for (int i = 0; i < NVEC; i++)
-		close(vec_efd[i]);
+	vfx_down(&fx);
 	if (pkt >= 0)
 		close(pkt);
 }
@@ -176,99 +130,32 @@ TestSuite(vnet, .fini = teardown);
 
 /* ---- driver side ---- */
 
-static uint64_t le(const uint8_t *b, uint32_t len)
+static struct vfx_ring ring(unsigned int q)
 {
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static void put(uint8_t *b, uint32_t len, uint64_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t bar_rd(uint64_t off, uint32_t len)
-{
-	uint8_t b[8];
-
-	cr_assert(bus_read(&mmio, bar0 + off, b, len));
-	return le(b, len);
-}
-
-static void bar_wr(uint64_t off, uint32_t len, uint64_t v)
-{
-	uint8_t b[8];
-
-	put(b, len, v);
-	cr_assert(bus_write(&mmio, bar0 + off, b, len));
-}
-
-static void *gp(uint64_t gpa, uint64_t len)
-{
-	void *p = gmem_ptr(&mem, gpa, len);
-
-	cr_assert_not_null(p);
-	return p;
-}
-
-static uint64_t device_features(void)
-{
-	uint64_t f;
-
-	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
-	f = bar_rd(VIRTIO_PCI_COMMON_DF, 4);
-	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
-	return f | bar_rd(VIRTIO_PCI_COMMON_DF, 4) << 32;
-}
-
-static uint8_t status(void)
-{
-	return (uint8_t)bar_rd(VIRTIO_PCI_COMMON_STATUS, 1);
-}
-
-static void set_status(uint8_t s)
-{
-	bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, s);
+	return (struct vfx_ring){RING_GPA(q) + DESC_OFF, RING_GPA(q) + AVAIL_OFF,
+				 RING_GPA(q) + USED_OFF, QSIZE};
 }
 
 /* Features, then FEATURES_OK; false when the device refused them. */
 static bool negotiate(uint64_t f)
 {
-	set_status(0);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	return status() & VIRTIO_STATUS_FEATURES_OK;
-}
-
-static void enable_queue(unsigned int q)
-{
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
-	bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
-	bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)(RING_GPA(q) + DESC_OFF));
-	bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)(RING_GPA(q) + AVAIL_OFF));
-	bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)(RING_GPA(q) + USED_OFF));
-	bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	vfx_set_status(&fx, 0);
+	return vfx_negotiate(&fx, f);
 }
 
 /* Negotiates f, enables queues [0, nq), DRIVER_OK. */
 static void bring_up(uint64_t f, unsigned int nq)
 {
+	struct vfx_ring r[NVEC];
+
+	cr_assert_leq(nq, NVEC);
 	memset(tq, 0, sizeof(tq));
-	for (unsigned int q = 0; q < nq; q++)
-		memset(gp(RING_GPA(q), 0x10000), 0, 0x10000);
-	cr_assert(negotiate(f), "features 0x%llx refused", (unsigned long long)f);
-	for (unsigned int q = 0; q < nq; q++)
-		enable_queue(q);
-	set_status(0x0f);
-	cr_assert_eq(status(), 0x0f);
+	for (unsigned int q = 0; q < nq; q++) {
+		memset(vfx_gp(&fx, RING_GPA(q), 0x10000), 0, 0x10000);
+		r[q] = ring(q);
+	}
+	vfx_set_status(&fx, 0);
+	vfx_bring_up(&fx, f, r, nq);
 }
 
 /* Guest memory for a buffer of len bytes. */
@@ -281,63 +168,37 @@ static uint64_t galloc(uint32_t len)
 	return g;
 }
 
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;
-};
-
 /* Offers one chain on queue q and notifies; returns its head. */
-static uint16_t offer(unsigned int q, const struct seg *s, int n)
+static uint16_t offer(unsigned int q, const struct vfx_seg *s, int n)
 {
-	struct virtq_avail *a = gp(RING_GPA(q) + AVAIL_OFF, 4 + 2 * QSIZE);
 	struct tq *t = &tq[q];
 	uint16_t head = t->next_desc % QSIZE;
 
-	for (int i = 0; i < n; i++) {
-		uint16_t idx = (t->next_desc + i) % QSIZE;
-		struct virtq_desc *d = gp(RING_GPA(q) + DESC_OFF + 16 * idx, 16);
-
-		d->addr = htole64(s[i].gpa);
-		d->len = htole32(s[i].len);
-		d->flags = htole16((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
-				   (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-		d->next = htole16((idx + 1) % QSIZE);
-	}
+	vfx_chain(&fx, ring(q), head, s, n);
 	t->next_desc += n;
-	a->ring[t->avail_idx % QSIZE] = htole16(head);
-	t->avail_idx++;
-	__atomic_store_n(&a->idx, htole16(t->avail_idx), __ATOMIC_RELEASE);
-	bar_wr(VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT_VAL * q, 2, q);
+	vfx_avail_push(&fx, ring(q), &t->avail_idx, head);
+	vfx_notify(&fx, q);
 	return head;
 }
 
 /* Waits for the next used element of q: true with its id and length. */
 static bool next_used(unsigned int q, uint32_t *id, uint32_t *len)
 {
-	struct virtq_used *u = gp(RING_GPA(q) + USED_OFF, 4 + 8 * QSIZE);
 	struct tq *t = &tq[q];
+	struct virtq_used_elem e;
 
-	for (int i = 0; i < 2000; i++) {
-		if (le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE)) != t->used_seen) {
-			*id = le32toh(u->ring[t->used_seen % QSIZE].id);
-			*len = le32toh(u->ring[t->used_seen % QSIZE].len);
-			t->used_seen++;
-			return true;
-		}
-		usleep(1000);
-	}
-	return false;
+	if (!vfx_wait_used_past(&fx, ring(q), t->used_seen, 2000))
+		return false;
+	e = vfx_used_elem(&fx, ring(q), t->used_seen);
+	*id = e.id;
+	*len = e.len;
+	t->used_seen++;
+	return true;
 }
 
 static bool wait_needs_reset(void)
 {
-	for (int i = 0; i < 2000; i++) {
-		if (status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
-			return true;
-		usleep(1000);
-	}
-	return false;
+	return vfx_wait_status(&fx, VIRTIO_STATUS_DEVICE_NEEDS_RESET, 2000);
 }
 
 /* A test frame: broadcast, from src, our EtherType, then a pattern. */
@@ -392,27 +253,27 @@ Test(vnet, identity_features_and_config)
 
 	machine_up(1, test_mac);
 	d = virtio_pci_pci(virtio_net_transport(net));
-	f = device_features();
+	f = vfx_device_features(&fx);
 	cr_assert_eq(pci_config_get16(d, PCI_DEVICE_ID), 0x1041);
 	cr_assert_eq(f & want, want, "offered 0x%llx", (unsigned long long)f);
 	cr_assert_not(f & F(VIRTIO_NET_F_MQ), "MQ only with more than one pair");
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 3);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_NUMQ, 2), 3);
 	for (int i = 0; i < 6; i++)
-		cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + i, 1),
+		cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + i, 1),
 			     test_mac[i]);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_STATUS, 2),
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_STATUS, 2),
 		     VIRTIO_NET_S_LINK_UP);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAX_PAIRS, 2), 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAX_PAIRS, 2), 1);
 }
 
 Test(vnet, multiqueue_config_and_random_mac)
 {
 	machine_up(2, NULL);
-	cr_assert(device_features() & F(VIRTIO_NET_F_MQ));
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 5);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAX_PAIRS, 2), 2);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC, 4) & 0xffffff, 0x005452,
-		     "a random MAC starts 52:54:00");
+	cr_assert(vfx_device_features(&fx) & F(VIRTIO_NET_F_MQ));
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_NUMQ, 2), 5);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAX_PAIRS, 2), 2);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC, 4) & 0xffffff,
+		     0x005452, "a random MAC starts 52:54:00");
 }
 
 Test(vnet, feature_dependencies_are_enforced)
@@ -438,23 +299,23 @@ Test(vnet, transmit_reaches_the_tap)
 	machine_up(1, test_mac);
 	bring_up(F_BASE, 2);
 	/* header and frame in two descriptors */
-	memset(gp(hdr, VIRTIO_NET_HDR_SIZE), 0, VIRTIO_NET_HDR_SIZE);
-	make_frame(gp(frame, 128), 128, test_mac, 1);
-	memcpy(want, gp(frame, 128), 128);
-	offer(1, (struct seg[]){{hdr, VIRTIO_NET_HDR_SIZE, false}, {frame, 128, false}}, 2);
+	memset(vfx_gp(&fx, hdr, VIRTIO_NET_HDR_SIZE), 0, VIRTIO_NET_HDR_SIZE);
+	make_frame(vfx_gp(&fx, frame, 128), 128, test_mac, 1);
+	memcpy(want, vfx_gp(&fx, frame, 128), 128);
+	offer(1, (struct vfx_seg[]){{hdr, VIRTIO_NET_HDR_SIZE, false}, {frame, 128, false}}, 2);
 	cr_assert(next_used(1, &id, &len), "transmit chain not used");
 	cr_assert_eq(id, 0);
 	n = capture(got, sizeof(got));
 	cr_assert_eq(n, 128, "the frame must reach the tap, header stripped (got %zd)", n);
 	cr_assert_arr_eq(got, want, 128);
 	/* header and frame in one */
-	memset(gp(one, 12), 0, 12);
-	make_frame((uint8_t *)gp(one, 140) + 12, 128, test_mac, 2);
-	offer(1, (struct seg[]){{one, 140, false}}, 1);
+	memset(vfx_gp(&fx, one, 12), 0, 12);
+	make_frame((uint8_t *)vfx_gp(&fx, one, 140) + 12, 128, test_mac, 2);
+	offer(1, (struct vfx_seg[]){{one, 140, false}}, 1);
 	cr_assert(next_used(1, &id, &len));
 	cr_assert_eq(capture(got, sizeof(got)), 128);
-	cr_assert_arr_eq(got, (uint8_t *)gp(one, 140) + 12, 128);
-	cr_assert_not(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	cr_assert_arr_eq(got, (uint8_t *)vfx_gp(&fx, one, 140) + 12, 128);
+	cr_assert_not(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
 Test(vnet, transmit_with_writable_buffer_needs_reset)
@@ -463,8 +324,8 @@ Test(vnet, transmit_with_writable_buffer_needs_reset)
 
 	machine_up(1, test_mac);
 	bring_up(F_BASE, 2);
-	memset(gp(b, 128), 0, 128);
-	offer(1, (struct seg[]){{b, 64, false}, {b + 64, 64, true}}, 2);
+	memset(vfx_gp(&fx, b, 128), 0, 128);
+	offer(1, (struct vfx_seg[]){{b, 64, false}, {b + 64, 64, true}}, 2);
 	cr_assert(wait_needs_reset(), "a device-writable transmit buffer breaks the protocol");
 }
 
@@ -474,11 +335,11 @@ Test(vnet, transmit_shorter_than_header_needs_reset)
 
 	machine_up(1, test_mac);
 	bring_up(F_BASE, 2);
-	offer(1, (struct seg[]){{b, VIRTIO_NET_HDR_SIZE - 1, false}}, 1);
+	offer(1, (struct vfx_seg[]){{b, VIRTIO_NET_HDR_SIZE - 1, false}}, 1);
 	cr_assert(wait_needs_reset());
 	/* and the device comes back after a reset */
 	bring_up(F_BASE, 2);
-	cr_assert_not(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	cr_assert_not(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
 /* ---- receive ---- */
@@ -491,15 +352,16 @@ Test(vnet, receive_fills_a_buffer)
 
 	machine_up(1, test_mac);
 	bring_up(F_BASE, 2);
-	memset(gp(b, 2048), 0xaa, 2048);
-	offer(0, (struct seg[]){{b, 2048, true}}, 1);
+	memset(vfx_gp(&fx, b, 2048), 0xaa, 2048);
+	offer(0, (struct vfx_seg[]){{b, 2048, true}}, 1);
 	make_frame(f, sizeof(f), (const uint8_t[]){0x02, 0, 0, 0, 0, 1}, 7);
 	inject(f, sizeof(f));
 	cr_assert(next_used(0, &id, &len), "no frame received");
 	cr_assert_eq(id, 0);
 	cr_assert_eq(len, VIRTIO_NET_HDR_SIZE + sizeof(f));
-	g = gp(b, 2048);
-	cr_assert_eq(le(g + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 1, "num_buffers is 1 without merging");
+	g = vfx_gp(&fx, b, 2048);
+	cr_assert_eq(vfx_le(g + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 1,
+		     "num_buffers is 1 without merging");
 	cr_assert_arr_eq(g + VIRTIO_NET_HDR_SIZE, f, sizeof(f));
 }
 
@@ -514,10 +376,10 @@ Test(vnet, receive_waits_for_buffers)
 	make_frame(f, sizeof(f), (const uint8_t[]){0x02, 0, 0, 0, 0, 1}, 9);
 	inject(f, sizeof(f));
 	usleep(50000); /* the frame waits in the tap: nowhere to put it */
-	offer(0, (struct seg[]){{b, 2048, true}}, 1);
+	offer(0, (struct vfx_seg[]){{b, 2048, true}}, 1);
 	cr_assert(next_used(0, &id, &len), "the buffer's notification must resume receiving");
 	cr_assert_eq(len, VIRTIO_NET_HDR_SIZE + sizeof(f));
-	cr_assert_arr_eq((uint8_t *)gp(b, 2048) + VIRTIO_NET_HDR_SIZE, f, sizeof(f));
+	cr_assert_arr_eq((uint8_t *)vfx_gp(&fx, b, 2048) + VIRTIO_NET_HDR_SIZE, f, sizeof(f));
 }
 
 Test(vnet, mergeable_buffers_span_chains)
@@ -530,19 +392,20 @@ Test(vnet, mergeable_buffers_span_chains)
 	bring_up(F_BASE | F(VIRTIO_NET_F_MRG_RXBUF), 2);
 	for (int i = 0; i < 4; i++) {
 		b[i] = galloc(256);
-		offer(0, (struct seg[]){{b[i], 256, true}}, 1);
+		offer(0, (struct vfx_seg[]){{b[i], 256, true}}, 1);
 	}
 	make_frame(f, sizeof(f), (const uint8_t[]){0x02, 0, 0, 0, 0, 1}, 11);
 	inject(f, sizeof(f));
 	for (int i = 0; i < 3; i++)
 		cr_assert(next_used(0, &id[i], &len[i]), "used element %d missing", i);
 	cr_assert_eq(len[0] + len[1] + len[2], VIRTIO_NET_HDR_SIZE + sizeof(f));
-	cr_assert_eq(le((uint8_t *)gp(b[id[0]], 256) + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 3);
+	cr_assert_eq(vfx_le((uint8_t *)vfx_gp(&fx, b[id[0]], 256) + VIRTIO_NET_HDR_NUM_BUFFERS, 2),
+		     3);
 	for (int i = 0; i < 3; i++) {
 		uint32_t skip = i ? 0 : VIRTIO_NET_HDR_SIZE;
 
 		cr_assert_eq(id[i], (uint32_t)i, "buffers are used in order");
-		memcpy(got + off, (uint8_t *)gp(b[id[i]], 256) + skip, len[i] - skip);
+		memcpy(got + off, (uint8_t *)vfx_gp(&fx, b[id[i]], 256) + skip, len[i] - skip);
 		off += len[i] - skip;
 	}
 	cr_assert_arr_eq(got, f, sizeof(f));
@@ -556,7 +419,7 @@ Test(vnet, oversized_frame_is_dropped_and_buffer_reused)
 
 	machine_up(1, test_mac);
 	bring_up(F_BASE, 2);
-	offer(0, (struct seg[]){{b, 256, true}}, 1);
+	offer(0, (struct vfx_seg[]){{b, 256, true}}, 1);
 	make_frame(big, sizeof(big), (const uint8_t[]){0x02, 0, 0, 0, 0, 1}, 1);
 	make_frame(small, sizeof(small), (const uint8_t[]){0x02, 0, 0, 0, 0, 1}, 2);
 	inject(big, sizeof(big));
@@ -564,7 +427,8 @@ Test(vnet, oversized_frame_is_dropped_and_buffer_reused)
 	cr_assert(next_used(0, &id, &len));
 	cr_assert_eq(len, VIRTIO_NET_HDR_SIZE + sizeof(small),
 		     "the big frame must not arrive (len %u)", len);
-	cr_assert_arr_eq((uint8_t *)gp(b, 256) + VIRTIO_NET_HDR_SIZE, small, sizeof(small));
+	cr_assert_arr_eq((uint8_t *)vfx_gp(&fx, b, 256) + VIRTIO_NET_HDR_SIZE, small,
+			 sizeof(small));
 }
 
 Test(vnet, readable_receive_buffer_needs_reset)
@@ -573,7 +437,7 @@ Test(vnet, readable_receive_buffer_needs_reset)
 
 	machine_up(1, test_mac);
 	bring_up(F_BASE, 2);
-	offer(0, (struct seg[]){{b, 2048, false}}, 1);
+	offer(0, (struct vfx_seg[]){{b, 2048, false}}, 1);
 	cr_assert(wait_needs_reset());
 }
 
@@ -583,19 +447,19 @@ Test(vnet, readable_receive_buffer_needs_reset)
 static uint8_t cmd(unsigned int q, uint8_t class, uint8_t c, const void *data, uint32_t len)
 {
 	uint64_t h = galloc(2), d = galloc(len ? len : 1), a = galloc(1);
-	uint8_t *hp = gp(h, 2), *ack = gp(a, 1);
+	uint8_t *hp = vfx_gp(&fx, h, 2), *ack = vfx_gp(&fx, a, 1);
 	uint32_t id, ulen;
-	struct seg s[3];
+	struct vfx_seg s[3];
 	int n = 0;
 
 	hp[0] = class;
 	hp[1] = c;
-	memcpy(gp(d, len ? len : 1), data, len);
+	memcpy(vfx_gp(&fx, d, len ? len : 1), data, len);
 	*ack = 0xee;
-	s[n++] = (struct seg){h, 2, false};
+	s[n++] = (struct vfx_seg){h, 2, false};
 	if (len)
-		s[n++] = (struct seg){d, len, false};
-	s[n++] = (struct seg){a, 1, true};
+		s[n++] = (struct vfx_seg){d, len, false};
+	s[n++] = (struct vfx_seg){a, 1, true};
 	offer(q, s, n);
 	cr_assert(next_used(q, &id, &ulen), "control command not used");
 	cr_assert_eq(ulen, 1);
@@ -615,7 +479,8 @@ Test(vnet, control_commands)
 	cr_assert_eq(cmd(2, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mac, 6),
 		     VIRTIO_NET_OK);
 	for (int i = 0; i < 6; i++)
-		cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + i, 1), mac[i]);
+		cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + i, 1),
+			     mac[i]);
 	table[0] = 1; /* one unicast entry, two multicast */
 	table[10] = 2;
 	cr_assert_eq(
@@ -635,10 +500,11 @@ Test(vnet, control_commands)
 	cr_assert_eq(cmd(2, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, pairs, 2),
 		     VIRTIO_NET_ERR, "no MQ negotiated");
 	cr_assert_eq(cmd(2, 0x7f, 0, &on, 1), VIRTIO_NET_ERR, "unknown class");
-	cr_assert_not(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	cr_assert_not(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	/* a reset brings the MAC back */
 	bring_up(F_CTRL, 3);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + 5, 1), test_mac[5]);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + 5, 1),
+		     test_mac[5]);
 }
 
 Test(vnet, queue_pairs_set)
@@ -659,7 +525,7 @@ Test(vnet, queue_pairs_set)
 	cr_assert_eq(cmd(4, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, one, 2),
 		     VIRTIO_NET_OK);
 	/* with one pair, everything arrives on receiveq1 */
-	offer(0, (struct seg[]){{b, 2048, true}}, 1);
+	offer(0, (struct vfx_seg[]){{b, 2048, true}}, 1);
 	make_frame(f, sizeof(f), (const uint8_t[]){0x02, 0, 0, 0, 0, 1}, 3);
 	inject(f, sizeof(f));
 	cr_assert(next_used(0, &id, &len));
@@ -672,7 +538,7 @@ Test(vnet, control_command_without_ack_needs_reset)
 
 	machine_up(1, test_mac);
 	bring_up(F_CTRL, 3);
-	offer(2, (struct seg[]){{h, 2, false}}, 1);
+	offer(2, (struct vfx_seg[]){{h, 2, false}}, 1);
 	cr_assert(wait_needs_reset());
 }
 
@@ -686,23 +552,7 @@ Test(vnet, destroy_null_is_a_no_op)
 /* Saves the device and loads the state back into it (reset first, as a fresh twin would be). */
 static int save_and_restore(void)
 {
-	struct virtio_pci *vp = virtio_net_transport(net);
-	struct snap_writer w;
-	struct snap_file f;
-	char state[] = "/tmp/bunshin-vnet-state.XXXXXX";
-	int fd = mkstemp(state), ret;
-
-	cr_assert_geq(fd, 0);
-	close(fd);
-	snap_writer_init(&w);
-	cr_assert_eq(virtio_pci_save(vp, &w, "virtio-net0"), 0);
-	cr_assert_eq(snap_save(&w, state, &err), 0, "%s", err.msg);
-	snap_writer_free(&w);
-	cr_assert_eq(snap_open(&f, state, &err), 0, "%s", err.msg);
-	ret = virtio_pci_restore(vp, &f, "virtio-net0", &err);
-	snap_close(&f);
-	unlink(state);
-	return ret;
+	return vfx_save_restore(virtio_net_transport(net), "virtio-net0", &err);
 }
 
 Test(vnet, restore_keeps_mac_and_hands_held_buffers_out_again)
@@ -715,18 +565,19 @@ Test(vnet, restore_keeps_mac_and_hands_held_buffers_out_again)
 	machine_up(1, test_mac);
 	bring_up(F_BASE | F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_NET_F_GUEST_CSUM), 2);
 	for (int i = 0; i < 6; i++)
-		bar_wr(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + i, 1, mac[i]);
-	offer(0, (struct seg[]){{b[0], 2048, true}}, 1);
-	offer(0, (struct seg[]){{b[1], 2048, true}}, 1);
+		vfx_bar_wr(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + i, 1, mac[i]);
+	offer(0, (struct vfx_seg[]){{b[0], 2048, true}}, 1);
+	offer(0, (struct vfx_seg[]){{b[1], 2048, true}}, 1);
 	usleep(50000); /* the device may hold both, waiting for a frame */
 	cr_assert_eq(save_and_restore(), 0, "%s", err.msg);
-	cr_assert_eq(status(), 0x0f);
+	cr_assert_eq(vfx_status(&fx), 0x0f);
 	for (int i = 0; i < 6; i++)
-		cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + i, 1), mac[i]);
+		cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + VIRTIO_NET_CFG_MAC + i, 1),
+			     mac[i]);
 	make_frame(f, sizeof(f), (const uint8_t[]){0x02, 0, 0, 0, 0, 1}, 3);
 	inject(f, sizeof(f));
 	cr_assert(next_used(0, &id, &len), "no frame received after restore");
 	cr_assert_eq(id, 0, "the first buffer, popped before the save, is used first");
 	cr_assert_eq(len, VIRTIO_NET_HDR_SIZE + sizeof(f));
-	cr_assert_arr_eq((uint8_t *)gp(b[0], 2048) + VIRTIO_NET_HDR_SIZE, f, sizeof(f));
+	cr_assert_arr_eq((uint8_t *)vfx_gp(&fx, b[0], 2048) + VIRTIO_NET_HDR_SIZE, f, sizeof(f));
 }

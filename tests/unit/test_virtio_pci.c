@@ -10,7 +10,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -24,6 +23,7 @@
 #include "../../src/vmm/kvm/vm.h"
 #include "../../src/vmm/layout.h"
 #include "../../src/vmm/virtio/rng.h"
+#include "virtio_fixture.h"
 
 #define RAM	  (4 * MiB)
 #define QSIZE	  16
@@ -39,26 +39,7 @@
 #define F_EVENT_IDX (1ULL << VIRTIO_F_EVENT_IDX)
 #define F_INDIRECT  (1ULL << VIRTIO_F_INDIRECT_DESC)
 
-/* ---- recording sinks ---- */
-
-static int vec_efd[NVEC];
-static atomic_int msi_sends;
-
-static void m_send(void *ctx, unsigned int v, const struct msi_msg *m)
-{
-	atomic_fetch_add(&msi_sends, 1);
-}
-
-static void m_update(void *ctx, unsigned int v, const struct msi_msg *m, bool masked)
-{
-}
-
-static int m_eventfd(void *ctx, unsigned int v)
-{
-	return v < NVEC ? vec_efd[v] : -EINVAL;
-}
-
-static const struct msi_ops m_ops = {.send = m_send, .update = m_update, .eventfd = m_eventfd};
+/* ---- recording ioevent sink ---- */
 
 struct ioev_rec {
 	uint64_t addr;
@@ -92,256 +73,91 @@ static const struct ioevent_ops e_ops = {.assign = e_assign, .deassign = e_deass
 
 /* ---- machine ---- */
 
-static struct gmem mem;
-static struct bus pio, mmio;
-static struct pci_root *root;
-static struct iothread *io;
+static struct vfx fx;
 static struct virtio_rng *rng;
-static uint64_t bar0;
 static struct error err;
 
 static void setup(void)
 {
-	struct pci_root_config c = {
-		.ecam_base = LAYOUT_ECAM_BASE,
-		.nbuses = 1,
-		.mmio32_base = LAYOUT_PCI_MMIO32_BASE,
-		.mmio32_end = LAYOUT_PCI_MMIO32_END,
-		.io_base = LAYOUT_PCI_IO_BASE,
-		.io_end = LAYOUT_PCI_IO_END,
-	};
-	struct virtio_pci_host host;
-
 	error_clear(&err);
-	atomic_store(&msi_sends, 0);
 	nioev = ndeassign = 0;
-	for (int i = 0; i < NVEC; i++)
-		vec_efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	cr_assert_eq(gmem_init(&mem, RAM, &err), 0, "%s", err.msg);
-	bus_init(&pio, "pio");
-	bus_init(&mmio, "mmio");
-	root = pci_root_create(&pio, &mmio, &c);
-	cr_assert_not_null(root);
-	io = iothread_create("test-io", &err);
-	cr_assert_not_null(io, "%s", err.msg);
-	host = (struct virtio_pci_host){
-		.mem = &mem, .io = io, .msi = {.ops = &m_ops}, .ioevent = {.ops = &e_ops}};
-	rng = virtio_rng_create(&host, root, &err);
+	vfx_up(&fx, &(struct vfx_opts){.ram = RAM, .nvec = NVEC, .ioevent = &e_ops});
+	rng = virtio_rng_create(&fx.host, fx.root, &err);
 	cr_assert_not_null(rng, "%s", err.msg);
-	bar0 = pci_bar_address(virtio_pci_pci(virtio_rng_transport(rng)), 0);
-	cr_assert_neq(bar0, 0);
+	vfx_attach(&fx, virtio_rng_transport(rng));
 }
 
 /* The VMM's order: I/O thread, root, devices. */
 static void teardown(void)
 {
-	iothread_stop(io);
-	pci_root_destroy(root);
+	vfx_stop(&fx);
 	virtio_rng_destroy(rng);
-	iothread_destroy(io);
-	bus_destroy(&pio);
-	bus_destroy(&mmio);
-	gmem_destroy(&mem);
-	for (int i = 0; i < NVEC; i++)
-		close(vec_efd[i]);
+	vfx_down(&fx);
 }
 
 TestSuite(vpci, .init = setup, .fini = teardown);
 
 /* ---- driver side helpers ---- */
 
-static uint64_t le(const uint8_t *b, uint32_t len)
-{
-	uint64_t v = 0;
+static const struct vfx_ring ring = {DESC_GPA, AVAIL_GPA, USED_GPA, QSIZE};
 
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static void put(uint8_t *b, uint32_t len, uint64_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t cfg_rd(uint32_t reg, uint32_t len)
-{
-	uint8_t b[4];
-
-	bus_read(&mmio, LAYOUT_ECAM_BASE + (1 << 15) + reg, b, len);
-	return (uint32_t)le(b, len);
-}
-
-static void cfg_wr(uint32_t reg, uint32_t len, uint32_t v)
-{
-	uint8_t b[4];
-
-	put(b, len, v);
-	bus_write(&mmio, LAYOUT_ECAM_BASE + (1 << 15) + reg, b, len);
-}
-
-static uint64_t bar_rd(uint64_t off, uint32_t len)
-{
-	uint8_t b[8];
-
-	cr_assert(bus_read(&mmio, bar0 + off, b, len));
-	return le(b, len);
-}
-
-static void bar_wr(uint64_t off, uint32_t len, uint64_t v)
-{
-	uint8_t b[8];
-
-	put(b, len, v);
-	cr_assert(bus_write(&mmio, bar0 + off, b, len));
-}
-
-static uint32_t find_cap(uint8_t id, uint8_t type)
-{
-	for (uint32_t p = cfg_rd(PCI_CAPABILITY_LIST, 1); p; p = cfg_rd(p + 1, 1))
-		if (cfg_rd(p, 1) == id && (id != PCI_CAP_ID_VNDR || cfg_rd(p + 3, 1) == type))
-			return p;
-	return 0;
-}
-
-static uint8_t status(void)
-{
-	return (uint8_t)bar_rd(VIRTIO_PCI_COMMON_STATUS, 1);
-}
-
-static void set_status(uint8_t s)
-{
-	bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, s);
-}
-
-static void write_features(uint64_t f)
-{
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
-}
-
-static uint64_t device_features(void)
-{
-	uint64_t f;
-
-	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
-	f = bar_rd(VIRTIO_PCI_COMMON_DF, 4);
-	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
-	return f | bar_rd(VIRTIO_PCI_COMMON_DF, 4) << 32;
-}
-
-/* 3.1.1 up to FEATURES_OK; returns whether the device kept it. */
+/* 3.1.1 up to FEATURES_OK, ACKNOWLEDGE on its own first; returns whether the device kept it. */
 static bool negotiate(uint64_t f)
 {
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	write_features(f);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	return status() & VIRTIO_STATUS_FEATURES_OK;
+	vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE);
+	return vfx_negotiate(&fx, f);
 }
 
-static void enable_msix(void)
-{
-	uint32_t cap = find_cap(PCI_CAP_ID_MSIX, 0);
-
-	cr_assert_neq(cap, 0);
-	cfg_wr(cap + MSIX_CAP_CTRL, 2, MSIX_CTRL_ENABLE);
-	for (unsigned int v = 0; v < NVEC; v++) {
-		uint64_t e = VIRTIO_PCI_MSIX_TABLE_OFF + 16 * v;
-
-		bar_wr(e + 0, 4, 0xfee00000u);
-		bar_wr(e + 4, 4, 0);
-		bar_wr(e + 8, 4, 0x40 + v);
-		bar_wr(e + 12, 4, 0);
-	}
-}
-
+/* Queue 0 with all 64 address bits written and its MSI-X vector, unlike vfx_queue_setup. */
 static void setup_queue(uint64_t desc, uint64_t avail, uint64_t used)
 {
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
-	bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
-	bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)desc);
-	bar_wr(VIRTIO_PCI_COMMON_Q_DESCHI, 4, (uint32_t)(desc >> 32));
-	bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)avail);
-	bar_wr(VIRTIO_PCI_COMMON_Q_AVAILHI, 4, (uint32_t)(avail >> 32));
-	bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)used);
-	bar_wr(VIRTIO_PCI_COMMON_Q_USEDHI, 4, (uint32_t)(used >> 32));
-	bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, Q_VEC);
-	bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)desc);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_DESCHI, 4, (uint32_t)(desc >> 32));
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)avail);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_AVAILHI, 4, (uint32_t)(avail >> 32));
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)used);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_USEDHI, 4, (uint32_t)(used >> 32));
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_MSIX, 2, Q_VEC);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 }
 
 /* A driver up to DRIVER_OK with queue 0 live and MSI-X on. */
 static void bring_up(void)
 {
-	enable_msix();
+	vfx_msix_enable(&fx, NVEC);
 	cr_assert(negotiate(F_VERSION_1));
-	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), CFG_VEC);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_MSIX, 2), CFG_VEC);
 	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-		   VIRTIO_STATUS_DRIVER_OK);
-	cr_assert_eq(status(), 0x0f);
-}
-
-static void *gp(uint64_t gpa, uint64_t len)
-{
-	void *p = gmem_ptr(&mem, gpa, len);
-
-	cr_assert_not_null(p);
-	return p;
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	vfx_driver_ok(&fx);
 }
 
 /* Offers one chain: head -> desc[head], device-writable, len bytes at BUF_GPA. */
 static void offer(uint16_t slot_head, uint16_t desc_idx, uint32_t len, uint16_t new_idx)
 {
-	struct virtq_desc *d = gp(DESC_GPA + 16 * desc_idx, 16);
-	struct virtq_avail *a = gp(AVAIL_GPA, 4 + 2 * QSIZE);
+	uint16_t idx = new_idx - 1;
 
-	d->addr = htole64(BUF_GPA + 0x1000 * desc_idx);
-	d->len = htole32(len);
-	d->flags = htole16(VIRTQ_DESC_F_WRITE);
-	d->next = 0;
-	a->ring[(new_idx - 1) % QSIZE] = htole16(slot_head);
-	__atomic_store_n(&a->idx, htole16(new_idx), __ATOMIC_RELEASE);
+	vfx_desc_set(&fx, ring, desc_idx, BUF_GPA + 0x1000 * desc_idx, len, VIRTQ_DESC_F_WRITE, 0);
+	vfx_avail_push(&fx, ring, &idx, slot_head);
 }
 
 static bool wait_used(uint16_t idx)
 {
-	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
-
-	for (int i = 0; i < 2000; i++) {
-		if (le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE)) == idx)
-			return true;
-		usleep(1000);
-	}
-	return false;
+	return vfx_wait_used(&fx, ring, idx, 2000);
 }
 
 /* Eventfd count of a vector, waiting up to 2 s for at least one event. */
 static uint64_t wait_vector(unsigned int v)
 {
-	uint64_t n = 0;
-
-	for (int i = 0; i < 2000; i++) {
-		if (read(vec_efd[v], &n, sizeof(n)) == sizeof(n))
-			return n;
-		usleep(1000);
-	}
-	return 0;
+	return vfx_wait_vector(&fx, v, 2000);
 }
 
 static bool wait_status(uint8_t bits)
 {
-	for (int i = 0; i < 2000; i++) {
-		if ((status() & bits) == bits)
-			return true;
-		usleep(1000);
-	}
-	return false;
+	return vfx_wait_status(&fx, bits, 2000);
 }
 
 static void kick_ioeventfd(int q)
@@ -356,44 +172,45 @@ static void kick_ioeventfd(int q)
 
 Test(vpci, pci_identity)
 {
-	cr_assert_eq(cfg_rd(PCI_VENDOR_ID, 2), 0x1af4);
-	cr_assert_eq(cfg_rd(PCI_DEVICE_ID, 2), 0x1040 + VIRTIO_ID_RNG);
-	cr_assert_eq(cfg_rd(PCI_REVISION_ID, 1), 1);
-	cr_assert_eq(cfg_rd(PCI_SUBSYSTEM_VENDOR, 2), 0x1af4);
-	cr_assert_geq(cfg_rd(PCI_SUBSYSTEM_ID, 2), 0x40);
-	cr_assert(cfg_rd(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+	cr_assert_eq(vfx_cfg_rd(&fx, PCI_VENDOR_ID, 2), 0x1af4);
+	cr_assert_eq(vfx_cfg_rd(&fx, PCI_DEVICE_ID, 2), 0x1040 + VIRTIO_ID_RNG);
+	cr_assert_eq(vfx_cfg_rd(&fx, PCI_REVISION_ID, 1), 1);
+	cr_assert_eq(vfx_cfg_rd(&fx, PCI_SUBSYSTEM_VENDOR, 2), 0x1af4);
+	cr_assert_geq(vfx_cfg_rd(&fx, PCI_SUBSYSTEM_ID, 2), 0x40);
+	cr_assert(vfx_cfg_rd(&fx, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
 }
 
 Test(vpci, bar_is_64bit_non_prefetchable_memory)
 {
-	uint32_t lo = cfg_rd(PCI_BASE_ADDRESS_0, 4);
+	uint32_t lo = vfx_cfg_rd(&fx, PCI_BASE_ADDRESS_0, 4);
 
 	cr_assert_eq(lo & 0xf, PCI_BAR_MEM_TYPE_64);
-	cr_assert_eq(bar0 & (VIRTIO_PCI_BAR_SIZE - 1), 0);
+	cr_assert_eq(fx.bar0 & (VIRTIO_PCI_BAR_SIZE - 1), 0);
 	/* Sizing: all ones in, size back. */
-	cfg_wr(PCI_COMMAND, 2, 0);
-	cfg_wr(PCI_BASE_ADDRESS_0, 4, 0xffffffffu);
-	cfg_wr(PCI_BASE_ADDRESS_0 + 4, 4, 0xffffffffu);
-	cr_assert_eq(cfg_rd(PCI_BASE_ADDRESS_0, 4) & ~0xfu, (uint32_t)-VIRTIO_PCI_BAR_SIZE);
-	cr_assert_eq(cfg_rd(PCI_BASE_ADDRESS_0 + 4, 4), 0xffffffffu);
+	vfx_cfg_wr(&fx, PCI_COMMAND, 2, 0);
+	vfx_cfg_wr(&fx, PCI_BASE_ADDRESS_0, 4, 0xffffffffu);
+	vfx_cfg_wr(&fx, PCI_BASE_ADDRESS_0 + 4, 4, 0xffffffffu);
+	cr_assert_eq(vfx_cfg_rd(&fx, PCI_BASE_ADDRESS_0, 4) & ~0xfu,
+		     (uint32_t)-VIRTIO_PCI_BAR_SIZE);
+	cr_assert_eq(vfx_cfg_rd(&fx, PCI_BASE_ADDRESS_0 + 4, 4), 0xffffffffu);
 }
 
 static void check_cap(uint8_t type, uint32_t off, uint32_t min_len, uint8_t cap_len)
 {
-	uint32_t c = find_cap(PCI_CAP_ID_VNDR, type);
+	uint32_t c = vfx_find_cap(&fx, PCI_CAP_ID_VNDR, type);
 
 	cr_assert_neq(c, 0, "no capability of type %u", type);
-	cr_assert_eq(cfg_rd(c + VIRTIO_PCI_CAP_LEN, 1), cap_len);
-	cr_assert_eq(cfg_rd(c + VIRTIO_PCI_CAP_BAR, 1), 0);
-	cr_assert_eq(cfg_rd(c + VIRTIO_PCI_CAP_OFFSET, 4), off);
-	cr_assert_geq(cfg_rd(c + VIRTIO_PCI_CAP_LENGTH, 4), min_len);
+	cr_assert_eq(vfx_cfg_rd(&fx, c + VIRTIO_PCI_CAP_LEN, 1), cap_len);
+	cr_assert_eq(vfx_cfg_rd(&fx, c + VIRTIO_PCI_CAP_BAR, 1), 0);
+	cr_assert_eq(vfx_cfg_rd(&fx, c + VIRTIO_PCI_CAP_OFFSET, 4), off);
+	cr_assert_geq(vfx_cfg_rd(&fx, c + VIRTIO_PCI_CAP_LENGTH, 4), min_len);
 	cr_assert_eq(c % 4, 0);
 }
 
 Test(vpci, capability_chain)
 {
-	uint32_t n = find_cap(PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_NOTIFY_CFG);
-	uint32_t x = find_cap(PCI_CAP_ID_MSIX, 0);
+	uint32_t n = vfx_find_cap(&fx, PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_NOTIFY_CFG);
+	uint32_t x = vfx_find_cap(&fx, PCI_CAP_ID_MSIX, 0);
 	int caps = 0;
 
 	check_cap(VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_SIZE, 16);
@@ -401,70 +218,71 @@ Test(vpci, capability_chain)
 	check_cap(VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 1, 16);
 	check_cap(VIRTIO_PCI_CAP_PCI_CFG, 0, 0, 20);
 	/* virtio-rng has no device configuration, so no DEVICE capability. */
-	cr_assert_eq(find_cap(PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_DEVICE_CFG), 0);
-	cr_assert_eq(cfg_rd(n + VIRTIO_PCI_NOTIFY_MULT, 4), 4);
+	cr_assert_eq(vfx_find_cap(&fx, PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_DEVICE_CFG), 0);
+	cr_assert_eq(vfx_cfg_rd(&fx, n + VIRTIO_PCI_NOTIFY_MULT, 4), 4);
 	cr_assert_neq(x, 0);
-	cr_assert_eq(cfg_rd(x + MSIX_CAP_CTRL, 2) & MSIX_CTRL_TABLE_SIZE, NVEC - 1);
-	cr_assert_eq(cfg_rd(x + MSIX_CAP_TABLE, 4), VIRTIO_PCI_MSIX_TABLE_OFF);
-	cr_assert_eq(cfg_rd(x + MSIX_CAP_PBA, 4), VIRTIO_PCI_MSIX_PBA_OFF);
-	for (uint32_t p = cfg_rd(PCI_CAPABILITY_LIST, 1); p && caps < 48; p = cfg_rd(p + 1, 1))
+	cr_assert_eq(vfx_cfg_rd(&fx, x + MSIX_CAP_CTRL, 2) & MSIX_CTRL_TABLE_SIZE, NVEC - 1);
+	cr_assert_eq(vfx_cfg_rd(&fx, x + MSIX_CAP_TABLE, 4), VIRTIO_PCI_MSIX_TABLE_OFF);
+	cr_assert_eq(vfx_cfg_rd(&fx, x + MSIX_CAP_PBA, 4), VIRTIO_PCI_MSIX_PBA_OFF);
+	for (uint32_t p = vfx_cfg_rd(&fx, PCI_CAPABILITY_LIST, 1); p && caps < 48;
+	     p = vfx_cfg_rd(&fx, p + 1, 1))
 		caps++;
 	cr_assert_eq(caps, 5, "COMMON, NOTIFY, ISR, PCI_CFG, MSI-X");
 	/* Read-only: the driver cannot rewrite where structures are. */
-	cfg_wr(n + VIRTIO_PCI_CAP_OFFSET, 4, 0x1234);
-	cr_assert_eq(cfg_rd(n + VIRTIO_PCI_CAP_OFFSET, 4), VIRTIO_PCI_NOTIFY_OFF);
+	vfx_cfg_wr(&fx, n + VIRTIO_PCI_CAP_OFFSET, 4, 0x1234);
+	cr_assert_eq(vfx_cfg_rd(&fx, n + VIRTIO_PCI_CAP_OFFSET, 4), VIRTIO_PCI_NOTIFY_OFF);
 }
 
 Test(vpci, common_config_after_reset)
 {
-	cr_assert_eq(status(), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_NOFF, 2), 0);
+	cr_assert_eq(vfx_status(&fx), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_NOFF, 2), 0);
 	/* A queue that does not exist has size 0. */
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
 }
 
 Test(vpci, pci_cfg_window_reaches_the_bar)
 {
-	uint32_t c = find_cap(PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_PCI_CFG);
+	uint32_t c = vfx_find_cap(&fx, PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_PCI_CFG);
 
-	cfg_wr(c + VIRTIO_PCI_CAP_BAR, 1, 0);
-	cfg_wr(c + VIRTIO_PCI_CAP_OFFSET, 4, VIRTIO_PCI_COMMON_NUMQ);
-	cfg_wr(c + VIRTIO_PCI_CAP_LENGTH, 4, 2);
-	cr_assert_eq(cfg_rd(c + VIRTIO_PCI_CFG_DATA, 2), 1);
+	vfx_cfg_wr(&fx, c + VIRTIO_PCI_CAP_BAR, 1, 0);
+	vfx_cfg_wr(&fx, c + VIRTIO_PCI_CAP_OFFSET, 4, VIRTIO_PCI_COMMON_NUMQ);
+	vfx_cfg_wr(&fx, c + VIRTIO_PCI_CAP_LENGTH, 4, 2);
+	cr_assert_eq(vfx_cfg_rd(&fx, c + VIRTIO_PCI_CFG_DATA, 2), 1);
 	/* A write through the window: the status register. */
-	cfg_wr(c + VIRTIO_PCI_CAP_OFFSET, 4, VIRTIO_PCI_COMMON_STATUS);
-	cfg_wr(c + VIRTIO_PCI_CAP_LENGTH, 4, 1);
-	cfg_wr(c + VIRTIO_PCI_CFG_DATA, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-	cr_assert_eq(status(), VIRTIO_STATUS_ACKNOWLEDGE);
+	vfx_cfg_wr(&fx, c + VIRTIO_PCI_CAP_OFFSET, 4, VIRTIO_PCI_COMMON_STATUS);
+	vfx_cfg_wr(&fx, c + VIRTIO_PCI_CAP_LENGTH, 4, 1);
+	vfx_cfg_wr(&fx, c + VIRTIO_PCI_CFG_DATA, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+	cr_assert_eq(vfx_status(&fx), VIRTIO_STATUS_ACKNOWLEDGE);
 	/* A bad length does nothing. */
-	cfg_wr(c + VIRTIO_PCI_CAP_LENGTH, 4, 3);
-	cfg_wr(c + VIRTIO_PCI_CFG_DATA, 1, 0);
-	cr_assert_eq(status(), VIRTIO_STATUS_ACKNOWLEDGE);
+	vfx_cfg_wr(&fx, c + VIRTIO_PCI_CAP_LENGTH, 4, 3);
+	vfx_cfg_wr(&fx, c + VIRTIO_PCI_CFG_DATA, 1, 0);
+	cr_assert_eq(vfx_status(&fx), VIRTIO_STATUS_ACKNOWLEDGE);
 }
 
 /* ---- feature negotiation and status ---- */
 
 Test(vpci, device_offers_version_1_and_ring_features)
 {
-	uint64_t f = device_features();
+	uint64_t f = vfx_device_features(&fx);
 
 	cr_assert(f & F_VERSION_1);
 	cr_assert(f & F_INDIRECT);
 	cr_assert(f & F_EVENT_IDX);
-	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 2);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_DF, 4), 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_DFSELECT, 4, 2);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_DF, 4), 0);
 }
 
 Test(vpci, features_ok_refused_without_version_1)
 {
 	cr_assert_not(negotiate(F_INDIRECT));
-	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+	cr_assert_eq(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
 }
 
 Test(vpci, features_ok_refused_for_unoffered_bits)
@@ -475,40 +293,41 @@ Test(vpci, features_ok_refused_for_unoffered_bits)
 Test(vpci, features_ok_accepted_and_then_fixed)
 {
 	cr_assert(negotiate(F_VERSION_1 | F_EVENT_IDX));
-	write_features(F_VERSION_1);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), 1);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), (uint32_t)F_EVENT_IDX);
+	vfx_write_features(&fx, F_VERSION_1);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_GF, 4), 1);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)F_EVENT_IDX);
 	cr_assert_eq(virtio_pci_features(virtio_rng_transport(rng)), F_VERSION_1 | F_EVENT_IDX);
 }
 
 Test(vpci, driver_ok_without_features_ok_needs_reset)
 {
-	enable_msix();
-	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
-	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	cr_assert_eq(status() & VIRTIO_STATUS_DRIVER_OK, 0);
+	vfx_msix_enable(&fx, NVEC);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	vfx_set_status(&fx,
+		       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	cr_assert(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	cr_assert_eq(vfx_status(&fx) & VIRTIO_STATUS_DRIVER_OK, 0);
 	cr_assert_geq(wait_vector(CFG_VEC), 1);
 }
 
 Test(vpci, clearing_a_status_bit_needs_reset)
 {
 	cr_assert(negotiate(F_VERSION_1));
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE);
-	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE);
+	cr_assert(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	/* ISR tells INTx-style drivers why; reading clears it. */
-	cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_ISR_OFF, 1), 0);
 }
 
 Test(vpci, bad_msix_vector_reads_back_no_vector)
 {
-	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, NVEC);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 7);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_MSIX, 2, NVEC);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_MSIX, 2, 7);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 }
 
 /* ---- queues ---- */
@@ -517,41 +336,41 @@ Test(vpci, queue_setup_reads_back)
 {
 	cr_assert(negotiate(F_VERSION_1));
 	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 4), DESC_GPA);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_AVAILLO, 4), AVAIL_GPA);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_USEDLO, 4), USED_GPA);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), Q_VEC);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_DESCLO, 4), DESC_GPA);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_AVAILLO, 4), AVAIL_GPA);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_USEDLO, 4), USED_GPA);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_MSIX, 2), Q_VEC);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
 	/* Fixed while enabled. */
-	bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, 4);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE);
-	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2, 4);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE);
+	cr_assert_eq(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
 }
 
 Test(vpci, queue_enable_before_features_ok_needs_reset)
 {
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
 Test(vpci, ring_outside_ram_needs_reset)
 {
-	enable_msix();
+	vfx_msix_enable(&fx, NVEC);
 	cr_assert(negotiate(F_VERSION_1));
-	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
 	setup_queue(RAM - 8, AVAIL_GPA, USED_GPA);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	cr_assert_geq(wait_vector(CFG_VEC), 1);
 }
 
 Test(vpci, ioeventfd_per_queue_at_the_notify_address)
 {
 	cr_assert_eq(nioev, 1);
-	cr_assert_eq(ioev[0].addr, bar0 + VIRTIO_PCI_NOTIFY_OFF);
+	cr_assert_eq(ioev[0].addr, fx.bar0 + VIRTIO_PCI_NOTIFY_OFF);
 	cr_assert_eq(ioev[0].len, 0, "any length, no datamatch");
 }
 
@@ -559,8 +378,8 @@ Test(vpci, ioeventfd_per_queue_at_the_notify_address)
 
 static void rng_request(bool through_ioeventfd)
 {
-	uint8_t *buf = gp(BUF_GPA, 64), zero[64] = {0};
-	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
+	uint8_t *buf = vfx_gp(&fx, BUF_GPA, 64), zero[64] = {0};
+	struct virtq_used *u = vfx_gp(&fx, USED_GPA, 4 + 8 * QSIZE);
 
 	memset(buf, 0, 64);
 	bring_up();
@@ -568,13 +387,13 @@ static void rng_request(bool through_ioeventfd)
 	if (through_ioeventfd)
 		kick_ioeventfd(0);
 	else
-		bar_wr(VIRTIO_PCI_NOTIFY_OFF, 2, 0);
+		vfx_bar_wr(&fx, VIRTIO_PCI_NOTIFY_OFF, 2, 0);
 	cr_assert(wait_used(1), "no used entry");
 	cr_assert_eq(le32toh(u->ring[0].id), 0);
 	cr_assert_eq(le32toh(u->ring[0].len), 64);
 	cr_assert_neq(memcmp(buf, zero, 64), 0, "no random bytes");
 	cr_assert_geq(wait_vector(Q_VEC), 1, "no MSI-X delivery");
-	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+	cr_assert_eq(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
 }
 
 Test(vpci, rng_request_through_ioeventfd)
@@ -589,20 +408,20 @@ Test(vpci, rng_request_through_the_bus)
 
 Test(vpci, buffers_before_driver_ok_wait_for_it)
 {
-	enable_msix();
+	vfx_msix_enable(&fx, NVEC);
 	cr_assert(negotiate(F_VERSION_1));
 	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
 	offer(0, 0, 32, 1);
 	kick_ioeventfd(0);
 	usleep(50 * 1000);
-	cr_assert_eq(le16toh(((struct virtq_used *)gp(USED_GPA, 4))->idx), 0);
-	set_status(0x0f);
+	cr_assert_eq(le16toh(((struct virtq_used *)vfx_gp(&fx, USED_GPA, 4))->idx), 0);
+	vfx_set_status(&fx, 0x0f);
 	cr_assert(wait_used(1));
 }
 
 Test(vpci, many_requests_are_served_in_bounded_batches)
 {
-	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
+	struct virtq_used *u = vfx_gp(&fx, USED_GPA, 4 + 8 * QSIZE);
 	uint16_t idx = 0;
 
 	bring_up();
@@ -615,7 +434,7 @@ Test(vpci, many_requests_are_served_in_bounded_batches)
 		kick_ioeventfd(0);
 		cr_assert(wait_used(idx), "round %d: used %u", round, le16toh(u->idx));
 	}
-	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+	cr_assert_eq(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
 }
 
 /* ---- a malicious ring ---- */
@@ -625,18 +444,18 @@ Test(vpci, malformed_ring_needs_reset_and_interrupts)
 	struct virtq_avail *a;
 
 	bring_up();
-	a = gp(AVAIL_GPA, 4 + 2 * QSIZE);
+	a = vfx_gp(&fx, AVAIL_GPA, 4 + 2 * QSIZE);
 	a->ring[0] = htole16(QSIZE + 3); /* head out of range */
 	__atomic_store_n(&a->idx, htole16(1), __ATOMIC_RELEASE);
 	kick_ioeventfd(0);
 	cr_assert(wait_status(VIRTIO_STATUS_DEVICE_NEEDS_RESET));
 	cr_assert_geq(wait_vector(CFG_VEC), 1, "no configuration interrupt");
-	cr_assert_eq(le16toh(((struct virtq_used *)gp(USED_GPA, 4))->idx), 0);
+	cr_assert_eq(le16toh(((struct virtq_used *)vfx_gp(&fx, USED_GPA, 4))->idx), 0);
 	/* The device is dead to the driver until reset... */
 	offer(0, 0, 16, 2);
 	kick_ioeventfd(0);
 	usleep(20 * 1000);
-	cr_assert_eq(le16toh(((struct virtq_used *)gp(USED_GPA, 4))->idx), 0);
+	cr_assert_eq(le16toh(((struct virtq_used *)vfx_gp(&fx, USED_GPA, 4))->idx), 0);
 }
 
 /* ---- reset ---- */
@@ -644,18 +463,18 @@ Test(vpci, malformed_ring_needs_reset_and_interrupts)
 Test(vpci, status_zero_resets_everything)
 {
 	bring_up();
-	set_status(0);
-	cr_assert_eq(status(), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), 0);
+	vfx_set_status(&fx, 0);
+	cr_assert_eq(vfx_status(&fx), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_GF, 4), 0);
 	/* And it works again from scratch, rings zeroed as a new driver would. */
-	memset(gp(USED_GPA, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
-	memset(gp(AVAIL_GPA, 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
+	memset(vfx_gp(&fx, USED_GPA, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	memset(vfx_gp(&fx, AVAIL_GPA, 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
 	bring_up();
 	offer(0, 0, 8, 1);
 	kick_ioeventfd(0);
@@ -665,66 +484,41 @@ Test(vpci, status_zero_resets_everything)
 Test(vpci, needs_reset_cleared_by_reset)
 {
 	cr_assert(negotiate(F_VERSION_1));
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE);
-	cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	set_status(0);
-	cr_assert_eq(status(), 0);
+	vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE);
+	cr_assert(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	vfx_set_status(&fx, 0);
+	cr_assert_eq(vfx_status(&fx), 0);
 	cr_assert(negotiate(F_VERSION_1));
 }
 
 Test(vpci, pci_reset_resets_the_device)
 {
 	bring_up();
-	pci_root_reset(root);
-	cr_assert_eq(status(), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	pci_root_reset(fx.root);
+	cr_assert_eq(vfx_status(&fx), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 }
 
 /* ---- the BAR moves, the ioeventfds follow ---- */
 
 Test(vpci, ioeventfds_follow_the_bar)
 {
-	uint64_t nbar = bar0 + 0x100000;
+	uint64_t nbar = fx.bar0 + 0x100000;
 
-	cfg_wr(PCI_BASE_ADDRESS_0, 4, (uint32_t)nbar);
+	vfx_cfg_wr(&fx, PCI_BASE_ADDRESS_0, 4, (uint32_t)nbar);
 	cr_assert_eq(ndeassign, 1);
 	cr_assert_eq(nioev, 1);
 	cr_assert_eq(ioev[0].addr, nbar + VIRTIO_PCI_NOTIFY_OFF);
 	/* Decoding off: nothing is bound. */
-	cfg_wr(PCI_COMMAND, 2, 0);
+	vfx_cfg_wr(&fx, PCI_COMMAND, 2, 0);
 	cr_assert_eq(nioev, 0);
-	cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	vfx_cfg_wr(&fx, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
 	cr_assert_eq(nioev, 1);
-	bar0 = nbar;
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+	fx.bar0 = nbar;
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
 }
 
 /* ---- the KVM ioevent sink on a real VM ---- */
-
-struct kvm_fixture {
-	struct kvm kvm;
-	struct gmem mem;
-	struct vm vm;
-	struct error err;
-};
-
-static void kvm_up(struct kvm_fixture *f)
-{
-	if (access("/dev/kvm", R_OK | W_OK) != 0)
-		cr_skip_test("/dev/kvm is not usable here");
-	memset(f, 0, sizeof(*f));
-	f->vm.fd = -1;
-	cr_assert_eq(kvm_open(&f->kvm, "/dev/kvm", &f->err), 0, "%s", f->err.msg);
-	cr_assert_eq(gmem_init(&f->mem, 4 * MiB, &f->err), 0, "%s", f->err.msg);
-	cr_assert_eq(vm_create(&f->vm, &f->kvm, &f->mem, &f->err), 0, "%s", f->err.msg);
-}
-
-static void kvm_down(struct kvm_fixture *f)
-{
-	vm_destroy(&f->vm);
-	gmem_destroy(&f->mem);
-	kvm_close(&f->kvm);
-}
 
 /*
  * Whether KVM already has this ioeventfd: it refuses an identical second
@@ -744,13 +538,13 @@ static bool kvm_has_ioeventfd(int vm_fd, uint64_t addr, int fd)
 
 Test(vpci_kvm, ioevent_sink_binds_and_survives_a_vm_rebuild)
 {
-	struct kvm_fixture f;
+	struct vfx_kvm f;
 	struct vm_ioevent *v = vm_ioevent_create();
 	struct ioevent_sink s = vm_ioevent_sink(v);
 	uint64_t addr = LAYOUT_PCI_MMIO32_BASE + VIRTIO_PCI_NOTIFY_OFF;
 	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
-	kvm_up(&f);
+	vfx_kvm_up(&f);
 	/* Assigned before any VM exists: kept, and bound on attach. */
 	cr_assert_eq(s.ops->assign(s.ctx, addr, 0, fd), 0);
 	vm_ioevent_attach(v, f.vm.fd);
@@ -766,7 +560,7 @@ Test(vpci_kvm, ioevent_sink_binds_and_survives_a_vm_rebuild)
 	cr_assert_not(kvm_has_ioeventfd(f.vm.fd, addr, fd));
 	vm_ioevent_destroy(v);
 	close(fd);
-	kvm_down(&f);
+	vfx_kvm_down(&f);
 }
 
 /* ---- VIRTIO_F_RING_RESET: one queue reset alone ---- */
@@ -776,33 +570,33 @@ Test(vpci_kvm, ioevent_sink_binds_and_survives_a_vm_rebuild)
 /* bring_up() with features f. */
 static void bring_up_with(uint64_t f)
 {
-	enable_msix();
+	vfx_msix_enable(&fx, NVEC);
 	cr_assert(negotiate(f));
-	bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_MSIX, 2, CFG_VEC);
 	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-		   VIRTIO_STATUS_DRIVER_OK);
-	cr_assert_eq(status(), 0x0f);
+	vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+				    VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	cr_assert_eq(vfx_status(&fx), 0x0f);
 }
 
 static void zero_rings(void)
 {
-	memset(gp(USED_GPA, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
-	memset(gp(AVAIL_GPA, 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
+	memset(vfx_gp(&fx, USED_GPA, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	memset(vfx_gp(&fx, AVAIL_GPA, 4 + 2 * QSIZE), 0, 4 + 2 * QSIZE);
 }
 
 Test(vpci, ring_reset_is_offered)
 {
-	cr_assert(device_features() & F_RING_RESET);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert(vfx_device_features(&fx) & F_RING_RESET);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
 }
 
 Test(vpci, queue_reset_without_the_feature_is_ignored)
 {
 	bring_up_with(F_VERSION_1);
-	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
 	offer(0, 0, 16, 1);
 	kick_ioeventfd(0);
 	cr_assert(wait_used(1));
@@ -815,21 +609,21 @@ Test(vpci, queue_reset_without_the_feature_is_ignored)
  */
 Test(vpci, queue_reset_resets_only_that_queue)
 {
-	struct virtq_used *u = gp(USED_GPA, 4 + 8 * QSIZE);
+	struct virtq_used *u = vfx_gp(&fx, USED_GPA, 4 + 8 * QSIZE);
 
 	bring_up_with(F_VERSION_1 | F_RING_RESET);
 	offer(0, 0, 16, 1);
 	kick_ioeventfd(0);
 	cr_assert(wait_used(1));
 
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
-	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0, "reset must be complete");
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	cr_assert_eq(status(), 0x0f, "the device is not reset, nor broken");
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0, "reset must be complete");
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	cr_assert_eq(vfx_status(&fx), 0x0f, "the device is not reset, nor broken");
 
 	/* A stopped queue uses nothing. */
 	offer(0, 0, 16, 2);
@@ -840,29 +634,29 @@ Test(vpci, queue_reset_resets_only_that_queue)
 	/* Fresh rings, enabled again: indices start over. */
 	zero_rings();
 	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
 	offer(0, 0, 16, 1);
 	kick_ioeventfd(0);
 	cr_assert(wait_used(1));
-	cr_assert_eq(status(), 0x0f);
+	cr_assert_eq(vfx_status(&fx), 0x0f);
 }
 
 /* A queue reset on a queue that was never enabled, or out of range, is harmless. */
 Test(vpci, queue_reset_of_an_idle_or_missing_queue)
 {
-	enable_msix();
+	vfx_msix_enable(&fx, NVEC);
 	cr_assert(negotiate(F_VERSION_1 | F_RING_RESET));
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
-	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 5);
-	bar_wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
-	cr_assert_eq(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
-	bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 5);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert_eq(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
 	setup_queue(DESC_GPA, AVAIL_GPA, USED_GPA);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-		   VIRTIO_STATUS_DRIVER_OK);
+	vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+				    VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 	offer(0, 0, 16, 1);
 	kick_ioeventfd(0);
 	cr_assert(wait_used(1));
@@ -909,9 +703,9 @@ Test(vpci_log, needs_reset_warnings_are_rate_limited)
 
 	for (int i = 0; i < VIRTIO_PCI_LOG_BURST + 20; i++) {
 		cr_assert(negotiate(F_VERSION_1));
-		set_status(VIRTIO_STATUS_ACKNOWLEDGE); /* clears DRIVER and FEATURES_OK */
-		cr_assert(status() & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-		set_status(0);
+		vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE); /* clears DRIVER and FEATURES_OK */
+		cr_assert(vfx_status(&fx) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+		vfx_set_status(&fx, 0);
 	}
 	logged(buf, sizeof(buf));
 	cr_assert_eq(count(buf, "virtio-rng: driver cleared a status bit; device needs reset\n"),
@@ -924,10 +718,11 @@ Test(vpci_log, each_needs_reset_is_logged_once_with_its_reason)
 	static char buf[4096];
 
 	cr_assert(negotiate(F_VERSION_1));
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE); /* already needs reset: nothing new */
-	set_status(0);
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE);
+	vfx_set_status(&fx, VIRTIO_STATUS_ACKNOWLEDGE); /* already needs reset: nothing new */
+	vfx_set_status(&fx, 0);
+	vfx_set_status(&fx,
+		       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
 	logged(buf, sizeof(buf));
 	cr_assert_eq(count(buf, "\n"), 2, "%s", buf);
 	cr_assert(strstr(buf, "driver cleared a status bit; device needs reset"), "%s", buf);

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -23,6 +22,7 @@
 #include "../../src/vmm/devices/msix.h"
 #include "../../src/vmm/layout.h"
 #include "../../src/vmm/virtio/vsock.h"
+#include "virtio_fixture.h"
 
 #define RAM	    (8 * MiB)
 #define QSIZE	    16
@@ -38,30 +38,8 @@
 #define F_ALL	    (F_VERSION_1 | 1ULL << VIRTIO_VSOCK_F_STREAM)
 #define HOST	    VIRTIO_VSOCK_HOST_CID
 
-static int vec_efd[NVEC];
-
-static void m_send(void *ctx, unsigned int v, const struct msi_msg *m)
-{
-}
-
-static void m_update(void *ctx, unsigned int v, const struct msi_msg *m, bool masked)
-{
-}
-
-static int m_eventfd(void *ctx, unsigned int v)
-{
-	return v < NVEC ? vec_efd[v] : -EINVAL;
-}
-
-static const struct msi_ops m_ops = {.send = m_send, .update = m_update, .eventfd = m_eventfd};
-
-static struct gmem mem;
-static struct bus pio, mmio;
-static struct pci_root *root;
-static struct iothread *io;
+static struct vfx fx;
 static struct virtio_vsock *vs;
-static struct virtio_pci_host host;
-static uint64_t bar0;
 static struct error err;
 static char dir[] = "/tmp/bunshin-vsock-XXXXXX";
 static char uds[128];
@@ -70,14 +48,6 @@ static bool repost;
 
 static void machine_up(void)
 {
-	struct pci_root_config c = {
-		.ecam_base = LAYOUT_ECAM_BASE,
-		.nbuses = 1,
-		.mmio32_base = LAYOUT_PCI_MMIO32_BASE,
-		.mmio32_end = LAYOUT_PCI_MMIO32_END,
-		.io_base = LAYOUT_PCI_IO_BASE,
-		.io_end = LAYOUT_PCI_IO_END,
-	};
 	struct virtio_vsock_opts o = {.guest_cid = CID, .uds = uds};
 
 	error_clear(&err);
@@ -87,20 +57,10 @@ static void machine_up(void)
 	strcpy(dir, "/tmp/bunshin-vsock-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(uds, sizeof(uds), "%s/v.sock", dir);
-	for (int i = 0; i < NVEC; i++)
-		vec_efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	cr_assert_eq(gmem_init(&mem, RAM, &err), 0, "%s", err.msg);
-	bus_init(&pio, "pio");
-	bus_init(&mmio, "mmio");
-	root = pci_root_create(&pio, &mmio, &c);
-	cr_assert_not_null(root);
-	io = iothread_create("test-io", &err);
-	cr_assert_not_null(io, "%s", err.msg);
-	host = (struct virtio_pci_host){.mem = &mem, .io = io, .msi = {.ops = &m_ops}};
-	vs = virtio_vsock_create(&host, root, &o, &err);
+	vfx_up(&fx, &(struct vfx_opts){.ram = RAM, .nvec = NVEC});
+	vs = virtio_vsock_create(&fx.host, fx.root, &o, &err);
 	cr_assert_not_null(vs, "%s", err.msg);
-	bar0 = pci_bar_address(virtio_pci_pci(virtio_vsock_transport(vs)), 0);
-	cr_assert_neq(bar0, 0);
+	vfx_attach(&fx, virtio_vsock_transport(vs));
 }
 
 static void rm_dir(void)
@@ -113,15 +73,9 @@ static void rm_dir(void)
 
 static void teardown(void)
 {
-	iothread_stop(io);
-	pci_root_destroy(root);
+	vfx_stop(&fx);
 	virtio_vsock_destroy(vs);
-	iothread_destroy(io);
-	bus_destroy(&pio);
-	bus_destroy(&mmio);
-	gmem_destroy(&mem);
-	for (int i = 0; i < NVEC; i++)
-		close(vec_efd[i]);
+	vfx_down(&fx);
 	rm_dir();
 }
 
@@ -129,106 +83,32 @@ TestSuite(vsock, .init = machine_up, .fini = teardown);
 
 /* ---- driver side ---- */
 
-static uint64_t le(const uint8_t *b, uint32_t len)
+static struct vfx_ring ring(unsigned int q)
 {
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static void put(uint8_t *b, uint32_t len, uint64_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t bar_rd(uint64_t off, uint32_t len)
-{
-	uint8_t b[8];
-
-	cr_assert(bus_read(&mmio, bar0 + off, b, len));
-	return le(b, len);
-}
-
-static void bar_wr(uint64_t off, uint32_t len, uint64_t v)
-{
-	uint8_t b[8];
-
-	put(b, len, v);
-	cr_assert(bus_write(&mmio, bar0 + off, b, len));
-}
-
-static void *gp(uint64_t gpa, uint64_t len)
-{
-	void *p = gmem_ptr(&mem, gpa, len);
-
-	cr_assert_not_null(p);
-	return p;
-}
-
-static void set_status(uint8_t s)
-{
-	bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, s);
-}
-
-static struct virtq_desc *desc(unsigned int q, unsigned int i)
-{
-	return gp(Q_BASE(q) + 16 * i, 16);
-}
-
-static struct virtq_avail *avail(unsigned int q)
-{
-	return gp(Q_BASE(q) + 0x1000, 4 + 2 * QSIZE);
-}
-
-static struct virtq_used *used(unsigned int q)
-{
-	return gp(Q_BASE(q) + 0x2000, 4 + 8 * QSIZE);
+	return vfx_ring_at(Q_BASE(q), QSIZE);
 }
 
 static void offer(unsigned int q, uint16_t head, bool notify)
 {
-	struct virtq_avail *a = avail(q);
-
-	a->ring[avail_idx[q] % QSIZE] = htole16(head);
-	avail_idx[q]++;
-	__atomic_store_n(&a->idx, htole16(avail_idx[q]), __ATOMIC_RELEASE);
+	vfx_avail_push(&fx, ring(q), &avail_idx[q], head);
 	if (notify)
-		bar_wr(VIRTIO_PCI_NOTIFY_OFF + 4 * q, 2, q);
+		vfx_notify(&fx, q);
 }
 
 static void rx_post(uint16_t i)
 {
-	struct virtq_desc *d = desc(VIRTIO_VSOCK_Q_RX, i);
-
-	d->addr = htole64(RXBUF_GPA + (uint64_t)i * RXBUF_SIZE);
-	d->len = htole32(RXBUF_SIZE);
-	d->flags = htole16(VIRTQ_DESC_F_WRITE);
-	d->next = 0;
+	vfx_desc_set(&fx, ring(VIRTIO_VSOCK_Q_RX), i, RXBUF_GPA + (uint64_t)i * RXBUF_SIZE,
+		     RXBUF_SIZE, VIRTQ_DESC_F_WRITE, 0);
 	offer(VIRTIO_VSOCK_Q_RX, i, true);
 }
 
 static void bring_up_queues(uint64_t f, bool post_rx)
 {
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
-	bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-	bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
-	set_status(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned int q = 0; q < VIRTIO_VSOCK_QUEUES; q++) {
-		bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
-		bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
-		bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)Q_BASE(q));
-		bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)(Q_BASE(q) + 0x1000));
-		bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)(Q_BASE(q) + 0x2000));
-		bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-	}
-	set_status(0x0f);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
+	struct vfx_ring r[VIRTIO_VSOCK_QUEUES];
+
+	for (unsigned int q = 0; q < VIRTIO_VSOCK_QUEUES; q++)
+		r[q] = ring(q);
+	vfx_bring_up(&fx, f, r, VIRTIO_VSOCK_QUEUES);
 	for (uint16_t i = 0; post_rx && i < QSIZE; i++)
 		rx_post(i);
 }
@@ -247,42 +127,35 @@ struct pkt {
 
 static void pkt_put(uint8_t *h, const struct pkt *p)
 {
-	put(h + 0, 8, p->src_cid);
-	put(h + 8, 8, p->dst_cid);
-	put(h + 16, 4, p->src_port);
-	put(h + 20, 4, p->dst_port);
-	put(h + 24, 4, p->len);
-	put(h + 28, 2, p->type);
-	put(h + 30, 2, p->op);
-	put(h + 32, 4, p->flags);
-	put(h + 36, 4, p->buf_alloc);
-	put(h + 40, 4, p->fwd_cnt);
+	vfx_put(h + 0, 8, p->src_cid);
+	vfx_put(h + 8, 8, p->dst_cid);
+	vfx_put(h + 16, 4, p->src_port);
+	vfx_put(h + 20, 4, p->dst_port);
+	vfx_put(h + 24, 4, p->len);
+	vfx_put(h + 28, 2, p->type);
+	vfx_put(h + 30, 2, p->op);
+	vfx_put(h + 32, 4, p->flags);
+	vfx_put(h + 36, 4, p->buf_alloc);
+	vfx_put(h + 40, 4, p->fwd_cnt);
 }
 
 static void pkt_get(const uint8_t *h, struct pkt *p)
 {
-	*p = (struct pkt){le(h, 8),	 le(h + 8, 8),	le(h + 16, 4), le(h + 20, 4),
-			  le(h + 24, 4), le(h + 28, 2), le(h + 30, 2), le(h + 32, 4),
-			  le(h + 36, 4), le(h + 40, 4)};
+	*p = (struct pkt){vfx_le(h, 8),	     vfx_le(h + 8, 8),	vfx_le(h + 16, 4),
+			  vfx_le(h + 20, 4), vfx_le(h + 24, 4), vfx_le(h + 28, 2),
+			  vfx_le(h + 30, 2), vfx_le(h + 32, 4), vfx_le(h + 36, 4),
+			  vfx_le(h + 40, 4)};
 }
 
 static bool wait_used(unsigned int q, int ms)
 {
-	struct virtq_used *u = used(q);
-
-	for (int i = 0;; i++) {
-		if (le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE)) != used_seen[q])
-			return true;
-		if (i >= ms)
-			return false;
-		usleep(1000);
-	}
+	return vfx_wait_used_past(&fx, ring(q), used_seen[q], ms);
 }
 
 /* The next packet the device put on rx; its payload copied to data. The buffer is reposted. */
 static bool rx_next(struct pkt *p, uint8_t *data, int ms)
 {
-	struct virtq_used *u = used(VIRTIO_VSOCK_Q_RX);
+	struct virtq_used *u = vfx_used(&fx, ring(VIRTIO_VSOCK_Q_RX));
 	struct virtq_used_elem e;
 	uint8_t *buf;
 
@@ -292,7 +165,7 @@ static bool rx_next(struct pkt *p, uint8_t *data, int ms)
 	used_seen[VIRTIO_VSOCK_Q_RX]++;
 	cr_assert_lt(le32toh(e.id), QSIZE);
 	cr_assert_geq(le32toh(e.len), VIRTIO_VSOCK_HDR_SIZE);
-	buf = gp(RXBUF_GPA + (uint64_t)le32toh(e.id) * RXBUF_SIZE, RXBUF_SIZE);
+	buf = vfx_gp(&fx, RXBUF_GPA + (uint64_t)le32toh(e.id) * RXBUF_SIZE, RXBUF_SIZE);
 	pkt_get(buf, p);
 	cr_assert_eq(le32toh(e.len), VIRTIO_VSOCK_HDR_SIZE + p->len);
 	if (data)
@@ -314,12 +187,13 @@ static void rx_expect(struct pkt *p, uint16_t op)
 /* Sends a header (and data) on tx and waits for the device to take it. */
 static void tx_raw(const uint8_t *hdr, uint32_t hlen, const void *data, uint32_t len)
 {
-	struct virtq_desc *d0 = desc(VIRTIO_VSOCK_Q_TX, 0), *d1 = desc(VIRTIO_VSOCK_Q_TX, 1);
+	struct virtq_desc *d0 = vfx_desc(&fx, ring(VIRTIO_VSOCK_Q_TX), 0),
+			  *d1 = vfx_desc(&fx, ring(VIRTIO_VSOCK_Q_TX), 1);
 
 	cr_assert_leq(len, TXDATA_MAX);
-	memcpy(gp(TXHDR_GPA, hlen ? hlen : 1), hdr, hlen);
+	memcpy(vfx_gp(&fx, TXHDR_GPA, hlen ? hlen : 1), hdr, hlen);
 	if (len)
-		memcpy(gp(TXDATA_GPA, len), data, len);
+		memcpy(vfx_gp(&fx, TXDATA_GPA, len), data, len);
 	d0->addr = htole64(TXHDR_GPA);
 	d0->len = htole32(hlen);
 	d0->flags = htole16(len ? VIRTQ_DESC_F_NEXT : 0);
@@ -439,13 +313,13 @@ Test(vsock, identity_features_and_config)
 	struct stat st;
 
 	cr_assert_eq(pci_config_get16(d, PCI_DEVICE_ID), 0x1040 + 19);
-	bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_DF, 4) & 3, 1U << VIRTIO_VSOCK_F_STREAM,
+	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_DF, 4) & 3, 1U << VIRTIO_VSOCK_F_STREAM,
 		     "stream, not seqpacket");
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 3);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF, 4), CID);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF + 4, 4), 0);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_DEVICE_OFF, 8), CID);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_NUMQ, 2), 3);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF, 4), CID);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF + 4, 4), 0);
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_DEVICE_OFF, 8), CID);
 	cr_assert_eq(stat(uds, &st), 0);
 	cr_assert(S_ISSOCK(st.st_mode));
 }
@@ -769,7 +643,8 @@ Test(vsock, malformed_packets_do_not_break_the_device)
 	/* an RST for nothing is not answered */
 	tx(VIRTIO_VSOCK_OP_RST, 5, 6, NULL, 0, 0, 0, 0);
 	no_rx(50);
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f, "the device must not break");
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f,
+		     "the device must not break");
 	close(host_open(8, 4096, &(uint32_t){0}));
 }
 
@@ -778,16 +653,12 @@ Test(vsock, bad_chain_needs_reset)
 	struct virtq_avail *a;
 
 	bring_up();
-	a = avail(VIRTIO_VSOCK_Q_TX);
+	a = vfx_avail(&fx, ring(VIRTIO_VSOCK_Q_TX));
 	a->ring[0] = htole16(QSIZE + 3); /* head out of range */
 	__atomic_store_n(&a->idx, htole16(1), __ATOMIC_RELEASE);
-	bar_wr(VIRTIO_PCI_NOTIFY_OFF + 4 * VIRTIO_VSOCK_Q_TX, 2, VIRTIO_VSOCK_Q_TX);
-	for (int i = 0; i < 2000; i++) {
-		if (bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
-			break;
-		usleep(1000);
-	}
-	cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	vfx_notify(&fx, VIRTIO_VSOCK_Q_TX);
+	vfx_wait_status(&fx, VIRTIO_STATUS_DEVICE_NEEDS_RESET, 2000);
+	cr_assert(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
 Test(vsock, reset_closes_every_connection)
@@ -801,7 +672,7 @@ Test(vsock, reset_closes_every_connection)
 	tx(VIRTIO_VSOCK_OP_REQUEST, 1003, 5000, NULL, 0, 0, 65536, 0);
 	rx_expect(&p, VIRTIO_VSOCK_OP_RESPONSE);
 	cfd = accept(lfd, NULL, NULL);
-	set_status(0);
+	vfx_set_status(&fx, 0);
 	cr_assert(host_closed(hfd, 3000));
 	cr_assert(host_closed(cfd, 3000));
 	close(hfd);
@@ -828,9 +699,8 @@ Test(vsock, connection_limit)
 
 Test(vsock, destroy_removes_the_socket)
 {
-	iothread_stop(io);
-	pci_root_destroy(root);
-	root = NULL;
+	vfx_stop(&fx);
+	fx.root = NULL;
 	virtio_vsock_destroy(vs);
 	vs = NULL;
 	cr_assert_eq(access(uds, F_OK), -1, "the listening socket must be removed");
@@ -845,17 +715,17 @@ Test(vsock, unusable_paths_are_clear_errors)
 
 	snprintf(path, sizeof(path), "%s/missing/v.sock", dir);
 	o.uds = path;
-	cr_assert_null(virtio_vsock_create(&host, root, &o, &err));
+	cr_assert_null(virtio_vsock_create(&fx.host, fx.root, &o, &err));
 	cr_assert(strstr(err.msg, "missing"), "%s", err.msg);
 	snprintf(path, sizeof(path), "%s/file", dir);
 	fd = open(path, O_CREAT | O_WRONLY, 0600);
 	close(fd);
-	cr_assert_null(virtio_vsock_create(&host, root, &o, &err));
+	cr_assert_null(virtio_vsock_create(&fx.host, fx.root, &o, &err));
 	cr_assert(strstr(err.msg, "not a socket"), "%s", err.msg);
 	cr_assert_eq(access(path, F_OK), 0, "a file that is not a socket must stay");
 	memset(path, 'a', sizeof(path) - 1);
 	path[sizeof(path) - 1] = 0;
-	cr_assert_null(virtio_vsock_create(&host, root, &o, &err));
+	cr_assert_null(virtio_vsock_create(&fx.host, fx.root, &o, &err));
 }
 
 /* The driver resets the device as it loads: a client waiting for the guest must survive that. */
@@ -866,7 +736,7 @@ Test(vsock, pending_host_connect_survives_driver_reset)
 
 	host_write(fd, "CONNECT 11\n", 11);
 	usleep(50 * 1000);
-	set_status(0);
+	vfx_set_status(&fx, 0);
 	bring_up();
 	rx_expect(&p, VIRTIO_VSOCK_OP_REQUEST);
 	cr_assert_eq(p.dst_port, 11);
@@ -876,7 +746,7 @@ Test(vsock, pending_host_connect_survives_driver_reset)
 /* An rx buffer with no room past the header is handed back empty, and the next one is used. */
 Test(vsock, tiny_rx_buffers_are_returned_empty)
 {
-	struct virtq_desc *d = desc(VIRTIO_VSOCK_Q_RX, 0);
+	struct virtq_desc *d = vfx_desc(&fx, ring(VIRTIO_VSOCK_Q_RX), 0);
 	struct virtq_used *u;
 	int fd;
 	struct pkt p;
@@ -890,7 +760,7 @@ Test(vsock, tiny_rx_buffers_are_returned_empty)
 	fd = host_connect(uds);
 	host_write(fd, "CONNECT 12\n", 11);
 	cr_assert(wait_used(VIRTIO_VSOCK_Q_RX, 3000));
-	u = used(VIRTIO_VSOCK_Q_RX);
+	u = vfx_used(&fx, ring(VIRTIO_VSOCK_Q_RX));
 	cr_assert_eq(le32toh(u->ring[0].id), 0);
 	cr_assert_eq(le32toh(u->ring[0].len), 0);
 	used_seen[VIRTIO_VSOCK_Q_RX]++;
@@ -932,7 +802,8 @@ Test(vsock, random_packets)
 		while (rx_next(&p, NULL, 0))
 			;
 	}
-	cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0x0f, "the device must not break");
+	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f,
+		     "the device must not break");
 	usleep(100 * 1000);
 	while (rx_next(&p, NULL, 10))
 		;
@@ -993,8 +864,8 @@ static void save_and_restore(void)
 
 Test(vsock, restore_drops_connections_and_sends_transport_reset)
 {
-	struct virtq_desc *d = desc(VIRTIO_VSOCK_Q_EVT, 0);
-	struct virtq_used *u = used(VIRTIO_VSOCK_Q_EVT);
+	struct virtq_desc *d = vfx_desc(&fx, ring(VIRTIO_VSOCK_Q_EVT), 0);
+	struct virtq_used *u = vfx_used(&fx, ring(VIRTIO_VSOCK_Q_EVT));
 	uint32_t local;
 	int fd;
 
@@ -1005,7 +876,7 @@ Test(vsock, restore_drops_connections_and_sends_transport_reset)
 	d->flags = htole16(VIRTQ_DESC_F_WRITE);
 	offer(VIRTIO_VSOCK_Q_EVT, 0, true);
 	cr_assert(!wait_used(VIRTIO_VSOCK_Q_EVT, 50), "no event before the restore");
-	memset(gp(EVTBUF_GPA, 8), 0xff, 8);
+	memset(vfx_gp(&fx, EVTBUF_GPA, 8), 0xff, 8);
 	save_and_restore();
 	/* The host side of every connection is closed... */
 	cr_assert(host_closed(fd, 3000));
@@ -1014,7 +885,7 @@ Test(vsock, restore_drops_connections_and_sends_transport_reset)
 	cr_assert(wait_used(VIRTIO_VSOCK_Q_EVT, 3000));
 	cr_assert_eq(le32toh(u->ring[0].id), 0);
 	cr_assert_eq(le32toh(u->ring[0].len), VIRTIO_VSOCK_EVENT_SIZE);
-	cr_assert_eq(le(gp(EVTBUF_GPA, 4), 4), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	cr_assert_eq(vfx_le(vfx_gp(&fx, EVTBUF_GPA, 4), 4), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
 	used_seen[VIRTIO_VSOCK_Q_EVT]++;
 	/* The device goes on: a new connection reaches the guest on the restored rx ring. */
 	close(host_open(1235, 4096, &local));
@@ -1024,31 +895,24 @@ Test(vsock, restore_drops_connections_and_sends_transport_reset)
 Test(vsock, restore_refuses_another_cid_and_truncation)
 {
 	struct virtio_pci *vp = virtio_vsock_transport(vs);
-	struct snap_section sec;
 	struct snap_writer w;
 	struct snap_file f;
+	uint32_t version;
 	uint8_t *p;
+	size_t len;
 	char path[160];
 
 	snprintf(path, sizeof(path), "%s/state", dir);
-	snap_writer_init(&w);
-	cr_assert_eq(virtio_pci_save(vp, &w, "good"), 0);
-	cr_assert_eq(snap_save(&w, path, &err), 0, "%s", err.msg);
-	snap_writer_free(&w);
-	cr_assert_eq(snap_open(&f, path, &err), 0, "%s", err.msg);
-	cr_assert_eq(snap_find(&f, "good", 1, &sec, &err), 0);
-	p = malloc(sec.len);
-	memcpy(p, sec.p, sec.len);
-	p[sec.len - 8] = CID + 1; /* the device part ends with the guest CID */
+	p = vfx_saved_payload(vp, path, "good", &len, &version, &err);
+	p[len - 8] = CID + 1; /* the device part ends with the guest CID */
 	snap_writer_init(&w);
 	snap_begin(&w, "other-cid", VIRTIO_PCI_STATE_VERSION);
-	snap_put_bytes(&w, p, sec.len);
+	snap_put_bytes(&w, p, len);
 	snap_end(&w);
 	snap_begin(&w, "truncated", VIRTIO_PCI_STATE_VERSION);
 	snap_put_bytes(&w, p, 20);
 	snap_end(&w);
 	free(p);
-	snap_close(&f);
 	cr_assert_eq(snap_save(&w, path, &err), 0, "%s", err.msg);
 	snap_writer_free(&w);
 	cr_assert_eq(snap_open(&f, path, &err), 0, "%s", err.msg);
