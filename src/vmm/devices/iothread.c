@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../sandbox/seccomp.h"
 #include "iothread.h"
 
 #define IOTHREAD_BATCH 32
@@ -160,6 +161,8 @@ static void *iothread_main(void *arg)
 	int n;
 
 	pthread_setname_np(pthread_self(), t->name);
+	/* Only what device backends do (added when start-up is over, if it is not yet). */
+	sandbox_seccomp_thread(SANDBOX_THREAD_IO);
 	while (iothread_check_state(t)) {
 		n = iothread_wait(t, ev, poll_until);
 		if (n < 0) {

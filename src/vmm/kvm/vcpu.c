@@ -11,6 +11,7 @@
 #include "msr.h"
 #include "vcpu.h"
 #include "../layout.h"
+#include "../sandbox/seccomp.h"
 #include "../../common/log.h"
 
 /* Real-time signal so it never collides with anything a library uses. */
@@ -415,6 +416,8 @@ static void *vcpu_thread(void *arg)
 	sigfillset(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	/* From here on, only what running the guest and its exits need. */
+	sandbox_seccomp_thread(SANDBOX_THREAD_VCPU);
 
 	for (;;) {
 		vcpu_gate_pass(v);

@@ -16,20 +16,30 @@
  * (vCPU, I/O, console input, API, main) need: filters are per thread, but
  * a reboot creates vCPU threads from the main thread, which therefore needs
  * everything a vCPU does, and the API thread takes snapshots, which need
- * most of what the others do.
+ * most of what the others do. vCPU threads and the I/O thread then stack a
+ * narrower filter of their own on it (sandbox_seccomp_thread): what their
+ * work needs once they run, and nothing that only the others do.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/kvm.h>
 #include <linux/if_tun.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -53,6 +63,10 @@
 #define SANDBOX_NR_MAX	 512
 #define SANDBOX_NAME_MAX 32
 static char sandbox_names[SANDBOX_NR_MAX][SANDBOX_NAME_MAX];
+
+/* The calling thread's own filter, if any: for the SIGSYS handler's line. */
+static _Thread_local int sandbox_kind = -1;
+static const char *const sandbox_kind_names[SANDBOX_THREAD_KINDS] = {"vCPU", "I/O thread"};
 
 /* System calls allowed whatever their arguments, grouped by who needs them. */
 static const char *const sandbox_allowed[] = {
@@ -156,6 +170,160 @@ static const char *const sandbox_allowed[] = {
 	"setsockopt",
 	"getsockname",
 	"getpeername",
+};
+
+/*
+ * Per-thread filters (sandbox_seccomp_thread), stacked on the process-wide
+ * one: a call goes through only if both allow it. These lists say what the
+ * thread does once it runs, found by running the test suite with these
+ * filters in log mode (the audit lines name the thread) and by reading the
+ * code its work reaches.
+ */
+
+/*
+ * A vCPU thread: KVM_RUN and the exit handlers, which are the device
+ * models' PIO/MMIO handlers, run on it. What they reach besides memory
+ * and locks: the console (serial output), eventfds (power events, MSI),
+ * and the resets a driver asks for, which stop the device's work (vsock's
+ * connections, the disks' requests in flight) on the vCPU that wrote.
+ */
+static const char *const sandbox_vcpu_allowed[] = {
+	/* glibc's locks (the vCPU gate, device locks), the allocator, thread exit. */
+	"futex",
+	"brk",
+	"munmap",
+	"madvise",
+	"mremap",
+	"exit",
+	"restart_syscall",
+	/* The kick signal interrupts KVM_RUN; its handler returns through rt_sigreturn. */
+	"rt_sigreturn",
+	"rt_sigprocmask",
+	/* The ACPI PM timer, the RTC, log lines (vDSO, or the call where there is none). */
+	"clock_gettime",
+	/* The SIGSYS handler: the thread's id (its name: prctl below), then _exit(). */
+	"gettid",
+	"exit_group",
+	/*
+	 * Serial output to the console: a file or pipe (write), a socket (send),
+	 * waiting for room when it is full (poll). Eventfds: power and reset
+	 * events, MSI through a vector's irqfd, log lines on stderr.
+	 */
+	"write",
+	"sendto",
+	"poll",
+	/*
+	 * MSI-X: unmasking a vector takes what fired on its eventfd meanwhile
+	 * (read); a vector's eventfd is made on its first use (eventfd2), which
+	 * may be an interrupt a vCPU's write raises (configuration change).
+	 */
+	"read",
+	"eventfd2",
+	/* vsock's reset closes its connections (out of the I/O thread's epoll set first). */
+	"epoll_ctl",
+	"close",
+	/* virtio-blk's reset stops its rate limiter's timer... */
+	"timerfd_settime",
+	/* ...and finishes the requests in flight: io_uring, or the synchronous engine. */
+	"io_uring_enter",
+	"preadv",
+	"pwritev",
+	"pwritev2",
+	"fdatasync",
+	"fallocate",
+};
+
+/* The ioctls a vCPU's exit handlers make, besides KVM_RUN. */
+static const unsigned long sandbox_vcpu_ioctls[] = {
+	KVM_RUN,
+	/* A vCPU that fails dumps its registers into the log. */
+	KVM_GET_REGS,
+	KVM_GET_SREGS,
+	/* Legacy devices (serial, RTC, i8042, ACPI) raise their IRQ lines when the guest writes. */
+	KVM_IRQ_LINE,
+	/*
+	 * PCI config and MSI-X table writes: the MSI route of a vector
+	 * (KVM_SET_GSI_ROUTING) and its irqfd, or the message sent directly,
+	 * and the queue-notify ioeventfds, bound when the BAR moves or memory
+	 * decoding is turned on.
+	 */
+	KVM_SET_GSI_ROUTING,
+	KVM_IRQFD,
+	KVM_SIGNAL_MSI,
+	KVM_IOEVENTFD,
+	/* virtio-net: the guest's offloads and, on a reset, its queue pairs go to the tap. */
+	TUNSETOFFLOAD,
+	TUNSETQUEUE,
+};
+
+/*
+ * The I/O thread: every device backend's queue work, in its epoll loop.
+ * No KVM ioctl but interrupts, no file opened, nothing created but
+ * eventfds (MSI vectors) and AF_UNIX sockets (vsock).
+ */
+static const char *const sandbox_io_allowed[] = {
+	/* glibc's locks, the allocator, thread exit. */
+	"futex",
+	"brk",
+	"munmap",
+	"madvise",
+	"mremap",
+	"exit",
+	"restart_syscall",
+	/* Asked to add this filter by a signal (see sandbox_seccomp_thread). */
+	"rt_sigreturn",
+	"rt_sigprocmask",
+	/* Busy polling after work, log lines (vDSO, or the call where there is none). */
+	"clock_gettime",
+	/* The SIGSYS handler. */
+	"gettid",
+	"exit_group",
+	/* The loop: its epoll set, its control eventfd, the queues' notify eventfds. */
+	"epoll_wait",
+	"epoll_pwait",
+	"epoll_ctl",
+	/* MSI: a vector's eventfd is made on its first interrupt, to be bound as an irqfd. */
+	"eventfd2",
+	/* The rate limiter's (virtio-blk) and the statistics (balloon) timers. */
+	"timerfd_settime",
+	"timerfd_gettime",
+	/* Eventfds, taps, consoles, vsock's sockets. */
+	"read",
+	"write",
+	"readv",
+	"writev",
+	"close",
+	/* Disks: the synchronous engine, syncs and discards (punching holes), io_uring. */
+	"preadv",
+	"pwritev",
+	"pwritev2",
+	"fdatasync",
+	"fallocate",
+	"io_uring_enter",
+	/* virtio-rng. */
+	"getrandom",
+	/*
+	 * vsock: the guest connects to host unix sockets (socket() is checked
+	 * below), host clients connect to the guest's ports, half-closes.
+	 */
+	"connect",
+	"accept4",
+	"recvfrom",
+	"sendto",
+	"sendmsg",
+	"shutdown",
+};
+
+/* The ioctls device backends make on the I/O thread. */
+static const unsigned long sandbox_io_ioctls[] = {
+	/* Completions interrupt the guest: legacy IRQ lines, MSI (routes, irqfds, direct). */
+	KVM_IRQ_LINE,
+	KVM_SIGNAL_MSI,
+	KVM_SET_GSI_ROUTING,
+	KVM_IRQFD,
+	/* virtio-net: offloads follow the guest's features; queue pairs are attached as enabled. */
+	TUNSETOFFLOAD,
+	TUNSETQUEUE,
 };
 
 /* The ioctls a running VM makes; any other request number is refused. */
@@ -266,6 +434,11 @@ static void sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 	n = sandbox_append(line, n, sizeof(line), name);
 	n = sandbox_append(line, n, sizeof(line), " (");
 	n = sandbox_append_uint(line, n, sizeof(line), (unsigned long)gettid());
+	if (sandbox_kind >= 0 && sandbox_kind < SANDBOX_THREAD_KINDS) {
+		n = sandbox_append(line, n, sizeof(line), ", ");
+		n = sandbox_append(line, n, sizeof(line), sandbox_kind_names[sandbox_kind]);
+		n = sandbox_append(line, n, sizeof(line), " filter");
+	}
 	n = sandbox_append(line, n, sizeof(line), "); exiting\n");
 	if (write(STDERR_FILENO, line, n) < 0) {
 		/* nowhere left to say it: the exit status still does */
@@ -301,15 +474,52 @@ static int sandbox_rule(int ret, const char *what, struct error *err)
 	return ret ? error_set(err, -ret, "seccomp: %s: %s", what, strerror(-ret)) : 0;
 }
 
-/* The system calls allowed only with some arguments. */
-static int sandbox_add_filtered(scmp_filter_ctx ctx, struct error *err)
+static int sandbox_allow_list(scmp_filter_ctx ctx, const char *const *names, size_t n,
+			      struct error *err)
 {
 	int ret = 0;
 
-	for (size_t i = 0; !ret && i < ARRAY_SIZE(sandbox_ioctls); i++)
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = sandbox_allow(ctx, names[i], err);
+	return ret;
+}
+
+static int sandbox_allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, size_t n,
+				struct error *err)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < n; i++)
 		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-						    SCMP_A1(SCMP_CMP_EQ, sandbox_ioctls[i])),
+						    SCMP_A1(SCMP_CMP_EQ, reqs[i])),
 				   "ioctl", err);
+	return ret;
+}
+
+/* Memory for the allocator and thread stacks, never executable; naming threads. */
+static int sandbox_add_memory_and_names(scmp_filter_ctx ctx, struct error *err)
+{
+	int ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+						SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)),
+			       "mmap", err);
+
+	if (!ret)
+		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+						    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)),
+				   "mprotect", err);
+	/* The SIGSYS handler reads the thread's name. */
+	if (!ret)
+		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+						    SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME)),
+				   "prctl", err);
+	return ret;
+}
+
+/* The system calls allowed only with some arguments. */
+static int sandbox_add_filtered(scmp_filter_ctx ctx, struct error *err)
+{
+	int ret = sandbox_allow_ioctls(ctx, sandbox_ioctls, ARRAY_SIZE(sandbox_ioctls), err);
+
 	/* Unix sockets only: vsock's guest-initiated connections. No network sockets. */
 	if (!ret)
 		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
@@ -353,6 +563,16 @@ static int sandbox_add_filtered(scmp_filter_ctx ctx, struct error *err)
 		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
 						    SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)),
 				   "prctl", err);
+	/*
+	 * vCPU and I/O threads add their own filter on top of this one
+	 * (sandbox_seccomp_thread): a plain filter, no flags (no TSYNC, no
+	 * listener), which can only take calls away.
+	 */
+	if (!ret)
+		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 2,
+						    SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER),
+						    SCMP_A1(SCMP_CMP_EQ, 0)),
+				   "seccomp", err);
 	return ret;
 }
 
@@ -402,14 +622,231 @@ static int sandbox_build(scmp_filter_ctx ctx, struct error *err)
 	return ret;
 }
 
+/* ---- per-thread filters ---- */
+
+/* Asks a thread started before the process-wide filter to add its own. */
+#define SANDBOX_THREAD_SIGNAL (SIGRTMIN + 2)
+#define SANDBOX_WAITING_MAX   16
+
+/*
+ * Compiled once, by sandbox_seccomp_install(), before any filter: loading
+ * one from a signal handler must not allocate, and libseccomp does.
+ */
+static struct sock_filter *sandbox_progs[SANDBOX_THREAD_KINDS];
+static unsigned short sandbox_prog_len[SANDBOX_THREAD_KINDS];
+
+static pthread_mutex_t sandbox_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum { SANDBOX_PENDING, SANDBOX_ON, SANDBOX_NONE } sandbox_state; /* under sandbox_lock */
+static pid_t sandbox_waiting[SANDBOX_WAITING_MAX]; /* threads started before it */
+static unsigned int sandbox_nwaiting;
+static atomic_uint sandbox_acks;
+static atomic_int sandbox_thread_err;
+
+#ifdef BUNSHIN_TEST_HOOKS
+static int sandbox_selftest_kind = -1;
+#endif
+
+/* Async-signal-safe: a raw seccomp() with a program compiled beforehand. */
+static int sandbox_thread_load(int kind)
+{
+	struct sock_fprog prog = {.len = sandbox_prog_len[kind], .filter = sandbox_progs[kind]};
+
+	if (!prog.filter)
+		return -EINVAL;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		return -errno;
+#ifdef BUNSHIN_TEST_HOOKS
+	/* A call the process allows (snapshots open files) and this thread's filter does not. */
+	if (sandbox_selftest_kind == kind) {
+		long fd = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0)
+			close((int)fd);
+	}
+#endif
+	return 0;
+}
+
+static void sandbox_thread_signal(int sig)
+{
+	int saved = errno;
+	int ret = sandbox_thread_load(sandbox_kind);
+
+	(void)sig;
+	if (ret)
+		atomic_store(&sandbox_thread_err, ret);
+	atomic_fetch_add(&sandbox_acks, 1);
+	errno = saved;
+}
+
+void sandbox_seccomp_thread(enum sandbox_thread kind)
+{
+	static const char failed[] = "bunshin-vmm: seccomp: a thread could not add its filter\n";
+	bool now = false;
+	sigset_t sys;
+
+	sandbox_kind = (int)kind;
+	/*
+	 * vCPU threads block every signal but their kick: a SIGSYS blocked
+	 * when the filter raises it kills the process without a word.
+	 */
+	sigemptyset(&sys);
+	sigaddset(&sys, SIGSYS);
+	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+	pthread_mutex_lock(&sandbox_lock);
+	if (sandbox_state == SANDBOX_ON)
+		now = true;
+	else if (sandbox_state == SANDBOX_PENDING && sandbox_nwaiting < SANDBOX_WAITING_MAX)
+		sandbox_waiting[sandbox_nwaiting++] = gettid();
+	pthread_mutex_unlock(&sandbox_lock);
+	/* A thread that should be sandboxed and is not must not run on. */
+	if (now && sandbox_thread_load((int)kind)) {
+		if (write(STDERR_FILENO, failed, sizeof(failed) - 1) < 0) {
+			/* the exit status still says it */
+		}
+		_exit(VMM_EXIT_ERROR);
+	}
+}
+
+static int sandbox_build_thread(scmp_filter_ctx ctx, enum sandbox_thread kind, struct error *err)
+{
+	int ret;
+
+	if (kind == SANDBOX_THREAD_VCPU) {
+		ret = sandbox_allow_list(ctx, sandbox_vcpu_allowed,
+					 ARRAY_SIZE(sandbox_vcpu_allowed), err);
+		if (!ret)
+			ret = sandbox_allow_ioctls(ctx, sandbox_vcpu_ioctls,
+						   ARRAY_SIZE(sandbox_vcpu_ioctls), err);
+	} else {
+		ret = sandbox_allow_list(ctx, sandbox_io_allowed, ARRAY_SIZE(sandbox_io_allowed),
+					 err);
+		if (!ret)
+			ret = sandbox_allow_ioctls(ctx, sandbox_io_ioctls,
+						   ARRAY_SIZE(sandbox_io_ioctls), err);
+		/* vsock's connections to host unix sockets. */
+		if (!ret)
+			ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
+							    1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX)),
+					   "socket", err);
+	}
+	if (!ret)
+		ret = sandbox_add_memory_and_names(ctx, err);
+#ifdef SANDBOX_SANITIZER
+	if (!ret)
+		ret = sandbox_add_sanitizer(ctx, err);
+#endif
+	return ret;
+}
+
+/* The BPF program libseccomp makes of a filter, read back through a memfd. */
+static int sandbox_export(scmp_filter_ctx ctx, enum sandbox_thread kind, struct error *err)
+{
+	int fd = memfd_create("bunshin-seccomp", MFD_CLOEXEC);
+	struct stat st;
+	int ret;
+
+	if (fd < 0)
+		return error_set(err, errno, "seccomp: memfd_create: %s", strerror(errno));
+	ret = seccomp_export_bpf(ctx, fd);
+	if (ret)
+		ret = error_set(err, -ret, "seccomp: exporting a thread filter: %s",
+				strerror(-ret));
+	else if (fstat(fd, &st) < 0)
+		ret = error_set(err, errno, "seccomp: fstat: %s", strerror(errno));
+	else if (!st.st_size || st.st_size % sizeof(struct sock_filter) ||
+		 st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS)
+		ret = error_set(err, E2BIG, "seccomp: a thread filter of %lld bytes",
+				(long long)st.st_size);
+	else if (!(sandbox_progs[kind] = malloc((size_t)st.st_size)))
+		ret = error_set(err, ENOMEM, "out of memory");
+	else if (pread(fd, sandbox_progs[kind], (size_t)st.st_size, 0) != st.st_size)
+		ret = error_set(err, EIO, "seccomp: reading a thread filter back");
+	else
+		sandbox_prog_len[kind] = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+	close(fd);
+	return ret;
+}
+
+static int sandbox_compile_threads(enum sandbox_seccomp mode, struct error *err)
+{
+	int ret = 0;
+
+	for (int kind = 0; !ret && kind < SANDBOX_THREAD_KINDS; kind++) {
+		scmp_filter_ctx ctx =
+			seccomp_init(mode == SANDBOX_SECCOMP_KILL ? SCMP_ACT_TRAP : SCMP_ACT_LOG);
+
+		if (!ctx)
+			return error_set(err, ENOMEM, "seccomp: out of memory");
+		ret = sandbox_build_thread(ctx, (enum sandbox_thread)kind, err);
+		if (!ret)
+			ret = sandbox_export(ctx, (enum sandbox_thread)kind, err);
+		seccomp_release(ctx);
+	}
+	return ret;
+}
+
+/*
+ * The process-wide filter is in: from now on threads add theirs as they
+ * start, and those already running are asked to, and waited for (they are
+ * idle: no guest code has run yet).
+ */
+static int sandbox_start_threads(struct error *err)
+{
+	pid_t waiting[SANDBOX_WAITING_MAX];
+	unsigned int n;
+	pid_t pid = getpid();
+
+	pthread_mutex_lock(&sandbox_lock);
+	sandbox_state = SANDBOX_ON;
+	n = sandbox_nwaiting;
+	memcpy(waiting, sandbox_waiting, n * sizeof(waiting[0]));
+	pthread_mutex_unlock(&sandbox_lock);
+	for (unsigned int i = 0, nwaiting = n; i < nwaiting; i++) {
+		if (syscall(SYS_tgkill, pid, waiting[i], SANDBOX_THREAD_SIGNAL) == 0)
+			continue;
+		if (errno != ESRCH)
+			return error_set(err, errno, "seccomp: signalling thread %d: %s",
+					 (int)waiting[i], strerror(errno));
+		n--; /* it has ended: nothing left to sandbox */
+	}
+	/* Idle threads answer within microseconds: poll finely, give up after 5 s. */
+	for (int i = 0; atomic_load(&sandbox_acks) < n; i++) {
+		if (i == 100000)
+			return error_set(err, ETIMEDOUT,
+					 "seccomp: threads did not add their filters");
+		nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
+	}
+	if (atomic_load(&sandbox_thread_err))
+		return error_set(err, -atomic_load(&sandbox_thread_err),
+				 "seccomp: adding a thread filter: %s",
+				 strerror(-atomic_load(&sandbox_thread_err)));
+	return 0;
+}
+
 int sandbox_seccomp_install(enum sandbox_seccomp mode, struct error *err)
 {
 	struct sigaction sa = {.sa_sigaction = sandbox_sigsys, .sa_flags = SA_SIGINFO};
+	struct sigaction ask = {.sa_handler = sandbox_thread_signal, .sa_flags = SA_RESTART};
 	scmp_filter_ctx ctx;
 	int ret;
 
-	if (mode == SANDBOX_SECCOMP_OFF)
+	if (mode == SANDBOX_SECCOMP_OFF) {
+		pthread_mutex_lock(&sandbox_lock);
+		sandbox_state = SANDBOX_NONE;
+		pthread_mutex_unlock(&sandbox_lock);
 		return 0;
+	}
+#ifdef BUNSHIN_TEST_HOOKS
+	{
+		const char *selftest = getenv("BUNSHIN_SECCOMP_SELFTEST");
+
+		if (selftest && !strcmp(selftest, "vcpu"))
+			sandbox_selftest_kind = SANDBOX_THREAD_VCPU;
+		else if (selftest && !strcmp(selftest, "io"))
+			sandbox_selftest_kind = SANDBOX_THREAD_IO;
+	}
+#endif
 	/* No setuid/file-capability gains from here on; seccomp requires it without CAP_SYS_ADMIN.
 	 */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -426,6 +863,13 @@ int sandbox_seccomp_install(enum sandbox_seccomp mode, struct error *err)
 	 * exiting (rt_sigaction is not allowed, so nothing can take the handler
 	 * over, and a blocked SIGSYS kills the process outright).
 	 */
+	ret = sandbox_compile_threads(mode, err);
+	if (ret)
+		return ret;
+	/* Threads started earlier add their filter when this signal asks them to. */
+	sigemptyset(&ask.sa_mask);
+	if (sigaction(SANDBOX_THREAD_SIGNAL, &ask, NULL) < 0)
+		return error_set(err, errno, "seccomp: thread filter signal: %s", strerror(errno));
 	ctx = seccomp_init(mode == SANDBOX_SECCOMP_KILL ? SCMP_ACT_TRAP : SCMP_ACT_LOG);
 	if (!ctx)
 		return error_set(err, ENOMEM, "seccomp: out of memory");
@@ -433,7 +877,7 @@ int sandbox_seccomp_install(enum sandbox_seccomp mode, struct error *err)
 	if (!ret)
 		ret = sandbox_rule(seccomp_load(ctx), "loading the filter", err);
 	seccomp_release(ctx);
-	return ret;
+	return ret ? ret : sandbox_start_threads(err);
 }
 
 #ifdef BUNSHIN_TEST_HOOKS
@@ -441,7 +885,7 @@ void sandbox_seccomp_selftest(void)
 {
 	int fd;
 
-	if (!getenv("BUNSHIN_SECCOMP_SELFTEST"))
+	if (!getenv("BUNSHIN_SECCOMP_SELFTEST") || sandbox_selftest_kind >= 0)
 		return;
 	/* A network socket: nothing in a running VMM makes one. --seccomp=log lets it through. */
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -21,11 +21,31 @@ enum sandbox_seccomp {
  */
 int sandbox_seccomp_install(enum sandbox_seccomp mode, struct error *err);
 
+/* Threads with a filter of their own, narrower than the process's. */
+enum sandbox_thread {
+	SANDBOX_THREAD_VCPU,
+	SANDBOX_THREAD_IO,
+	SANDBOX_THREAD_KINDS,
+};
+
+/*
+ * Called by a vCPU or I/O thread when it starts: adds the filter of its
+ * kind to the calling thread, on top of the process-wide one. A thread
+ * started before sandbox_seccomp_install() (the I/O thread, created with
+ * the devices) gets it from there: the process-wide filter has to come
+ * first (TSYNC refuses threads whose filters differ from the caller's), so
+ * sandbox_seccomp_install() signals each such thread to add its own, and
+ * returns once they all have. Nothing with --seccomp=off.
+ */
+void sandbox_seccomp_thread(enum sandbox_thread kind);
+
 #ifdef BUNSHIN_TEST_HOOKS
 /*
  * Test builds only: if BUNSHIN_SECCOMP_SELFTEST is set in the environment,
  * the calling thread makes a forbidden system call (socket(AF_INET)), so a
- * test can see the VMM die with the logged reason.
+ * test can see the VMM die with the logged reason. Set to "vcpu" or "io",
+ * it is that thread instead, with a call only its own filter forbids
+ * (openat), once it has that filter.
  */
 void sandbox_seccomp_selftest(void);
 #endif
