@@ -179,6 +179,13 @@ static void snapshot_and_stop(struct proc *p, const char *sock, char *snap, size
 
 	snprintf(snap, size, "%s/snap", dir);
 	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	/* The API answers from before the first boot; a snapshot needs a running VM. */
+	for (int i = 0; i < 500; i++) {
+		api(sock, "GET", "/vm", NULL, reply, sizeof(reply));
+		if (strstr(reply, "\"state\":\"running\""))
+			break;
+		usleep(10000);
+	}
 	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
 		     reply);
 	cr_assert(strstr(reply, "\"total_ms\":"), "%s", reply);
