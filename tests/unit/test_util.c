@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "../../src/common/error.h"
+#include "../../src/common/iov.h"
 #include "../../src/common/util.h"
 
 Test(util, parse_size_suffixes)
@@ -91,4 +92,23 @@ Test(util, align_and_overflow)
 	cr_assert(range_overflows(UINT64_MAX, 2));
 	cr_assert(!range_overflows(UINT64_MAX, 1));
 	cr_assert(!range_overflows(0, 0));
+}
+
+/* A header split across segments anywhere, as a guest may lay it out. */
+Test(iov, copies_across_segments_from_an_offset)
+{
+	uint8_t a[3] = {1, 2, 3}, b[1] = {4}, c[4] = {5, 6, 7, 8}, out[5] = {0};
+	struct iovec iov[] = {{a, 3}, {NULL, 0}, {b, 1}, {c, 4}};
+	const uint8_t want[5] = {3, 4, 5, 6, 7};
+
+	cr_assert_eq(iov_to_buf(iov, 4, 2, out, 5), 5);
+	cr_assert_arr_eq(out, want, 5);
+	cr_assert_eq(iov_to_buf(iov, 4, 6, out, 5), 2, "only two bytes left after offset 6");
+	cr_assert_eq(iov_to_buf(iov, 4, 9, out, 1), 0);
+	cr_assert_eq(iov_from_buf(iov, 4, 1, "xyz", 3), 3);
+	cr_assert_eq(a[1], 'x');
+	cr_assert_eq(a[2], 'y');
+	cr_assert_eq(b[0], 'z');
+	cr_assert_eq(iov_from_buf(iov, 4, 7, "pq", 2), 1, "the list ends after one byte");
+	cr_assert_eq(c[3], 'p');
 }

@@ -26,6 +26,7 @@
 #include "../devices/state.h"
 #include "balloon.h"
 #include "../../common/le.h"
+#include "../../common/iov.h"
 
 #define VIRTIO_BALLOON_CLASS 0x058000 /* memory controller, other */
 #define VIRTIO_BALLOON_SEGS  64
@@ -79,20 +80,6 @@ static enum balloon_role balloon_role(uint64_t features, unsigned int q)
 	if (has(features, VIRTIO_BALLOON_F_PAGE_REPORTING) && q == 0)
 		return ROLE_REPORT;
 	return ROLE_NONE;
-}
-
-/* Copies up to len device-readable bytes of the chain into buf; returns how many. */
-static size_t balloon_gather(const struct virtq_elem *e, uint8_t *buf, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < e->out_num && done < len; i++) {
-		size_t n = e->iov[i].iov_len < len - done ? e->iov[i].iov_len : len - done;
-
-		memcpy(buf + done, e->iov[i].iov_base, n);
-		done += n;
-	}
-	return done;
 }
 
 /* ---- giving memory back ---- */
@@ -161,7 +148,7 @@ static void balloon_warn_pfns(struct virtio_balloon *b, uint64_t bad)
 static void balloon_pfn_chain(struct virtio_balloon *b, const struct virtq_elem *e, bool inflate)
 {
 	uint8_t buf[VIRTIO_BALLOON_MAX_PFNS * 4];
-	size_t n = balloon_gather(e, buf, sizeof(buf)) / 4;
+	size_t n = iov_to_buf(e->iov, e->out_num, 0, buf, sizeof(buf)) / 4;
 	uint64_t bad = 0;
 
 	if (inflate)
@@ -220,7 +207,7 @@ static void balloon_report_chain(struct virtio_balloon *b, const struct virtq_el
 static void balloon_parse_stats(struct virtio_balloon *b, const struct virtq_elem *e)
 {
 	uint8_t buf[VIRTIO_BALLOON_STATS_MAX * VIRTIO_BALLOON_STAT_SIZE];
-	size_t n = balloon_gather(e, buf, sizeof(buf)) / VIRTIO_BALLOON_STAT_SIZE;
+	size_t n = iov_to_buf(e->iov, e->out_num, 0, buf, sizeof(buf)) / VIRTIO_BALLOON_STAT_SIZE;
 	struct virtio_balloon_stats *st = &b->st;
 
 	pthread_mutex_lock(&b->lock);

@@ -40,6 +40,7 @@
 #include "../../common/log.h"
 #include "blk.h"
 #include "../../common/le.h"
+#include "../../common/iov.h"
 
 #define VIRTIO_BLK_CLASS     0x018000		/* mass storage, other */
 #define VIRTIO_BLK_POP_SEGS  (DISK_IOV_MAX + 4) /* header and status may be split */
@@ -151,26 +152,6 @@ static void blk_done(void *opaque, int result)
 }
 
 /* ---- parsing the chain ---- */
-
-/* Copies len bytes starting off bytes into segments [0, n); false if they are not there. */
-static bool blk_gather(const struct iovec *iov, unsigned int n, size_t off, uint8_t *buf,
-		       size_t len)
-{
-	for (unsigned int i = 0; i < n && len; i++) {
-		size_t l = iov[i].iov_len, take;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		take = l - off < len ? l - off : len;
-		memcpy(buf, (uint8_t *)iov[i].iov_base + off, take);
-		buf += take;
-		len -= take;
-		off = 0;
-	}
-	return len == 0;
-}
 
 /*
  * The data segments: [skip, total - trim) of segments [0, n). -EINVAL when
@@ -325,7 +306,7 @@ static int blk_dwz(struct blk_queue *bq, const struct blk_ctx *c, struct blk_req
 		return VIRTIO_BLK_S_IOERR;
 	/* exactly one segment: max_discard_seg and max_write_zeroes_seg are 1 */
 	if (e->out_len != VIRTIO_BLK_HDR_SIZE + VIRTIO_BLK_DWZ_SEG_SIZE ||
-	    !blk_gather(e->iov, e->out_num, VIRTIO_BLK_HDR_SIZE, seg, sizeof(seg)))
+	    iov_to_buf(e->iov, e->out_num, VIRTIO_BLK_HDR_SIZE, seg, sizeof(seg)) != sizeof(seg))
 		return VIRTIO_BLK_S_IOERR;
 	sector = le_get(seg, 8);
 	n = le_get(seg + 8, 4);
@@ -498,7 +479,7 @@ static int blk_start(struct blk_queue *bq, uint64_t features)
 	}
 	status = (uint8_t *)e->iov[e->out_num + e->in_num - 1].iov_base +
 		 e->iov[e->out_num + e->in_num - 1].iov_len - 1;
-	if (!blk_gather(e->iov, e->out_num, 0, hdr, sizeof(hdr))) {
+	if (iov_to_buf(e->iov, e->out_num, 0, hdr, sizeof(hdr)) != sizeof(hdr)) {
 		blk_finish(bq, e->head, status, VIRTIO_BLK_S_IOERR, 1);
 		return 0;
 	}

@@ -36,6 +36,7 @@
 #include "../net/tap.h"
 #include "net.h"
 #include "../../common/le.h"
+#include "../../common/iov.h"
 
 #define VIRTIO_NET_CLASS 0x020000 /* network, ethernet */
 #define NET_RX_SEGS	 64	  /* per receive chain; Linux uses at most MAX_SKB_FRAGS + 2 */
@@ -102,49 +103,6 @@ struct virtio_net {
 static bool net_has(struct virtio_net *net, unsigned int bit)
 {
 	return virtio_pci_features(net->vp) & F(bit);
-}
-
-/* Copies len bytes at off of the segments out (to buf); false if they are not all there. */
-static bool iov_read(const struct iovec *iov, unsigned int n, size_t off, void *buf, size_t len)
-{
-	uint8_t *b = buf;
-
-	for (unsigned int i = 0; i < n && len; i++) {
-		size_t l = iov[i].iov_len, take;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		take = l - off < len ? l - off : len;
-		memcpy(b, (uint8_t *)iov[i].iov_base + off, take);
-		b += take;
-		len -= take;
-		off = 0;
-	}
-	return len == 0;
-}
-
-/* The same, into the segments. */
-static bool iov_write(const struct iovec *iov, unsigned int n, size_t off, const void *buf,
-		      size_t len)
-{
-	const uint8_t *b = buf;
-
-	for (unsigned int i = 0; i < n && len; i++) {
-		size_t l = iov[i].iov_len, take;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		take = l - off < len ? l - off : len;
-		memcpy((uint8_t *)iov[i].iov_base + off, b, take);
-		b += take;
-		len -= take;
-		off = 0;
-	}
-	return len == 0;
 }
 
 /* ---- queue layout (5.1.2) ---- */
@@ -407,7 +365,8 @@ static void net_rx_deliver(struct net_pair *p, struct virtq *vq, uint32_t n)
 	}
 	le_put(nb, 2, k);
 	/* the header lies wholly in the first chain: each holds at least one */
-	iov_write(net_rx_at(p, 0)->iov, net_rx_at(p, 0)->niov, VIRTIO_NET_HDR_NUM_BUFFERS, nb, 2);
+	iov_from_buf(net_rx_at(p, 0)->iov, net_rx_at(p, 0)->niov, VIRTIO_NET_HDR_NUM_BUFFERS, nb,
+		     2);
 	if (virtq_push_batch(vq, p->used, k))
 		log_warn("virtio-net: used ring push failed");
 	for (unsigned int i = 0; i < k; i++)
@@ -497,7 +456,7 @@ struct net_cmd {
 static bool net_cmd_data(const struct net_cmd *c, uint32_t off, void *buf, uint32_t len)
 {
 	return off <= c->len && len <= c->len - off &&
-	       iov_read(c->e->iov, c->e->out_num, 2 + off, buf, len);
+	       iov_to_buf(c->e->iov, c->e->out_num, 2 + off, buf, len) == len;
 }
 
 /* Two tables, unicast then multicast: le32 entries, then 6 bytes each; nothing after. */
@@ -584,7 +543,7 @@ static bool net_ctrl_one(struct virtio_net *net, const struct virtq_elem *e, uin
 	struct net_cmd c = {.e = e};
 	uint8_t hdr[2], ack;
 
-	if (!e->in_num || e->out_len < 2 || !iov_read(e->iov, e->out_num, 0, hdr, 2)) {
+	if (!e->in_num || e->out_len < 2 || iov_to_buf(e->iov, e->out_num, 0, hdr, 2) != 2) {
 		virtio_pci_needs_reset(net->vp, "control command without a class or an ack byte");
 		return false;
 	}

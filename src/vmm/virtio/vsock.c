@@ -35,6 +35,7 @@
 #include "../devices/state.h"
 #include "vsock.h"
 #include "../../common/le.h"
+#include "../../common/iov.h"
 
 #define VSOCK_CLASS	0x078000 /* communication controller, other */
 #define VSOCK_SEGS	130	 /* a 64 KiB payload in pages, a header, and slack */
@@ -131,36 +132,6 @@ static uint32_t min32(uint32_t a, uint32_t b)
 }
 
 /* ---- scatter lists ---- */
-
-/* Copies len bytes at byte off of iov[0, n) into buf; false if they are not all there. */
-static bool iov_read(const struct iovec *iov, unsigned int n, size_t off, uint8_t *buf, size_t len)
-{
-	for (unsigned int i = 0; i < n && len; i++) {
-		size_t l = iov[i].iov_len, take;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		take = l - off < len ? l - off : len;
-		memcpy(buf, (uint8_t *)iov[i].iov_base + off, take);
-		buf += take;
-		len -= take;
-		off = 0;
-	}
-	return len == 0;
-}
-
-static void iov_write(const struct iovec *iov, unsigned int n, const uint8_t *buf, size_t len)
-{
-	for (unsigned int i = 0; i < n && len; i++) {
-		size_t take = iov[i].iov_len < len ? iov[i].iov_len : len;
-
-		memcpy(iov[i].iov_base, buf, take);
-		buf += take;
-		len -= take;
-	}
-}
 
 /* dst = bytes [off, off + max) of iov[0, n), cut short where iov ends; returns the segments. */
 static unsigned int iov_slice(const struct iovec *iov, unsigned int n, size_t off, size_t max,
@@ -599,7 +570,7 @@ static uint32_t rx_put(struct virtio_vsock *vs, const struct virtq_elem *e, uint
 		c->pend &= ~P_CREDIT; /* every header carries the credit */
 	}
 	hdr_put(h, &p);
-	iov_write(e->iov + e->out_num, e->in_num, h, sizeof(h));
+	iov_from_buf(e->iov + e->out_num, e->in_num, 0, h, sizeof(h));
 	return VIRTIO_VSOCK_HDR_SIZE + len;
 }
 
@@ -883,7 +854,7 @@ static void vsock_tx_packet(struct virtio_vsock *vs, const struct virtq_elem *e)
 	struct vsock_conn *c;
 	struct vsock_pkt p;
 
-	if (!iov_read(e->iov, e->out_num, 0, h, sizeof(h))) {
+	if (iov_to_buf(e->iov, e->out_num, 0, h, sizeof(h)) != sizeof(h)) {
 		log_debug("virtio-vsock: tx chain of %u bytes has no header", e->out_len);
 		return;
 	}
@@ -1115,7 +1086,7 @@ static int vsock_evt_reset(struct virtio_vsock *vs, struct virtq *vq, bool *push
 	if (e.in_len < sizeof(ev)) {
 		virtq_push(vq, e.head, 0);
 	} else {
-		iov_write(e.iov + e.out_num, e.in_num, ev, sizeof(ev));
+		iov_from_buf(e.iov + e.out_num, e.in_num, 0, ev, sizeof(ev));
 		virtq_push(vq, e.head, sizeof(ev));
 	}
 	*pushed = true;
