@@ -180,14 +180,8 @@ static const char *const sandbox_allowed[] = {
  * code its work reaches.
  */
 
-/*
- * A vCPU thread: KVM_RUN and the exit handlers, which are the device
- * models' PIO/MMIO handlers, run on it. What they reach besides memory
- * and locks: the console (serial output), eventfds (power events, MSI),
- * and the resets a driver asks for, which stop the device's work (vsock's
- * connections, the disks' requests in flight) on the vCPU that wrote.
- */
-static const char *const sandbox_vcpu_allowed[] = {
+/* What every thread with a filter of its own does, whatever its work. */
+static const char *const sandbox_thread_base[] = {
 	/* glibc's locks (the vCPU gate, device locks), the allocator, thread exit. */
 	"futex",
 	"brk",
@@ -196,14 +190,28 @@ static const char *const sandbox_vcpu_allowed[] = {
 	"mremap",
 	"exit",
 	"restart_syscall",
-	/* The kick signal interrupts KVM_RUN; its handler returns through rt_sigreturn. */
+	/*
+	 * Signals: a vCPU's kick interrupts KVM_RUN, the I/O thread is asked to
+	 * add its filter by one (sandbox_seccomp_thread); handlers return
+	 * through rt_sigreturn.
+	 */
 	"rt_sigreturn",
 	"rt_sigprocmask",
-	/* The ACPI PM timer, the RTC, log lines (vDSO, or the call where there is none). */
+	/* Timers, busy polling, log lines (vDSO, or the call where there is none). */
 	"clock_gettime",
-	/* The SIGSYS handler: the thread's id (its name: prctl below), then _exit(). */
+	/* The SIGSYS handler: the thread's id (its name: prctl), then _exit(). */
 	"gettid",
 	"exit_group",
+};
+
+/*
+ * A vCPU thread: KVM_RUN and the exit handlers, which are the device
+ * models' PIO/MMIO handlers, run on it. What they reach besides memory
+ * and locks: the console (serial output), eventfds (power events, MSI),
+ * and the resets a driver asks for, which stop the device's work (vsock's
+ * connections, the disks' requests in flight) on the vCPU that wrote.
+ */
+static const char *const sandbox_vcpu_allowed[] = {
 	/*
 	 * Serial output to the console: a file or pipe (write), a socket (send),
 	 * waiting for room when it is full (poll). Eventfds: power and reset
@@ -262,22 +270,6 @@ static const unsigned long sandbox_vcpu_ioctls[] = {
  * eventfds (MSI vectors) and AF_UNIX sockets (vsock).
  */
 static const char *const sandbox_io_allowed[] = {
-	/* glibc's locks, the allocator, thread exit. */
-	"futex",
-	"brk",
-	"munmap",
-	"madvise",
-	"mremap",
-	"exit",
-	"restart_syscall",
-	/* Asked to add this filter by a signal (see sandbox_seccomp_thread). */
-	"rt_sigreturn",
-	"rt_sigprocmask",
-	/* Busy polling after work, log lines (vDSO, or the call where there is none). */
-	"clock_gettime",
-	/* The SIGSYS handler. */
-	"gettid",
-	"exit_group",
 	/* The loop: its epoll set, its control eventfd, the queues' notify eventfds. */
 	"epoll_wait",
 	"epoll_pwait",
@@ -710,8 +702,11 @@ void sandbox_seccomp_thread(enum sandbox_thread kind)
 
 static int sandbox_build_thread(scmp_filter_ctx ctx, enum sandbox_thread kind, struct error *err)
 {
-	int ret;
+	int ret =
+		sandbox_allow_list(ctx, sandbox_thread_base, ARRAY_SIZE(sandbox_thread_base), err);
 
+	if (ret)
+		return ret;
 	if (kind == SANDBOX_THREAD_VCPU) {
 		ret = sandbox_allow_list(ctx, sandbox_vcpu_allowed,
 					 ARRAY_SIZE(sandbox_vcpu_allowed), err);
