@@ -172,12 +172,11 @@ static int api(const char *sock, const char *method, const char *path, const cha
 	return status;
 }
 
-/* Snapshots the VM behind sock into DIR/snap, then stops it. */
-static void snapshot_and_stop(struct proc *p, const char *sock, char *snap, size_t size)
+/* Snapshots the VM behind sock into the directory snap. */
+static void snapshot_into(const char *sock, const char *snap)
 {
 	char body[256], reply[1024];
 
-	snprintf(snap, size, "%s/snap", dir);
 	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
 	/* The API answers from before the first boot; a snapshot needs a running VM. */
 	for (int i = 0; i < 500; i++) {
@@ -189,10 +188,60 @@ static void snapshot_and_stop(struct proc *p, const char *sock, char *snap, size
 	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
 		     reply);
 	cr_assert(strstr(reply, "\"total_ms\":"), "%s", reply);
+}
+
+/* Stops the VM behind sock through the API: exit status 4. */
+static void stop_vm(struct proc *p, const char *sock)
+{
+	char reply[512];
+
 	cr_assert_eq(
 		api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply, sizeof(reply)),
 		204, "%s", reply);
 	cr_assert_eq(proc_wait(p), 4, "stderr:\n%s", proc_stderr(p));
+}
+
+/* Snapshots the VM behind sock into DIR/snap, then stops it. */
+static void snapshot_and_stop(struct proc *p, const char *sock, char *snap, size_t size)
+{
+	snprintf(snap, size, "%s/snap", dir);
+	snapshot_into(sock, snap);
+	stop_vm(p, sock);
+}
+
+/*
+ * The parent of the echo tests: a guest echoing serial lines on DIR/a.con
+ * (API on DIR/a.api) is told one line, then snapshotted into DIR/snap and
+ * stopped. A guest restored from it counts that line too.
+ */
+static void echo_parent_snapshot(const char *memory, const char *line, char *snap, size_t size)
+{
+	char con[96], sock[96], serial[104], echo[128];
+	struct proc a;
+	int fd;
+
+	snprintf(con, sizeof(con), "%s/a.con", dir);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	snprintf(serial, sizeof(serial), "unix:%s", con);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=serial-echo",
+				      "--cpus",	    "2",
+				      "--memory",   memory,
+				      "--serial",   serial,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	fd = sock_wait(con);
+	read_until(fd, "name=serial-echo result=ready");
+	snprintf(echo, sizeof(echo), "%s\n", line);
+	send_str(fd, echo);
+	snprintf(echo, sizeof(echo), "ECHO: %s", line);
+	read_until(fd, echo);
+	close(fd);
+	snapshot_and_stop(&a, sock, snap, size);
 }
 
 /*
@@ -202,32 +251,13 @@ static void snapshot_and_stop(struct proc *p, const char *sock, char *snap, size
  */
 Test(snapshot, serial_session_carries_on)
 {
-	char con_a[96], con_b[96], sock[96], serial_a[104], serial_b[104], snap[96];
-	struct proc a, b;
+	char con_b[96], serial_b[104], snap[96];
+	struct proc b;
 	int fd;
 
-	snprintf(con_a, sizeof(con_a), "%s/a.con", dir);
+	echo_parent_snapshot("64M", "before", snap, sizeof(snap));
 	snprintf(con_b, sizeof(con_b), "%s/b.con", dir);
-	snprintf(sock, sizeof(sock), "%s/a.api", dir);
-	snprintf(serial_a, sizeof(serial_a), "unix:%s", con_a);
 	snprintf(serial_b, sizeof(serial_b), "unix:%s", con_b);
-	{
-		const char *args[] = {"--kernel",   harness_guest("elf"),
-				      "--cmdline",  "test=serial-echo",
-				      "--cpus",	    "2",
-				      "--memory",   "64M",
-				      "--serial",   serial_a,
-				      "--api-sock", sock,
-				      NULL};
-
-		proc_start(&a, "a", args);
-	}
-	fd = sock_wait(con_a);
-	read_until(fd, "name=serial-echo result=ready");
-	send_str(fd, "before\n");
-	read_until(fd, "ECHO: before");
-	close(fd);
-	snapshot_and_stop(&a, sock, snap, sizeof(snap));
 	{
 		const char *args[] = {"--restore", snap, "--serial", serial_b, NULL};
 
@@ -502,29 +532,11 @@ static int clone_start(struct proc *p, const char *tag, const char *snap, char *
  */
 Test(snapshot, clones_run_side_by_side_and_share_memory)
 {
-	char con[96], sock[96], serial[104], snap[96], mem[128], con_b[96], con_c[96];
-	struct proc a, b, c;
-	int fd, fb, fc;
+	char snap[96], mem[128], con_b[96], con_c[96];
+	struct proc b, c;
+	int fb, fc;
 
-	snprintf(con, sizeof(con), "%s/a.con", dir);
-	snprintf(sock, sizeof(sock), "%s/a.api", dir);
-	snprintf(serial, sizeof(serial), "unix:%s", con);
-	{
-		const char *args[] = {"--kernel",   harness_guest("elf"),
-				      "--cmdline",  "test=serial-echo",
-				      "--memory",   "128M",
-				      "--serial",   serial,
-				      "--api-sock", sock,
-				      NULL};
-
-		proc_start(&a, "a", args);
-	}
-	fd = sock_wait(con);
-	read_until(fd, "result=ready");
-	send_str(fd, "parent\n");
-	read_until(fd, "ECHO: parent");
-	close(fd);
-	snapshot_and_stop(&a, sock, snap, sizeof(snap));
+	echo_parent_snapshot("128M", "parent", snap, sizeof(snap));
 	snprintf(mem, sizeof(mem), "%s/memory", snap);
 
 	fb = clone_start(&b, "b", snap, con_b, sizeof(con_b));
@@ -546,29 +558,13 @@ Test(snapshot, clones_run_side_by_side_and_share_memory)
 /* A restored VM (memory mapped from a file, not a memfd) can be snapshotted again. */
 Test(snapshot, a_restored_vm_snapshots_again)
 {
-	char con[96], sock[96], serial[104], snap[96], snap2[128], body[200], reply[512];
-	struct proc a, b, c;
+	char con[96], sock[96], snap[96], snap2[128];
+	struct proc b, c;
 	int fd;
 
+	echo_parent_snapshot("64M", "one", snap, sizeof(snap));
 	snprintf(con, sizeof(con), "%s/a.con", dir);
 	snprintf(sock, sizeof(sock), "%s/a.api", dir);
-	snprintf(serial, sizeof(serial), "unix:%s", con);
-	{
-		const char *args[] = {"--kernel",   harness_guest("elf"),
-				      "--cmdline",  "test=serial-echo",
-				      "--memory",   "64M",
-				      "--serial",   serial,
-				      "--api-sock", sock,
-				      NULL};
-
-		proc_start(&a, "a", args);
-	}
-	fd = sock_wait(con);
-	read_until(fd, "result=ready");
-	send_str(fd, "one\n");
-	read_until(fd, "ECHO: one");
-	close(fd);
-	snapshot_and_stop(&a, sock, snap, sizeof(snap));
 	{
 		const char *args[] = {"--restore", snap, "--api-sock", sock, NULL};
 
@@ -579,13 +575,8 @@ Test(snapshot, a_restored_vm_snapshots_again)
 	read_until(fd, "ECHO: two");
 	close(fd);
 	snprintf(snap2, sizeof(snap2), "%s/snap2", dir);
-	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap2);
-	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
-		     reply);
-	cr_assert_eq(
-		api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply, sizeof(reply)),
-		204, "%s", reply);
-	cr_assert_eq(proc_wait(&b), 4, "stderr:\n%s", proc_stderr(&b));
+	snapshot_into(sock, snap2);
+	stop_vm(&b, sock);
 	{
 		const char *args[] = {"--restore", snap2, NULL};
 
