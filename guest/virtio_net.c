@@ -17,6 +17,7 @@
  * Fail words: bad-option, ctrl (+cmd=N), no-arp-reply, no-echo-reply,
  * not-served, link-down, mrg-incomplete, plus virtio.c's.
  */
+#include "net.h"
 #include "virtio.h"
 
 #define NET_F_MAC      5
@@ -57,50 +58,6 @@ static uint8_t txbuf[RXBUF] __attribute__((aligned(64)));
 static uint8_t frame[FRAME_MAX];
 static uint8_t ctrl_hdr[2], ctrl_data[8];
 static volatile uint8_t ctrl_ack;
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-/* The Internet checksum (RFC 1071) over len bytes. */
-static uint16_t csum(const uint8_t *p, uint32_t len)
-{
-	uint32_t s = 0;
-
-	for (uint32_t i = 0; i + 1 < len; i += 2)
-		s += get16(p + i);
-	if (len & 1)
-		s += (uint32_t)p[len - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static bool parse_ip(const char *key, const char *def, uint8_t *ip)
-{
-	const char *v = def;
-	size_t len = strlen(def), i = 0;
-
-	opt_get(key, &v, &len);
-	for (int k = 0; k < 4; k++) {
-		size_t j = i;
-		uint64_t x;
-		while (j < len && v[j] != '.')
-			j++;
-		if (!parse_u64(v + i, j - i, 10, &x) || x > 255 || (k < 3 && j == len))
-			return false;
-		ip[k] = (uint8_t)x;
-		i = j + 1;
-	}
-	return i >= len;
-}
 
 /* ---- receive ---- */
 
@@ -183,7 +140,7 @@ static uint8_t *eth(const uint8_t *dst, uint16_t type)
 
 	memcpy(f, dst, 6);
 	memcpy(f + 6, n.mac, 6);
-	put16(f + 12, type);
+	net_put16(f + 12, type);
 	return f + ETH_HLEN;
 }
 
@@ -192,11 +149,11 @@ static bool send_arp(uint16_t op, const uint8_t *tha, const uint8_t *tpa)
 	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	uint8_t *a = eth(op == 1 ? bcast : tha, 0x0806);
 
-	put16(a, 1); /* Ethernet */
-	put16(a + 2, 0x0800);
+	net_put16(a, 1); /* Ethernet */
+	net_put16(a + 2, 0x0800);
 	a[4] = 6;
 	a[5] = 4;
-	put16(a + 6, op);
+	net_put16(a + 6, op);
 	memcpy(a + 8, n.mac, 6);
 	memcpy(a + 14, n.ip, 4);
 	memcpy(a + 18, tha, 6);
@@ -211,15 +168,15 @@ static bool send_icmp(const uint8_t *dst_mac, const uint8_t *dst_ip, uint32_t le
 
 	memset(ip, 0, 20);
 	ip[0] = 0x45;
-	put16(ip + 2, (uint16_t)(20 + len));
-	put16(ip + 6, 0x4000); /* DF */
+	net_put16(ip + 2, (uint16_t)(20 + len));
+	net_put16(ip + 6, 0x4000); /* DF */
 	ip[8] = 64;
 	ip[9] = 1;
 	memcpy(ip + 12, n.ip, 4);
 	memcpy(ip + 16, dst_ip, 4);
-	put16(ip + 10, csum(ip, 20));
-	put16(icmp + 2, 0);
-	put16(icmp + 2, csum(icmp, len));
+	net_put16(ip + 10, net_csum(ip, 20));
+	net_put16(icmp + 2, 0);
+	net_put16(icmp + 2, net_csum(icmp, len));
 	return send_frame(ETH_HLEN + 20 + len);
 }
 
@@ -229,8 +186,8 @@ static bool send_ping(uint16_t seq)
 
 	icmp[0] = 8;
 	icmp[1] = 0;
-	put16(icmp + 4, PING_ID);
-	put16(icmp + 6, seq);
+	net_put16(icmp + 4, PING_ID);
+	net_put16(icmp + 6, seq);
 	for (int i = 0; i < PING_DATA; i++)
 		icmp[8 + i] = (uint8_t)(i + seq);
 	return send_icmp(n.peer_mac, n.peer, 8 + PING_DATA);
@@ -240,13 +197,13 @@ static bool send_ping(uint16_t seq)
 
 static bool handle_arp(const uint8_t *a, uint32_t len)
 {
-	if (len < 28 || get16(a) != 1 || get16(a + 2) != 0x0800 || a[4] != 6 || a[5] != 4)
+	if (len < 28 || net_get16(a) != 1 || net_get16(a + 2) != 0x0800 || a[4] != 6 || a[5] != 4)
 		return true;
-	if (get16(a + 6) == 2 && memcmp(a + 14, n.peer, 4) == 0) {
+	if (net_get16(a + 6) == 2 && memcmp(a + 14, n.peer, 4) == 0) {
 		memcpy(n.peer_mac, a + 8, 6);
 		n.peer_known = true;
 	}
-	if (get16(a + 6) != 1 || memcmp(a + 24, n.ip, 4) != 0)
+	if (net_get16(a + 6) != 1 || memcmp(a + 24, n.ip, 4) != 0)
 		return true;
 	n.served_arp++;
 	return send_arp(2, a + 8, a + 14);
@@ -261,8 +218,8 @@ static bool handle_icmp(const uint8_t *src_mac, const uint8_t *ip, uint32_t ihl,
 
 	if (len < 8)
 		return true;
-	if (icmp[0] == 0 && get16(icmp + 4) == PING_ID && get16(icmp + 6) < 32) {
-		uint32_t bit = 1u << get16(icmp + 6);
+	if (icmp[0] == 0 && net_get16(icmp + 4) == PING_ID && net_get16(icmp + 6) < 32) {
+		uint32_t bit = 1u << net_get16(icmp + 6);
 		if (!(n.seen_seq & bit))
 			n.replies++;
 		n.seen_seq |= bit;
@@ -284,12 +241,12 @@ static bool handle_frame(uint32_t flen)
 
 	if (flen < ETH_HLEN)
 		return true;
-	if (get16(frame + 12) == 0x0806)
+	if (net_get16(frame + 12) == 0x0806)
 		return handle_arp(p, len);
-	if (get16(frame + 12) != 0x0800 || len < 20 || (p[0] >> 4) != 4)
+	if (net_get16(frame + 12) != 0x0800 || len < 20 || (p[0] >> 4) != 4)
 		return true;
 	ihl = (p[0] & 15) * 4u;
-	tot = get16(p + 2);
+	tot = net_get16(p + 2);
 	if (ihl < 20 || tot < ihl || tot > len || memcmp(p + 16, n.ip, 4) != 0 || p[9] != 1)
 		return true;
 	return handle_icmp(frame + 6, p, ihl, tot);
@@ -462,7 +419,8 @@ void run_virtio_net(void)
 	struct line l;
 
 	memset(&n, 0, sizeof(n));
-	if (!parse_ip("net_ip", "10.0.2.15", n.ip) || !parse_ip("net_peer", "10.0.2.1", n.peer))
+	if (!net_parse_ip("net_ip", "10.0.2.15", n.ip) ||
+	    !net_parse_ip("net_peer", "10.0.2.1", n.peer))
 		reason = "bad-option";
 	if (!reason && !setup(&pairs))
 		reason = n.d.fail;

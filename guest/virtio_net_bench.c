@@ -42,6 +42,7 @@
  * Fail words: bad-option, no-arp-reply, no-echo-reply, tx-stuck, no-rx,
  * plus virtio.c's.
  */
+#include "net.h"
 #include "virtio.h"
 
 #define NET_F_MAC     5
@@ -82,50 +83,6 @@ static uint8_t tx_free[VQ_MAX_SIZE]; /* stack of free txbuf indexes */
 static uint32_t tx_nfree;
 static uint32_t rtt_ns[PINGS_MAX];
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-/* RFC 1071 over len bytes. */
-static uint16_t csum(const uint8_t *p, uint32_t len)
-{
-	uint32_t s = 0;
-
-	for (uint32_t i = 0; i + 1 < len; i += 2)
-		s += get16(p + i);
-	if (len & 1)
-		s += (uint32_t)p[len - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static bool parse_ip(const char *key, const char *def, uint8_t *ip)
-{
-	const char *v = def;
-	size_t len = strlen(def), i = 0;
-
-	opt_get(key, &v, &len);
-	for (int k = 0; k < 4; k++) {
-		size_t j = i;
-		uint64_t x;
-		while (j < len && v[j] != '.')
-			j++;
-		if (!parse_u64(v + i, j - i, 10, &x) || x > 255 || (k < 3 && j == len))
-			return false;
-		ip[k] = (uint8_t)x;
-		i = j + 1;
-	}
-	return i >= len;
-}
-
 static uint64_t opt_or(const char *key, uint64_t def)
 {
 	uint64_t v;
@@ -159,17 +116,17 @@ static uint8_t *ip_frame(uint8_t *f, const uint8_t *dst_mac, const uint8_t *dst_
 
 	memcpy(f, dst_mac, 6);
 	memcpy(f + 6, b.mac, 6);
-	put16(f + 12, 0x0800);
+	net_put16(f + 12, 0x0800);
 	memset(ip, 0, IP_HLEN);
 	ip[0] = 0x45;
-	put16(ip + 2, (uint16_t)(IP_HLEN + len));
-	put16(ip + 4, b.ip_id++);
-	put16(ip + 6, 0x4000); /* DF */
+	net_put16(ip + 2, (uint16_t)(IP_HLEN + len));
+	net_put16(ip + 4, b.ip_id++);
+	net_put16(ip + 6, 0x4000); /* DF */
 	ip[8] = 64;
 	ip[9] = proto;
 	memcpy(ip + 12, b.ip, 4);
 	memcpy(ip + 16, dst_ip, 4);
-	put16(ip + 10, csum(ip, IP_HLEN));
+	net_put16(ip + 10, net_csum(ip, IP_HLEN));
 	return ip + IP_HLEN;
 }
 
@@ -265,12 +222,12 @@ static uint32_t fill_arp(uint8_t *f, const void *arg)
 
 	memcpy(f, a->op == 1 ? bcast : a->tha, 6);
 	memcpy(f + 6, b.mac, 6);
-	put16(f + 12, 0x0806);
-	put16(p, 1);
-	put16(p + 2, 0x0800);
+	net_put16(f + 12, 0x0806);
+	net_put16(p, 1);
+	net_put16(p + 2, 0x0800);
 	p[4] = 6;
 	p[5] = 4;
-	put16(p + 6, a->op);
+	net_put16(p + 6, a->op);
 	memcpy(p + 8, b.mac, 6);
 	memcpy(p + 14, b.ip, 4);
 	memcpy(p + 18, a->tha, 6);
@@ -293,8 +250,8 @@ static uint32_t fill_echo(uint8_t *f, const void *arg)
 	memcpy(icmp, e->icmp, e->len);
 	icmp[0] = e->type;
 	icmp[1] = 0;
-	put16(icmp + 2, 0);
-	put16(icmp + 2, csum(icmp, e->len));
+	net_put16(icmp + 2, 0);
+	net_put16(icmp + 2, net_csum(icmp, e->len));
 	return ETH_HLEN + IP_HLEN + e->len;
 }
 
@@ -303,10 +260,10 @@ static const uint8_t *ip_for_us(const uint8_t *f, uint32_t len, uint32_t *ihl, u
 {
 	const uint8_t *ip = f + ETH_HLEN;
 
-	if (len < ETH_HLEN + IP_HLEN || get16(f + 12) != 0x0800 || (ip[0] >> 4) != 4)
+	if (len < ETH_HLEN + IP_HLEN || net_get16(f + 12) != 0x0800 || (ip[0] >> 4) != 4)
 		return NULL;
 	*ihl = (ip[0] & 15) * 4u;
-	*tot = get16(ip + 2);
+	*tot = net_get16(ip + 2);
 	if (*ihl < IP_HLEN || *tot < *ihl || *tot > len - ETH_HLEN || memcmp(ip + 16, b.ip, 4))
 		return NULL;
 	return ip;
@@ -324,13 +281,13 @@ static int handle_other(const uint8_t *f, uint32_t len, bool serve_echo)
 	uint32_t ihl, tot;
 
 	b.other++;
-	if (len >= ETH_HLEN + 28 && get16(f + 12) == 0x0806 && get16(p) == 1 &&
-	    get16(p + 2) == 0x0800) {
-		if (get16(p + 6) == 2 && !memcmp(p + 14, b.peer, 4)) {
+	if (len >= ETH_HLEN + 28 && net_get16(f + 12) == 0x0806 && net_get16(p) == 1 &&
+	    net_get16(p + 2) == 0x0800) {
+		if (net_get16(p + 6) == 2 && !memcmp(p + 14, b.peer, 4)) {
 			memcpy(b.peer_mac, p + 8, 6);
 			b.peer_known = true;
 		}
-		if (get16(p + 6) == 1 && !memcmp(p + 24, b.ip, 4)) {
+		if (net_get16(p + 6) == 1 && !memcmp(p + 24, b.ip, 4)) {
 			struct arp_args a = {2, p + 8, p + 14};
 			return tx_one(fill_arp, &a) ? 2 : -1;
 		}
@@ -453,8 +410,8 @@ static const char *rtt_row(void)
 		uint64_t t0, deadline;
 		bool got = false;
 
-		put16(msg + 4, PING_ID);
-		put16(msg + 6, (uint16_t)s);
+		net_put16(msg + 4, PING_ID);
+		net_put16(msg + 6, (uint16_t)s);
 		for (int i = 0; i < PING_DATA; i++)
 			msg[8 + i] = (uint8_t)(i + s);
 		t0 = rdtsc();
@@ -475,7 +432,8 @@ static const char *rtt_row(void)
 			f = rxbuf[slot] + NET_HDR;
 			ip = ip_for_us(f, len, &ihl, &tot);
 			if (ip && ip[9] == 1 && tot - ihl >= 8 && ip[ihl] == 0 &&
-			    get16(ip + ihl + 4) == PING_ID && get16(ip + ihl + 6) == (uint16_t)s) {
+			    net_get16(ip + ihl + 4) == PING_ID &&
+			    net_get16(ip + ihl + 6) == (uint16_t)s) {
 				rtt_ns[n++] = (uint32_t)cycles_to_ns(rdtsc() - t0);
 				got = true;
 			} else if (handle_other(f, len, false) < 0) {
@@ -525,10 +483,10 @@ static void udp_template(uint8_t *f, uint16_t sport, uint16_t dport, uint32_t pa
 {
 	uint8_t *udp = ip_frame(f, b.peer_mac, b.peer, 17, UDP_HLEN + payload);
 
-	put16(udp, sport);
-	put16(udp + 2, dport);
-	put16(udp + 4, (uint16_t)(UDP_HLEN + payload));
-	put16(udp + 6, 0); /* no checksum: allowed for IPv4, and the same work on every VMM */
+	net_put16(udp, sport);
+	net_put16(udp + 2, dport);
+	net_put16(udp + 4, (uint16_t)(UDP_HLEN + payload));
+	net_put16(udp + 6, 0); /* no checksum: allowed for IPv4, and the same work on every VMM */
 	for (uint32_t i = 0; i < payload; i++)
 		udp[UDP_HLEN + i] = (uint8_t)(i * 7);
 }
@@ -576,9 +534,9 @@ static const char *tx_row(uint64_t ms, uint32_t payload)
 				uint8_t slot = tx_free[--tx_nfree];
 				/* the IP id differs per frame, like a real stack's */
 				uint8_t *ip = txbuf[slot] + NET_HDR + ETH_HLEN;
-				put16(ip + 4, b.ip_id++);
-				put16(ip + 10, 0);
-				put16(ip + 10, csum(ip, IP_HLEN));
+				net_put16(ip + 4, b.ip_id++);
+				net_put16(ip + 10, 0);
+				net_put16(ip + 10, net_csum(ip, IP_HLEN));
 				if (!tx_submit(slot, flen))
 					return b.d.fail;
 				inflight++;
@@ -623,7 +581,7 @@ static bool is_udp_to(const uint8_t *f, uint32_t len, uint16_t port)
 	uint32_t ihl, tot;
 	const uint8_t *ip = ip_for_us(f, len, &ihl, &tot);
 
-	return ip && ip[9] == 17 && tot - ihl >= UDP_HLEN && get16(ip + ihl + 2) == port;
+	return ip && ip[9] == 17 && tot - ihl >= UDP_HLEN && net_get16(ip + ihl + 2) == port;
 }
 
 static const char *rx_row(uint64_t ms)
@@ -783,7 +741,8 @@ void run_virtio_net_bench(void)
 	memset(&b, 0, sizeof(b));
 	tx_nfree = 0;
 	b.hz = tsc_hz(); /* calibrated once, before anything is timed */
-	if (!parse_ip("net_ip", "10.0.2.15", b.ip) || !parse_ip("net_peer", "10.0.2.1", b.peer))
+	if (!net_parse_ip("net_ip", "10.0.2.15", b.ip) ||
+	    !net_parse_ip("net_peer", "10.0.2.1", b.peer))
 		reason = "bad-option";
 	if (!reason && !setup())
 		reason = b.d.fail;
