@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/un.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -274,4 +276,41 @@ char *harness_temp_file(size_t len, uint32_t seed, uint32_t *crc)
 void harness_die_with_parent(void)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+int harness_unix_connect(const char *path, int timeout_ms)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	for (int waited = 0;; waited += 10) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		if (waited >= timeout_ms)
+			return -1;
+		usleep(10000);
+	}
+}
+
+bool harness_read_until(int fd, char *buf, size_t size, size_t *len, const char *needle,
+			int timeout_ms)
+{
+	buf[*len] = 0;
+	for (int waited = 0; !strstr(buf, needle) && waited < timeout_ms; waited += 10) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 10) <= 0)
+			continue;
+		n = read(fd, buf + *len, size - 1 - *len);
+		if (n <= 0)
+			return false;
+		*len += (size_t)n;
+		buf[*len] = 0;
+	}
+	return strstr(buf, needle) != NULL;
 }

@@ -50,6 +50,19 @@ int harness_run(const struct vmm_run *run, struct vmm_result *res);
  * leaves a VMM running behind it.
  */
 void harness_die_with_parent(void);
+
+/*
+ * Connects to the unix socket at path, retrying for up to timeout_ms while
+ * the VMM creates it (0: one try). Returns the fd, or -1.
+ */
+int harness_unix_connect(const char *path, int timeout_ms);
+/*
+ * Reads from fd, appending to buf (size bytes, *len used, kept
+ * NUL-terminated), until buf holds needle or timeout_ms pass. True when it
+ * does; false on timeout, end of file or error.
+ */
+bool harness_read_until(int fd, char *buf, size_t size, size_t *len, const char *needle,
+			int timeout_ms);
 void harness_free(struct vmm_result *res);
 
 /* Finds "key=" in the BUNSHIN-TEST line for name and copies its value. */

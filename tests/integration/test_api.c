@@ -34,19 +34,6 @@ struct reply {
 	char body[8192];
 };
 
-static int sock_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
 static void write_all(int fd, const char *buf, size_t len)
 {
 	while (len) {
@@ -65,7 +52,7 @@ static void http(const struct vm *vm, const char *method, const char *path, cons
 	static char raw[1 << 17];
 	size_t len = 0, blen = body ? strlen(body) : 0;
 	char head[256];
-	int fd = sock_connect(vm->sock);
+	int fd = harness_unix_connect(vm->sock, 0);
 	ssize_t n;
 	char *sep;
 
@@ -120,7 +107,7 @@ static void vm_start_guest(struct vm *vm, const char *cmdline, const char *const
 		_exit(127);
 	}
 	for (int i = 0; i < 500; i++) {
-		int fd = sock_connect(vm->sock);
+		int fd = harness_unix_connect(vm->sock, 0);
 
 		if (fd >= 0) {
 			close(fd);

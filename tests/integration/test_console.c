@@ -50,50 +50,20 @@ struct client {
 	bool ok;
 };
 
-static int connect_retry(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	for (int i = 0; i < 500; i++) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return fd;
-		close(fd);
-		usleep(10000);
-	}
-	return -1;
-}
-
-/* Reads from fd until buf holds needle (or 10 s pass). */
-static bool read_until(int fd, struct client *c, const char *needle)
-{
-	for (int i = 0; i < 1000 && !strstr(c->got, needle); i++) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&p, 1, 10) <= 0)
-			continue;
-		n = read(fd, c->got + c->len, sizeof(c->got) - 1 - c->len);
-		if (n <= 0)
-			return false;
-		c->len += n;
-		c->got[c->len] = '\0';
-	}
-	return strstr(c->got, needle) != NULL;
-}
-
 static void *client_main(void *arg)
 {
 	struct client *c = arg;
-	int fd = connect_retry(c->path);
+	int fd = harness_unix_connect(c->path, 5000);
 
 	if (fd < 0)
 		return NULL;
-	c->ok = read_until(fd, c, "result=ready") && write(fd, "over the socket\n", 16) == 16 &&
-		read_until(fd, c, "ECHO: over the socket") && write(fd, "quit\n", 5) == 5 &&
-		read_until(fd, c, "name=serial-echo result=pass");
+	c->ok = harness_read_until(fd, c->got, sizeof(c->got), &c->len, "result=ready", 10000) &&
+		write(fd, "over the socket\n", 16) == 16 &&
+		harness_read_until(fd, c->got, sizeof(c->got), &c->len, "ECHO: over the socket",
+				   10000) &&
+		write(fd, "quit\n", 5) == 5 &&
+		harness_read_until(fd, c->got, sizeof(c->got), &c->len,
+				   "name=serial-echo result=pass", 10000);
 	close(fd);
 	return NULL;
 }

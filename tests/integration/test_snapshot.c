@@ -45,31 +45,13 @@ static void teardown(void)
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
 
-static int sock_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
 /* Connects to a socket the VMM is about to create. */
 static int sock_wait(const char *path)
 {
-	for (int i = 0; i < 500; i++) {
-		int fd = sock_connect(path);
+	int fd = harness_unix_connect(path, 5000);
 
-		if (fd >= 0)
-			return fd;
-		usleep(10000);
-	}
-	cr_assert_fail("%s never accepted a connection", path);
-	return -1;
+	cr_assert_geq(fd, 0, "%s never accepted a connection", path);
+	return fd;
 }
 
 /* Starts the VMM with args (NULL-terminated, without argv[0]); stderr to DIR/<tag>.err. */
@@ -127,20 +109,8 @@ static char *read_until(int fd, const char *want)
 	static char buf[16384];
 	size_t len = 0;
 
-	buf[0] = 0;
-	for (int i = 0; i < 1000 && !strstr(buf, want); i++) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&pfd, 1, 10) <= 0)
-			continue;
-		n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		buf[len] = 0;
-	}
-	cr_assert(strstr(buf, want), "never saw '%s'; got:\n%s", want, buf);
+	cr_assert(harness_read_until(fd, buf, sizeof(buf), &len, want, 10000),
+		  "never saw '%s'; got:\n%s", want, buf);
 	return buf;
 }
 

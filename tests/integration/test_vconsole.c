@@ -20,40 +20,6 @@ struct client {
 	bool ok;
 };
 
-static int connect_retry(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	for (int i = 0; i < 1000; i++) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return fd;
-		close(fd);
-		usleep(10000);
-	}
-	return -1;
-}
-
-/* Reads until got holds needle (30 s at most). */
-static bool read_until(int fd, struct client *c, const char *needle)
-{
-	for (int i = 0; i < 3000 && !strstr(c->got, needle); i++) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&p, 1, 10) <= 0)
-			continue;
-		n = read(fd, c->got + c->len, sizeof(c->got) - 1 - c->len);
-		if (n <= 0)
-			return false;
-		c->len += n;
-		c->got[c->len] = '\0';
-	}
-	return strstr(c->got, needle) != NULL;
-}
-
 static bool send_str(int fd, const char *s)
 {
 	return write(fd, s, strlen(s)) == (ssize_t)strlen(s);
@@ -62,15 +28,20 @@ static bool send_str(int fd, const char *s)
 static void *client_main(void *arg)
 {
 	struct client *c = arg;
-	int fd = connect_retry(c->path);
+	int fd = harness_unix_connect(c->path, 10000);
 
 	if (fd < 0)
 		return NULL;
-	c->ok = read_until(fd, c, "hvc0 ready\n") && send_str(fd, "hello hvc\n") &&
-		read_until(fd, c, "ECHO: HELLO HVC\n") && send_str(fd, "second line\n") &&
-		read_until(fd, c, "ECHO: SECOND LINE\n") && send_str(fd, "quit\n");
+	c->ok = harness_read_until(fd, c->got, sizeof(c->got), &c->len, "hvc0 ready\n", 30000) &&
+		send_str(fd, "hello hvc\n") &&
+		harness_read_until(fd, c->got, sizeof(c->got), &c->len, "ECHO: HELLO HVC\n",
+				   30000) &&
+		send_str(fd, "second line\n") &&
+		harness_read_until(fd, c->got, sizeof(c->got), &c->len, "ECHO: SECOND LINE\n",
+				   30000) &&
+		send_str(fd, "quit\n");
 	/* Stay until the VMM closes the socket, so nothing is cut short. */
-	while (c->ok && read_until(fd, c, "\x01never"))
+	while (c->ok && harness_read_until(fd, c->got, sizeof(c->got), &c->len, "\x01never", 30000))
 		;
 	close(fd);
 	return NULL;
