@@ -73,3 +73,40 @@ void run_serial_echo(void)
 	line_kv_dec(&l, "lines", lines);
 	line_emit(&l);
 }
+
+/*
+ * For scenarios that take orders from the host after they started (e.g.
+ * after a snapshot was restored): the same ring, one line at a time.
+ */
+uint32_t serial_read_line(char *buf, uint32_t max)
+{
+	static uint32_t tail;
+	static bool routed;
+	uint32_t len = 0;
+
+	if (!routed) {
+		lapic_enable();
+		if (!ioapic_route_isa(4, VEC_SERIAL, cpu_apic_id()))
+			return 0;
+		outb(COM1 + 1, 0x01);
+		routed = true;
+	}
+	for (;;) {
+		uint32_t head = rx_head;
+		char c;
+
+		if (tail == head) {
+			wait_change(&rx_head, head);
+			continue;
+		}
+		c = (char)rx_ring[tail % RX_RING];
+		tail++;
+		if (c != '\r' && c != '\n') {
+			if (len < max)
+				buf[len++] = c;
+			continue;
+		}
+		if (len)
+			return len;
+	}
+}

@@ -13,7 +13,10 @@
  * to use, 0: all the device has, up to VIRTIO_MAX_QUEUES; default 1),
  * blk_seed=N (a fixed pattern instead of a TSC-seeded one, so the host can
  * check the image), blk_keep=1 (no discard or write-zeroes: the pattern
- * stays), virtio_poll, virtio_features.
+ * stays), virtio_poll, virtio_features, blk_wait=1 (once the device is set
+ * up, print "name=virtio-blk result=ready" and wait for a serial line
+ * "seed=N" that gives the seed: a VM snapshotted while it waits writes
+ * what each restored copy is told).
  *
  * Queue q writes sectors [blk_sector + 8q, +8): all queues have their
  * request in flight at once, each on its own ring. Byte i of the range that
@@ -129,6 +132,24 @@ static uint8_t blk_req_all(uint32_t nq, uint32_t type, uint64_t sector, uint8_t 
 	return st;
 }
 
+/* blk_wait=1: the seed from a "seed=N" serial line. */
+static uint8_t blk_wait_seed(uint8_t seed)
+{
+	char buf[64];
+	struct line l;
+	uint32_t n, v = 0;
+
+	line_init(&l);
+	line_str(&l, "BUNSHIN-TEST name=virtio-blk result=ready");
+	line_emit(&l);
+	n = serial_read_line(buf, sizeof(buf));
+	if (n < 6 || memcmp(buf, "seed=", 5))
+		return seed;
+	for (uint32_t i = 5; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+		v = v * 10 + (uint32_t)(buf[i] - '0');
+	return (uint8_t)v;
+}
+
 static void blk_pattern(uint8_t *p, uint8_t seed, uint64_t sector)
 {
 	for (uint32_t i = 0; i < BLK_BYTES; i++)
@@ -185,7 +206,7 @@ void run_virtio_blk(void)
 {
 	const char *reason = NULL;
 	const char *flush = "absent", *discard = "absent", *wz = "absent";
-	uint64_t capacity = 0, sector = 0, ro = 0, keep = 0, seed64;
+	uint64_t capacity = 0, sector = 0, ro = 0, keep = 0, wait = 0, seed64;
 	uint32_t blk_size = 512, nq = 0;
 	int bad_status = -1;
 	struct line l;
@@ -194,6 +215,7 @@ void run_virtio_blk(void)
 	opt_u64("blk_sector", 10, &sector);
 	opt_u64("blk_readonly", 10, &ro);
 	opt_u64("blk_keep", 10, &keep);
+	opt_u64("blk_wait", 10, &wait);
 	seed64 = (rdtsc() >> 4) | 1;
 	opt_u64("blk_seed", 10, &seed64);
 	seed = (uint8_t)seed64;
@@ -215,6 +237,8 @@ void run_virtio_blk(void)
 		goto out;
 	}
 
+	if (wait)
+		seed = blk_wait_seed(seed);
 	/* A pattern that depends on the seed and the sector: queues write different bytes. */
 	for (uint32_t q = 0; q < nq; q++)
 		blk_pattern(wbuf[q], seed, sector + (uint64_t)q * BLK_SECTORS);

@@ -28,6 +28,7 @@ enum {
 	OPT_VERBOSE,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_OVERLAY,
 };
 
 static const struct option config_options[] = {
@@ -51,6 +52,7 @@ static const struct option config_options[] = {
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
+	{"overlay", required_argument, NULL, OPT_OVERLAY},
 	{NULL, 0, NULL, 0},
 };
 
@@ -70,7 +72,9 @@ void config_usage(const char *prog)
 	       "  --disk path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N]\n"
 	       "         [,iops=N][,bps=N][,iops_burst=N][,bps_burst=N]\n"
 	       "                         virtio-blk disk on a raw image (repeat, up to 16);\n"
-	       "                         iops/bps: rate limits (bps takes K M G suffixes)\n"
+	       "                         iops/bps: rate limits (bps takes K M G suffixes);\n"
+	       "         [,overlay=FILE]  copy-on-write: writes go to FILE (created if missing),\n"
+	       "                         IMG is only read\n"
 	       "  --net tap=NAME[,mac=MAC][,queues=N][,id=NAME]\n"
 	       "                         virtio-net device on a tap interface (repeat, up to 8)\n"
 	       "  --console-virtio BACKEND\n"
@@ -82,7 +86,10 @@ void config_usage(const char *prog)
 	       "  --api-sock PATH        serve the control API (HTTP/JSON) on this unix socket\n"
 	       "  --restore DIR          resume the VM snapshotted into DIR (with only --serial,\n"
 	       "                         --api-sock, --on-reboot, --kvm-device, --seccomp,\n"
-	       "                         --verbose)\n"
+	       "                         --verbose, --overlay)\n"
+	       "  --overlay DISK=FILE    with --restore: the disk's writes go to FILE, a fresh\n"
+	       "                         overlay over the snapshot's frozen disk (DISK: id,\n"
+	       "                         path or index; default DIR/diskN.restore-PID.ovl)\n"
 	       "  --seccomp MODE         system calls outside the VMM's allow-list: kill (the\n"
 	       "                         default: logged, then exit 1), log (allowed, logged by\n"
 	       "                         the kernel's audit) or off (no filter); for debugging\n"
@@ -304,6 +311,8 @@ static int config_disk_pair(struct vmm_config *cfg, void *obj, const char *key, 
 		return config_on_off(kv, key, val, &d->direct, err);
 	if (!strcmp(key, "queues"))
 		return config_queues(kv, key, val, &d->queues, err);
+	if (!strcmp(key, "overlay"))
+		return config_str(kv, d->overlay, sizeof(d->overlay), key, val, err);
 	ret = config_disk_limit(d, key, val, kv, err);
 	return ret <= 0 ? ret : config_unknown_key(kv, key, err);
 }
@@ -311,7 +320,7 @@ static int config_disk_pair(struct vmm_config *cfg, void *obj, const char *key, 
 static const struct config_kv config_disk_kv = {
 	.opt = "--disk",
 	.syntax = "path=IMG[,readonly=on][,id=NAME][,direct=on][,queues=N][,iops=N][,bps=N]"
-		  "[,iops_burst=N][,bps_burst=N]",
+		  "[,iops_burst=N][,bps_burst=N][,overlay=FILE]",
 	.pair = config_disk_pair,
 };
 
@@ -336,6 +345,10 @@ static int config_disk(struct vmm_config *cfg, const char *arg, struct error *er
 		return error_set(err, EINVAL, "--disk: iops_burst= needs iops=");
 	if (d->bps_burst && !d->bps)
 		return error_set(err, EINVAL, "--disk: bps_burst= needs bps=");
+	if (d->overlay[0] && (d->read_only || d->direct))
+		return error_set(err, EINVAL,
+				 "--disk: overlay= makes a writable disk without "
+				 "direct I/O (not with readonly=on or direct=on)");
 	for (unsigned int i = 0; i < cfg->ndisks; i++)
 		if (d->id[0] && !strcmp(cfg->disks[i].id, d->id))
 			return error_set(err, EINVAL, "--disk: duplicate id '%s'", d->id);
@@ -566,6 +579,8 @@ static int config_chardev(const char *opt, const char **dst, const char *arg, st
 			 arg);
 }
 
+static int config_overlay(struct vmm_config *cfg, const char *arg, struct error *err);
+
 static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint64_t host_ram,
 			 struct error *err)
 {
@@ -629,6 +644,8 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 	case OPT_VERSION:
 		cfg->version = true;
 		return 0;
+	case OPT_OVERLAY:
+		return config_overlay(cfg, arg, err);
 	}
 	return error_set(err, EINVAL, "internal: unhandled option %d", opt);
 }
@@ -647,6 +664,8 @@ static const char *config_optarg(int opt, int argc, char **argv)
 	return argv[optind++];
 }
 
+static int config_apply_overlays(struct vmm_config *cfg, struct error *err);
+
 static void config_defaults(struct vmm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -664,7 +683,7 @@ static void config_defaults(struct vmm_config *cfg)
  */
 static const int config_restore_allowed[] = {OPT_RESTORE,   OPT_SERIAL,	    OPT_API_SOCK,
 					     OPT_ON_REBOOT, OPT_KVM_DEVICE, OPT_SECCOMP,
-					     OPT_VERBOSE};
+					     OPT_VERBOSE,   OPT_OVERLAY};
 
 static int config_check_restore(uint64_t seen, struct error *err)
 {
@@ -680,7 +699,7 @@ static int config_check_restore(uint64_t seen, struct error *err)
 				err, EINVAL,
 				"--%s cannot be combined with --restore: the snapshot fixes "
 				"the VM (--serial, --api-sock, --on-reboot, --kvm-device, "
-				"--seccomp and --verbose can be given)",
+				"--seccomp, --verbose and --overlay can be given)",
 				o->name);
 	}
 	return 0;
@@ -692,7 +711,7 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 	uint64_t seen = 0;
 	int opt, ret;
 
-	_Static_assert(OPT_VERSION - OPT_KERNEL < 64, "one bit per option in 'seen'");
+	_Static_assert(OPT_OVERLAY - OPT_KERNEL < 64, "one bit per option in 'seen'");
 	config_defaults(cfg);
 	cfg->argc = argc;
 	cfg->argv = argv;
@@ -723,5 +742,67 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 			err, EINVAL,
 			"--kernel is required, or --api-sock to configure the VM through the "
 			"API (see --help)");
-	return config_check(cfg, err);
+	ret = config_apply_overlays(cfg, err);
+	return ret ? ret : config_check(cfg, err);
+}
+
+/* --overlay DISK=FILE */
+
+static int config_overlay(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	const char *eq = strchr(arg, '=');
+	struct config_overlay *o;
+
+	if (!eq || eq == arg || !eq[1])
+		return error_set(err, EINVAL, "--overlay: '%s' is not DISK=FILE", arg);
+	if (strlen(eq + 1) >= CONFIG_PATH_MAX)
+		return error_set(err, EINVAL, "--overlay: FILE is longer than %d characters",
+				 CONFIG_PATH_MAX - 1);
+	if (cfg->noverlays == CONFIG_MAX_DISKS)
+		return error_set(err, E2BIG, "--overlay: more than %d given", CONFIG_MAX_DISKS);
+	o = &cfg->overlays[cfg->noverlays++];
+	o->disk = arg;
+	o->disk_len = (size_t)(eq - arg);
+	o->file = eq + 1;
+	return 0;
+}
+
+int config_find_disk(const struct vmm_config *cfg, const char *name, size_t len)
+{
+	char buf[CONFIG_PATH_MAX];
+	uint64_t idx;
+
+	if (len >= sizeof(buf))
+		return -1;
+	memcpy(buf, name, len);
+	buf[len] = 0;
+	for (unsigned int i = 0; i < cfg->ndisks; i++) {
+		const struct config_disk *d = &cfg->disks[i];
+
+		if (!strcmp(buf, d->id[0] ? d->id : d->path))
+			return (int)i;
+	}
+	if (cfg->ndisks && !parse_uint(buf, 0, cfg->ndisks - 1, &idx))
+		return (int)idx;
+	return -1;
+}
+
+/* Without --restore, --overlay DISK=FILE is overlay=FILE on that disk. */
+static int config_apply_overlays(struct vmm_config *cfg, struct error *err)
+{
+	for (unsigned int i = 0; i < cfg->noverlays; i++) {
+		const struct config_overlay *o = &cfg->overlays[i];
+		int d = config_find_disk(cfg, o->disk, o->disk_len);
+
+		if (d < 0)
+			return error_set(err, ENOENT,
+					 "--overlay: no disk '%.*s' (an id, path or index)",
+					 (int)o->disk_len, o->disk);
+		if (cfg->disks[d].read_only || cfg->disks[d].direct)
+			return error_set(err, EINVAL, "--overlay: disk '%.*s' is %s",
+					 (int)o->disk_len, o->disk,
+					 cfg->disks[d].read_only ? "read-only" : "direct=on");
+		snprintf(cfg->disks[d].overlay, sizeof(cfg->disks[d].overlay), "%s", o->file);
+	}
+	return 0;
 }

@@ -48,6 +48,18 @@ struct config_disk {
 	unsigned int queues; /* 1..CONFIG_MAX_QUEUES */
 	/* Rate limits, per second; 0: unlimited. Bursts: 0 is one second's worth. */
 	uint64_t iops, iops_burst, bps, bps_burst;
+	/* overlay=FILE: the guest writes there, path= is only read (block/overlay.h) */
+	char overlay[CONFIG_PATH_MAX];
+	/* --restore: the snapshot's frozen top layer, opened instead of path= */
+	char frozen[CONFIG_PATH_MAX];
+	bool frozen_is_overlay;
+};
+
+/* One --overlay DISK=FILE: DISK an id, path or index of a --disk. */
+struct config_overlay {
+	const char *disk; /* not terminated: disk_len bytes */
+	size_t disk_len;
+	const char *file;
 };
 
 /* One --net tap=NAME[,mac=MAC][,queues=N][,id=NAME]. */
@@ -103,6 +115,9 @@ struct vmm_config {
 	bool version;
 	/* --seccomp: what a system call outside the sandbox's allow-list does (kill by default). */
 	enum sandbox_seccomp seccomp;
+	/* --overlay, in order given (a later one for the same disk wins) */
+	struct config_overlay overlays[CONFIG_MAX_DISKS];
+	unsigned int noverlays;
 };
 
 /*
@@ -115,5 +130,11 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 		 struct error *err);
 
 void config_usage(const char *prog);
+
+/*
+ * The --disk that name means, as the control API names disks: its id=,
+ * else its path=, else its index. -1 when none.
+ */
+int config_find_disk(const struct vmm_config *cfg, const char *name, size_t len);
 
 #endif

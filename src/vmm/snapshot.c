@@ -20,6 +20,7 @@
 
 #include "machine.h"
 #include "snapshot.h"
+#include "snapshot_disks.h"
 #include "snapshot/memfile.h"
 #include "snapshot/snapfile.h"
 #include "../common/log.h"
@@ -34,13 +35,18 @@ static void snapshot_path(char *buf, size_t size, const char *dir, const char *f
 
 /* ---- the command line ---- */
 
-/* --api-sock names this process's socket: a restored VM gets its own, or none. */
+/*
+ * --api-sock names this process's socket: a restored VM gets its own, or
+ * none. --overlay names a restore's own disk layers (snapshot_disks.c).
+ */
 static bool snapshot_arg_skipped(char *const *argv, int i, int *skip)
 {
 	*skip = 0;
-	if (!strncmp(argv[i], "--api-sock=", 11) || !strncmp(argv[i], "--restore=", 10))
+	if (!strncmp(argv[i], "--api-sock=", 11) || !strncmp(argv[i], "--restore=", 10) ||
+	    !strncmp(argv[i], "--overlay=", 10))
 		return true;
-	if (!strcmp(argv[i], "--api-sock") || !strcmp(argv[i], "--restore")) {
+	if (!strcmp(argv[i], "--api-sock") || !strcmp(argv[i], "--restore") ||
+	    !strcmp(argv[i], "--overlay")) {
 		*skip = 1; /* and its value */
 		return true;
 	}
@@ -148,7 +154,7 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 	if (ret)
 		return error_wrap(err, "the snapshot's command line");
 	out->restore = now->restore;
-	return 0;
+	return snapshot_disks_restore(now, out, f, err);
 }
 
 /* ---- saving ---- */
@@ -171,6 +177,8 @@ static int snapshot_write(struct machine *m, const char *dir, struct error *err)
 	snap_writer_init(&w);
 	snapshot_save_config(m->cfg, &w);
 	ret = machine_save_state(m, &w, err);
+	if (!ret)
+		ret = snapshot_disks_save(m, dir, &w, err);
 	if (!ret) {
 		snapshot_path(path, sizeof(path), dir, SNAPSHOT_STATE);
 		ret = snap_save(&w, path, err);

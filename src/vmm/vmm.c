@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -129,6 +130,28 @@ static int machine_create_rng(struct machine *m, struct error *err)
 	return m->rng ? 0 : error_wrap(err, "--rng");
 }
 
+/*
+ * Copy-on-write layers: overlay= over path=, or on a restore the clone's
+ * overlay over the snapshot's frozen top; the guest keeps the serial that
+ * path= gave it.
+ */
+static void machine_disk_layers(const struct config_disk *d, struct virtio_blk_opts *o, char *id,
+				size_t size)
+{
+	const char *base = strrchr(d->path, '/');
+
+	if (d->overlay[0])
+		o->overlay = d->overlay;
+	if (!d->frozen[0])
+		return;
+	o->path = d->frozen;
+	o->image_is_overlay = d->frozen_is_overlay;
+	if (!o->id) {
+		snprintf(id, size, "%s", base ? base + 1 : d->path);
+		o->id = id;
+	}
+}
+
 /* One --disk: a missing image or one another VM holds fails here, before the guest runs. */
 static int machine_create_disk(struct machine *m, unsigned int i, struct error *err)
 {
@@ -143,6 +166,9 @@ static int machine_create_disk(struct machine *m, unsigned int i, struct error *
 				    .id = d->id[0] ? d->id : NULL,
 				    .queues = d->queues,
 				    .limits = &l};
+	char id[CONFIG_DISK_ID + 1];
+
+	machine_disk_layers(d, &o, id, sizeof(id));
 	struct virtio_pci_host host;
 
 	if (machine_virtio_host(m, d->queues, &m->blk_msi[i], &host, err))

@@ -448,3 +448,67 @@ Test(config, seccomp_modes)
 	expect_error("--seccomp", "", "--seccomp: '' is not kill, log or off");
 	expect_error("--seccomp", NULL, "option '--seccomp' needs a value");
 }
+
+Test(config, disk_overlay)
+{
+	char *argv[] = {"vmm", "--kernel", "k", "--disk", "path=/b.img,overlay=/t.ovl,queues=2"};
+	char *ro[] = {"vmm", "--kernel", "k", "--disk", "path=/b.img,overlay=/t.ovl,readonly=on"};
+	char *dio[] = {"vmm", "--kernel", "k", "--disk", "path=/b.img,direct=on,overlay=/t.ovl"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg.disks[0].path, "/b.img");
+	cr_assert_str_eq(cfg.disks[0].overlay, "/t.ovl");
+	cr_assert_eq(cfg.disks[0].frozen[0], 0);
+	cr_assert_eq(parse(&cfg, &err, ARGC(ro), ro), -EINVAL);
+	cr_assert(strstr(err.msg, "--disk: overlay="), "%s", err.msg);
+	cr_assert_eq(parse(&cfg, &err, ARGC(dio), dio), -EINVAL);
+	cr_assert(strstr(err.msg, "direct=on"), "%s", err.msg);
+	expect_error("--disk", "path=/b.img,overlay=", "--disk: overlay= is empty");
+}
+
+/* --overlay DISK=FILE names a disk as PUT /vm/disk-limits does: id, path or index. */
+Test(config, overlay_option)
+{
+	char *argv[] = {"vmm",
+			"--kernel",
+			"k",
+			"--disk",
+			"path=/a.img",
+			"--disk",
+			"path=/b.img,id=bee",
+			"--disk",
+			"path=/c.img",
+			"--overlay",
+			"bee=/1.ovl",
+			"--overlay",
+			"/a.img=/0.ovl",
+			"--overlay",
+			"2=/x.ovl",
+			"--overlay",
+			"2=/2.ovl"};
+	char *restore[] = {"vmm", "--restore", "/snap", "--overlay", "0=/r.ovl"};
+	char *unknown[] = {"vmm", "--kernel", "k", "--disk", "path=/a.img", "--overlay", "3=/x"};
+	char *ro[] = {"vmm",	   "--kernel", "k", "--disk", "path=/a.img,readonly=on",
+		      "--overlay", "0=/x"};
+	struct vmm_config cfg;
+	struct error err;
+
+	cr_assert_eq(parse(&cfg, &err, ARGC(argv), argv), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg.disks[0].overlay, "/0.ovl");
+	cr_assert_str_eq(cfg.disks[1].overlay, "/1.ovl");
+	cr_assert_str_eq(cfg.disks[2].overlay, "/2.ovl", "the last one given wins");
+	cr_assert_eq(config_find_disk(&cfg, "bee", 3), 1);
+	cr_assert_eq(config_find_disk(&cfg, "/b.img", 6), -1, "a disk with an id goes by it");
+	cr_assert_eq(config_find_disk(&cfg, "9", 1), -1);
+	cr_assert_eq(parse(&cfg, &err, ARGC(restore), restore), 0, "%s", err.msg);
+	cr_assert_eq(cfg.noverlays, 1);
+	cr_assert_eq(parse(&cfg, &err, ARGC(unknown), unknown), -ENOENT);
+	cr_assert(strstr(err.msg, "--overlay: no disk '3'"), "%s", err.msg);
+	cr_assert_eq(parse(&cfg, &err, ARGC(ro), ro), -EINVAL);
+	cr_assert(strstr(err.msg, "read-only"), "%s", err.msg);
+	expect_error("--overlay", "noequals", "--overlay: 'noequals' is not DISK=FILE");
+	expect_error("--overlay", "=/x", "is not DISK=FILE");
+	expect_error("--overlay", "0=", "is not DISK=FILE");
+}

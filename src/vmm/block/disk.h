@@ -43,7 +43,15 @@ struct disk_opts {
 	bool read_only;
 	bool direct;	/* O_DIRECT: bypass the host page cache */
 	const char *id; /* serial reported to the guest; NULL: the file name */
+	/*
+	 * Copy-on-write (block/overlay.h): the guest writes into this overlay
+	 * file (created over the image if missing) and the image is only read.
+	 */
+	const char *overlay;
+	bool image_is_overlay; /* the image itself is an overlay (a snapshot's frozen top) */
 };
+
+struct overlay;
 
 struct disk {
 	int fd;
@@ -57,10 +65,18 @@ struct disk {
 	uint32_t block_size;	/* logical block size */
 	uint32_t dio_mem_align; /* O_DIRECT buffer alignment (direct only) */
 	uint32_t dio_off_align; /* O_DIRECT offset/length alignment (direct only) */
+	struct overlay *ovl;	/* NULL: a raw disk; else fd is the overlay's top */
 };
 
 /* Opens and locks an image. Returns 0 or a negative errno with err filled. */
 int disk_open(struct disk **out, const char *path, const struct disk_opts *opts, struct error *err);
+/*
+ * Snapshot freeze (nothing in flight): the disk's current top layer (the
+ * raw image, or the overlay on top) is never written again and a fresh
+ * overlay at new_top takes the guest's writes from now on. On failure the
+ * disk carries on as it was.
+ */
+int disk_freeze(struct disk *disk, const char *new_top, struct error *err);
 /* Releases the lock and closes the image; every queue must be freed first. */
 void disk_close(struct disk *disk);
 /* Copies the id into buf (up to DISK_ID_BYTES, NUL-padded, not terminated

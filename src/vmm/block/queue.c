@@ -130,7 +130,7 @@ void req_finish(struct disk_req *r)
 
 static int sync_call(struct disk_req *r)
 {
-	int fd = r->q->disk->fd;
+	int fd = r->fd;
 	ssize_t n = 0;
 
 	switch (r->op) {
@@ -236,6 +236,7 @@ static struct disk_req *req_get(struct disk_queue *q, enum disk_op op, disk_done
 	if (!r)
 		return NULL;
 	q->free = r->next;
+	r->fd = q->disk->fd;
 	r->op = op;
 	r->cb = cb;
 	r->opaque = opaque;
@@ -269,10 +270,25 @@ static int req_queue(struct disk_queue *q, struct disk_req *r)
 	return 0;
 }
 
+int queue_rw_fd(struct disk_queue *q, int fd, enum disk_op op, bool dsync, const struct iovec *iov,
+		int iovcnt, uint64_t off, uint64_t len, disk_done_fn cb, void *opaque)
+{
+	struct disk_req *r = req_get(q, op, cb, opaque);
+
+	if (!r)
+		return -EAGAIN;
+	memcpy(r->iov, iov, sizeof(*iov) * (size_t)iovcnt);
+	r->fd = fd;
+	r->dsync = dsync;
+	r->iovcnt = iovcnt;
+	r->off = off;
+	r->len = len;
+	return req_queue(q, r);
+}
+
 static int rw(struct disk_queue *q, enum disk_op op, bool dsync, const struct iovec *iov,
 	      int iovcnt, uint64_t off, disk_done_fn cb, void *opaque)
 {
-	struct disk_req *r;
 	uint64_t len;
 	int ret;
 
@@ -283,15 +299,10 @@ static int rw(struct disk_queue *q, enum disk_op op, bool dsync, const struct io
 		ret = check_range(q->disk, off, len);
 	if (ret < 0)
 		return ret;
-	r = req_get(q, op, cb, opaque);
-	if (!r)
-		return -EAGAIN;
-	memcpy(r->iov, iov, sizeof(*iov) * (size_t)iovcnt);
-	r->dsync = dsync;
-	r->iovcnt = iovcnt;
-	r->off = off;
-	r->len = len;
-	return req_queue(q, r);
+	/* the one test raw disks pay for overlays */
+	if (q->disk->ovl)
+		return ovl_rw(q, op, dsync, iov, iovcnt, off, len, cb, opaque);
+	return queue_rw_fd(q, q->disk->fd, op, dsync, iov, iovcnt, off, len, cb, opaque);
 }
 
 int disk_readv(struct disk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
@@ -312,17 +323,42 @@ int disk_writev_sync(struct disk_queue *q, const struct iovec *iov, int iovcnt, 
 	return rw(q, DISK_OP_WRITE, true, iov, iovcnt, off, cb, opaque);
 }
 
-int disk_flush(struct disk_queue *q, disk_done_fn cb, void *opaque)
+int queue_flush_fd(struct disk_queue *q, int fd, disk_done_fn cb, void *opaque)
 {
 	struct disk_req *r = req_get(q, DISK_OP_FLUSH, cb, opaque);
 
-	return r ? req_queue(q, r) : -EAGAIN;
+	if (!r)
+		return -EAGAIN;
+	r->fd = fd;
+	return req_queue(q, r);
+}
+
+int disk_flush(struct disk_queue *q, disk_done_fn cb, void *opaque)
+{
+	if (q->disk->ovl)
+		return ovl_flush(q, cb, opaque);
+	return queue_flush_fd(q, q->disk->fd, cb, opaque);
+}
+
+int queue_dealloc_fd(struct disk_queue *q, int fd, bool zero, uint64_t off, uint64_t len,
+		     disk_done_fn cb, void *opaque)
+{
+	struct disk_req *r = req_get(q, DISK_OP_FALLOCATE, cb, opaque);
+
+	if (!r)
+		return -EAGAIN;
+	r->fd = fd;
+	r->zero = zero;
+	r->mode = zero ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+		       : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	r->off = off;
+	r->len = len;
+	return req_queue(q, r);
 }
 
 static int dealloc(struct disk_queue *q, bool zero, uint64_t off, uint64_t len, disk_done_fn cb,
 		   void *opaque)
 {
-	struct disk_req *r;
 	int ret;
 
 	if (q->disk->read_only)
@@ -330,15 +366,10 @@ static int dealloc(struct disk_queue *q, bool zero, uint64_t off, uint64_t len, 
 	ret = check_range(q->disk, off, len);
 	if (ret < 0)
 		return ret;
-	r = req_get(q, DISK_OP_FALLOCATE, cb, opaque);
-	if (!r)
-		return -EAGAIN;
-	r->zero = zero;
-	r->mode = zero ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
-		       : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-	r->off = off;
-	r->len = len;
-	return req_queue(q, r);
+	/* a hole in an overlay would show the layer below: both zero there */
+	if (q->disk->ovl)
+		return ovl_dealloc(q, off, len, cb, opaque);
+	return queue_dealloc_fd(q, q->disk->fd, zero, off, len, cb, opaque);
 }
 
 int disk_discard(struct disk_queue *q, uint64_t off, uint64_t len, disk_done_fn cb, void *opaque)
@@ -455,6 +486,8 @@ int disk_queue_new(struct disk_queue **out, struct disk *disk, const struct disk
 	ret = queue_alloc(q, err);
 	if (ret == 0)
 		ret = queue_engine(q, opts && opts->force_sync, err);
+	if (ret == 0 && disk->ovl && ovl_queue_init(q))
+		ret = error_set(err, ENOMEM, "disk %s: out of memory", disk->path);
 	if (ret < 0) {
 		disk_queue_free(q);
 		return ret;
@@ -468,6 +501,7 @@ void disk_queue_free(struct disk_queue *q)
 	if (!q)
 		return;
 	disk_queue_drain(q);
+	ovl_queue_free(q);
 	if (q->uring)
 		uring_exit(q);
 	if (q->efd >= 0)

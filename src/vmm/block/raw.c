@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "disk.h"
+#include "overlay.h"
+#include "queue.h"
 
 /* Whether one /proc/PID/fdinfo/FD file lists a lock on `want` (dev:ino). */
 static bool fdinfo_has_lock(int dirfd, const char *name, const char *want)
@@ -185,7 +187,7 @@ static int disk_measure(struct disk *d, const struct stat *st, struct error *err
 	return d->direct ? disk_dio_align(d, err) : 0;
 }
 
-static void disk_set_id(struct disk *d, const char *id)
+void disk_set_id(struct disk *d, const char *id)
 {
 	const char *base = strrchr(d->path, '/');
 
@@ -214,6 +216,10 @@ int disk_open(struct disk **out, const char *path, const struct disk_opts *opts,
 	struct stat st;
 	int ret;
 
+	if (opts && opts->overlay) {
+		free(d);
+		return disk_open_overlay(out, path, opts, err);
+	}
 	if (!d || !(d->path = strdup(path))) {
 		free(d);
 		return error_set(err, ENOMEM, "disk %s: out of memory", path);
@@ -244,8 +250,11 @@ void disk_close(struct disk *d)
 {
 	if (!d)
 		return;
+	/* an overlay disk's fd is the overlay's top: closed with the chain */
+	if (d->ovl)
+		overlay_close(d->ovl);
 	/* closing the only descriptor of the open file releases the lock */
-	if (d->fd >= 0)
+	else if (d->fd >= 0)
 		close(d->fd);
 	free(d->path);
 	free(d);

@@ -35,7 +35,7 @@ void uring_exit(struct disk_queue *q)
 
 static void uring_prep(struct io_uring_sqe *sqe, struct disk_req *r)
 {
-	int fd = r->q->disk->fd;
+	int fd = r->fd;
 
 	switch (r->op) {
 	case DISK_OP_READ:

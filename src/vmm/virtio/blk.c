@@ -686,7 +686,11 @@ static const struct virtio_device_ops virtio_blk_ops = {
 
 static int blk_open(struct virtio_blk *blk, const struct virtio_blk_opts *o, struct error *err)
 {
-	struct disk_opts d = {.read_only = o->read_only, .direct = o->direct, .id = o->id};
+	struct disk_opts d = {.read_only = o->read_only,
+			      .direct = o->direct,
+			      .id = o->id,
+			      .overlay = o->overlay,
+			      .image_is_overlay = o->image_is_overlay};
 	struct disk_queue_opts qo = {0};
 	int ret = disk_open(&blk->disk, o->path, &d, err);
 
@@ -900,4 +904,21 @@ void virtio_blk_get_limits(struct virtio_blk *blk, struct virtio_blk_limits *out
 	pthread_mutex_unlock(&blk->rl_lock);
 	*out = (struct virtio_blk_limits){
 		.iops = r.iops, .iops_burst = r.iops_burst, .bps = r.bps, .bps_burst = r.bps_burst};
+}
+
+int virtio_blk_freeze(struct virtio_blk *blk, const char *new_top, struct error *err)
+{
+	int ret;
+
+	for (unsigned int i = 0; i < blk->nq; i++)
+		pthread_mutex_lock(&blk->q[i].lock);
+	ret = disk_freeze(blk->disk, new_top, err);
+	for (unsigned int i = blk->nq; i-- > 0;)
+		pthread_mutex_unlock(&blk->q[i].lock);
+	return ret;
+}
+
+const struct disk *virtio_blk_disk(const struct virtio_blk *blk)
+{
+	return blk->disk;
 }

@@ -9,8 +9,9 @@
 #include "virtio_pci.h"
 
 /*
- * virtio-blk (virtio 1.2, section 5.2): device ID 2, on a raw image through
- * the block layer (src/vmm/block). One request queue, or with queues > 1
+ * virtio-blk (virtio 1.2, section 5.2): device ID 2, on a raw image (or a
+ * copy-on-write overlay over one: block/overlay.h) through the block layer
+ * (src/vmm/block). One request queue, or with queues > 1
  * VIRTIO_BLK_F_MQ and that many, each on a disk queue of its own. Requests
  * are submitted from a queue's notify handler on the I/O thread and
  * complete there too, through that disk queue's eventfd.
@@ -86,6 +87,8 @@ struct virtio_blk_opts {
 	unsigned int queues;			/* request queues, 1..VIRTIO_BLK_MAX_QUEUES */
 	const struct virtio_blk_limits *limits; /* NULL: unlimited */
 	uint64_t (*clock_ns)(void);		/* NULL: CLOCK_MONOTONIC; tests move their own */
+	const char *overlay;			/* copy-on-write top layer, NULL: none */
+	bool image_is_overlay;			/* path is an overlay (a snapshot's frozen top) */
 };
 
 /* Requests handed to the block layer, all queues (the control API's metrics). */
@@ -118,5 +121,11 @@ void virtio_blk_get_stats(struct virtio_blk *blk, struct virtio_blk_stats *out);
  */
 void virtio_blk_set_limits(struct virtio_blk *blk, const struct virtio_blk_limits *l);
 void virtio_blk_get_limits(struct virtio_blk *blk, struct virtio_blk_limits *out);
+/*
+ * Snapshots, with the I/O thread paused and nothing in flight: the disk's
+ * top layer is frozen and new_top takes the writes (disk_freeze()).
+ */
+int virtio_blk_freeze(struct virtio_blk *blk, const char *new_top, struct error *err);
+const struct disk *virtio_blk_disk(const struct virtio_blk *blk);
 
 #endif
