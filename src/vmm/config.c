@@ -82,7 +82,8 @@ void config_usage(const char *prog)
 	       "  --api-sock PATH        serve the control API (HTTP/JSON) on this unix socket\n"
 	       "  --restore DIR          resume the VM snapshotted into DIR (with only --serial,\n"
 	       "                         --api-sock, --on-reboot, --kvm-device, --seccomp,\n"
-	       "                         --verbose)\n"
+	       "                         --verbose; --net id=ID,tap=NAME[,mac=MAC], --vsock\n"
+	       "                         and --console-virtio replace the recorded device)\n"
 	       "  --seccomp MODE         system calls outside the VMM's allow-list: kill (the\n"
 	       "                         default: logged, then exit 1), log (allowed, logged by\n"
 	       "                         the kernel's audit) or off (no filter); for debugging\n"
@@ -662,9 +663,9 @@ static void config_defaults(struct vmm_config *cfg)
  * A snapshot fixes the machine (CPUs, memory, devices); what may differ in
  * the restored process is how it talks to the host.
  */
-static const int config_restore_allowed[] = {OPT_RESTORE,   OPT_SERIAL,	    OPT_API_SOCK,
-					     OPT_ON_REBOOT, OPT_KVM_DEVICE, OPT_SECCOMP,
-					     OPT_VERBOSE};
+static const int config_restore_allowed[] = {
+	OPT_RESTORE, OPT_SERIAL,  OPT_API_SOCK, OPT_ON_REBOOT, OPT_KVM_DEVICE,
+	OPT_SECCOMP, OPT_VERBOSE, OPT_NET,	OPT_VSOCK,     OPT_CONSOLE_VIRTIO};
 
 static int config_check_restore(uint64_t seen, struct error *err)
 {
@@ -680,7 +681,8 @@ static int config_check_restore(uint64_t seen, struct error *err)
 				err, EINVAL,
 				"--%s cannot be combined with --restore: the snapshot fixes "
 				"the VM (--serial, --api-sock, --on-reboot, --kvm-device, "
-				"--seccomp and --verbose can be given)",
+				"--seccomp, --verbose, and --net/--vsock/--console-virtio "
+				"replacing a recorded device can be given)",
 				o->name);
 	}
 	return 0;
