@@ -27,6 +27,7 @@
 #define VEC_LAPIC_TIMER 0x30
 #define VEC_PIT		0x31
 #define VEC_SERIAL	0x34
+#define VEC_SCI		0x35 /* ACPI SCI (test=vmgenid) */
 #define VEC_VIRTIO_CFG	0x40 /* virtio MSI-X: config change */
 #define VEC_VIRTIO_Q0	0x41 /* virtio MSI-X: queue N -> VEC_VIRTIO_Q0 + N */
 #define VEC_SPURIOUS	0xff

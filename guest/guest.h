@@ -364,6 +364,9 @@ void run_blk_bench(void);
 void serial_rx_isr(void); /* CPL 0: drains the UART into the RX ring */
 /* Waits for one non-empty serial line (interrupt-driven); returns its length. */
 uint32_t serial_read_line(char *buf, uint32_t max);
+void run_vmgenid(void);
+void run_identity(void);
+void vmgenid_sci_isr(void); /* CPL 0: clears GPE0 status, notes the bits */
 void ap_user_main(uint64_t index);
 
 /* Reports "name=<scenario> result=fail reason=<reason>" and powers off. */

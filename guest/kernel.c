@@ -482,5 +482,7 @@ void trap_dispatch(struct frame *f)
 	g_irq_count[v]++;
 	if (v == VEC_SERIAL)
 		serial_rx_isr();
+	if (v == VEC_SCI)
+		vmgenid_sci_isr();
 	lapic_eoi_kernel();
 }

@@ -33,6 +33,8 @@ static const struct {
 	{"virtio-balloon", run_virtio_balloon},
 	{"virtio-abuse", run_virtio_abuse},
 	{"blk-bench", run_blk_bench},
+	{"vmgenid", run_vmgenid},
+	{"identity", run_identity},
 };
 /* clang-format on */
 

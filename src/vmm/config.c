@@ -86,7 +86,9 @@ void config_usage(const char *prog)
 	       "  --api-sock PATH        serve the control API (HTTP/JSON) on this unix socket\n"
 	       "  --restore DIR          resume the VM snapshotted into DIR (with only --serial,\n"
 	       "                         --api-sock, --on-reboot, --kvm-device, --seccomp,\n"
-	       "                         --verbose, --overlay)\n"
+	       "                         --verbose, --overlay; --net id=ID,tap=NAME[,mac=MAC],\n"
+	       "                         --vsock and --console-virtio replace the recorded "
+	       "device)\n"
 	       "  --overlay DISK=FILE    with --restore: the disk's writes go to FILE, a fresh\n"
 	       "                         overlay over the snapshot's frozen disk (DISK: id,\n"
 	       "                         path or index; default DIR/diskN.restore-PID.ovl)\n"
@@ -681,9 +683,9 @@ static void config_defaults(struct vmm_config *cfg)
  * A snapshot fixes the machine (CPUs, memory, devices); what may differ in
  * the restored process is how it talks to the host.
  */
-static const int config_restore_allowed[] = {OPT_RESTORE,   OPT_SERIAL,	    OPT_API_SOCK,
-					     OPT_ON_REBOOT, OPT_KVM_DEVICE, OPT_SECCOMP,
-					     OPT_VERBOSE,   OPT_OVERLAY};
+static const int config_restore_allowed[] = {
+	OPT_RESTORE, OPT_SERIAL,  OPT_API_SOCK, OPT_ON_REBOOT, OPT_KVM_DEVICE,	  OPT_SECCOMP,
+	OPT_VERBOSE, OPT_OVERLAY, OPT_NET,	OPT_VSOCK,     OPT_CONSOLE_VIRTIO};
 
 static int config_check_restore(uint64_t seen, struct error *err)
 {
@@ -699,7 +701,9 @@ static int config_check_restore(uint64_t seen, struct error *err)
 				err, EINVAL,
 				"--%s cannot be combined with --restore: the snapshot fixes "
 				"the VM (--serial, --api-sock, --on-reboot, --kvm-device, "
-				"--seccomp, --verbose and --overlay can be given)",
+				"--seccomp, --verbose, --overlay, and "
+				"--net/--vsock/--console-virtio "
+				"replacing a recorded device can be given)",
 				o->name);
 	}
 	return 0;

@@ -69,6 +69,7 @@ struct config_net {
 	uint8_t mac[6];
 	bool has_mac;	     /* false: the device picks a locally administered one */
 	unsigned int queues; /* queue pairs, 1..CONFIG_MAX_QUEUES */
+	bool replaced;	     /* --restore: a new identity replaced the recorded one */
 };
 
 /* --vsock cid=N,uds=PATH */
@@ -76,6 +77,7 @@ struct config_vsock {
 	bool enabled;
 	uint32_t cid; /* 3..0xfffffffe: 0-2 are reserved, -1 means "any" */
 	char uds[CONFIG_VSOCK_UDS_MAX];
+	bool replaced; /* --restore: a new CID and socket replaced the recorded ones */
 };
 
 /* --balloon [size=SIZE][,stats=SECONDS][,free_page_reporting=on|off][,deflate_on_oom=on|off] */

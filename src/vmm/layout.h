@@ -79,10 +79,20 @@
 #define LAYOUT_PM1A_EVT_PORT 0x600 /* 4 bytes: PM1_STS, PM1_EN */
 #define LAYOUT_PM1A_CNT_PORT 0x604 /* 2 bytes: PM1_CNT */
 #define LAYOUT_PM_TMR_PORT   0x608 /* 4 bytes: 32-bit 3.579545 MHz counter (FADT TMR_VAL_EXT) */
+#define LAYOUT_GPE0_PORT     0x60c /* 4 bytes: GPE0_STS, GPE0_EN (16 GPEs) */
 #define LAYOUT_SCI_IRQ	     9
 #define LAYOUT_RESET_PORT    0xcf9
 #define LAYOUT_RESET_VALUE   0x06
 #define LAYOUT_S5_SLP_TYP    5 /* value of \_S5 and of PM1_CNT.SLP_TYP for power-off */
+
+/*
+ * VM generation ID (devices/vmgenid.c): a 16-byte GUID the guest reads at
+ * this address, announced by GPE0 bit LAYOUT_VMGENID_GPE. It lies below the
+ * ACPI tables in 0x9fc00-0x100000, which the e820 map reserves, so no
+ * guest allocates it.
+ */
+#define LAYOUT_VMGENID_GPA 0xdf000ULL
+#define LAYOUT_VMGENID_GPE 0
 
 /* Top of guest RAM (exclusive) for ram_size bytes split around the PCI hole, as gmem does. */
 static inline unsigned long long layout_ram_end(unsigned long long ram_size)

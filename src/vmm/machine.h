@@ -22,6 +22,7 @@
 #include "devices/legacy.h"
 #include "devices/pci.h"
 #include "devices/serial.h"
+#include "devices/vmgenid.h"
 #include "kvm/cpuid.h"
 #include "kvm/gmem.h"
 #include "kvm/ioevent.h"
@@ -36,6 +37,7 @@
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "snapshot/snapfile.h"
+#include "spawner.h"
 
 /*
  * Why the machine stopped, in rising priority: a later, stronger reason
@@ -132,10 +134,21 @@ struct machine {
 	uint64_t exit_totals[VCPU_EXIT_REASONS]; /* of the vCPUs of earlier boots */
 	atomic_uint boots;
 	uint64_t started_ns;
+
+	/* PUT /vm/clone starts clones through it (forked at start-up with --api-sock). */
+	struct spawner spawner;
+
+	/* The VM generation ID: new at the first boot and each restore, kept across reboots. */
+	uint8_t vmgenid[VMGENID_SIZE];
+	bool vmgenid_set;
 };
 
 /* vmm.c */
 int machine_pause(struct machine *m, struct error *err);
 int machine_resume(struct machine *m, struct error *err);
+
+/* clone.c: the API's PUT /vm/clone (struct api_backend's clone). */
+int machine_api_clone(void *ctx, const struct api_clone_req *req, struct api_clone_result *out,
+		      struct error *err);
 
 #endif

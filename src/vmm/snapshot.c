@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "identity.h"
 #include "machine.h"
 #include "snapshot.h"
 #include "snapshot_disks.h"
@@ -129,7 +130,7 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 {
 	char path[4096];
 	struct snap_section s;
-	int ret, skip;
+	int ret;
 
 	memset(a, 0, sizeof(*a));
 	snapshot_path(path, sizeof(path), now->restore, SNAPSHOT_STATE);
@@ -140,19 +141,14 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 		ret = snapshot_read_args(&s, a, now->argc, err);
 	if (ret)
 		return ret;
-	/* This command line's host-side options come after the recorded ones: they win. */
-	for (int i = 1; i < now->argc; i++) {
-		if (snapshot_arg_skipped(now->argv, i, &skip) &&
-		    strncmp(now->argv[i], "--api", 5)) {
-			i += skip;
-			continue;
-		}
-		if (snapshot_args_add(a, now->argv[i], strlen(now->argv[i])))
-			return error_set(err, ENOMEM, "out of memory");
-	}
+	/* This command line's host-side options replace or come after the recorded ones. */
+	ret = identity_merge(a, now, err);
+	if (ret)
+		return ret;
 	ret = config_parse(out, a->argc, a->argv, 0, err);
 	if (ret)
 		return error_wrap(err, "the snapshot's command line");
+	identity_mark(out, now);
 	out->restore = now->restore;
 	return snapshot_disks_restore(now, out, f, err);
 }

@@ -15,6 +15,7 @@
 #include "machine.h"
 #include "snapshot.h"
 #include "sandbox/seccomp.h"
+#include "devices/vmgenid.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -181,8 +182,10 @@ static int machine_create_disk(struct machine *m, unsigned int i, struct error *
 static int machine_create_net(struct machine *m, unsigned int i, struct error *err)
 {
 	const struct config_net *n = &m->cfg->nets[i];
-	struct virtio_net_opts o = {
-		.tap = n->tap, .mac = n->has_mac ? n->mac : NULL, .queue_pairs = n->queues};
+	struct virtio_net_opts o = {.tap = n->tap,
+				    .mac = n->has_mac ? n->mac : NULL,
+				    .queue_pairs = n->queues,
+				    .new_identity = n->replaced};
 	struct virtio_pci_host host;
 
 	if (machine_virtio_host(m, virtio_net_num_queues(&o), &m->net_msi[i], &host, err))
@@ -203,7 +206,9 @@ static int machine_create_vcon(struct machine *m, struct error *err)
 
 static int machine_create_vsock(struct machine *m, struct error *err)
 {
-	struct virtio_vsock_opts o = {.guest_cid = m->cfg->vsock.cid, .uds = m->cfg->vsock.uds};
+	struct virtio_vsock_opts o = {.guest_cid = m->cfg->vsock.cid,
+				      .uds = m->cfg->vsock.uds,
+				      .new_identity = m->cfg->vsock.replaced};
 	struct virtio_pci_host host;
 
 	if (machine_virtio_host(m, VIRTIO_VSOCK_QUEUES, &m->vsock_msi, &host, err))
@@ -305,6 +310,8 @@ static int machine_build_acpi(struct machine *m, uint64_t *rsdp, struct error *e
 		.pci = true,
 		.pci_mmio64_base = layout_pci_mmio64_base(m->cfg->memory),
 		.pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
+		.vmgenid_gpa = LAYOUT_VMGENID_GPA,
+		.vmgenid_gpe = LAYOUT_VMGENID_GPE,
 	};
 	uint8_t *buf = gmem_ptr(&m->mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
 	int ret;
@@ -398,9 +405,25 @@ static int machine_boot_restored(struct machine *m, struct error *err)
 
 	if (!ret)
 		ret = machine_restore_state(m, &m->snap, err);
+	/* Restored means possibly duplicated: a new generation ID, announced (after acpi-pm). */
+	if (!ret)
+		ret = vmgenid_update(gmem_ptr(&m->mem, LAYOUT_VMGENID_GPA, VMGENID_SIZE), m->pm,
+				     LAYOUT_VMGENID_GPE, m->vmgenid, err);
+	m->vmgenid_set = !ret;
 	snap_close(&m->snap);
 	m->restore_pending = false;
 	return ret ? error_wrap(err, "--restore %s", m->cfg->restore) : 0;
+}
+
+/* A fresh memory image: the VM's generation ID, the same one a reboot had before. */
+static int machine_vmgenid_boot(struct machine *m, struct error *err)
+{
+	uint8_t *dst = gmem_ptr(&m->mem, LAYOUT_VMGENID_GPA, VMGENID_SIZE);
+
+	if (m->vmgenid_set)
+		return vmgenid_write(dst, m->vmgenid, err);
+	m->vmgenid_set = true;
+	return vmgenid_update(dst, NULL, 0, m->vmgenid, err);
 }
 
 static int machine_boot_fresh(struct machine *m, struct error *err)
@@ -413,6 +436,8 @@ static int machine_boot_fresh(struct machine *m, struct error *err)
 		ret = machine_read_images(m, err);
 	if (!ret)
 		ret = machine_build_acpi(m, &rsdp, err);
+	if (!ret)
+		ret = machine_vmgenid_boot(m, err);
 	if (!ret)
 		ret = machine_load_kernel(m, rsdp, &entry, err);
 	if (!ret)
@@ -919,7 +944,8 @@ static int machine_start_api(struct machine *m, struct error *err)
 					    .configure = machine_api_configure,
 					    .snapshot = machine_api_snapshot,
 					    .disk_get_limits = machine_api_disk_get_limits,
-					    .disk_set_limits = machine_api_disk_set_limits};
+					    .disk_set_limits = machine_api_disk_set_limits,
+					    .clone = machine_api_clone};
 
 	if (!m->cfg->api_sock || m->api)
 		return 0;
@@ -1033,6 +1059,16 @@ static void machine_teardown(struct machine *m)
 	close(m->stop_efd);
 }
 
+/* Before any thread exists: the spawner is a fork of this process. */
+static void machine_start_spawner(struct machine *m)
+{
+	struct error err = {0};
+
+	m->spawner.fd = -1;
+	if (m->cfg->api_sock && spawner_start(&m->spawner, &err))
+		log_warn("%s; PUT /vm/clone will fail", err.msg);
+}
+
 /* --restore: the VM to build is the one recorded in the snapshot. */
 static int vmm_restore_config(struct machine *m, const struct vmm_config *cfg,
 			      struct vmm_config *restored, struct snapshot_args *args)
@@ -1068,6 +1104,7 @@ int vmm_run(const struct vmm_config *cfg)
 		return VMM_EXIT_ERROR;
 	}
 	cfg = m->cfg;
+	machine_start_spawner(m);
 	m->topo = (struct cpu_topology){.threads = 1, .cores = cfg->cpus, .packages = 1};
 	m->kvm.fd = -1;
 	m->vm.fd = -1;
@@ -1081,6 +1118,7 @@ int vmm_run(const struct vmm_config *cfg)
 	m->start_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sigfd < 0 || m->stop_efd < 0 || m->start_efd < 0) {
 		log_error("setting up signal handling: %s", strerror(errno));
+		spawner_stop(&m->spawner);
 		free(m);
 		return VMM_EXIT_ERROR;
 	}
@@ -1099,6 +1137,7 @@ int vmm_run(const struct vmm_config *cfg)
 		status = VMM_EXIT_ERROR;
 	}
 	machine_teardown(m);
+	spawner_stop(&m->spawner);
 	close(sigfd);
 	pthread_mutex_destroy(&m->stats_lock);
 	pthread_mutex_destroy(&m->life_lock);

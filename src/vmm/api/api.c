@@ -521,6 +521,39 @@ static void api_put_snapshot(void *ctx, const struct httpd_request *req,
 			       total_ms);
 }
 
+/* ---- PUT /vm/clone ---- */
+
+static int api_clone_status(int ret)
+{
+	if (ret == -EINVAL)
+		return MHD_HTTP_BAD_REQUEST;
+	if (ret == -EBUSY || ret == -EAGAIN || ret == -EALREADY)
+		return MHD_HTTP_CONFLICT;
+	return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static void api_put_clone(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+	struct api *api = ctx;
+	struct api_clone_req creq;
+	struct api_clone_result res = {0};
+	struct error err = {0};
+	int ret;
+
+	if (!api->backend.clone)
+		return httpd_error(resp, MHD_HTTP_NOT_FOUND, NULL, "cloning is not offered here");
+	if (!api_clone_parse(req->body, &creq, resp)) {
+		ret = api->backend.clone(api->backend.ctx, &creq, &res, &err);
+		if (ret)
+			httpd_error(resp, api_clone_status(ret), ret == -EINVAL ? res.field : NULL,
+				    "%s", err.msg);
+		else
+			resp->body = api_clone_json(&res);
+	}
+	api_clone_req_free(&creq);
+	free(res.vms);
+}
+
 /* ---- PUT /vm/disk-limits ---- */
 
 static json_t *api_limits_json(const struct virtio_blk_limits *l)
@@ -820,6 +853,7 @@ static const struct httpd_route api_routes[] = {
 	{"PUT", "/vm/disk-limits", api_put_disk_limits},
 	{"GET", "/vm/metrics", api_get_metrics_json},
 	{"GET", "/metrics", api_get_metrics_text},
+	{"PUT", "/vm/clone", api_put_clone},
 	{NULL, NULL, NULL},
 };
 

@@ -9,6 +9,7 @@
 #include "../virtio/balloon.h"
 #include "../virtio/blk.h"
 #include "../virtio/net.h"
+#include "clone.h"
 
 /*
  * The VMM's control API: HTTP/1.1 + JSON on a unix socket (--api-sock),
@@ -28,6 +29,8 @@
  *   PUT  /vm/disk-limits {"disk": ID or index, "iops", "iops_burst", "bps",
  *                       "bps_burst"}: a disk's rate limits at run time; the
  *                       fields left out keep their value, 0 is unlimited
+ *   PUT  /vm/clone      {"count": N, ...}: snapshot into memory, start N
+ *                       clones (api/clone.h)
  *   GET  /vm/metrics    counters as JSON
  *   GET  /metrics       the same in Prometheus text format
  *
@@ -96,6 +99,12 @@ struct api_backend {
 	 */
 	int (*disk_get_limits)(void *ctx, const char *disk, struct virtio_blk_limits *out);
 	int (*disk_set_limits)(void *ctx, const char *disk, const struct virtio_blk_limits *l);
+	/*
+	 * PUT /vm/clone (NULL: not offered). -EINVAL: the request does not fit
+	 * this VM (a 400 naming out->field); -EBUSY, -EAGAIN: not now (409).
+	 */
+	int (*clone)(void *ctx, const struct api_clone_req *req, struct api_clone_result *out,
+		     struct error *err);
 };
 
 struct api;

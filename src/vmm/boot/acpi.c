@@ -434,6 +434,41 @@ static void acpi_dsdt_pci(struct aml *a, const struct acpi_config *cfg)
 	aml_device_end(a);
 }
 
+/*
+ * The VM generation ID device as Microsoft's specification and QEMU have
+ * it: _CID "VM_Gen_Counter" (what Windows matches), _HID "VMGENCTR" (what
+ * Linux's vmgenid driver matches), and ADDR, a package of two DWORDs:
+ * the low and high halves of the GUID's guest-physical address.
+ */
+static void acpi_dsdt_vmgenid(struct aml *a, const struct acpi_config *cfg)
+{
+	aml_device_begin(a, "VGEN");
+	aml_name_string(a, "_HID", "VMGENCTR");
+	aml_name_string(a, "_CID", "VM_Gen_Counter");
+	aml_name_string(a, "_DDN", "VM_Gen_Counter");
+	aml_method_begin(a, "ADDR", 0, 0);
+	aml_return(a);
+	aml_package_begin(a);
+	aml_int(a, cfg->vmgenid_gpa & 0xffffffffu);
+	aml_int(a, cfg->vmgenid_gpa >> 32);
+	aml_package_end(a);
+	aml_method_end(a);
+	aml_device_end(a);
+}
+
+/* \_GPE._Exx: the edge-triggered GPE the VMM raises when the GUID changes. */
+static void acpi_dsdt_gpe(struct aml *a, const struct acpi_config *cfg)
+{
+	char name[8];
+
+	snprintf(name, sizeof(name), "_E%02X", cfg->vmgenid_gpe & 0xff);
+	aml_scope_begin(a, "\\_GPE");
+	aml_method_begin(a, name, 0, 0);
+	aml_notify(a, "\\_SB.VGEN", 0x80);
+	aml_method_end(a);
+	aml_scope_end(a);
+}
+
 /* The DSDT body (AML after the table header). */
 static int acpi_dsdt_aml(const struct acpi_config *cfg, struct aml *a, struct error *err)
 {
@@ -456,7 +491,11 @@ static int acpi_dsdt_aml(const struct acpi_config *cfg, struct aml *a, struct er
 		acpi_dsdt_rtc(a);
 	if (cfg->pci)
 		acpi_dsdt_pci(a, cfg);
+	if (cfg->vmgenid_gpa)
+		acpi_dsdt_vmgenid(a, cfg);
 	aml_scope_end(a);
+	if (cfg->vmgenid_gpa)
+		acpi_dsdt_gpe(a, cfg);
 
 	if (aml_finish(a, err) < 0)
 		return error_wrap(err, "building the DSDT");
@@ -587,6 +626,12 @@ static void acpi_write_fadt(const struct acpi_config *cfg, uint8_t *buf, uint64_
 	f->x_firmware_ctrl = htole64(gpa + l->facs);
 	f->x_dsdt = htole64(gpa + l->dsdt);
 	acpi_fadt_pm(f);
+	/* GPE0 (two bytes of status, two of enables) for the devices that raise GPEs. */
+	if (cfg->vmgenid_gpa) {
+		f->gpe0_blk = htole32(LAYOUT_GPE0_PORT);
+		f->gpe0_blk_len = 4;
+		f->x_gpe0_blk = acpi_io_gas(LAYOUT_GPE0_PORT, 4, ACPI_GAS_ACCESS_BYTE);
+	}
 	f->iapc_boot_arch = htole16(acpi_boot_arch(cfg));
 	/*
 	 * The power button stays a fixed feature (PWR_BUTTON clear): the PM

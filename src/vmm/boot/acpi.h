@@ -23,6 +23,13 @@ struct acpi_config {
 	bool pci;		  /* PCI root bridge PCI0 in the DSDT, windows below */
 	uint64_t pci_mmio64_base; /* 64-bit memory window above RAM; size 0: none */
 	uint64_t pci_mmio64_size;
+	/*
+	 * VM generation ID: device VGEN whose ADDR method returns this
+	 * guest-physical address, notified from \_GPE._Exx for GPE
+	 * vmgenid_gpe; 0: none.
+	 */
+	uint64_t vmgenid_gpa;
+	unsigned int vmgenid_gpe;
 };
 
 /*

@@ -33,6 +33,7 @@
 #define AML_ROOT_CHAR	 '\\'
 #define AML_PARENT_CHAR	 '^'
 #define AML_RETURN_OP	 0xa4
+#define AML_NOTIFY_OP	 0x86
 #define AML_ONES	 0xff
 
 /* Resource descriptor tags (small items carry their length in bits 2:0). */
@@ -732,4 +733,14 @@ void aml_qword_memory(struct aml *a, uint64_t min, uint64_t max, uint8_t type_fl
 
 	if (aml_window(a, &s, AML_ADDR_MEMORY, type_flags, min, max))
 		aml_qword_addr(a, &s);
+}
+
+/* Notify(path, value): the OS's handler for that object gets value (0x80: "status changed"). */
+void aml_notify(struct aml *a, const char *path, uint64_t value)
+{
+	if (!aml_want_term(a, "Notify"))
+		return;
+	aml_put8(a, AML_NOTIFY_OP);
+	aml_put_namestring(a, path, false);
+	aml_int(a, value);
 }

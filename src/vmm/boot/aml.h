@@ -107,6 +107,8 @@ void aml_method_begin(struct aml *a, const char *name, unsigned int nargs, int s
 void aml_method_end(struct aml *a);
 /* Return(<value>): the next data object emitted is the value returned. */
 void aml_return(struct aml *a);
+/* Notify(path, value), inside a method. */
+void aml_notify(struct aml *a, const char *path, uint64_t value);
 
 /* Package() { ... }: the element count is counted for you (at most 255). */
 void aml_package_begin(struct aml *a);

@@ -4,6 +4,9 @@
  * PM1_EN), PM1a control block, the PM timer, and the reset register. The
  * system is always in ACPI mode (the FADT has no SMI_CMD), so SCI_EN reads
  * 1. Only the power button raises status bits; TMR_STS is never set.
+ * The GPE0 block (GPE0_STS, GPE0_EN; 16 general-purpose events) shares the
+ * SCI: devices raise a GPE (acpi_pm_gpe_raise) and the guest's _Exx
+ * method for it runs (the VM generation ID uses one).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,6 +41,7 @@
 #define PM_EVT_LEN    4
 #define PM_CNT_LEN    2
 #define PM_TMR_LEN    4
+#define PM_GPE0_LEN   4 /* GPE0_STS then GPE0_EN, two bytes each */
 #define PM_TMR_HZ     3579545ULL
 #define RESET_SYS_RST 0x04 /* with bit 2 set, a write to 0xcf9 resets */
 
@@ -50,6 +54,7 @@ struct acpi_pm {
 	bool reset_claimed; /* we own LAYOUT_RESET_PORT on the bus */
 
 	uint16_t sts, en, cnt;
+	uint16_t gpe_sts, gpe_en;
 	uint8_t reset_reg;
 	struct timespec tmr_base; /* the PM timer counts from here */
 };
@@ -76,7 +81,7 @@ static uint64_t le_merge(uint64_t value, unsigned int n, uint64_t offset, const 
 /* The SCI is level-triggered: asserted while any enabled status bit is set. */
 static void pm_update_sci(struct acpi_pm *pm)
 {
-	bool level = (pm->sts & pm->en) != 0;
+	bool level = (pm->sts & pm->en) || (pm->gpe_sts & pm->gpe_en);
 
 	if (level == pm->sci_level)
 		return;
@@ -201,10 +206,36 @@ static void pm_reset_write(void *opaque, uint64_t offset, const uint8_t *data, u
 	acpi_pm_reset_write(opaque, data[0]);
 }
 
+static void pm_gpe_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len)
+{
+	struct acpi_pm *pm = opaque;
+
+	pthread_mutex_lock(&pm->lock);
+	le_read(pm->gpe_sts | (uint32_t)pm->gpe_en << 16, PM_GPE0_LEN, offset, data, len);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+/* As PM1: status bits write-1-to-clear, enables plain read/write. */
+static void pm_gpe_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+	struct acpi_pm *pm = opaque;
+	uint32_t clear, en;
+
+	pthread_mutex_lock(&pm->lock);
+	clear = (uint32_t)le_merge(0, PM_GPE0_LEN, offset, data, len);
+	pm->gpe_sts &= ~(uint16_t)clear;
+	en = (uint32_t)le_merge(pm->gpe_sts | (uint32_t)pm->gpe_en << 16, PM_GPE0_LEN, offset, data,
+				len);
+	pm->gpe_en = (uint16_t)(en >> 16);
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
 static const struct bus_ops pm_evt_ops = {.read = pm_evt_read, .write = pm_evt_write};
 static const struct bus_ops pm_cnt_ops = {.read = pm_cnt_read, .write = pm_cnt_write};
 static const struct bus_ops pm_tmr_ops = {.read = pm_tmr_read};
 static const struct bus_ops pm_reset_ops = {.read = pm_reset_read, .write = pm_reset_write};
+static const struct bus_ops pm_gpe_ops = {.read = pm_gpe_read, .write = pm_gpe_write};
 
 static const struct {
 	uint16_t port;
@@ -215,6 +246,7 @@ static const struct {
 	{LAYOUT_PM1A_EVT_PORT, PM_EVT_LEN, &pm_evt_ops, "pm1a-evt"},
 	{LAYOUT_PM1A_CNT_PORT, PM_CNT_LEN, &pm_cnt_ops, "pm1a-cnt"},
 	{LAYOUT_PM_TMR_PORT, PM_TMR_LEN, &pm_tmr_ops, "pm-tmr"},
+	{LAYOUT_GPE0_PORT, PM_GPE0_LEN, &pm_gpe_ops, "gpe0"},
 };
 
 #define PM_NBLOCKS (sizeof(pm_blocks) / sizeof(pm_blocks[0]))
@@ -298,6 +330,8 @@ void acpi_pm_reset(struct acpi_pm *pm)
 	pm->en = 0;
 	pm->cnt = 0;
 	pm->reset_reg = 0;
+	pm->gpe_sts = 0;
+	pm->gpe_en = 0;
 	pm_update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);
 }
@@ -319,6 +353,16 @@ void acpi_pm_power_button(struct acpi_pm *pm)
 	pthread_mutex_unlock(&pm->lock);
 }
 
+void acpi_pm_gpe_raise(struct acpi_pm *pm, unsigned int gpe)
+{
+	if (gpe >= 8 * PM_GPE0_LEN / 2)
+		return;
+	pthread_mutex_lock(&pm->lock);
+	pm->gpe_sts |= (uint16_t)(1u << gpe);
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
 /* ---- snapshot ---- */
 
 int acpi_pm_save(struct acpi_pm *pm, struct snap_writer *w, const char *name)
@@ -330,6 +374,8 @@ int acpi_pm_save(struct acpi_pm *pm, struct snap_writer *w, const char *name)
 	snap_put_u16(w, pm->cnt);
 	snap_put_u8(w, pm->reset_reg);
 	snap_put_u32(w, pm_timer_value(pm));
+	snap_put_u16(w, pm->gpe_sts); /* version 2 */
+	snap_put_u16(w, pm->gpe_en);
 	snap_end(w);
 	pthread_mutex_unlock(&pm->lock);
 	return w->failed ? -ENOMEM : 0;
@@ -358,6 +404,7 @@ int acpi_pm_restore(struct acpi_pm *pm, const struct snap_file *f, const char *n
 {
 	struct snap_section s;
 	uint16_t sts, en, cnt;
+	uint16_t gpe_sts = 0, gpe_en = 0;
 	uint8_t reset_reg;
 	uint32_t tmr;
 	int ret = state_open(f, name, ACPI_PM_STATE_VERSION, &s, err);
@@ -369,6 +416,10 @@ int acpi_pm_restore(struct acpi_pm *pm, const struct snap_file *f, const char *n
 	cnt = snap_get_u16(&s);
 	reset_reg = snap_get_u8(&s);
 	tmr = snap_get_u32(&s);
+	if (s.version >= 2) {
+		gpe_sts = snap_get_u16(&s);
+		gpe_en = snap_get_u16(&s);
+	}
 	if (sts & ~PM1_STS_MASK)
 		return state_bad(err, name, "PM1_STS", sts);
 	if (en & ~PM1_EN_MASK)
@@ -385,6 +436,8 @@ int acpi_pm_restore(struct acpi_pm *pm, const struct snap_file *f, const char *n
 	pm->en = en;
 	pm->cnt = cnt;
 	pm->reset_reg = reset_reg;
+	pm->gpe_sts = gpe_sts;
+	pm->gpe_en = gpe_en;
 	pm_timer_set(pm, tmr);
 	pm_update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);

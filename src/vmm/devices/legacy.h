@@ -40,6 +40,8 @@ void acpi_pm_destroy(struct acpi_pm *pm);
 void acpi_pm_reset(struct acpi_pm *pm);
 /* Presses the ACPI power button (PWRBTN_STS, SCI if enabled). */
 void acpi_pm_power_button(struct acpi_pm *pm);
+/* Sets GPE0_STS bit gpe (0-15): an SCI if the guest enabled it, then its \_GPE._Exx. */
+void acpi_pm_gpe_raise(struct acpi_pm *pm, unsigned int gpe);
 
 /*
  * The reset register (LAYOUT_RESET_PORT, 0xcf9) lies inside the PCI
@@ -64,7 +66,7 @@ void acpi_pm_reset_write(struct acpi_pm *pm, uint8_t value);
  */
 #define I8042_STATE_VERSION   1
 #define RTC_STATE_VERSION     1
-#define ACPI_PM_STATE_VERSION 1
+#define ACPI_PM_STATE_VERSION 2 /* 2: GPE0 status and enables */
 int i8042_save(struct i8042 *k, struct snap_writer *w, const char *name);
 int i8042_restore(struct i8042 *k, const struct snap_file *f, const char *name, struct error *err);
 int rtc_save(struct rtc *r, struct snap_writer *w, const char *name);

@@ -95,6 +95,8 @@ struct virtio_net {
 	unsigned int active; /* pairs in use: 1 until VQ_PAIRS_SET */
 	uint8_t mac[6];	     /* what the configuration shows */
 	uint8_t mac0[6];     /* what it shows after a reset */
+	bool new_identity;   /* restore shows mac0, not the recorded MAC */
+	bool announce;	     /* VIRTIO_NET_S_ANNOUNCE until the driver acks (atomic) */
 	uint64_t offloads;   /* guest offloads last set on the tap (feature bits) */
 	uint16_t *qmax;
 	struct net_pair *pair; /* [pairs] */
@@ -532,6 +534,13 @@ static uint8_t net_ctrl_dispatch(struct virtio_net *net, const struct net_cmd *c
 		return net_ctrl_mq(net, c);
 	case VIRTIO_NET_CTRL_GUEST_OFFLOADS:
 		return net_ctrl_offloads(net, c);
+	case VIRTIO_NET_CTRL_ANNOUNCE:
+		/* 5.1.6.5.4: the driver announced itself; clear the status bit */
+		if (!net_has(net, VIRTIO_NET_F_GUEST_ANNOUNCE) ||
+		    c->cmd != VIRTIO_NET_CTRL_ANNOUNCE_ACK || c->len)
+			return VIRTIO_NET_ERR;
+		__atomic_store_n(&net->announce, false, __ATOMIC_RELAXED);
+		return VIRTIO_NET_OK;
 	default:
 		return VIRTIO_NET_ERR;
 	}
@@ -629,6 +638,7 @@ static bool virtio_net_features_ok(struct virtio_pci *vp, uint64_t f)
 		{VIRTIO_NET_F_CTRL_GUEST_OFFLOADS, F(VIRTIO_NET_F_CTRL_VQ)},
 		{VIRTIO_NET_F_MQ, F(VIRTIO_NET_F_CTRL_VQ)},
 		{VIRTIO_NET_F_CTRL_MAC_ADDR, F(VIRTIO_NET_F_CTRL_VQ)},
+		{VIRTIO_NET_F_GUEST_ANNOUNCE, F(VIRTIO_NET_F_CTRL_VQ)},
 	};
 
 	for (size_t i = 0; i < sizeof(deps) / sizeof(deps[0]); i++)
@@ -645,7 +655,10 @@ static void virtio_net_config_read(struct virtio_pci *vp, uint32_t off, uint8_t 
 	uint8_t cfg[VIRTIO_NET_CFG_SIZE] = {0};
 
 	memcpy(cfg + VIRTIO_NET_CFG_MAC, net->mac, 6);
-	le_put(cfg + VIRTIO_NET_CFG_STATUS, 2, VIRTIO_NET_S_LINK_UP);
+	le_put(cfg + VIRTIO_NET_CFG_STATUS, 2,
+	       VIRTIO_NET_S_LINK_UP |
+		       (__atomic_load_n(&net->announce, __ATOMIC_RELAXED) ? VIRTIO_NET_S_ANNOUNCE
+									  : 0));
 	le_put(cfg + VIRTIO_NET_CFG_MAX_PAIRS, 2, net->pairs);
 	le_put(cfg + VIRTIO_NET_CFG_MTU, 2, VIRTIO_NET_DEFAULT_MTU);
 	if (off < sizeof(cfg) && len <= sizeof(cfg) - off)
@@ -670,6 +683,7 @@ static void virtio_net_reset(struct virtio_pci *vp)
 	for (unsigned int i = 0; i < net->pairs; i++)
 		net_rx_forget(&net->pair[i]);
 	memcpy(net->mac, net->mac0, 6);
+	__atomic_store_n(&net->announce, false, __ATOMIC_RELAXED);
 	net_apply_offloads(net, 0);
 	net_set_active(net, 1);
 }
@@ -722,13 +736,23 @@ static int virtio_net_restore(struct virtio_pci *vp, struct snap_section *s, con
 		return state_bad(err, name, "active queue pairs", active);
 	if (offloads & ~(virtio_pci_features(vp) & NET_GUEST_OFFLOADS))
 		return state_bad(err, name, "guest offloads", offloads);
-	memcpy(net->mac, mac, 6);
+	memcpy(net->mac, net->new_identity ? net->mac0 : mac, 6);
 	ret = net_apply_offloads(net, offloads);
 	if (!ret)
 		ret = net_set_active(net, active);
 	if (ret)
 		return error_set(err, -ret, "state section '%s': tap %s: %s", name, net->tap,
 				 strerror(-ret));
+	/*
+	 * A clone's new MAC: a configuration change interrupt (4.1.4.3), with
+	 * VIRTIO_NET_S_ANNOUNCE when the driver took GUEST_ANNOUNCE, so it
+	 * tells the network where it is now (5.1.6.5.4).
+	 */
+	if (memcmp(net->mac, mac, 6)) {
+		if (net_has(net, VIRTIO_NET_F_GUEST_ANNOUNCE))
+			__atomic_store_n(&net->announce, true, __ATOMIC_RELAXED);
+		virtio_pci_config_changed(vp);
+	}
 	return 0;
 }
 
@@ -756,7 +780,8 @@ static uint64_t net_features(const struct virtio_net *net)
 		     F(VIRTIO_NET_F_HOST_TSO6) | F(VIRTIO_NET_F_HOST_ECN) |
 		     F(VIRTIO_NET_F_HOST_UFO) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS) |
 		     F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) |
-		     F(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) | F(VIRTIO_NET_F_CTRL_MAC_ADDR);
+		     F(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) | F(VIRTIO_NET_F_CTRL_MAC_ADDR) |
+		     F(VIRTIO_NET_F_GUEST_ANNOUNCE);
 
 	return net->pairs > 1 ? f | F(VIRTIO_NET_F_MQ) : f;
 }
@@ -841,6 +866,7 @@ struct virtio_net *virtio_net_create(const struct virtio_pci_host *host, struct 
 		return NULL;
 	}
 	net->io = host->io;
+	net->new_identity = opts->new_identity;
 	if (net_alloc(net, opts, err) || net_pick_mac(net, opts->mac, err) ||
 	    net_open_taps(net, err))
 		goto fail;

@@ -57,6 +57,7 @@
 #define VIRTIO_NET_CFG_MAX_PAIRS 8
 #define VIRTIO_NET_CFG_MTU	 10
 #define VIRTIO_NET_S_LINK_UP	 1
+#define VIRTIO_NET_S_ANNOUNCE	 2
 
 /* struct virtio_net_hdr (5.1.6) */
 #define VIRTIO_NET_HDR_NUM_BUFFERS 10
@@ -74,11 +75,19 @@
 #define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET	   0
 #define VIRTIO_NET_CTRL_GUEST_OFFLOADS	   5
 #define VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET 0
+#define VIRTIO_NET_CTRL_ANNOUNCE	   3
+#define VIRTIO_NET_CTRL_ANNOUNCE_ACK	   0
 
 struct virtio_net_opts {
 	const char *tap;	  /* interface name */
 	const uint8_t *mac;	  /* 6 bytes, or NULL: a random locally administered one */
 	unsigned int queue_pairs; /* 1..CONFIG_MAX_QUEUES */
+	/*
+	 * Restoring with a new identity (a clone): the restored device shows
+	 * mac instead of the recorded MAC, and tells the guest through a
+	 * configuration change interrupt.
+	 */
+	bool new_identity;
 };
 
 /* Frames through the device, all queue pairs (the control API's metrics). */

@@ -117,7 +117,8 @@ struct virtio_vsock {
 
 	/* An rx chain popped with nothing to put in it yet: virtq cannot un-pop. */
 	bool rx_held;
-	bool evt_reset; /* TRANSPORT_RESET owed to the guest (after a restore) */
+	bool evt_reset;	   /* TRANSPORT_RESET owed to the guest (after a restore) */
+	bool new_identity; /* restore takes guest_cid, not the recorded CID */
 	struct virtq_elem rx_elem;
 	struct iovec rx_iov[VSOCK_SEGS];
 	struct iovec tx_iov[VSOCK_SEGS];
@@ -1207,7 +1208,7 @@ static int virtio_vsock_restore(struct virtio_pci *vp, struct snap_section *s, c
 
 	if (version != VIRTIO_VSOCK_STATE_VERSION)
 		return state_bad(err, name, "vsock state version", version);
-	if (cid != vs->guest_cid)
+	if (cid != vs->guest_cid && !vs->new_identity)
 		return error_set(err, EINVAL,
 				 "state section '%s': guest CID %llu, the device has %u", name,
 				 (unsigned long long)cid, vs->guest_cid);
@@ -1317,6 +1318,7 @@ struct virtio_vsock *virtio_vsock_create(const struct virtio_pci_host *host, str
 	vs->listen_fd = vs->epfd = -1;
 	vs->io = host->io;
 	vs->guest_cid = opts->guest_cid;
+	vs->new_identity = opts->new_identity;
 	vs->next_port = VSOCK_PORT_BASE;
 	if (vsock_setup(vs, opts, err))
 		goto fail;

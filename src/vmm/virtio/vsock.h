@@ -82,6 +82,8 @@
 struct virtio_vsock_opts {
 	uint32_t guest_cid;
 	const char *uds; /* the listening socket's path; removed and recreated */
+	/* Restoring with a new identity (a clone): guest_cid replaces the recorded CID. */
+	bool new_identity;
 };
 
 struct virtio_vsock;
