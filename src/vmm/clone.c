@@ -49,17 +49,30 @@ static int clone_bad(struct api_clone_result *out, const char *field, struct err
  * tree does not have yet: until it does, a VM with one is not cloned.
  * Read-only disks are shared by the clones as they are.
  */
-static int clone_check_disks(const struct vmm_config *cfg, struct error *err)
+/*
+ * Writable disks: the snapshot freezes them and the parent carries on in an
+ * overlay inside the clone directory (so do the clones), so that directory
+ * holds disk data from now on: it must be one the caller chose, never the
+ * default on /dev/shm, which a host reboot empties.
+ */
+static int clone_check_disks(const struct vmm_config *cfg, const struct api_clone_req *req,
+			     struct api_clone_result *out, struct error *err)
 {
 	for (unsigned int i = 0; i < cfg->ndisks; i++)
-		if (!cfg->disks[i].read_only)
-			return error_set(
-				err, EBUSY,
-				"disk %s is writable: clones would share it; cloning a "
-				"VM with writable disks needs per-clone overlays "
-				"(--overlay), not available yet (read-only disks are fine)",
-				cfg->disks[i].id[0] ? cfg->disks[i].id : cfg->disks[i].path);
+		if (!cfg->disks[i].read_only && !req->dir)
+			return clone_bad(out, "dir", err,
+					 "the VM has writable disks: their overlays (the "
+					 "parent's and the clones') go into dir, so give one on "
+					 "persistent storage");
 	return 0;
+}
+
+static void clone_overlays(const struct vmm_config *cfg, const char *clone_dir, struct spawn_req *s)
+{
+	snprintf(s->overlay_dir, sizeof(s->overlay_dir), "%s", clone_dir);
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		if (!cfg->disks[i].read_only)
+			s->overlay_disk[s->noverlays++] = i;
 }
 
 static int clone_check_vsock(const struct vmm_config *cfg, const struct api_clone_req *req,
@@ -149,7 +162,7 @@ static int clone_check(struct machine *m, const struct api_clone_req *req,
 
 	if (!atomic_load(&m->ready))
 		return error_set(err, EAGAIN, "the VM has not been started");
-	ret = clone_check_disks(m->cfg, err);
+	ret = clone_check_disks(m->cfg, req, out, err);
 	if (!ret)
 		ret = clone_check_vsock(m->cfg, req, out, err);
 	if (!ret)
@@ -222,6 +235,7 @@ static int clone_prepare(struct machine *m, const struct api_clone_req *req, con
 	memcpy(vm->serial, s->serial, sizeof(vm->serial));
 	memcpy(vm->console_virtio, s->console_virtio, sizeof(vm->console_virtio));
 	memcpy(vm->vsock_uds, s->vsock_uds, sizeof(vm->vsock_uds));
+	clone_overlays(cfg, vm->dir, s);
 	return clone_nets(cfg, req, i, vm, s, err);
 }
 

@@ -103,6 +103,23 @@ static int spawn_check_vsock(const struct spawn_req *r, struct error *err)
 	return ret;
 }
 
+/* The overlay paths must fit: the directory leaves room for "/diskNN.ovl". */
+static int spawn_check_overlays(const struct spawn_req *r, struct error *err)
+{
+	int ret;
+
+	if (!r->noverlays)
+		return 0;
+	if (r->noverlays > CONFIG_MAX_DISKS)
+		return error_set(err, EINVAL, "spawner: %u overlays", r->noverlays);
+	ret = spawn_path(r->overlay_dir, sizeof(r->overlay_dir) - 16, false, "overlay dir", err);
+	for (uint32_t i = 0; !ret && i < r->noverlays; i++)
+		if (r->overlay_disk[i] >= CONFIG_MAX_DISKS)
+			ret = error_set(err, EINVAL, "spawner: overlay for disk %u",
+					r->overlay_disk[i]);
+	return ret;
+}
+
 int spawner_check(const struct spawn_req *r, struct error *err)
 {
 	int ret = 0;
@@ -126,12 +143,14 @@ int spawner_check(const struct spawn_req *r, struct error *err)
 		ret = spawn_check_vsock(r, err);
 	for (uint32_t i = 0; !ret && i < r->nnets; i++)
 		ret = spawn_check_net(&r->nets[i], err);
+	if (!ret)
+		ret = spawn_check_overlays(r, err);
 	return ret;
 }
 
 /* ---- the clone's command line ---- */
 
-#define SPAWN_ARGS_MAX	(16 + 2 * CONFIG_MAX_NETS + SPAWN_MAX_VERBOSE)
+#define SPAWN_ARGS_MAX	(16 + 2 * CONFIG_MAX_NETS + 2 * CONFIG_MAX_DISKS + SPAWN_MAX_VERBOSE)
 #define SPAWN_NET_LEN	(CONFIG_ID + CONFIG_IFNAME + 48)
 #define SPAWN_VSOCK_LEN (CONFIG_VSOCK_UDS_MAX + 32)
 
@@ -140,6 +159,7 @@ struct spawn_argv {
 	int argc;
 	char nets[CONFIG_MAX_NETS][SPAWN_NET_LEN];
 	char vsock[SPAWN_VSOCK_LEN];
+	char overlays[CONFIG_MAX_DISKS][CONFIG_PATH_MAX];
 };
 
 static void spawn_arg(struct spawn_argv *a, const char *s)
@@ -149,15 +169,19 @@ static void spawn_arg(struct spawn_argv *a, const char *s)
 }
 
 /*
- * The clone's disks. Writable disks need a copy-on-write top layer of
- * their own per clone (--overlay DISK=FILE, not in this tree yet), so the
- * VMM refuses to clone a VM that has one (clone.c); read-only disks are
+ * The clone's disks. The snapshot froze every writable disk, so each clone
+ * writes into a copy-on-write overlay of its own over the frozen layer and
+ * never into the parent's or another clone's data; read-only disks are
  * shared as they are and need nothing here.
  */
 static void spawn_disk_args(struct spawn_argv *a, const struct spawn_req *r)
 {
-	(void)a;
-	(void)r;
+	for (uint32_t i = 0; i < r->noverlays; i++) {
+		snprintf(a->overlays[i], sizeof(a->overlays[i]), "%u=%s/disk%u.ovl",
+			 r->overlay_disk[i], r->overlay_dir, r->overlay_disk[i]);
+		spawn_arg(a, "--overlay");
+		spawn_arg(a, a->overlays[i]);
+	}
 }
 
 static void spawn_build_argv(struct spawn_argv *a, const struct spawn_req *r)

@@ -46,6 +46,13 @@ struct spawn_req {
 	uint32_t vsock_cid;
 	uint32_t nnets;
 	struct spawn_net nets[CONFIG_MAX_NETS];
+	/*
+	 * The VM's writable disks, by index: each gets the overlay
+	 * overlay_dir/diskI.ovl over the snapshot's frozen disk.
+	 */
+	char overlay_dir[CONFIG_PATH_MAX];
+	uint32_t noverlays;
+	uint32_t overlay_disk[CONFIG_MAX_DISKS];
 };
 
 struct spawn_resp {

@@ -595,6 +595,68 @@ Test(clone, read_only_disk_and_given_dir)
 	free(img);
 }
 
+/* True when path starts with the overlay magic. */
+static bool is_overlay(const char *path)
+{
+	char magic[8] = {0};
+	int fd = open(path, O_RDONLY);
+	bool ok = fd >= 0 && read(fd, magic, sizeof(magic)) == sizeof(magic) &&
+		  !memcmp(magic, "BSHNOVL", 8);
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * A writable disk: the snapshot freezes the image, the parent carries on in
+ * DIR/disk0.live.ovl and clone i writes into DIR/clone-i/disk0.ovl, which its
+ * command line names; the image itself is never written again.
+ */
+Test(clone, writable_disk_gets_overlays)
+{
+	char api_sock[96], disk[160], d[128], cd[128], body[256], path[256], *reply, *img;
+	char cmdline[4096];
+	pid_t pids[2];
+	struct proc a;
+
+	img = harness_temp_file(1 << 20, 11, NULL);
+	snprintf(disk, sizeof(disk), "path=%s,id=data", img);
+	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
+	echo_parent(&a, api_sock, "--disk", disk);
+	snprintf(cd, sizeof(cd), "%s/clones", dir);
+	snprintf(body, sizeof(body), "{\"count\": 2, \"dir\": \"%s\"}", cd);
+	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", body, &reply), 200, "%s", reply);
+	cr_assert_eq(clone_reply(reply, pids, 2, d, sizeof(d)), 2, "%s", reply);
+	clone_echo(d, 0);
+	clone_echo(d, 1);
+	snprintf(path, sizeof(path), "%s/disk0.live.ovl", d);
+	cr_assert(is_overlay(path), "the parent's overlay %s", path);
+	for (int i = 0; i < 2; i++) {
+		int fd;
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/clone-%d/disk0.ovl", d, i);
+		cr_assert(is_overlay(path), "clone %d's overlay %s", i, path);
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pids[i]);
+		fd = open(path, O_RDONLY);
+		n = fd >= 0 ? read(fd, cmdline, sizeof(cmdline) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		cr_assert_gt(n, 0);
+		for (ssize_t k = 0; k < n; k++)
+			cmdline[k] = cmdline[k] ? cmdline[k] : ' ';
+		cmdline[n] = 0;
+		snprintf(path, sizeof(path), "--overlay 0=%s/clone-%d/disk0.ovl", d, i);
+		cr_assert(strstr(cmdline, path), "clone %d: %s", i, cmdline);
+	}
+	action(api_sock, "stop");
+	cr_assert_eq(proc_wait(&a), 4);
+	kill_clones();
+	unlink(img);
+	free(img);
+}
+
 /* Every bad request: a 400 (or 409) naming the problem, and nothing started or created. */
 Test(clone, bad_requests)
 {
@@ -729,13 +791,13 @@ Test(clone, bad_requests_for_devices)
 	action(api_sock, "stop");
 	cr_assert_eq(proc_wait(&a), 4);
 
-	/* A writable disk: 409, until clones get overlays of their own. */
+	/* A writable disk: its overlays go into dir, so the /dev/shm default is refused. */
 	img = harness_temp_file(1 << 20, 9, NULL);
 	snprintf(disk, sizeof(disk), "path=%s", img);
 	echo_parent(&b2, api_sock, "--disk", disk);
 	snprintf(body, sizeof(body), "{\"count\": 1}");
-	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", body, &reply), 409, "%s", reply);
-	cr_assert(strstr(reply, "writable"), "%s", reply);
+	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", body, &reply), 400, "%s", reply);
+	cr_assert(strstr(reply, "\"field\":\"dir\"") && strstr(reply, "writable"), "%s", reply);
 	action(api_sock, "stop");
 	cr_assert_eq(proc_wait(&b2), 4);
 	unlink(img);
