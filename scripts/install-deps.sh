@@ -13,6 +13,7 @@ PACKAGES=(
 	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
 	iproute2 iputils-ping # network tests: namespaces, taps, pings
 	e2fsprogs             # the e2e test's ext4 image (mkfs.ext4 -d, debugfs)
+	libsqlite3-dev nettle-dev # bunshind: its embedded store; SHA-256 of tokens and images
 )
 
 missing=()

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,8 @@ struct httpd {
 	struct MHD_Daemon *daemon;
 	const struct httpd_route *routes;
 	void *ctx;
-	char *path;
+	char *path; /* the unix socket to remove at stop; NULL for TCP */
+	bool nested_errors;
 };
 
 /* One request's body as it arrives, in pieces. */
@@ -64,6 +66,15 @@ static void httpd_conn_append(struct httpd_conn *hc, const char *data, size_t le
 	hc->len += len;
 }
 
+static bool httpd_path_match(const char *pattern, const char *path)
+{
+	size_t n = strlen(pattern);
+
+	if (n && pattern[n - 1] == '*')
+		return !strncmp(pattern, path, n - 1);
+	return !strcmp(pattern, path);
+}
+
 /* The route for (method, path), or why there is none (404 or 405). */
 static const struct httpd_route *httpd_route_find(const struct httpd *h, const char *method,
 						  const char *path, struct httpd_response *resp)
@@ -71,7 +82,7 @@ static const struct httpd_route *httpd_route_find(const struct httpd *h, const c
 	bool path_known = false;
 
 	for (const struct httpd_route *r = h->routes; r->path; r++) {
-		if (strcmp(r->path, path))
+		if (!httpd_path_match(r->path, path))
 			continue;
 		if (!strcmp(r->method, method))
 			return r;
@@ -140,10 +151,41 @@ static struct MHD_Response *httpd_build(struct httpd_response *resp)
 	return r;
 }
 
+static const char *httpd_error_code(int status)
+{
+	switch (status) {
+	case MHD_HTTP_NOT_FOUND:
+		return "not_found";
+	case MHD_HTTP_METHOD_NOT_ALLOWED:
+		return "method_not_allowed";
+	case MHD_HTTP_CONTENT_TOO_LARGE:
+		return "too_large";
+	default:
+		return "invalid_request";
+	}
+}
+
+/* {"error": "why", "field": F} becomes {"error": {"code", "message", "field"}}. */
+static void httpd_nest_error(struct httpd_response *resp)
+{
+	json_t *e = resp->body ? json_object_get(resp->body, "error") : NULL;
+	json_t *nested;
+
+	if (!json_is_string(e))
+		return;
+	nested = json_pack("{s:s, s:O}", "code", httpd_error_code(resp->status), "message", e);
+	if (!nested)
+		return;
+	if (json_object_get(resp->body, "field"))
+		json_object_set(nested, "field", json_object_get(resp->body, "field"));
+	json_object_del(resp->body, "field");
+	json_object_set_new(resp->body, "error", nested);
+}
+
 static enum MHD_Result httpd_respond(struct httpd *h, struct MHD_Connection *c, const char *url,
 				     const char *method, const struct httpd_conn *hc)
 {
-	struct httpd_request req = {.method = method, .path = url};
+	struct httpd_request req = {.method = method, .path = url, .conn = c};
 	struct httpd_response resp = {0};
 	const struct httpd_route *route;
 	struct MHD_Response *r;
@@ -152,6 +194,8 @@ static enum MHD_Result httpd_respond(struct httpd *h, struct MHD_Connection *c, 
 	route = httpd_route_find(h, method, url, &resp);
 	if (route && !httpd_parse_body(hc, &req, &resp))
 		route->fn(h->ctx, &req, &resp);
+	else if (h->nested_errors)
+		httpd_nest_error(&resp);
 	json_decref(req.body);
 	r = httpd_build(&resp);
 	json_decref(resp.body);
@@ -256,41 +300,127 @@ static int httpd_listen(const char *path, struct error *err)
 	return fd;
 }
 
-struct httpd *httpd_start(const char *path, const struct httpd_route *routes, void *ctx,
-			  struct error *err)
+/* "HOST:PORT" (HOST may be [v6]) to a listening TCP socket. */
+static int httpd_listen_tcp(const char *spec, unsigned int backlog, struct error *err)
 {
-	struct httpd *h = calloc(1, sizeof(*h));
-	int fd;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res;
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	int fd, one = 1, rc;
+	size_t hlen;
 
-	if (!h || !(h->path = strdup(path))) {
-		free(h);
-		error_set(err, ENOMEM, "out of memory");
-		return NULL;
+	if (!colon || colon == spec || !colon[1] || (size_t)(colon - spec) >= sizeof(host))
+		return error_set(err, EINVAL, "tcp:%s: expected tcp:HOST:PORT", spec);
+	memcpy(host, spec, colon - spec);
+	host[colon - spec] = 0;
+	hlen = strlen(host);
+	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
+		memmove(host, host + 1, hlen - 2);
+		host[hlen - 2] = 0;
 	}
-	h->routes = routes;
-	h->ctx = ctx;
-	fd = httpd_listen(path, err);
+	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc)
+		return error_set(err, EINVAL, "tcp:%s: %s", spec, gai_strerror(rc));
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		free(h->path);
-		free(h);
-		return NULL;
+		freeaddrinfo(res);
+		return error_set(err, errno, "socket: %s", strerror(errno));
 	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, (int)backlog)) {
+		error_set(err, errno, "tcp:%s: %s", spec, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int httpd_run(struct httpd *h, int fd, const struct httpd_opts *o, struct error *err)
+{
+	unsigned int max = o->max_connections ? o->max_connections : HTTPD_MAX_CONNECTIONS;
+	/* MHD warns about a pool of size 0: only ask for one when there is one. */
+	struct MHD_OptionItem pool[] = {
+		{o->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, o->threads, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+
 	/* The logger goes first: MHD logs its option parsing with whatever is set by then. */
 	h->daemon = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 		httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER, httpd_log, h, MHD_OPTION_LISTEN_SOCKET,
 		fd, MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_CONNECTION_LIMIT,
-		HTTPD_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S,
+		max, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S, MHD_OPTION_ARRAY, pool,
 		MHD_OPTION_END);
-	if (!h->daemon) {
-		error_set(err, EIO, "%s: cannot start the HTTP server", path);
+	if (!h->daemon)
+		return error_set(err, EIO, "cannot start the HTTP server");
+	return 0;
+}
+
+struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts,
+			       const struct httpd_route *routes, void *ctx, struct error *err)
+{
+	struct httpd *h = calloc(1, sizeof(*h));
+	bool is_unix = !strncmp(listen, "unix:", 5);
+	int fd;
+
+	if (!h) {
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	h->routes = routes;
+	h->ctx = ctx;
+	h->nested_errors = opts->nested_errors;
+	if (is_unix) {
+		h->path = strdup(listen + 5);
+		fd = h->path ? httpd_listen(h->path, err) : error_set(err, ENOMEM, "out of memory");
+	} else if (!strncmp(listen, "tcp:", 4)) {
+		fd = httpd_listen_tcp(listen + 4, HTTPD_MAX_CONNECTIONS, err);
+	} else {
+		fd = error_set(err, EINVAL, "%s: expected unix:PATH or tcp:HOST:PORT", listen);
+	}
+	if (fd >= 0 && httpd_run(h, fd, opts, err)) {
+		error_wrap(err, "%s", listen);
 		close(fd);
-		unlink(path);
+		if (is_unix)
+			unlink(h->path);
+		fd = -1;
+	}
+	if (fd < 0) {
 		free(h->path);
 		free(h);
 		return NULL;
 	}
 	return h;
+}
+
+struct httpd *httpd_start(const char *path, const struct httpd_route *routes, void *ctx,
+			  struct error *err)
+{
+	struct httpd_opts opts = {0};
+	char *listen;
+	struct httpd *h;
+
+	if (asprintf(&listen, "unix:%s", path) < 0) {
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	h = httpd_start_opts(listen, &opts, routes, ctx, err);
+	free(listen);
+	return h;
+}
+
+const char *httpd_header(const struct httpd_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *httpd_query(const struct httpd_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 void httpd_stop(struct httpd *h)
@@ -304,7 +434,8 @@ void httpd_stop(struct httpd *h)
 	MHD_stop_daemon(h->daemon);
 	if (fd >= 0)
 		close(fd);
-	unlink(h->path);
+	if (h->path)
+		unlink(h->path);
 	free(h->path);
 	free(h);
 }

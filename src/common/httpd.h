@@ -28,6 +28,7 @@ struct httpd_request {
 	const char *method; /* "GET", "PUT", ... */
 	const char *path;   /* without the query string */
 	json_t *body;	    /* the parsed JSON body, or NULL when there was none */
+	void *conn;	    /* the connection, for httpd_header() and httpd_query() */
 };
 
 struct httpd_response {
@@ -41,6 +42,7 @@ struct httpd_response {
 typedef void (*httpd_handler)(void *ctx, const struct httpd_request *req,
 			      struct httpd_response *resp);
 
+/* A path ending in '*' matches every path that starts with what comes before it. */
 struct httpd_route {
 	const char *method;
 	const char *path;
@@ -76,5 +78,26 @@ int httpd_field_bool(const json_t *obj, const char *name, bool required, bool *o
 		     struct httpd_response *resp);
 /* 400 for any member of obj not in the NULL-terminated list: a typo must not pass silently. */
 int httpd_only_fields(const json_t *obj, const char *const *allowed, struct httpd_response *resp);
+
+/*
+ * A server with more choices than httpd_start(): listen is "unix:PATH" or
+ * "tcp:HOST:PORT" (plain HTTP; TLS is not there yet), threads > 1 serves
+ * that many requests at once (handlers must then lock for themselves), and
+ * nested_errors words the server's own errors (bad JSON, no such route) as
+ * {"error": {"code": "...", "message": "...", "field": "..."}}.
+ */
+struct httpd_opts {
+	unsigned int threads;
+	unsigned int max_connections; /* 0: 32 */
+	bool nested_errors;
+};
+
+struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts,
+			       const struct httpd_route *routes, void *ctx, struct error *err);
+
+/* A request header's value, or NULL. */
+const char *httpd_header(const struct httpd_request *req, const char *name);
+/* A query-string argument's value, or NULL. */
+const char *httpd_query(const struct httpd_request *req, const char *name);
 
 #endif

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_CLI_CLI_H
+#define BUNSHIN_CLI_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/*
+ * bunshin, the command line client of bunshind: `bunshin RESOURCE VERB
+ * [ARGS] [--OPTIONS]`. Every command is a row of a table (commands.c)
+ * naming its arguments and options, so parsing, --help and completion
+ * come from one place.
+ */
+
+/* Exit codes, the same for every command (scripts test them). */
+enum cli_exit {
+	CLI_OK = 0,
+	CLI_API_ERROR = 1,   /* bunshind refused (409, 400 from the server, 5xx) */
+	CLI_USAGE = 2,	     /* bad command line */
+	CLI_NOT_FOUND = 3,   /* 404 */
+	CLI_AUTH = 4,	     /* 401, 403 */
+	CLI_UNREACHABLE = 5, /* no answer from bunshind */
+	CLI_TIMEOUT = 6,     /* --wait gave up */
+};
+
+#define CLI_POS_MAX  4
+#define CLI_OPTS_MAX 8
+
+struct cli_opt {
+	const char *name; /* without the dashes */
+	const char *arg;  /* the value's name in --help, NULL for a flag */
+	const char *help;
+};
+
+struct cli;
+
+struct cli_cmd {
+	const char *resource;
+	const char *verb;
+	const char *args; /* positional arguments, for --help: "NAME" */
+	int npos;	  /* how many positional arguments (min = max: no optional ones) */
+	const char *help;
+	struct cli_opt opts[CLI_OPTS_MAX];
+	int (*fn)(struct cli *c);
+};
+
+struct cli {
+	const char *endpoint;
+	const char *token;
+	bool json;
+	const struct cli_cmd *cmd;
+	const char *pos[CLI_POS_MAX];
+	int npos;
+	const char *optv[CLI_OPTS_MAX]; /* by the command's option index; "" for a set flag */
+};
+
+extern const struct cli_cmd cli_cmds[];
+
+/* The value of the command's option, or NULL when it was not given. */
+const char *cli_opt(const struct cli *c, const char *name);
+
+/*
+ * One API call. body may be NULL (the reference is taken). On success
+ * returns CLI_OK with *out (JSON, may be NULL) or *text (when asked for);
+ * otherwise prints why and returns the exit code for it.
+ */
+int cli_call(struct cli *c, const char *method, const char *path, json_t *body, json_t **out,
+	     char **text);
+
+/* Prints an object (--json, else "key: value" lines) or an array as a table of these columns. */
+void cli_print(const struct cli *c, json_t *v, const char *const *columns);
+
+/* "/v1/instances/" + the name, escaped. */
+void cli_path(char *out, size_t size, const char *prefix, const char *name, const char *suffix);
+
+__attribute__((format(printf, 1, 2))) int cli_usage_error(const char *fmt, ...);
+
+#endif

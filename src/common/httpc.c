@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "httpc.h"
+
+#define HTTPC_DEFAULT_TIMEOUT_MS 30000
+
+static int httpc_connect_unix(const char *path, struct error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return error_set(err, ENAMETOOLONG, "%s: socket path too long", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return error_set(err, errno, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		error_set(err, errno, "cannot connect to %s: %s", path, strerror(errno));
+		close(fd);
+		return -err->code;
+	}
+	return fd;
+}
+
+static int httpc_connect_tcp(const char *hostport, struct error *err)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res, *ai;
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	int fd = -1, rc;
+
+	if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host))
+		return error_set(err, EINVAL, "%s: expected HOST:PORT", hostport);
+	memcpy(host, hostport, colon - hostport);
+	host[colon - hostport] = 0;
+	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc)
+		return error_set(err, EHOSTUNREACH, "%s: %s", hostport, gai_strerror(rc));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && !connect(fd, ai->ai_addr, ai->ai_addrlen))
+			break;
+		rc = errno;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return error_set(err, rc, "cannot connect to %s: %s", hostport, strerror(rc));
+	return fd;
+}
+
+static int httpc_connect(const char *endpoint, struct error *err)
+{
+	if (!strncmp(endpoint, "unix:", 5))
+		return httpc_connect_unix(endpoint + 5, err);
+	if (endpoint[0] == '/')
+		return httpc_connect_unix(endpoint, err);
+	if (!strncmp(endpoint, "tcp:", 4))
+		return httpc_connect_tcp(endpoint + 4, err);
+	if (!strncmp(endpoint, "http://", 7)) {
+		char hp[300];
+
+		snprintf(hp, sizeof(hp), "%s", endpoint + 7);
+		hp[strcspn(hp, "/")] = 0;
+		return httpc_connect_tcp(hp, err);
+	}
+	return error_set(err, EINVAL, "%s: expected unix:PATH or http://HOST:PORT", endpoint);
+}
+
+static int httpc_write_all(int fd, const char *p, size_t n, struct error *err)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return error_set(err, errno ? errno : EIO, "sending the request: %s",
+					 strerror(errno));
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads until the server closes (we asked it to): the whole response. */
+static int httpc_read_all(int fd, int timeout_ms, char **out, size_t *len, struct error *err)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+
+	if (!buf)
+		return error_set(err, ENOMEM, "out of memory");
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+
+		if (poll(&pfd, 1, timeout_ms) == 0) {
+			free(buf);
+			return error_set(err, ETIMEDOUT, "no answer within %d ms", timeout_ms);
+		}
+		if (n == cap) {
+			char *p = cap >= HTTPC_RESPONSE_MAX ? NULL : realloc(buf, cap * 2 + 1);
+
+			if (!p) {
+				free(buf);
+				return error_set(err, EFBIG, "response too large");
+			}
+			buf = p;
+			cap *= 2;
+		}
+		r = recv(fd, buf + n, cap - n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			return error_set(err, errno, "reading the response: %s", strerror(errno));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = 0;
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* Splits status line, headers and body; honours Content-Length when present. */
+static int httpc_parse(char *raw, size_t len, struct httpc_response *resp, struct error *err)
+{
+	char *hdr_end = strstr(raw, "\r\n\r\n");
+	char *body, *cl;
+	size_t blen;
+
+	if (strncmp(raw, "HTTP/1.", 7) || !hdr_end || sscanf(raw + 8, " %d", &resp->status) != 1 ||
+	    resp->status < 100 || resp->status > 599)
+		return error_set(err, EPROTO, "malformed HTTP response");
+	body = hdr_end + 4;
+	blen = len - (size_t)(body - raw);
+	*hdr_end = 0;
+	cl = strcasestr(raw, "\r\nContent-Length:");
+	if (cl) {
+		unsigned long long v = strtoull(cl + 17, NULL, 10);
+
+		if (v < blen)
+			blen = (size_t)v;
+	}
+	resp->body = malloc(blen + 1);
+	if (!resp->body)
+		return error_set(err, ENOMEM, "out of memory");
+	memcpy(resp->body, body, blen);
+	resp->body[blen] = 0;
+	resp->len = blen;
+	return 0;
+}
+
+int httpc_do(const char *endpoint, const struct httpc_request *req, struct httpc_response *resp,
+	     struct error *err)
+{
+	int timeout = req->timeout_ms ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
+	size_t blen = req->body ? strlen(req->body) : 0;
+	char *head = NULL, *raw = NULL;
+	size_t rawlen = 0;
+	int fd, ret, n;
+
+	memset(resp, 0, sizeof(*resp));
+	fd = httpc_connect(endpoint, err);
+	if (fd < 0)
+		return fd;
+	n = asprintf(&head,
+		     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+		     "%s%s%s%sContent-Length: %zu\r\n\r\n",
+		     req->method, req->path, req->token ? "Authorization: Bearer " : "",
+		     req->token ? req->token : "", req->token ? "\r\n" : "",
+		     req->body ? "Content-Type: application/json\r\n" : "", blen);
+	if (n < 0) {
+		close(fd);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	ret = httpc_write_all(fd, head, (size_t)n, err);
+	if (!ret && blen)
+		ret = httpc_write_all(fd, req->body, blen, err);
+	free(head);
+	if (!ret)
+		ret = httpc_read_all(fd, timeout, &raw, &rawlen, err);
+	close(fd);
+	if (!ret)
+		ret = httpc_parse(raw, rawlen, resp, err);
+	free(raw);
+	return ret;
+}
+
+void httpc_response_free(struct httpc_response *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_COMMON_HTTPC_H
+#define BUNSHIN_COMMON_HTTPC_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+/*
+ * A small blocking HTTP/1.1 client for our own servers: one request per
+ * connection (Connection: close), over a unix socket or TCP. What bunshind
+ * uses to drive each VMM's control API, and bunshin to reach bunshind.
+ *
+ * endpoint: "unix:PATH", "/PATH" (a unix socket), "tcp:HOST:PORT" or
+ * "http://HOST:PORT".
+ */
+
+#define HTTPC_RESPONSE_MAX (16 * 1024 * 1024)
+
+struct httpc_response {
+	int status;
+	char *body; /* NUL-terminated, malloc'd; "" when there was none */
+	size_t len;
+};
+
+struct httpc_request {
+	const char *method;
+	const char *path;  /* with its query string */
+	const char *token; /* Authorization: Bearer TOKEN, or NULL */
+	const char *body;  /* JSON, or NULL */
+	int timeout_ms;	   /* for connecting and each read; 0: 30 s */
+};
+
+/* 0 with resp filled (any HTTP status), or a negative errno with err when there was no answer. */
+int httpc_do(const char *endpoint, const struct httpc_request *req, struct httpc_response *resp,
+	     struct error *err);
+
+void httpc_response_free(struct httpc_response *resp);
+
+#endif

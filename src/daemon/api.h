@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_DAEMON_API_H
+#define BUNSHIN_DAEMON_API_H
+
+#include "daemon.h"
+
+/*
+ * The /v1 API's request context: who asks (from the bearer token), the
+ * path cut into segments, a store connection for the request's life.
+ * Handlers answer through api_err() or by setting ctx->resp.
+ */
+#define API_SEGS_MAX 6
+
+struct api_ctx {
+	struct daemon *d;
+	struct store *s;
+	struct store_principal who;
+	const struct httpd_request *req;
+	struct httpd_response *resp;
+	const char *seg[API_SEGS_MAX];
+	int nseg;
+	char target[128]; /* what the request acted on, for the audit log */
+};
+
+struct api_op {
+	const char *method;
+	const char *pattern; /* segments after /v1/, ':' for any one */
+	void (*fn)(struct api_ctx *c);
+};
+
+__attribute__((format(printf, 5, 6))) void api_err(struct api_ctx *c, int status, const char *code,
+						   const char *field, const char *fmt, ...);
+/* Answers with the store's (or anyone's) failure: errno to status. */
+void api_fail(struct api_ctx *c, int ret, const struct error *err, const char *field);
+void api_ok(struct api_ctx *c, int status, json_t *body);
+
+bool api_is_operator(const struct api_ctx *c);
+/* 403 unless the caller may change things (not a viewer). */
+bool api_need_writer(struct api_ctx *c);
+bool api_need_operator(struct api_ctx *c);
+/* The tenant the caller's lists are limited to: 0 (all) for the operator. */
+int64_t api_scope(const struct api_ctx *c);
+/* 400 unless NAME is a valid resource name (a letter, then letters, digits, '-', '_', '.'). */
+bool api_valid_name(struct api_ctx *c, const char *field, const char *name);
+/* Checks the body is an object holding only these fields. */
+bool api_body(struct api_ctx *c, const char *const *allowed, bool required);
+
+/* The audit log (?limit=N), all the caller may see or only about target ("instance 12"). */
+void api_events(struct api_ctx *c, const char *target);
+
+/* metrics.c: GET /metrics, and one answered request's status and latency. */
+void metrics_show(struct api_ctx *c);
+void metrics_observe(int status, double seconds);
+
+/* api_resources.c */
+extern const struct api_op api_resource_ops[];
+
+#endif

@@ -1,0 +1,625 @@
+// SPDX-License-Identifier: MIT
+/* The /v1 API's flavors, images and instances. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "api.h"
+
+#define API_CONSOLE_MAX (64 * 1024) /* the console's tail a GET returns */
+
+static const char *api_s(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static int64_t api_i(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* httpd's readers answer {"error": "..."}: reword as ours. */
+static bool api_fix(struct api_ctx *c, int ret)
+{
+	char m[256], f[64];
+
+	if (!ret)
+		return true;
+	snprintf(m, sizeof(m), "%s", api_s(c->resp->body, "error") ?: "bad field");
+	snprintf(f, sizeof(f), "%s", api_s(c->resp->body, "field") ?: "");
+	api_err(c, 400, "invalid_request", f, "%s", m);
+	return false;
+}
+
+/* An optional "tenant" field (operator only): its id, 0 for public; -1 after answering. */
+static int64_t api_owner(struct api_ctx *c)
+{
+	const char *tenant = NULL;
+	struct error err = {0};
+	json_t *t;
+	int64_t id;
+	int ret;
+
+	if (!api_fix(c, httpd_field_str(c->req->body, "tenant", false, &tenant, c->resp)))
+		return -1;
+	if (!tenant)
+		return 0;
+	ret = STORE(c->s, tenant_get, tenant, &t, &err);
+	if (ret) {
+		api_fail(c, ret, &err, "tenant");
+		return -1;
+	}
+	id = api_i(t, "id");
+	json_decref(t);
+	return id;
+}
+
+/* ---- flavors ---- */
+
+static void api_flavor_list(struct api_ctx *c)
+{
+	struct error err = {0};
+	json_t *out;
+	int ret = STORE(c->s, flavor_list, api_scope(c), &out, &err);
+
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	api_ok(c, 200, out);
+}
+
+static void api_flavor_show(struct api_ctx *c)
+{
+	struct error err = {0};
+	json_t *out;
+	int ret = STORE(c->s, flavor_get, api_scope(c), c->seg[1], &out, &err);
+
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	api_ok(c, 200, out);
+}
+
+static void api_flavor_create(struct api_ctx *c)
+{
+	static const char *const fields[] = {"name",	 "vcpus",  "ram_mib",
+					     "disk_gib", "tenant", NULL};
+	struct store_flavor_new f = {0};
+	uint64_t vcpus, ram, disk = 0;
+	struct error err = {0};
+	json_t *out;
+	int64_t id;
+	int ret;
+
+	if (!api_need_operator(c) || !api_body(c, fields, true) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "name", true, &f.name, c->resp)) ||
+	    !api_valid_name(c, "name", f.name) ||
+	    !api_fix(c, httpd_field_u64(c->req->body, "vcpus", true, 1, 255, &vcpus, c->resp)) ||
+	    !api_fix(c,
+		     httpd_field_u64(c->req->body, "ram_mib", true, 4, 1 << 24, &ram, c->resp)) ||
+	    !api_fix(c,
+		     httpd_field_u64(c->req->body, "disk_gib", false, 0, 1 << 20, &disk, c->resp)))
+		return;
+	if (ram % 2)
+		return api_err(c, 400, "invalid_request", "ram_mib",
+			       "ram_mib must be a multiple of 2 (the VMM's granularity)");
+	f.tenant_id = api_owner(c);
+	if (f.tenant_id < 0)
+		return;
+	f.vcpus = (int64_t)vcpus;
+	f.ram_mib = (int64_t)ram;
+	f.disk_gib = (int64_t)disk;
+	snprintf(c->target, sizeof(c->target), "flavor %s", f.name);
+	ret = STORE(c->s, flavor_create, &f, &id, &err);
+	if (!ret)
+		ret = STORE(c->s, flavor_get, f.tenant_id ? f.tenant_id : 0, f.name, &out, &err);
+	if (ret)
+		return api_fail(c, ret, &err, "name");
+	api_ok(c, 201, out);
+}
+
+/*
+ * The flavor or image named in the path, as the operator means it: the
+ * public one, or with ?tenant=NAME that tenant's own. Its id (*row its
+ * row), or 0 after answering.
+ */
+static int64_t api_owned_id(struct api_ctx *c, bool image, json_t **row)
+{
+	const char *tenant = httpd_query(c->req, "tenant");
+	struct error err = {0};
+	json_t *list = NULL, *r;
+	int64_t id = 0;
+	size_t i;
+	int ret;
+
+	*row = NULL;
+	ret = image ? STORE(c->s, image_list, 0, &list, &err)
+		    : STORE(c->s, flavor_list, 0, &list, &err);
+	if (ret) {
+		api_fail(c, ret, &err, NULL);
+		return 0;
+	}
+	json_array_foreach(list, i, r)
+	{
+		const char *owner = api_s(r, "tenant");
+
+		if (!id && !strcmp(api_s(r, "name"), c->seg[1]) &&
+		    (tenant ? owner && !strcmp(owner, tenant) : !owner)) {
+			id = api_i(r, "id");
+			*row = json_incref(r);
+		}
+	}
+	json_decref(list);
+	if (!id)
+		api_err(c, 404, "not_found", NULL, "no such %s", image ? "image" : "flavor");
+	return id;
+}
+
+static void api_flavor_delete(struct api_ctx *c)
+{
+	struct error err = {0};
+	json_t *f;
+	int64_t id;
+	int ret;
+
+	if (!api_need_operator(c))
+		return;
+	snprintf(c->target, sizeof(c->target), "flavor %s", c->seg[1]);
+	id = api_owned_id(c, false, &f);
+	json_decref(f);
+	if (!id)
+		return;
+	ret = STORE(c->s, flavor_delete, id, &err);
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	api_ok(c, 204, NULL);
+}
+
+/* ---- images ---- */
+
+static json_t *api_image_view(json_t *im)
+{
+	json_object_del(im, "path"); /* a host path is the operator's business */
+	return im;
+}
+
+static void api_image_list(struct api_ctx *c)
+{
+	struct error err = {0};
+	json_t *out, *im;
+	size_t i;
+	int ret = STORE(c->s, image_list, api_scope(c), &out, &err);
+
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	if (!api_is_operator(c))
+		json_array_foreach(out, i, im) api_image_view(im);
+	api_ok(c, 200, out);
+}
+
+static void api_image_show(struct api_ctx *c)
+{
+	struct error err = {0};
+	json_t *out;
+	int ret = STORE(c->s, image_get, api_scope(c), c->seg[1], &out, &err);
+
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	api_ok(c, 200, api_is_operator(c) ? out : api_image_view(out));
+}
+
+/*
+ * Copies the file into STATE_DIR/images under a temporary name, then
+ * renames it: a failed or interrupted import leaves no half image with a
+ * real name behind. Hashing reads the copy, so the checksum is of what
+ * instances will boot.
+ */
+int daemon_image_copy(const struct daemon *d, const char *src, const char *name, char *dst,
+		      size_t size, char sha[AUTH_SHA256_HEX], int64_t *bytes, struct error *err)
+{
+	char tmp[4200];
+	struct stat st;
+	int in, out, ret = 0;
+	ssize_t n;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return error_set(err, errno == ENOENT ? EINVAL : errno, "%s: %s", src,
+				 strerror(errno));
+	if (fstat(in, &st) || !S_ISREG(st.st_mode)) {
+		close(in);
+		return error_set(err, EINVAL, "%s is not a regular file", src);
+	}
+	snprintf(tmp, sizeof(tmp), "%s/images/.import-XXXXXX", d->opts.state_dir);
+	out = mkostemp(tmp, O_CLOEXEC);
+	if (out < 0) {
+		close(in);
+		return error_set(err, errno, "%s: %s", tmp, strerror(errno));
+	}
+	while ((n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0)) > 0)
+		;
+	if (n < 0 || fsync(out))
+		ret = error_set(err, errno, "copying %s: %s", src, strerror(errno));
+	close(in);
+	close(out);
+	if (!ret)
+		ret = auth_hash_file(tmp, sha, bytes, err);
+	/* The random suffix keeps two imports of one name from ever sharing a file. */
+	snprintf(dst, size, "%s/images/%s.%s", d->opts.state_dir, name, tmp + strlen(tmp) - 6);
+	if (!ret && rename(tmp, dst))
+		ret = error_set(err, errno, "%s: %s", dst, strerror(errno));
+	if (ret)
+		unlink(tmp);
+	return ret;
+}
+
+static void api_image_create(struct api_ctx *c)
+{
+	static const char *const fields[] = {"name", "path", "kind", "cmdline", "tenant", NULL};
+	struct store_image_new im = {.kind = "raw"};
+	char dst[4200], sha[AUTH_SHA256_HEX];
+	const char *src;
+	struct error err = {0};
+	json_t *out;
+	int64_t id;
+	int ret;
+
+	if (!api_need_operator(c) || !api_body(c, fields, true) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "name", true, &im.name, c->resp)) ||
+	    !api_valid_name(c, "name", im.name) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "path", true, &src, c->resp)) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "kind", false, &im.kind, c->resp)) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "cmdline", false, &im.cmdline, c->resp)))
+		return;
+	if (strcmp(im.kind, "raw") && strcmp(im.kind, "kernel"))
+		return api_err(c, 400, "invalid_request", "kind", "kind must be raw or kernel");
+	if (src[0] != '/')
+		return api_err(c, 400, "invalid_request", "path", "path must be absolute");
+	im.tenant_id = api_owner(c);
+	if (im.tenant_id < 0)
+		return;
+	snprintf(c->target, sizeof(c->target), "image %s", im.name);
+	ret = daemon_image_copy(c->d, src, im.name, dst, sizeof(dst), sha, &im.size, &err);
+	if (ret)
+		return api_fail(c, ret, &err, "path");
+	im.path = dst;
+	im.sha256 = sha;
+	ret = STORE(c->s, image_create, &im, &id, &err);
+	if (!ret)
+		ret = STORE(c->s, image_get, im.tenant_id, im.name, &out, &err);
+	if (ret) {
+		unlink(dst);
+		return api_fail(c, ret, &err, "name");
+	}
+	api_ok(c, 201, out);
+}
+
+static void api_image_delete(struct api_ctx *c)
+{
+	struct error err = {0};
+	char path[4200];
+	json_t *im;
+	int64_t id;
+	int ret;
+
+	if (!api_need_operator(c))
+		return;
+	snprintf(c->target, sizeof(c->target), "image %s", c->seg[1]);
+	id = api_owned_id(c, true, &im);
+	if (!id) {
+		json_decref(im);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s", api_s(im, "path"));
+	json_decref(im);
+	ret = STORE(c->s, image_delete, id, &err);
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	/* The row went first: a file without a row is garbage, a row without a file a lie. */
+	if (unlink(path))
+		log_warn("%s: %s", path, strerror(errno));
+	api_ok(c, 204, NULL);
+}
+
+/* ---- instances ---- */
+
+static json_t *api_instance_view(json_t *inst)
+{
+	static const char *const internal[] = {"image_path", "image_cmdline", "pid_start",
+					       "api_sock", "tenant_id"};
+
+	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
+		json_object_del(inst, internal[i]);
+	return inst;
+}
+
+static void api_instance_list(struct api_ctx *c)
+{
+	struct error err = {0};
+	json_t *out, *inst;
+	size_t i;
+	int ret = STORE(c->s, instance_list, api_scope(c), &out, &err);
+
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	json_array_foreach(out, i, inst) api_instance_view(inst);
+	api_ok(c, 200, out);
+}
+
+/* The instance in the path, or NULL after a 404 (another tenant's looks absent). */
+static json_t *api_instance_lookup(struct api_ctx *c)
+{
+	struct error err = {0};
+	json_t *inst;
+	int ret = STORE(c->s, instance_get, api_scope(c), c->seg[1], &inst, &err);
+
+	snprintf(c->target, sizeof(c->target), "instance %s", c->seg[1]);
+	if (ret) {
+		api_fail(c, ret, &err, NULL);
+		return NULL;
+	}
+	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)api_i(inst, "id"));
+	return inst;
+}
+
+static void api_instance_answer(struct api_ctx *c, int64_t id, int status)
+{
+	struct error err = {0};
+	char ref[24];
+	json_t *inst;
+	int ret;
+
+	snprintf(ref, sizeof(ref), "%lld", (long long)id);
+	ret = STORE(c->s, instance_get, 0, ref, &inst, &err);
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	api_ok(c, status, api_instance_view(inst));
+}
+
+static void api_instance_show(struct api_ctx *c)
+{
+	json_t *inst = api_instance_lookup(c);
+
+	if (inst)
+		api_ok(c, 200, api_instance_view(inst));
+}
+
+/* Looks up the flavor and image a create names; false after answering. */
+static bool api_instance_refs(struct api_ctx *c, const char *flavor, const char *image,
+			      int64_t *fid, int64_t *iid)
+{
+	struct error err = {0};
+	json_t *f = NULL, *im = NULL;
+	int ret = STORE(c->s, flavor_get, c->who.tenant_id, flavor, &f, &err);
+
+	if (ret) {
+		api_fail(c, ret, &err, "flavor");
+		return false;
+	}
+	ret = STORE(c->s, image_get, c->who.tenant_id, image, &im, &err);
+	if (ret) {
+		json_decref(f);
+		api_fail(c, ret, &err, "image");
+		return false;
+	}
+	*fid = api_i(f, "id");
+	*iid = api_i(im, "id");
+	ret = disk_check(api_s(im, "kind"), &err);
+	json_decref(f);
+	json_decref(im);
+	if (ret)
+		api_fail(c, ret, &err, "image");
+	return !ret;
+}
+
+static void api_instance_boot(struct api_ctx *c, int64_t id)
+{
+	struct error err = {0};
+	char ref[24];
+	json_t *inst;
+
+	snprintf(ref, sizeof(ref), "%lld", (long long)id);
+	if (STORE(c->s, instance_get, 0, ref, &inst, &err))
+		return;
+	/* A failed boot is recorded in the instance (ERROR and why), which the answer shows. */
+	if (supervisor_spawn(c->d, c->s, inst, &err))
+		log_warn("instance %lld: %s", (long long)id, err.msg);
+	json_decref(inst);
+}
+
+static void api_instance_create(struct api_ctx *c)
+{
+	static const char *const fields[] = {"name",  "flavor",		"image",
+					     "start", "restart_policy", NULL};
+	struct store_instance_new in = {.tenant_id = c->who.tenant_id};
+	const char *flavor, *image;
+	struct store_capacity cap;
+	struct error err = {0};
+	bool start = true;
+	int64_t id;
+	int ret;
+
+	if (!api_need_writer(c) || !api_body(c, fields, true) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "name", true, &in.name, c->resp)) ||
+	    !api_valid_name(c, "name", in.name) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "flavor", true, &flavor, c->resp)) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "image", true, &image, c->resp)) ||
+	    !api_fix(c, httpd_field_bool(c->req->body, "start", false, &start, c->resp)) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "restart_policy", false, &in.restart_policy,
+					c->resp)))
+		return;
+	if (in.restart_policy && strcmp(in.restart_policy, "never") &&
+	    strcmp(in.restart_policy, "on-failure") && strcmp(in.restart_policy, "always"))
+		return api_err(c, 400, "invalid_request", "restart_policy",
+			       "restart_policy must be never, on-failure or always");
+	snprintf(c->target, sizeof(c->target), "instance %s", in.name);
+	if (!api_instance_refs(c, flavor, image, &in.flavor_id, &in.image_id))
+		return;
+	in.state = start ? ST_STARTING : ST_STOPPED;
+	daemon_capacity(c->d, &cap);
+	ret = STORE(c->s, instance_create, &in, &cap, &id, &err);
+	if (ret)
+		return api_fail(c, ret, &err, ret == -EEXIST ? "name" : NULL);
+	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)id);
+	if (start)
+		api_instance_boot(c, id);
+	api_instance_answer(c, id, 201);
+}
+
+static void api_instance_delete(struct api_ctx *c)
+{
+	struct error err = {0};
+	json_t *inst;
+	int64_t id;
+	int ret;
+
+	if (!api_need_writer(c) || !(inst = api_instance_lookup(c)))
+		return;
+	id = api_i(inst, "id");
+	if (api_i(inst, "pid") && strcmp(api_s(inst, "state"), ST_STOPPED) &&
+	    strcmp(api_s(inst, "state"), ST_ERROR))
+		supervisor_kill_wait(c->d, id, &err);
+	json_decref(inst);
+	ret = STORE(c->s, instance_delete, id, &err);
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	supervisor_remove_dir(c->d, id);
+	api_ok(c, 204, NULL);
+}
+
+static void api_instance_start(struct api_ctx *c, json_t *inst)
+{
+	int64_t id = api_i(inst, "id");
+	const char *state = api_s(inst, "state");
+	struct error err = {0};
+	int ret;
+
+	if (strcmp(state, ST_STOPPED) && strcmp(state, ST_ERROR))
+		return api_err(c, 409, "conflict", "action", "the instance is %s", state);
+	ret = STORE(c->s, instance_set_state, id, state, ST_STARTING, NULL, &err);
+	if (!ret)
+		ret = STORE(c->s, instance_count_restart, id, true, &err);
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	api_instance_boot(c, id);
+	api_instance_answer(c, id, 200);
+}
+
+/* pause and resume: from one state to the other through the VMM's API. */
+static void api_instance_flip(struct api_ctx *c, json_t *inst, const char *action, const char *from,
+			      const char *to)
+{
+	int64_t id = api_i(inst, "id");
+	struct error err = {0};
+	int ret;
+
+	if (strcmp(api_s(inst, "state"), from))
+		return api_err(c, 409, "conflict", "action", "the instance is %s, not %s",
+			       api_s(inst, "state"), from);
+	ret = supervisor_vmm_action(inst, action, &err);
+	if (ret)
+		return api_err(c, 502, "vmm_error", NULL, "%s", err.msg);
+	ret = STORE(c->s, instance_set_state, id, from, to, NULL, &err);
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	api_instance_answer(c, id, 200);
+}
+
+static void api_instance_action(struct api_ctx *c)
+{
+	static const char *const fields[] = {"action", NULL};
+	struct error err = {0};
+	const char *action;
+	json_t *inst;
+	int ret;
+
+	if (!api_need_writer(c) || !api_body(c, fields, true) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "action", true, &action, c->resp)) ||
+	    !(inst = api_instance_lookup(c)))
+		return;
+	if (!strcmp(action, "start")) {
+		api_instance_start(c, inst);
+	} else if (!strcmp(action, "stop")) {
+		ret = supervisor_stop_async(c->d, api_i(inst, "id"), false, &err);
+		if (ret)
+			api_fail(c, ret, &err, "action");
+		else
+			api_instance_answer(c, api_i(inst, "id"), 202);
+	} else if (!strcmp(action, "pause")) {
+		api_instance_flip(c, inst, "pause", ST_RUNNING, ST_PAUSED);
+	} else if (!strcmp(action, "resume")) {
+		api_instance_flip(c, inst, "resume", ST_PAUSED, ST_RUNNING);
+	} else {
+		api_err(c, 400, "invalid_request", "action",
+			"action must be start, stop, pause or resume");
+	}
+	json_decref(inst);
+}
+
+/* The console's last API_CONSOLE_MAX bytes, as text. */
+static void api_instance_console(struct api_ctx *c)
+{
+	char dir[4096], path[4200];
+	json_t *inst = api_instance_lookup(c);
+	off_t end, from;
+	ssize_t n;
+	char *buf;
+	int fd;
+
+	if (!inst)
+		return;
+	supervisor_instance_dir(c->d, api_i(inst, "id"), dir, sizeof(dir));
+	json_decref(inst);
+	snprintf(path, sizeof(path), "%s/console.log", dir);
+	buf = calloc(1, API_CONSOLE_MAX + 1);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!buf || fd < 0) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		c->resp->status = 200;
+		c->resp->text = strdup("");
+		c->resp->ctype = "text/plain; charset=utf-8";
+		return;
+	}
+	end = lseek(fd, 0, SEEK_END);
+	from = end > API_CONSOLE_MAX ? end - API_CONSOLE_MAX : 0;
+	n = pread(fd, buf, API_CONSOLE_MAX, from);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	c->resp->status = 200;
+	c->resp->text = buf;
+	c->resp->ctype = "text/plain; charset=utf-8";
+}
+
+static void api_instance_events(struct api_ctx *c)
+{
+	json_t *inst = api_instance_lookup(c);
+
+	if (!inst)
+		return;
+	json_decref(inst);
+	api_events(c, c->target); /* "instance ID", as its events name it */
+}
+
+const struct api_op api_resource_ops[] = {
+	{"GET", "flavors", api_flavor_list},
+	{"POST", "flavors", api_flavor_create},
+	{"GET", "flavors/:", api_flavor_show},
+	{"DELETE", "flavors/:", api_flavor_delete},
+	{"GET", "images", api_image_list},
+	{"POST", "images", api_image_create},
+	{"GET", "images/:", api_image_show},
+	{"DELETE", "images/:", api_image_delete},
+	{"GET", "instances", api_instance_list},
+	{"POST", "instances", api_instance_create},
+	{"GET", "instances/:", api_instance_show},
+	{"DELETE", "instances/:", api_instance_delete},
+	{"POST", "instances/:/actions", api_instance_action},
+	{"GET", "instances/:/console", api_instance_console},
+	{"GET", "instances/:/events", api_instance_events},
+	{NULL, NULL, NULL},
+};

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_DAEMON_DAEMON_H
+#define BUNSHIN_DAEMON_DAEMON_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/error.h"
+#include "../common/httpd.h"
+#include "store.h"
+
+/*
+ * bunshind: one process, one state directory, one SQLite file. The HTTP
+ * server's worker threads take a store connection from a small pool per
+ * request; the supervisor thread watches every VMM through a pidfd.
+ *
+ *   STATE_DIR/state.db            the store
+ *   STATE_DIR/admin.token         the first admin token (0600), first start only
+ *   STATE_DIR/instances/ID/       api.sock, console.log, vmm.log, vmm.pid
+ *   STATE_DIR/bunshind.sock       the API on a unix socket (default)
+ */
+
+#define DAEMON_LISTEN_MAX  4
+#define DAEMON_API_THREADS 4
+
+/* Instance states. */
+#define ST_STARTING "starting"
+#define ST_RUNNING  "running"
+#define ST_PAUSED   "paused"
+#define ST_STOPPING "stopping"
+#define ST_STOPPED  "stopped"
+#define ST_ERROR    "error"
+
+struct daemon_opts {
+	const char *state_dir;
+	const char *listen[DAEMON_LISTEN_MAX];
+	unsigned int nlisten;
+	const char *vmm;
+	const char *guest;
+	double cpu_ratio, ram_ratio, disk_ratio;
+	unsigned int stop_timeout_s; /* power button, then forced after this */
+	bool stop_vms_on_exit;
+};
+
+struct store_pool;
+struct supervisor;
+
+struct daemon {
+	struct daemon_opts opts;
+	char db_path[4096];
+	struct store_pool *pool;
+	struct supervisor *sup;
+	struct httpd *httpd[DAEMON_LISTEN_MAX];
+	long host_cpus;
+	uint64_t host_ram_mib;
+};
+
+/* pool.c: store connections shared by the threads, one per user at a time. */
+struct store_pool *pool_open(const char *path, unsigned int size, struct error *err);
+struct store *pool_get(struct store_pool *p);
+void pool_put(struct store_pool *p, struct store *s);
+void pool_close(struct store_pool *p);
+
+/* auth.c */
+#define AUTH_TOKEN_LEN	68 /* "bsn_" + 64 hex digits */
+#define AUTH_SHA256_HEX 65
+int auth_new_token(char out[AUTH_TOKEN_LEN + 1], struct error *err);
+void auth_hash_token(const char *token, char out[AUTH_SHA256_HEX]);
+int auth_hash_file(const char *path, char out[AUTH_SHA256_HEX], int64_t *size, struct error *err);
+
+/*
+ * api_resources.c: copies an image file into STATE_DIR/images (under a
+ * temporary name until whole), its path into dst, with its SHA-256 and size.
+ */
+int daemon_image_copy(const struct daemon *d, const char *src, const char *name, char *dst,
+		      size_t size, char sha[AUTH_SHA256_HEX], int64_t *bytes, struct error *err);
+
+/* bootstrap.c: the admin tenant, user and token, default flavors, the test guest. */
+int bootstrap_first_start(struct daemon *d, struct error *err);
+
+/* capacity.c */
+void daemon_capacity(const struct daemon *d, struct store_capacity *cap);
+
+/* supervisor.c */
+int supervisor_start(struct daemon *d, struct error *err);
+/* Boots the instance's VMM; on failure the instance is left in ERROR with the reason. */
+int supervisor_spawn(struct daemon *d, struct store *s, const json_t *inst, struct error *err);
+/*
+ * Power button, then forced after the stop timeout, on a thread of its
+ * own. resume: whatever the state (a stop a dead bunshind left half done).
+ */
+int supervisor_stop_async(struct daemon *d, int64_t id, bool resume, struct error *err);
+/* Forced stop, waiting for the VMM to be gone (for delete). */
+int supervisor_kill_wait(struct daemon *d, int64_t id, struct error *err);
+/* A VMM API action ("pause", "resume", ...) on a running instance. */
+int supervisor_vmm_action(const json_t *inst, const char *action, struct error *err);
+/* Reconciles the stored instances with the processes really there; adopts the live ones. */
+int supervisor_adopt_all(struct daemon *d, struct error *err);
+void supervisor_shutdown(struct daemon *d);
+/* The instance's directory: STATE_DIR/instances/ID. */
+void supervisor_instance_dir(const struct daemon *d, int64_t id, char *out, size_t size);
+/* Removes it and the files bunshind and the VMM put there. */
+void supervisor_remove_dir(const struct daemon *d, int64_t id);
+
+/* disk.c: the VMM arguments for an instance's disk; disk_check: can this kind boot here? */
+int disk_check(const char *kind, struct error *err);
+int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, char **argv,
+		  int *argc, int max, struct error *err);
+
+/* api.c */
+extern const struct httpd_route daemon_routes[];
+
+#endif

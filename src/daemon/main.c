@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+/* bunshind: options, start-up, the wait for a signal, shutdown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/util.h"
+#include "daemon.h"
+
+enum {
+	OPT_STATE_DIR = 256,
+	OPT_LISTEN,
+	OPT_VMM,
+	OPT_GUEST,
+	OPT_CPU_RATIO,
+	OPT_RAM_RATIO,
+	OPT_STOP_TIMEOUT,
+	OPT_STOP_VMS,
+	OPT_VERBOSE,
+	OPT_HELP,
+};
+
+static const struct option main_options[] = {
+	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"vmm", required_argument, NULL, OPT_VMM},
+	{"guest", required_argument, NULL, OPT_GUEST},
+	{"cpu-ratio", required_argument, NULL, OPT_CPU_RATIO},
+	{"ram-ratio", required_argument, NULL, OPT_RAM_RATIO},
+	{"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
+	{"stop-vms-on-exit", no_argument, NULL, OPT_STOP_VMS},
+	{"verbose", no_argument, NULL, OPT_VERBOSE},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+static void main_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bunshind [options]\n"
+		"\n"
+		"  --state-dir DIR       state: state.db, images/, instances/ (default "
+		"/var/lib/bunshin)\n"
+		"  --listen unix:PATH    the API on a unix socket (default DIR/bunshind.sock)\n"
+		"  --listen tcp:HOST:PORT\n"
+		"                        the API on TCP, plain HTTP (no TLS yet); repeatable\n"
+		"  --vmm PATH            the bunshin-vmm binary (default: next to bunshind)\n"
+		"  --guest PATH          the test guest ELF, registered as image test-guest\n"
+		"  --cpu-ratio R         vCPUs per host CPU that may be handed out (default 4.0)\n"
+		"  --ram-ratio R         RAM overcommit (default 1.0)\n"
+		"  --stop-timeout S      seconds from the power button to a forced stop "
+		"(default 30)\n"
+		"  --stop-vms-on-exit    stop every VM when bunshind exits (default: leave them)\n"
+		"  --verbose             more log output\n");
+}
+
+static int main_ratio(const char *arg, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v > 0 && v <= 64))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The option's error, or 0; exits for --help. */
+static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error *err)
+{
+	uint64_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", main_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_STATE_DIR:
+			o->state_dir = optarg;
+			break;
+		case OPT_LISTEN:
+			if (o->nlisten == DAEMON_LISTEN_MAX)
+				return error_set(err, E2BIG, "--listen: at most %d",
+						 DAEMON_LISTEN_MAX);
+			if (strncmp(optarg, "unix:", 5) && strncmp(optarg, "tcp:", 4))
+				return error_set(err, EINVAL,
+						 "--listen: '%s' is not unix:PATH or tcp:HOST:PORT",
+						 optarg);
+			o->listen[o->nlisten++] = optarg;
+			break;
+		case OPT_VMM:
+			o->vmm = optarg;
+			break;
+		case OPT_GUEST:
+			o->guest = optarg;
+			break;
+		case OPT_CPU_RATIO:
+		case OPT_RAM_RATIO:
+			if (main_ratio(optarg, c == OPT_CPU_RATIO ? &o->cpu_ratio : &o->ram_ratio))
+				return error_set(
+					err, EINVAL, "--%s: '%s' is not a ratio between 0 and 64",
+					c == OPT_CPU_RATIO ? "cpu-ratio" : "ram-ratio", optarg);
+			break;
+		case OPT_STOP_TIMEOUT:
+			if (parse_uint(optarg, 0, 3600, &v))
+				return error_set(err, EINVAL,
+						 "--stop-timeout: '%s' is not 0 to 3600 seconds",
+						 optarg);
+			o->stop_timeout_s = (unsigned int)v;
+			break;
+		case OPT_STOP_VMS:
+			o->stop_vms_on_exit = true;
+			break;
+		case OPT_VERBOSE:
+			log_set_level(LOG_DEBUG);
+			break;
+		case OPT_HELP:
+			main_usage(stdout);
+			exit(0);
+		default:
+			return error_set(err, EINVAL, "see bunshind --help");
+		}
+	}
+	if (optind < argc)
+		return error_set(err, EINVAL, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* --vmm, else bunshin-vmm beside this program (installed) or in ../vmm (the build tree). */
+static int main_find_vmm(struct daemon_opts *o, struct error *err)
+{
+	static char found[PATH_MAX];
+	static const char *const rel[] = {"bunshin-vmm", "../vmm/bunshin-vmm"};
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (o->vmm) {
+		if (!realpath(o->vmm, found) || access(found, X_OK))
+			return error_set(err, ENOENT, "--vmm: %s is not an executable", o->vmm);
+		o->vmm = found;
+		return 0;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		return error_set(err, errno, "/proc/self/exe: %s", strerror(errno));
+	self[n] = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
+		char cand[PATH_MAX + 32];
+
+		snprintf(cand, sizeof(cand), "%s/%s", dirname(strdupa(self)), rel[i]);
+		if (realpath(cand, found) && !access(found, X_OK)) {
+			o->vmm = found;
+			return 0;
+		}
+	}
+	return error_set(err, ENOENT, "cannot find bunshin-vmm: give --vmm PATH");
+}
+
+/* The state directory and its parts; the lock keeps a second bunshind off it. */
+static int main_state_dir(struct daemon *d, struct error *err)
+{
+	static const char *const subdirs[] = {"/images", "/instances"};
+	static const char sock_tail[] = "/instances/99999999999/api.sock";
+	static char abs_dir[PATH_MAX];
+	char path[4200];
+	int fd;
+
+	if (mkdir(d->opts.state_dir, 0700) && errno != EEXIST)
+		return error_set(err, errno, "%s: %s", d->opts.state_dir, strerror(errno));
+	/* Absolute, so that VMM paths stay right whatever the next start's cwd. */
+	if (!realpath(d->opts.state_dir, abs_dir))
+		return error_set(err, errno, "%s: %s", d->opts.state_dir, strerror(errno));
+	d->opts.state_dir = abs_dir;
+	/* Each VMM's API socket is DIR/instances/ID/api.sock, and sun_path is short. */
+	if (strlen(abs_dir) + sizeof(sock_tail) > 108)
+		return error_set(err, ENAMETOOLONG,
+				 "%s: too long a path for the VMMs' unix sockets (at most %zu)",
+				 abs_dir, 108 - sizeof(sock_tail));
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		snprintf(path, sizeof(path), "%s%s", abs_dir, subdirs[i]);
+		if (mkdir(path, 0700) && errno != EEXIST)
+			return error_set(err, errno, "%s: %s", path, strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s/bunshind.lock", abs_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return error_set(err, errno, "%s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB))
+		return error_set(err, EBUSY, "%s: another bunshind uses this state directory",
+				 abs_dir);
+	/* Held (and never closed) for the process's life. */
+	snprintf(d->db_path, sizeof(d->db_path), "%s/state.db", abs_dir);
+	return 0;
+}
+
+static void main_host(struct daemon *d)
+{
+	struct sysinfo si;
+
+	d->host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (!sysinfo(&si))
+		d->host_ram_mib = (uint64_t)si.totalram * si.mem_unit / MiB;
+}
+
+static int main_listen(struct daemon *d, struct error *err)
+{
+	static char def[4200];
+	struct httpd_opts ho = {
+		.threads = DAEMON_API_THREADS, .max_connections = 256, .nested_errors = true};
+
+	if (!d->opts.nlisten) {
+		snprintf(def, sizeof(def), "unix:%s/bunshind.sock", d->opts.state_dir);
+		d->opts.listen[d->opts.nlisten++] = def;
+	}
+	for (unsigned int i = 0; i < d->opts.nlisten; i++) {
+		d->httpd[i] = httpd_start_opts(d->opts.listen[i], &ho, daemon_routes, d, err);
+		if (!d->httpd[i])
+			return -err->code;
+		printf("bunshind: listening on %s\n", d->opts.listen[i]);
+	}
+	fflush(stdout);
+	return 0;
+}
+
+static int main_run(struct daemon *d, struct error *err)
+{
+	sigset_t set;
+	int sig = 0;
+
+	/* Blocked before any thread starts, so only sigwait() below sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	main_host(d);
+	if (main_find_vmm(&d->opts, err) || main_state_dir(d, err))
+		return -err->code;
+	d->pool = pool_open(d->db_path, DAEMON_API_THREADS + 4, err);
+	if (!d->pool || bootstrap_first_start(d, err) || supervisor_start(d, err) ||
+	    supervisor_adopt_all(d, err) || main_listen(d, err))
+		return -err->code;
+	log_info("ready: VMM %s, %ld CPUs, %llu MiB", d->opts.vmm, d->host_cpus,
+		 (unsigned long long)d->host_ram_mib);
+	while (sigwait(&set, &sig) || sig == SIGHUP)
+		;
+	log_info("signal %d: shutting down%s", sig,
+		 d->opts.stop_vms_on_exit ? " and stopping the VMs" : "; the VMs keep running");
+	return 0;
+}
+
+static void main_cleanup(struct daemon *d)
+{
+	for (unsigned int i = 0; i < d->opts.nlisten; i++)
+		httpd_stop(d->httpd[i]);
+	if (d->pool)
+		supervisor_shutdown(d);
+	pool_close(d->pool);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = {.opts = {.state_dir = "/var/lib/bunshin",
+				    .cpu_ratio = 4.0,
+				    .ram_ratio = 1.0,
+				    .disk_ratio = 1.0,
+				    .stop_timeout_s = 30}};
+	struct error err = {0};
+	int ret;
+
+	log_init("bunshind", LOG_INFO);
+	if (main_parse(argc, argv, &d.opts, &err)) {
+		fprintf(stderr, "bunshind: %s\n", err.msg);
+		return 2;
+	}
+	ret = main_run(&d, &err);
+	if (ret)
+		fprintf(stderr, "bunshind: %s\n", err.msg);
+	main_cleanup(&d);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+/*
+ * GET /metrics: Prometheus text for the operator: instances by state,
+ * capacity and allocations, each tenant's usage against its quota, and
+ * the API's request latencies as a histogram.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+
+static const double metrics_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					0.1,   0.25,   0.5,   1,    2.5,   10};
+#define METRICS_NBUCKETS (sizeof(metrics_bounds) / sizeof(metrics_bounds[0]))
+
+static struct {
+	pthread_mutex_t lock;
+	uint64_t buckets[METRICS_NBUCKETS]; /* not cumulative here; summed when printed */
+	uint64_t count;
+	double sum;
+	uint64_t by_class[6]; /* 1xx..5xx by status / 100 */
+} metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void metrics_observe(int status, double seconds)
+{
+	size_t b = 0;
+
+	while (b < METRICS_NBUCKETS && seconds > metrics_bounds[b])
+		b++;
+	pthread_mutex_lock(&metrics.lock);
+	if (b < METRICS_NBUCKETS)
+		metrics.buckets[b]++;
+	metrics.count++;
+	metrics.sum += seconds;
+	if (status >= 100 && status < 600)
+		metrics.by_class[status / 100]++;
+	pthread_mutex_unlock(&metrics.lock);
+}
+
+struct metrics_buf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void mb_add(struct metrics_buf *b, const char *fmt,
+							 ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0 || b->oom)
+			return;
+		if (b->s && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		char *p = realloc(b->s, b->cap * 2 + (size_t)n + 256);
+
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->s = p;
+		b->cap = b->cap * 2 + (size_t)n + 256;
+	}
+}
+
+static void metrics_states(struct metrics_buf *b, json_t *list)
+{
+	static const char *const states[] = {ST_STARTING, ST_RUNNING, ST_PAUSED,
+					     ST_STOPPING, ST_STOPPED, ST_ERROR};
+	json_t *inst;
+	size_t i;
+
+	mb_add(b, "# HELP bunshind_instances Instances by state.\n"
+		  "# TYPE bunshind_instances gauge\n");
+	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+		int n = 0;
+
+		json_array_foreach(list, i, inst) n +=
+			!strcmp(json_string_value(json_object_get(inst, "state")), states[k]);
+		mb_add(b, "bunshind_instances{state=\"%s\"} %d\n", states[k], n);
+	}
+}
+
+static void metrics_tenants(struct metrics_buf *b, json_t *usage)
+{
+	static const char *const keys[][2] = {{"instances", "quota_instances"},
+					      {"vcpus", "quota_vcpus"},
+					      {"ram_mib", "quota_ram_mib"}};
+	json_t *t;
+	size_t i;
+
+	for (size_t k = 0; k < 3; k++) {
+		for (size_t q = 0; q < 2; q++) {
+			mb_add(b, "# TYPE bunshind_tenant_%s gauge\n", keys[k][q]);
+			json_array_foreach(usage, i, t) mb_add(
+				b, "bunshind_tenant_%s{tenant=\"%s\"} %lld\n", keys[k][q],
+				json_string_value(json_object_get(t, "tenant")),
+				(long long)json_integer_value(json_object_get(t, keys[k][q])));
+		}
+	}
+}
+
+static void metrics_latency(struct metrics_buf *b)
+{
+	uint64_t cum = 0;
+
+	pthread_mutex_lock(&metrics.lock);
+	mb_add(b, "# HELP bunshind_api_request_duration_seconds API request latency.\n"
+		  "# TYPE bunshind_api_request_duration_seconds histogram\n");
+	for (size_t k = 0; k < METRICS_NBUCKETS; k++) {
+		cum += metrics.buckets[k];
+		mb_add(b, "bunshind_api_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		       metrics_bounds[k], (unsigned long long)cum);
+	}
+	mb_add(b,
+	       "bunshind_api_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	       "bunshind_api_request_duration_seconds_sum %.6f\n"
+	       "bunshind_api_request_duration_seconds_count %llu\n"
+	       "# TYPE bunshind_api_requests_total counter\n",
+	       (unsigned long long)metrics.count, metrics.sum, (unsigned long long)metrics.count);
+	for (int c = 1; c <= 5; c++)
+		mb_add(b, "bunshind_api_requests_total{code=\"%dxx\"} %llu\n", c,
+		       (unsigned long long)metrics.by_class[c]);
+	pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_show(struct api_ctx *c)
+{
+	struct metrics_buf b = {0};
+	struct store_capacity cap;
+	struct error err = {0};
+	json_t *list = NULL, *usage = NULL, *t;
+	int64_t vcpus = 0, ram = 0;
+	size_t i;
+	int ret;
+
+	if (!api_need_operator(c))
+		return;
+	ret = STORE(c->s, instance_list, 0, &list, &err);
+	if (!ret)
+		ret = STORE(c->s, usage, &usage, &err);
+	if (ret) {
+		json_decref(list);
+		return api_fail(c, ret, &err, NULL);
+	}
+	daemon_capacity(c->d, &cap);
+	json_array_foreach(usage, i, t)
+	{
+		vcpus += json_integer_value(json_object_get(t, "vcpus"));
+		ram += json_integer_value(json_object_get(t, "ram_mib"));
+	}
+	metrics_states(&b, list);
+	mb_add(&b,
+	       "# TYPE bunshind_capacity_vcpus gauge\nbunshind_capacity_vcpus %lld\n"
+	       "# TYPE bunshind_capacity_ram_mib gauge\nbunshind_capacity_ram_mib %lld\n"
+	       "# TYPE bunshind_allocated_vcpus gauge\nbunshind_allocated_vcpus %lld\n"
+	       "# TYPE bunshind_allocated_ram_mib gauge\nbunshind_allocated_ram_mib %lld\n",
+	       (long long)cap.vcpus, (long long)cap.ram_mib, (long long)vcpus, (long long)ram);
+	metrics_tenants(&b, usage);
+	metrics_latency(&b);
+	json_decref(list);
+	json_decref(usage);
+	if (b.oom) {
+		free(b.s);
+		return api_err(c, 500, "internal", NULL, "out of memory");
+	}
+	c->resp->status = 200;
+	c->resp->text = b.s;
+}

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_DAEMON_STORE_H
+#define BUNSHIN_DAEMON_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/error.h"
+
+/*
+ * bunshind's state: tenants, users, tokens, flavors, images, instances,
+ * quotas and the audit log, behind one ops table so that a PostgreSQL
+ * backend can replace the embedded SQLite one for many hosts. Every call
+ * that changes state is one transaction: it happens whole or not at all.
+ *
+ * Reads hand back jansson objects (one per row, keys as in docs/daemon-api.yaml)
+ * because the daemon only forwards them to clients or picks a few fields;
+ * the caller owns the reference. Errors are a negative errno plus err:
+ *   -ENOENT  no such row (or not visible to the tenant asked for)
+ *   -EEXIST  a name already taken
+ *   -EDQUOT  a tenant quota would be exceeded (err names which)
+ *   -ENOSPC  the host's capacity would be exceeded
+ *   -EBUSY   the row is in use (a flavor an instance runs, a tenant with users)
+ *   -EIO     the database failed
+ */
+
+#define STORE_NAME_MAX 63
+
+enum store_role { STORE_ROLE_ADMIN, STORE_ROLE_MEMBER, STORE_ROLE_VIEWER };
+
+/* Who a token belongs to. */
+struct store_principal {
+	int64_t user_id;
+	int64_t tenant_id;
+	enum store_role role;
+	char user[STORE_NAME_MAX + 1];
+	char tenant[STORE_NAME_MAX + 1];
+};
+
+struct store_quota {
+	int64_t instances;
+	int64_t vcpus;
+	int64_t ram_mib;
+};
+
+/* What the host may hand out: its CPUs and RAM times the allocation ratios. */
+struct store_capacity {
+	int64_t vcpus;
+	int64_t ram_mib;
+};
+
+struct store_flavor_new {
+	const char *name;
+	int64_t vcpus, ram_mib, disk_gib;
+	int64_t tenant_id; /* 0: public */
+};
+
+struct store_image_new {
+	const char *name;
+	const char *kind; /* "raw" or "kernel" */
+	const char *path;
+	const char *cmdline; /* kernel images: the command line, may be NULL */
+	int64_t size;
+	const char *sha256; /* hex */
+	int64_t tenant_id;  /* 0: public */
+};
+
+struct store_instance_new {
+	int64_t tenant_id;
+	const char *name;
+	int64_t flavor_id, image_id;
+	const char *state;	    /* the first state: "starting" or "stopped" */
+	const char *restart_policy; /* "never" (NULL), "on-failure" or "always" */
+};
+
+/* The VMM's side of an instance, as the supervisor records it. */
+struct store_instance_run {
+	const char *state;
+	int64_t pid;	    /* 0: none */
+	uint64_t pid_start; /* the process's start time (/proc/PID/stat field 22) */
+	const char *api_sock;
+	const char *error; /* NULL clears it */
+};
+
+struct store_event {
+	int64_t tenant_id; /* 0: global */
+	const char *who;
+	const char *action; /* "POST /v1/instances" */
+	const char *target;
+	const char *result; /* "201" or "409 quota exceeded: ..." */
+};
+
+struct store;
+
+struct store_ops {
+	void (*close)(struct store *s);
+	int (*schema_version)(struct store *s);
+
+	/* First start: true when no tenant exists yet. */
+	int (*is_empty)(struct store *s, bool *empty, struct error *err);
+
+	int (*token_lookup)(struct store *s, const char *hash, struct store_principal *out,
+			    struct error *err);
+
+	int (*tenant_create)(struct store *s, const char *name, const struct store_quota *q,
+			     int64_t *id, struct error *err);
+	int (*tenant_get)(struct store *s, const char *name, json_t **out, struct error *err);
+	int (*tenant_list)(struct store *s, json_t **out, struct error *err);
+	int (*tenant_delete)(struct store *s, const char *name, struct error *err);
+
+	int (*user_create)(struct store *s, int64_t tenant_id, const char *name,
+			   enum store_role role, int64_t *id, struct error *err);
+	/* tenant_id 0: every tenant's. */
+	int (*user_list)(struct store *s, int64_t tenant_id, json_t **out, struct error *err);
+	int (*user_get)(struct store *s, const char *name, json_t **out, struct error *err);
+	/* Its tokens go with it. */
+	int (*user_delete)(struct store *s, int64_t id, struct error *err);
+
+	int (*token_create)(struct store *s, int64_t user_id, const char *hash,
+			    const char *description, int64_t *id, struct error *err);
+	int (*token_list)(struct store *s, int64_t tenant_id, json_t **out, struct error *err);
+	/* tenant_id 0: any tenant's token. */
+	int (*token_delete)(struct store *s, int64_t tenant_id, int64_t id, struct error *err);
+
+	int (*flavor_create)(struct store *s, const struct store_flavor_new *f, int64_t *id,
+			     struct error *err);
+	/* Public flavors and the tenant's own; tenant_id 0 for all of them. */
+	int (*flavor_list)(struct store *s, int64_t tenant_id, json_t **out, struct error *err);
+	int (*flavor_get)(struct store *s, int64_t tenant_id, const char *name, json_t **out,
+			  struct error *err);
+	/* -EBUSY while an instance uses it. */
+	int (*flavor_delete)(struct store *s, int64_t id, struct error *err);
+
+	int (*image_create)(struct store *s, const struct store_image_new *im, int64_t *id,
+			    struct error *err);
+	int (*image_list)(struct store *s, int64_t tenant_id, json_t **out, struct error *err);
+	int (*image_get)(struct store *s, int64_t tenant_id, const char *name, json_t **out,
+			 struct error *err);
+	/* -EBUSY while an instance uses it; the file is the caller's to remove. */
+	int (*image_delete)(struct store *s, int64_t id, struct error *err);
+
+	/*
+	 * Checks the tenant's quota and the host's capacity and inserts the
+	 * instance, in one write transaction taken up front, so that two
+	 * creates at once cannot both see room for one.
+	 */
+	int (*instance_create)(struct store *s, const struct store_instance_new *in,
+			       const struct store_capacity *cap, int64_t *id, struct error *err);
+	/* tenant_id 0: every tenant's (the supervisor's and the operator's view). */
+	int (*instance_list)(struct store *s, int64_t tenant_id, json_t **out, struct error *err);
+	/* ref: an id ("12") or a name within the tenant. */
+	int (*instance_get)(struct store *s, int64_t tenant_id, const char *ref, json_t **out,
+			    struct error *err);
+	int (*instance_set_run)(struct store *s, int64_t id, const struct store_instance_run *run,
+				struct error *err);
+	/* Sets only the state, and only when it is now `from` (NULL: any): -EAGAIN otherwise. */
+	int (*instance_set_state)(struct store *s, int64_t id, const char *from, const char *to,
+				  const char *error, struct error *err);
+	/* One more automatic restart, or (reset) back to none after a start by hand. */
+	int (*instance_count_restart)(struct store *s, int64_t id, bool reset, struct error *err);
+	int (*instance_delete)(struct store *s, int64_t id, struct error *err);
+
+	int (*quota_get)(struct store *s, int64_t tenant_id, json_t **out, struct error *err);
+	int (*quota_set)(struct store *s, int64_t tenant_id, const struct store_quota *q,
+			 struct error *err);
+	/* Per tenant: quota and what its instances hold. */
+	int (*usage)(struct store *s, json_t **out, struct error *err);
+
+	int (*event_add)(struct store *s, const struct store_event *ev, struct error *err);
+	/* Newest first; target NULL for all, else only those ("instance 12"). */
+	int (*event_list)(struct store *s, int64_t tenant_id, const char *target, int limit,
+			  json_t **out, struct error *err);
+};
+
+struct store {
+	const struct store_ops *ops;
+};
+
+/* Calls an operation: STORE(s, tenant_list, &out, err). */
+#define STORE(s, op, ...) ((s)->ops->op((s)__VA_OPT__(, ) __VA_ARGS__))
+
+#define STORE_DEFAULT_QUOTA ((struct store_quota){10, 20, 50 * 1024})
+
+/* Opens (creating when absent) the SQLite database at path, upgraded to the newest schema. */
+struct store *store_sqlite_open(const char *path, struct error *err);
+
+/*
+ * For the upgrade tests: opens path upgraded only to `version` (an older
+ * schema), as an earlier bunshind would have left it.
+ */
+struct store *store_sqlite_open_version(const char *path, int version, struct error *err);
+
+/* The newest schema version this build knows. */
+int store_sqlite_latest_version(void);
+
+const char *store_role_name(enum store_role r);
+int store_role_parse(const char *s, enum store_role *out);
+
+#endif

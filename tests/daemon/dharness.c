@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../src/common/httpc.h"
+#include "dharness.h"
+
+static const char *dh_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	cr_assert(v && *v, "%s is not set (run through meson test)", name);
+	return v;
+}
+
+void dh_need_kvm(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		cr_skip_test("/dev/kvm is not usable here (%s)", strerror(errno));
+	close(fd);
+}
+
+static void dh_spawn(struct dh *h, const char *const *extra)
+{
+	const char *argv[32];
+	char listen[200];
+	int n = 0, fd;
+
+	snprintf(listen, sizeof(listen), "unix:%s/api.sock", h->dir);
+	argv[n++] = dh_env("BUNSHIND");
+	argv[n++] = "--state-dir";
+	argv[n++] = h->dir;
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--vmm";
+	argv[n++] = dh_env("BUNSHIN_VMM");
+	argv[n++] = "--guest";
+	argv[n++] = dh_env("BUNSHIN_GUEST_ELF");
+	argv[n++] = "--stop-timeout";
+	argv[n++] = "1";
+	for (; extra && *extra && n < 31; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	h->pid = fork();
+	cr_assert_geq(h->pid, 0);
+	if (!h->pid) {
+		fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], (char **)argv);
+		_exit(127);
+	}
+	/* Ready when the API answers. */
+	for (int i = 0; i < 200; i++) {
+		if (dh_req(h, "x", "GET", "/v1/host", NULL, NULL) == 401)
+			return;
+		cr_assert(dh_alive(h->pid), "bunshind exited at start; see %s", h->log);
+		usleep(50000);
+	}
+	cr_assert_fail("bunshind did not answer within 10 s; see %s", h->log);
+}
+
+void dh_start(struct dh *h, const char *const *extra)
+{
+	FILE *f;
+	char path[200];
+
+	memset(h, 0, sizeof(*h));
+	snprintf(h->dir, sizeof(h->dir), "/tmp/bunshind-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(h->dir));
+	snprintf(h->sock, sizeof(h->sock), "unix:%s/api.sock", h->dir);
+	snprintf(h->log, sizeof(h->log), "%s.log", h->dir);
+	dh_spawn(h, extra);
+	snprintf(path, sizeof(path), "%s/admin.token", h->dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "no admin token at %s", path);
+	cr_assert(fgets(h->admin, sizeof(h->admin), f));
+	fclose(f);
+	h->admin[strcspn(h->admin, "\n")] = 0;
+}
+
+void dh_restart(struct dh *h, const char *const *extra)
+{
+	dh_spawn(h, extra);
+}
+
+bool dh_alive(pid_t pid)
+{
+	char path[64], state = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	/* A zombie is not alive. */
+	if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+		state = 0;
+	fclose(f);
+	return state && state != 'Z';
+}
+
+void dh_kill9(struct dh *h)
+{
+	kill(h->pid, SIGKILL);
+	waitpid(h->pid, NULL, 0);
+	h->pid = 0;
+}
+
+int dh_term(struct dh *h)
+{
+	int st = 0;
+
+	kill(h->pid, SIGTERM);
+	waitpid(h->pid, &st, 0);
+	h->pid = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int dh_vmm_pids(struct dh *h, pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)) && n < max) {
+		char path[300], cmd[4096];
+		size_t n0;
+		ssize_t len;
+		int fd;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		len = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		cmd[len] = 0;
+		/* argv[0] is the VMM (bunshind's own command line names it too, later). */
+		n0 = strlen(cmd);
+		for (ssize_t i = 0; i < len; i++)
+			cmd[i] = cmd[i] ? cmd[i] : ' ';
+		if (n0 >= 11 && !strncmp(cmd + n0 - 11, "bunshin-vmm", 11) && strstr(cmd, h->dir) &&
+		    dh_alive(atoi(e->d_name)))
+			pids[n++] = atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A sanitizer build's reports land in bunshind's log: any is a failure. */
+static void dh_check_log(const struct dh *h)
+{
+	static const char *const bad[] = {"AddressSanitizer", "LeakSanitizer", "runtime error:"};
+	char line[1024];
+	FILE *f = fopen(h->log, "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			cr_expect(!strstr(line, bad[i]), "bunshind: %s", line);
+	}
+	if (f)
+		fclose(f);
+}
+
+void dh_cleanup(struct dh *h)
+{
+	pid_t pids[256];
+	int n;
+	char cmd[300];
+
+	if (h->pid)
+		dh_term(h);
+	dh_check_log(h);
+	/* Until none is left: a VMM may still be on its way from fork to exec. */
+	for (int round = 0; round < 20 && (n = dh_vmm_pids(h, pids, 256)); round++) {
+		for (int i = 0; i < n; i++)
+			kill(pids[i], SIGKILL);
+		usleep(50000);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", h->dir, h->log);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", h->dir);
+}
+
+int dh_req(struct dh *h, const char *token, const char *method, const char *path, const char *body,
+	   json_t **out)
+{
+	struct httpc_request req = {
+		.method = method, .path = path, .token = token, .body = body, .timeout_ms = 60000};
+	struct httpc_response resp;
+	struct error err = {0};
+	int status;
+
+	if (out)
+		*out = NULL;
+	if (httpc_do(h->sock, &req, &resp, &err))
+		return -1;
+	status = resp.status;
+	if (out && resp.len)
+		*out = json_loads(resp.body, 0, NULL);
+	httpc_response_free(&resp);
+	return status;
+}
+
+int dh_text(struct dh *h, const char *token, const char *path, char **body)
+{
+	struct httpc_request req = {.method = "GET", .path = path, .token = token};
+	struct httpc_response resp;
+	struct error err = {0};
+
+	*body = NULL;
+	if (httpc_do(h->sock, &req, &resp, &err))
+		return -1;
+	*body = resp.body;
+	return resp.status;
+}
+
+const char *dh_code(const json_t *out)
+{
+	const char *c = json_string_value(json_object_get(json_object_get(out, "error"), "code"));
+
+	return c ? c : "";
+}
+
+void dh_tenant_user(struct dh *h, const char *tenant, const char *user, const char *role,
+		    char *token, size_t size)
+{
+	char body[256];
+	json_t *out;
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", tenant);
+	cr_assert_eq(dh_req(h, h->admin, "POST", "/v1/tenants", body, NULL), 201);
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"tenant\":\"%s\",\"role\":\"%s\"}", user,
+		 tenant, role);
+	cr_assert_eq(dh_req(h, h->admin, "POST", "/v1/users", body, NULL), 201);
+	snprintf(body, sizeof(body), "{\"user\":\"%s\"}", user);
+	cr_assert_eq(dh_req(h, h->admin, "POST", "/v1/tokens", body, &out), 201);
+	snprintf(token, size, "%s", json_string_value(json_object_get(out, "token")));
+	json_decref(out);
+}
+
+const char *dh_wait_state(struct dh *h, const char *token, const char *ref, const char *want,
+			  int ms)
+{
+	static char state[32];
+	char path[128];
+
+	snprintf(path, sizeof(path), "/v1/instances/%s", ref);
+	for (int t = 0;; t += 50) {
+		json_t *out;
+
+		state[0] = 0;
+		if (dh_req(h, token, "GET", path, NULL, &out) == 200)
+			snprintf(state, sizeof(state), "%s",
+				 json_string_value(json_object_get(out, "state")));
+		json_decref(out);
+		if (!strcmp(state, want) || t >= ms)
+			return state;
+		usleep(50000);
+	}
+}
+
+int64_t dh_instance_pid(struct dh *h, const char *token, const char *ref)
+{
+	char path[128];
+	json_t *out;
+	int64_t pid;
+
+	snprintf(path, sizeof(path), "/v1/instances/%s", ref);
+	cr_assert_eq(dh_req(h, token, "GET", path, NULL, &out), 200);
+	pid = json_integer_value(json_object_get(out, "pid"));
+	json_decref(out);
+	return pid;
+}

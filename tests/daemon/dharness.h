@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BUNSHIN_TESTS_DAEMON_HARNESS_H
+#define BUNSHIN_TESTS_DAEMON_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/*
+ * A real bunshind in a temporary state directory, its API on a unix
+ * socket there, reached over HTTP with the project's own client. The
+ * binaries come from the environment meson sets (BUNSHIND, BUNSHIN_CLI,
+ * BUNSHIN_VMM, BUNSHIN_GUEST_ELF).
+ */
+struct dh {
+	char dir[128];	/* the state directory */
+	char sock[192]; /* unix:DIR/api.sock */
+	char admin[80]; /* the admin token */
+	pid_t pid;	/* bunshind */
+	char log[192];	/* its stdout and stderr */
+};
+
+/* Starts bunshind in a new state directory; extra arguments are appended. */
+void dh_start(struct dh *h, const char *const *extra);
+/* Starts it again on the same directory (after dh_kill9 or dh_term). */
+void dh_restart(struct dh *h, const char *const *extra);
+void dh_kill9(struct dh *h);
+/* SIGTERM, and waits for it to exit; returns its exit status. */
+int dh_term(struct dh *h);
+/* Stops bunshind and every VMM it started, removes the directory. */
+void dh_cleanup(struct dh *h);
+
+/* One request; returns the HTTP status, *out the parsed body (or NULL). */
+int dh_req(struct dh *h, const char *token, const char *method, const char *path, const char *body,
+	   json_t **out);
+/* A GET whose answer is text (the console): *body malloc'd. */
+int dh_text(struct dh *h, const char *token, const char *path, char **body);
+/* The error code of an error answer ("quota_exceeded"), or "". */
+const char *dh_code(const json_t *out);
+
+/* A tenant, with a user of the role and a token for that user (into token). */
+void dh_tenant_user(struct dh *h, const char *tenant, const char *user, const char *role,
+		    char *token, size_t size);
+
+/* The instance's state after waiting (up to ms) for it to become `want`. */
+const char *dh_wait_state(struct dh *h, const char *token, const char *ref, const char *want,
+			  int ms);
+int64_t dh_instance_pid(struct dh *h, const char *token, const char *ref);
+
+/* Pids of the bunshin-vmm processes whose command line names this state directory. */
+int dh_vmm_pids(struct dh *h, pid_t *pids, int max);
+bool dh_alive(pid_t pid);
+
+/* Skips the test (with a printed reason) when /dev/kvm cannot be used. */
+void dh_need_kvm(void);
+
+#endif
