@@ -3,8 +3,10 @@
  * An instance's disk. Kernel images (the test guest) boot without one.
  * Raw images must never be copied whole: each instance gets a
  * copy-on-write overlay over the shared base, which bunshin-vmm takes as
- * --disk path=BASE,overlay=FILE. Until this tree's VMM has that option,
- * raw-image instances are refused rather than given a full copy.
+ * --disk path=BASE,overlay=FILE. bunshin-vmm has no firmware, so a raw
+ * image cannot be the boot source on its own: it needs a kernel image
+ * beside it (kernel + root disk, as Firecracker boots), which instances
+ * cannot name yet; until they can, raw-image instances are refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,16 +14,16 @@
 
 #include "daemon.h"
 
-#define DISK_VMM_HAS_OVERLAY 0 /* set once bunshin-vmm takes overlay= */
+#define DISK_RAW_BOOTS 0 /* set once an instance names a kernel beside its raw disk */
 
 int disk_check(const char *kind, struct error *err)
 {
 	if (!strcmp(kind, "kernel"))
 		return 0;
-	if (!DISK_VMM_HAS_OVERLAY)
+	if (!DISK_RAW_BOOTS)
 		return error_set(err, ENOTSUP,
-				 "raw disk images need copy-on-write overlays, which this"
-				 " bunshin-vmm does not support yet");
+				 "a raw disk image needs a kernel image to boot with, and"
+				 " instances cannot name one yet: use a kernel image");
 	return 0;
 }
 

@@ -254,7 +254,7 @@ Test(api, images_import_and_refuse)
 	cr_expect_eq(dh_req(&h, h.admin, "POST", "/v1/images",
 			    "{\"name\":\"x\",\"path\":\"/etc/hostname\",\"kind\":\"qcow2\"}", NULL),
 		     400);
-	/* Raw images need copy-on-write overlays from the VMM: refused, nothing created. */
+	/* Raw images cannot boot without a kernel beside them yet: refused, nothing created. */
 	cr_expect_eq(dh_req(&h, h.admin, "POST", "/v1/instances",
 			    "{\"name\":\"r\",\"flavor\":\"tiny\",\"image\":\"disk\"}", &out),
 		     501);
