@@ -22,6 +22,7 @@ struct httpd {
 	const struct httpd_route *routes;
 	void *ctx;
 	char *path;
+	void (*thread_hook)(void); /* called once on the server's thread, or NULL */
 };
 
 /* One request's body as it arrives, in pieces. */
@@ -256,8 +257,29 @@ static int httpd_listen(const char *path, struct error *err)
 	return fd;
 }
 
+/* On the server's thread, as a connection starts and before anything is read from it. */
+static void httpd_connection_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
+				    enum MHD_ConnectionNotificationCode toe)
+{
+	static _Thread_local bool hooked;
+	struct httpd *h = cls;
+
+	(void)c;
+	(void)socket_ctx;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED || hooked || !h->thread_hook)
+		return;
+	hooked = true;
+	h->thread_hook();
+}
+
 struct httpd *httpd_start(const char *path, const struct httpd_route *routes, void *ctx,
 			  struct error *err)
+{
+	return httpd_start_hooked(path, routes, ctx, NULL, err);
+}
+
+struct httpd *httpd_start_hooked(const char *path, const struct httpd_route *routes, void *ctx,
+				 void (*thread_hook)(void), struct error *err)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
 	int fd;
@@ -269,6 +291,7 @@ struct httpd *httpd_start(const char *path, const struct httpd_route *routes, vo
 	}
 	h->routes = routes;
 	h->ctx = ctx;
+	h->thread_hook = thread_hook;
 	fd = httpd_listen(path, err);
 	if (fd < 0) {
 		free(h->path);
@@ -281,7 +304,7 @@ struct httpd *httpd_start(const char *path, const struct httpd_route *routes, vo
 		httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER, httpd_log, h, MHD_OPTION_LISTEN_SOCKET,
 		fd, MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_CONNECTION_LIMIT,
 		HTTPD_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S,
-		MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_CONNECTION, httpd_connection_notify, h, MHD_OPTION_END);
 	if (!h->daemon) {
 		error_set(err, EIO, "%s: cannot start the HTTP server", path);
 		close(fd);
