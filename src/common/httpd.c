@@ -24,6 +24,7 @@ struct httpd {
 	void *ctx;
 	char *path; /* the unix socket to remove at stop; NULL for TCP */
 	bool nested_errors;
+	void (*thread_hook)(void); /* called once on each server thread, or NULL */
 };
 
 /* One request's body as it arrives, in pieces. */
@@ -339,6 +340,21 @@ static int httpd_listen_tcp(const char *spec, unsigned int backlog, struct error
 	return fd;
 }
 
+/* On a server thread, as a connection starts and before anything is read from it. */
+static void httpd_connection_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
+				    enum MHD_ConnectionNotificationCode toe)
+{
+	static _Thread_local bool hooked;
+	struct httpd *h = cls;
+
+	(void)c;
+	(void)socket_ctx;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED || hooked || !h->thread_hook)
+		return;
+	hooked = true;
+	h->thread_hook();
+}
+
 static int httpd_run(struct httpd *h, int fd, const struct httpd_opts *o, struct error *err)
 {
 	unsigned int max = o->max_connections ? o->max_connections : HTTPD_MAX_CONNECTIONS;
@@ -353,8 +369,8 @@ static int httpd_run(struct httpd *h, int fd, const struct httpd_opts *o, struct
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 		httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER, httpd_log, h, MHD_OPTION_LISTEN_SOCKET,
 		fd, MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_CONNECTION_LIMIT,
-		max, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S, MHD_OPTION_ARRAY, pool,
-		MHD_OPTION_END);
+		max, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
+		httpd_connection_notify, h, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
 	if (!h->daemon)
 		return error_set(err, EIO, "cannot start the HTTP server");
 	return 0;
@@ -374,6 +390,7 @@ struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts
 	h->routes = routes;
 	h->ctx = ctx;
 	h->nested_errors = opts->nested_errors;
+	h->thread_hook = opts->thread_hook;
 	if (is_unix) {
 		h->path = strdup(listen + 5);
 		fd = h->path ? httpd_listen(h->path, err) : error_set(err, ENOMEM, "out of memory");
@@ -400,7 +417,13 @@ struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts
 struct httpd *httpd_start(const char *path, const struct httpd_route *routes, void *ctx,
 			  struct error *err)
 {
-	struct httpd_opts opts = {0};
+	return httpd_start_hooked(path, routes, ctx, NULL, err);
+}
+
+struct httpd *httpd_start_hooked(const char *path, const struct httpd_route *routes, void *ctx,
+				 void (*thread_hook)(void), struct error *err)
+{
+	struct httpd_opts opts = {.thread_hook = thread_hook};
 	char *listen;
 	struct httpd *h;
 

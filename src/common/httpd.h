@@ -58,6 +58,14 @@ struct httpd;
  */
 struct httpd *httpd_start(const char *path, const struct httpd_route *routes, void *ctx,
 			  struct error *err);
+/*
+ * httpd_start(), with a hook the server's thread calls once, when it takes
+ * its first connection and before it reads a byte of it: the VMM adds the
+ * API thread's own seccomp filter there (libmicrohttpd starts the thread,
+ * and has no hook of its own at thread start).
+ */
+struct httpd *httpd_start_hooked(const char *path, const struct httpd_route *routes, void *ctx,
+				 void (*thread_hook)(void), struct error *err);
 /* Stops serving (a request being handled finishes first) and removes the socket file. */
 void httpd_stop(struct httpd *h);
 
@@ -90,6 +98,7 @@ struct httpd_opts {
 	unsigned int threads;
 	unsigned int max_connections; /* 0: 32 */
 	bool nested_errors;
+	void (*thread_hook)(void); /* as httpd_start_hooked()'s, or NULL */
 };
 
 struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts,

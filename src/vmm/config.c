@@ -98,6 +98,13 @@ void config_usage(const char *prog)
 	       "  --verbose              more log output (repeat for debug)\n"
 	       "  --help, --version\n"
 	       "\n"
+	       "Jail (these come first, before every other option; root only):\n"
+	       "  --jail DIR --uid U --gid G [--netns PATH] [--cgroup PATH]\n"
+	       "         [--cgroup-limits cpu_quota_us=N|max,cpu_period_us=N,cpu_weight=N,\n"
+	       "                          memory_max=SIZE,pids_max=N]\n"
+	       "                         run the VM as U:G in namespaces of its own, rooted in\n"
+	       "                         DIR (paths are then inside DIR), in its own cgroup\n"
+	       "\n"
 	       "Exit status: 0 guest powered off, 1 error, 2 bad usage, 3 guest rebooted,\n"
 	       "4 stopped by a signal or the API.\n",
 	       prog);

@@ -9,7 +9,9 @@
 
 #include "../../common/httpd.h"
 #include "../../common/util.h"
+#include "../sandbox/seccomp.h"
 #include "api.h"
+#include "limits.h"
 
 struct api {
 	struct httpd *httpd;
@@ -842,6 +844,13 @@ static void api_get_metrics_text(void *ctx, const struct httpd_request *req,
 	resp->text = text;
 }
 
+static void api_get_limits(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+	(void)ctx;
+	(void)req;
+	resp->body = api_vm_limits_json();
+}
+
 static const struct httpd_route api_routes[] = {
 	{"GET", "/vm", api_get_vm},
 	{"GET", "/vm/config", api_get_config},
@@ -854,8 +863,15 @@ static const struct httpd_route api_routes[] = {
 	{"GET", "/vm/metrics", api_get_metrics_json},
 	{"GET", "/metrics", api_get_metrics_text},
 	{"PUT", "/vm/clone", api_put_clone},
+	{"GET", "/vm/limits", api_get_limits},
 	{NULL, NULL, NULL},
 };
+
+/* On the server's thread before its first request: the API thread's own seccomp filter. */
+static void api_sandbox_thread(void)
+{
+	sandbox_seccomp_thread(SANDBOX_THREAD_API);
+}
 
 struct api *api_start(const char *path, const struct vmm_config *cfg,
 		      const struct api_backend *backend, struct error *err)
@@ -868,7 +884,7 @@ struct api *api_start(const char *path, const struct vmm_config *cfg,
 	}
 	api->cfg = cfg;
 	api->backend = *backend;
-	api->httpd = httpd_start(path, api_routes, api, err);
+	api->httpd = httpd_start_hooked(path, api_routes, api, api_sandbox_thread, err);
 	if (!api->httpd) {
 		free(api);
 		return NULL;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../sandbox/seccomp.h"
 #include "chardev.h"
 
 #define CHARDEV_CTRL_A	 0x01
@@ -483,6 +484,10 @@ static void chardev_input_event(struct chardev *c, int fd)
 static void *chardev_input_main(void *arg)
 {
 	struct chardev *c = arg;
+
+	pthread_setname_np(pthread_self(), "bunshin-con");
+	/* Only what taking input needs (added when start-up is over, if it is not yet). */
+	sandbox_seccomp_thread(SANDBOX_THREAD_CONSOLE);
 
 	for (;;) {
 		struct pollfd p[3] = {{.fd = c->stop_fd, .events = POLLIN}};

@@ -67,7 +67,8 @@ static char sandbox_names[SANDBOX_NR_MAX][SANDBOX_NAME_MAX];
 
 /* The calling thread's own filter, if any: for the SIGSYS handler's line. */
 static _Thread_local int sandbox_kind = -1;
-static const char *const sandbox_kind_names[SANDBOX_THREAD_KINDS] = {"vCPU", "I/O thread"};
+static const char *const sandbox_kind_names[SANDBOX_THREAD_KINDS] = {
+	"vCPU", "I/O thread", "console thread", "API thread"};
 
 /* System calls allowed whatever their arguments, grouped by who needs them. */
 static const char *const sandbox_allowed[] = {
@@ -307,6 +308,143 @@ static const char *const sandbox_io_allowed[] = {
 	"sendto",
 	"sendmsg",
 	"shutdown",
+};
+
+/*
+ * A console input thread: waits for input (stdin, or the unix socket's
+ * client), reads it and hands it to the UART or the virtio console, which
+ * raise their interrupt or kick a queue; takes and turns away socket
+ * clients. It opens nothing and makes no socket.
+ */
+static const char *const sandbox_console_allowed[] = {
+	/* Its loop: the stop eventfd, the input fd, the listening socket. */
+	"poll",
+	"ppoll",
+	"read",
+	"accept4",
+	/* A client that leaves, or a second one turned away. */
+	"close",
+	/* Kicks (eventfds: virtio-console's receive queue, a stop on Ctrl-A x), log lines. */
+	"write",
+};
+
+/*
+ * The UART raises its IRQ line when input arrives; Ctrl-A x on a terminal
+ * puts it back the way it was.
+ */
+static const unsigned long sandbox_console_ioctls[] = {
+	KVM_IRQ_LINE,
+	KVM_SIGNAL_MSI,
+	TCGETS,
+	TCSETS,
+};
+
+/*
+ * The API thread: libmicrohttpd's loop on the unix socket, and the
+ * handlers. Those reach the machine: pause and resume (kicking vCPUs,
+ * waiting for disk requests, the guest clock), snapshots (vCPU, irqchip and
+ * clock state read through ioctls, files created, written, synced and
+ * renamed into place), actions that raise interrupts, balloon targets and
+ * disk limits. What it never does: create a VM, vCPU, memory slot, memfd,
+ * socket or thread, connect anywhere, or set a vCPU's registers.
+ */
+static const char *const sandbox_api_allowed[] = {
+	/* The server: its wake-up pipe or eventfd, the listening socket, connections. */
+	"poll",
+	"ppoll",
+	"select",
+	"pselect6",
+	"epoll_wait",
+	"epoll_pwait",
+	"epoll_ctl",
+	"accept",
+	"accept4",
+	"recvfrom",
+	"sendto",
+	"recvmsg",
+	"sendmsg",
+	"shutdown",
+	"getsockopt",
+	"setsockopt",
+	"getsockname",
+	"getpeername",
+	"fcntl",
+	"read",
+	"write",
+	"readv",
+	"writev",
+	"close",
+	/* Pausing: vCPUs are kicked out of KVM_RUN; the I/O thread parks. */
+	"tgkill",
+	"getpid",
+	"sched_yield",
+	"nanosleep",
+	"clock_nanosleep",
+	"io_uring_enter",
+	/* Interrupts for config changes (balloon), the statistics and rate-limit timers. */
+	"eventfd2",
+	"timerfd_settime",
+	"timerfd_gettime",
+	/* Snapshots: the directory, state and sparse memory files, synced, renamed in place. */
+	"openat",
+	"newfstatat",
+	"fstat",
+	"statx",
+	"lseek",
+	"mkdir",
+	"mkdirat",
+	"rename",
+	"renameat",
+	"renameat2",
+	"unlink",
+	"unlinkat",
+	"pread64",
+	"pwrite64",
+	"preadv",
+	"pwritev",
+	"pwritev2",
+	"fsync",
+	"fdatasync",
+	"ftruncate",
+	"fallocate",
+	"getdents64",
+	/* A snapshot freezing a disk makes its overlay paths absolute (block/overlay.c). */
+	"getcwd",
+	/* Clones: random MACs for their NICs (clone.c). */
+	"getrandom",
+};
+
+/* Reading the machine's state, interrupts from actions; nothing that creates or runs. */
+static const unsigned long sandbox_api_ioctls[] = {
+	/*
+	 * A snapshot first completes what a vCPU left half-done (an I/O exit)
+	 * with KVM_RUN under immediate_exit, which returns without running the
+	 * guest; seccomp cannot read that flag, so the request is allowed.
+	 */
+	KVM_RUN,
+	KVM_IRQ_LINE,
+	KVM_SET_GSI_ROUTING,
+	KVM_IRQFD,
+	KVM_SIGNAL_MSI,
+	KVM_GET_CLOCK,
+	KVM_SET_CLOCK,
+	KVM_GET_IRQCHIP,
+	KVM_GET_PIT2,
+	KVM_GET_REGS,
+	KVM_GET_SREGS,
+	KVM_GET_FPU,
+	KVM_GET_LAPIC,
+	KVM_GET_MSRS,
+	KVM_GET_XSAVE,
+	KVM_GET_XSAVE2,
+	KVM_GET_XCRS,
+	KVM_GET_DEBUGREGS,
+	KVM_GET_MP_STATE,
+	KVM_GET_VCPU_EVENTS,
+	KVM_GET_TSC_KHZ,
+	KVM_CHECK_EXTENSION,
+	/* A snapshot freezing a disk on a block device checks its size. */
+	BLKGETSIZE64,
 };
 
 /* The ioctls device backends make on the I/O thread. */
@@ -653,9 +791,16 @@ static int sandbox_thread_load(int kind)
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 		return -errno;
 #ifdef BUNSHIN_TEST_HOOKS
-	/* A call the process allows (snapshots open files) and this thread's filter does not. */
+	/*
+	 * A call the process allows and this thread's filter does not: opening
+	 * a file (snapshots do), or for the API thread, which takes snapshots,
+	 * a memfd (a reboot makes one).
+	 */
 	if (sandbox_selftest_kind == kind) {
-		long fd = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+		long fd =
+			kind == SANDBOX_THREAD_API
+				? syscall(SYS_memfd_create, "bunshin-selftest", MFD_CLOEXEC)
+				: syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
 
 		if (fd >= 0)
 			close((int)fd);
@@ -718,6 +863,18 @@ static int sandbox_build_thread(scmp_filter_ctx ctx, enum sandbox_thread kind, s
 		if (!ret)
 			ret = sandbox_allow_ioctls(ctx, sandbox_vcpu_ioctls,
 						   ARRAY_SIZE(sandbox_vcpu_ioctls), err);
+	} else if (kind == SANDBOX_THREAD_API) {
+		ret = sandbox_allow_list(ctx, sandbox_api_allowed, ARRAY_SIZE(sandbox_api_allowed),
+					 err);
+		if (!ret)
+			ret = sandbox_allow_ioctls(ctx, sandbox_api_ioctls,
+						   ARRAY_SIZE(sandbox_api_ioctls), err);
+	} else if (kind == SANDBOX_THREAD_CONSOLE) {
+		ret = sandbox_allow_list(ctx, sandbox_console_allowed,
+					 ARRAY_SIZE(sandbox_console_allowed), err);
+		if (!ret)
+			ret = sandbox_allow_ioctls(ctx, sandbox_console_ioctls,
+						   ARRAY_SIZE(sandbox_console_ioctls), err);
 	} else {
 		ret = sandbox_allow_list(ctx, sandbox_io_allowed, ARRAY_SIZE(sandbox_io_allowed),
 					 err);
@@ -845,6 +1002,10 @@ int sandbox_seccomp_install(enum sandbox_seccomp mode, struct error *err)
 			sandbox_selftest_kind = SANDBOX_THREAD_VCPU;
 		else if (selftest && !strcmp(selftest, "io"))
 			sandbox_selftest_kind = SANDBOX_THREAD_IO;
+		else if (selftest && !strcmp(selftest, "console"))
+			sandbox_selftest_kind = SANDBOX_THREAD_CONSOLE;
+		else if (selftest && !strcmp(selftest, "api"))
+			sandbox_selftest_kind = SANDBOX_THREAD_API;
 	}
 #endif
 	/* No setuid/file-capability gains from here on; seccomp requires it without CAP_SYS_ADMIN.

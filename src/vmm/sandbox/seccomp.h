@@ -25,15 +25,17 @@ int sandbox_seccomp_install(enum sandbox_seccomp mode, struct error *err);
 enum sandbox_thread {
 	SANDBOX_THREAD_VCPU,
 	SANDBOX_THREAD_IO,
+	SANDBOX_THREAD_CONSOLE, /* a console backend's input thread (stdin, or its socket) */
+	SANDBOX_THREAD_API,	/* the control API's server thread (libmicrohttpd's) */
 	SANDBOX_THREAD_KINDS,
 };
 
 /*
- * Called by a vCPU or I/O thread when it starts: adds the filter of its
- * kind to the calling thread, on top of the process-wide one. A thread
- * started before sandbox_seccomp_install() (the I/O thread, created with
- * the devices) gets it from there: the process-wide filter has to come
- * first (TSYNC refuses threads whose filters differ from the caller's), so
+ * Called by a vCPU, I/O or console input thread when it starts: adds the
+ * filter of its kind to the calling thread, on top of the process-wide
+ * one. A thread started before sandbox_seccomp_install() (the I/O and
+ * console threads, created with the devices) gets it from there: the process-wide filter has to
+ * come first (TSYNC refuses threads whose filters differ from the caller's), so
  * sandbox_seccomp_install() signals each such thread to add its own, and
  * returns once they all have. Nothing with --seccomp=off.
  */
@@ -45,7 +47,8 @@ void sandbox_seccomp_thread(enum sandbox_thread kind);
  * the calling thread makes a forbidden system call (socket(AF_INET)), so a
  * test can see the VMM die with the logged reason. Set to "vcpu" or "io",
  * it is that thread instead, with a call only its own filter forbids
- * (openat), once it has that filter.
+ * (openat), once it has that filter; "console" is a console input thread,
+ * "api" the API thread (once it has taken a connection: its filter comes then).
  */
 void sandbox_seccomp_selftest(void);
 #endif
