@@ -33,6 +33,8 @@ static const struct {
 	{"virtio-balloon", run_virtio_balloon},
 	{"virtio-abuse", run_virtio_abuse},
 	{"blk-bench", run_blk_bench},
+	{"mem-writer", run_mem_writer},
+	{"blk-verify", run_blk_verify},
 };
 /* clang-format on */
 

@@ -103,6 +103,8 @@ struct vmm_config {
 	bool version;
 	/* --seccomp: what a system call outside the sandbox's allow-list does (kill by default). */
 	enum sandbox_seccomp seccomp;
+	/* --incoming: wait for a live migration on this unix:/tcp: URL instead of booting. */
+	const char *incoming;
 };
 
 /*

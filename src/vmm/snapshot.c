@@ -22,6 +22,8 @@
 #include "snapshot.h"
 #include "snapshot/memfile.h"
 #include "snapshot/snapfile.h"
+#include "migrate.h"
+#include "snapdiff.h"
 #include "../common/log.h"
 
 #define SNAP_ARGS_MAX	 1024
@@ -38,16 +40,18 @@ static void snapshot_path(char *buf, size_t size, const char *dir, const char *f
 static bool snapshot_arg_skipped(char *const *argv, int i, int *skip)
 {
 	*skip = 0;
-	if (!strncmp(argv[i], "--api-sock=", 11) || !strncmp(argv[i], "--restore=", 10))
+	if (!strncmp(argv[i], "--api-sock=", 11) || !strncmp(argv[i], "--restore=", 10) ||
+	    !strncmp(argv[i], "--incoming=", 11))
 		return true;
-	if (!strcmp(argv[i], "--api-sock") || !strcmp(argv[i], "--restore")) {
+	if (!strcmp(argv[i], "--api-sock") || !strcmp(argv[i], "--restore") ||
+	    !strcmp(argv[i], "--incoming")) {
 		*skip = 1; /* and its value */
 		return true;
 	}
 	return false;
 }
 
-static void snapshot_save_config(const struct vmm_config *cfg, struct snap_writer *w)
+void snapshot_save_config(const struct vmm_config *cfg, struct snap_writer *w)
 {
 	uint32_t n = 0;
 	int skip;
@@ -122,14 +126,27 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 			 struct snapshot_args *a, struct snap_file *f, struct error *err)
 {
 	char path[4096];
-	struct snap_section s;
-	int ret, skip;
+	int ret;
 
 	memset(a, 0, sizeof(*a));
 	snapshot_path(path, sizeof(path), now->restore, SNAPSHOT_STATE);
 	ret = snap_open(f, path, err);
+	if (ret)
+		return ret;
+	ret = snapshot_config_from(now, out, a, f, err);
 	if (!ret)
-		ret = snap_find(f, "config", 1, &s, err);
+		out->restore = now->restore;
+	return ret;
+}
+
+int snapshot_config_from(const struct vmm_config *now, struct vmm_config *out,
+			 struct snapshot_args *a, const struct snap_file *f, struct error *err)
+{
+	struct snap_section s;
+	int ret, skip;
+
+	memset(a, 0, sizeof(*a));
+	ret = snap_find(f, "config", 1, &s, err);
 	if (!ret)
 		ret = snapshot_read_args(&s, a, now->argc, err);
 	if (ret)
@@ -147,7 +164,6 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 	ret = config_parse(out, a->argc, a->argv, 0, err);
 	if (ret)
 		return error_wrap(err, "the snapshot's command line");
-	out->restore = now->restore;
 	return 0;
 }
 
@@ -197,6 +213,8 @@ int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *i
 	paused_here = !ret;
 	info->pause_ms = snapshot_now_ms() - t0;
 	ret = snapshot_write(m, dir, err);
+	if (!ret)
+		snapdiff_full_taken(m, dir); /* while paused: the next diff starts here */
 	info->total_ms = snapshot_now_ms() - t0;
 	if (paused_here) {
 		struct error rerr = {0};
@@ -217,6 +235,10 @@ int machine_restore_memory(struct machine *m, struct error *err)
 {
 	char path[4096];
 
+	if (m->incoming_fd >= 0)
+		return gmem_init(&m->mem, m->cfg->memory, err); /* filled by migrate_receive() */
+	if (snapdiff_is_diff(&m->snap))
+		return snapdiff_restore_memory(m, err);
 	snapshot_path(path, sizeof(path), m->cfg->restore, SNAPSHOT_MEMORY);
 	return gmem_init_file(&m->mem, m->cfg->memory, path, err);
 }

@@ -24,10 +24,14 @@
  *                                  "pause" | "resume"}
  *   GET  /vm/balloon    target, actual size, counters, the guest's statistics
  *   PUT  /vm/balloon    {"target_mib": N}
- *   PUT  /vm/snapshot   {"dir": PATH}: state and memory files into PATH
+ *   PUT  /vm/snapshot   {"dir": PATH, "type": "full" | "diff"}: state and memory
+ *                       files into PATH; a diff holds the pages written since
+ *                       the previous snapshot (snapdiff.h)
  *   PUT  /vm/disk-limits {"disk": ID or index, "iops", "iops_burst", "bps",
  *                       "bps_burst"}: a disk's rate limits at run time; the
  *                       fields left out keep their value, 0 is unlimited
+ *   PUT  /vm/migrate    {"url": "unix:PATH" | "tcp:HOST:PORT"}: live migration to
+ *                       a bunshin-vmm --incoming; this VMM exits once it is done
  *   GET  /vm/metrics    counters as JSON
  *   GET  /metrics       the same in Prometheus text format
  *
@@ -54,6 +58,12 @@ struct api_vm_info {
 	unsigned int boots; /* 1 + guest reboots */
 };
 
+struct api_migrate_info {
+	double total_ms, downtime_ms;
+	uint64_t bytes, pages;
+	unsigned int rounds;
+};
+
 struct api_disk_metrics {
 	const char *id; /* the disk's id=, else its path */
 	struct virtio_blk_stats st;
@@ -71,6 +81,9 @@ struct api_metrics {
 	unsigned int ndisks, nnets;
 	struct api_disk_metrics disks[CONFIG_MAX_DISKS];
 	struct api_net_metrics nets[CONFIG_MAX_NETS];
+	/* Outgoing live migrations (PUT /vm/migrate) and the latest one's figures. */
+	unsigned int migrations, migrations_failed;
+	struct api_migrate_info migration;
 };
 
 struct api_backend {
@@ -96,6 +109,15 @@ struct api_backend {
 	 */
 	int (*disk_get_limits)(void *ctx, const char *disk, struct virtio_blk_limits *out);
 	int (*disk_set_limits)(void *ctx, const char *disk, const struct virtio_blk_limits *l);
+	/*
+	 * A diff snapshot: the pages written since the previous snapshot.
+	 * -EINVAL when there is no previous one to build on, -EEXIST when dir
+	 * is that previous one's (both 400s).
+	 */
+	int (*snapshot_diff)(void *ctx, const char *dir, double *pause_ms, double *total_ms,
+			     struct error *err);
+	/* Live migration to url; -EINVAL: a bad url (a 400). On success the VMM exits after. */
+	int (*migrate)(void *ctx, const char *url, struct api_migrate_info *out, struct error *err);
 };
 
 struct api;

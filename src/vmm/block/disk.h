@@ -43,6 +43,7 @@ struct disk_opts {
 	bool read_only;
 	bool direct;	/* O_DIRECT: bypass the host page cache */
 	const char *id; /* serial reported to the guest; NULL: the file name */
+	bool unlocked;	/* leave the lock to disk_set_locked() (an incoming migration) */
 };
 
 struct disk {
@@ -61,6 +62,12 @@ struct disk {
 
 /* Opens and locks an image. Returns 0 or a negative errno with err filled. */
 int disk_open(struct disk **out, const char *path, const struct disk_opts *opts, struct error *err);
+/*
+ * Takes (locked) or lets go of the image's lock: how a live migration
+ * hands an image over between two processes. Taking it fails with -EBUSY
+ * while someone else holds it.
+ */
+int disk_set_locked(struct disk *d, bool locked, struct error *err);
 /* Releases the lock and closes the image; every queue must be freed first. */
 void disk_close(struct disk *disk);
 /* Copies the id into buf (up to DISK_ID_BYTES, NUL-padded, not terminated

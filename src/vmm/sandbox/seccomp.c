@@ -373,6 +373,10 @@ static const unsigned long sandbox_ioctls[] = {
 	/* A stdio console puts the terminal back when the VMM exits. */
 	TCGETS,
 	TCSETS,
+	/* Dirty-page tracking for diff snapshots and migration (kvm/dirty.c), API thread. */
+	KVM_GET_DIRTY_LOG,
+	KVM_CLEAR_DIRTY_LOG,
+	KVM_ENABLE_CAP,
 };
 
 static const char *sandbox_syscall_name(int nr)
@@ -521,6 +525,15 @@ static int sandbox_add_filtered(scmp_filter_ctx ctx, struct error *err)
 		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
 						    SCMP_A0(SCMP_CMP_EQ, AF_UNIX)),
 				   "socketpair", err);
+	/*
+	 * Live migration (migrate.c, API thread) connects to its destination
+	 * over TCP: stream sockets of the two IP families, nothing else.
+	 */
+	for (int fam = 0; !ret && fam < 2; fam++)
+		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+						    SCMP_A0(SCMP_CMP_EQ, fam ? AF_INET6 : AF_INET),
+						    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM)),
+				   "socket", err);
 	/* No new executable memory: guest RAM, thread stacks, allocator arenas are never PROT_EXEC.
 	 */
 	if (!ret)
@@ -882,8 +895,11 @@ void sandbox_seccomp_selftest(void)
 
 	if (!getenv("BUNSHIN_SECCOMP_SELFTEST") || sandbox_selftest_kind >= 0)
 		return;
-	/* A network socket: nothing in a running VMM makes one. --seccomp=log lets it through. */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/*
+	 * A datagram network socket: nothing in a running VMM makes one (a
+	 * migration makes stream ones). --seccomp=log lets it through.
+	 */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0)
 		close(fd);
 }

@@ -686,7 +686,10 @@ static const struct virtio_device_ops virtio_blk_ops = {
 
 static int blk_open(struct virtio_blk *blk, const struct virtio_blk_opts *o, struct error *err)
 {
-	struct disk_opts d = {.read_only = o->read_only, .direct = o->direct, .id = o->id};
+	struct disk_opts d = {.read_only = o->read_only,
+			      .direct = o->direct,
+			      .id = o->id,
+			      .unlocked = o->unlocked};
 	struct disk_queue_opts qo = {0};
 	int ret = disk_open(&blk->disk, o->path, &d, err);
 
@@ -900,4 +903,9 @@ void virtio_blk_get_limits(struct virtio_blk *blk, struct virtio_blk_limits *out
 	pthread_mutex_unlock(&blk->rl_lock);
 	*out = (struct virtio_blk_limits){
 		.iops = r.iops, .iops_burst = r.iops_burst, .bps = r.bps, .bps_burst = r.bps_burst};
+}
+
+int virtio_blk_set_locked(struct virtio_blk *blk, bool locked, struct error *err)
+{
+	return disk_set_locked(blk->disk, locked, err);
 }
