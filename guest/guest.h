@@ -361,6 +361,8 @@ void run_virtio_vsock(void);
 void run_virtio_balloon(void);
 void run_virtio_abuse(void);
 void run_blk_bench(void);
+void run_mem_writer(void);
+void run_blk_verify(void);
 void serial_rx_isr(void); /* CPL 0: drains the UART into the RX ring */
 /* Waits for one non-empty serial line (interrupt-driven); returns its length. */
 uint32_t serial_read_line(char *buf, uint32_t max);

@@ -35,6 +35,8 @@ static const struct {
 	{"blk-bench", run_blk_bench},
 	{"vmgenid", run_vmgenid},
 	{"identity", run_identity},
+	{"mem-writer", run_mem_writer},
+	{"blk-verify", run_blk_verify},
 };
 /* clang-format on */
 

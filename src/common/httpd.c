@@ -369,8 +369,9 @@ static int httpd_run(struct httpd *h, int fd, const struct httpd_opts *o, struct
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 		httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER, httpd_log, h, MHD_OPTION_LISTEN_SOCKET,
 		fd, MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_CONNECTION_LIMIT,
-		max, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
-		httpd_connection_notify, h, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+		max, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S,
+		MHD_OPTION_NOTIFY_CONNECTION, httpd_connection_notify, h, MHD_OPTION_ARRAY, pool,
+		MHD_OPTION_END);
 	if (!h->daemon)
 		return error_set(err, EIO, "cannot start the HTTP server");
 	return 0;

@@ -29,6 +29,7 @@ enum {
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_OVERLAY,
+	OPT_INCOMING,
 };
 
 static const struct option config_options[] = {
@@ -53,6 +54,7 @@ static const struct option config_options[] = {
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"overlay", required_argument, NULL, OPT_OVERLAY},
+	{"incoming", required_argument, NULL, OPT_INCOMING},
 	{NULL, 0, NULL, 0},
 };
 
@@ -96,6 +98,9 @@ void config_usage(const char *prog)
 	       "                         default: logged, then exit 1), log (allowed, logged by\n"
 	       "                         the kernel's audit) or off (no filter); for debugging\n"
 	       "  --verbose              more log output (repeat for debug)\n"
+	       "  --incoming URL         wait for a live migration on unix:PATH or\n"
+	       "                         tcp:[HOST:]PORT and run the VM it brings (with the\n"
+	       "                         options --restore allows)\n"
 	       "  --help, --version\n"
 	       "\n"
 	       "Jail (these come first, before every other option; root only):\n"
@@ -590,6 +595,19 @@ static int config_chardev(const char *opt, const char **dst, const char *arg, st
 
 static int config_overlay(struct vmm_config *cfg, const char *arg, struct error *err);
 
+/* The URL's form only: the socket is made when the VMM starts waiting. */
+static int config_incoming(struct vmm_config *cfg, const char *arg, struct error *err)
+{
+	bool tcp = !strncmp(arg, "tcp:", 4);
+
+	if ((!tcp && strncmp(arg, "unix:", 5)) || !arg[tcp ? 4 : 5] ||
+	    (!tcp && strlen(arg + 5) >= CONFIG_UDS_MAX))
+		return error_set(err, EINVAL,
+				 "--incoming: '%s' is not unix:PATH or tcp:[HOST:]PORT", arg);
+	cfg->incoming = arg;
+	return 0;
+}
+
 static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint64_t host_ram,
 			 struct error *err)
 {
@@ -655,6 +673,8 @@ static int config_option(struct vmm_config *cfg, int opt, const char *arg, uint6
 		return 0;
 	case OPT_OVERLAY:
 		return config_overlay(cfg, arg, err);
+	case OPT_INCOMING:
+		return config_incoming(cfg, arg, err);
 	}
 	return error_set(err, EINVAL, "internal: unhandled option %d", opt);
 }
@@ -694,7 +714,7 @@ static const int config_restore_allowed[] = {
 	OPT_RESTORE, OPT_SERIAL,  OPT_API_SOCK, OPT_ON_REBOOT, OPT_KVM_DEVICE,	  OPT_SECCOMP,
 	OPT_VERBOSE, OPT_OVERLAY, OPT_NET,	OPT_VSOCK,     OPT_CONSOLE_VIRTIO};
 
-static int config_check_restore(uint64_t seen, struct error *err)
+static int config_check_restore(uint64_t seen, const char *with, struct error *err)
 {
 	for (const struct option *o = config_options; o->name; o++) {
 		bool allowed = false;
@@ -706,12 +726,12 @@ static int config_check_restore(uint64_t seen, struct error *err)
 		if (!allowed)
 			return error_set(
 				err, EINVAL,
-				"--%s cannot be combined with --restore: the snapshot fixes "
+				"--%s cannot be combined with %s: the snapshot fixes "
 				"the VM (--serial, --api-sock, --on-reboot, --kvm-device, "
 				"--seccomp, --verbose, --overlay, and "
-				"--net/--vsock/--console-virtio "
-				"replacing a recorded device can be given)",
-				o->name);
+				"--net/--vsock/--console-virtio replacing a recorded device "
+				"can be given)",
+				o->name, with);
 	}
 	return 0;
 }
@@ -722,7 +742,7 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 	uint64_t seen = 0;
 	int opt, ret;
 
-	_Static_assert(OPT_OVERLAY - OPT_KERNEL < 64, "one bit per option in 'seen'");
+	_Static_assert(OPT_INCOMING - OPT_KERNEL < 64, "one bit per option in 'seen'");
 	config_defaults(cfg);
 	cfg->argc = argc;
 	cfg->argv = argv;
@@ -746,8 +766,13 @@ int config_parse(struct vmm_config *cfg, int argc, char **argv, uint64_t host_ra
 				 argv[optind]);
 	if (cfg->help || cfg->version)
 		return 0;
+	if (cfg->incoming && cfg->restore)
+		return error_set(err, EINVAL, "--incoming and --restore exclude each other");
+	if (cfg->incoming)
+		return config_check_restore(seen & ~(1ULL << (OPT_INCOMING - OPT_KERNEL)),
+					    "--incoming", err);
 	if (cfg->restore)
-		return config_check_restore(seen, err);
+		return config_check_restore(seen, "--restore", err);
 	if (!cfg->kernel && !cfg->api_sock)
 		return error_set(
 			err, EINVAL,

@@ -120,6 +120,8 @@ struct vmm_config {
 	/* --overlay, in order given (a later one for the same disk wins) */
 	struct config_overlay overlays[CONFIG_MAX_DISKS];
 	unsigned int noverlays;
+	/* --incoming: wait for a live migration on this unix:/tcp: URL instead of booting. */
+	const char *incoming;
 };
 
 /*

@@ -19,10 +19,9 @@ static const struct {
 	const char *name;
 	enum identity_kind kind;
 } identity_opts[] = {
-	{"--net", ID_NET},
-	{"--vsock", ID_VSOCK},
-	{"--console-virtio", ID_VCON},
-	{"--restore", ID_RESTORE},
+	{"--net", ID_NET},	   {"--vsock", ID_VSOCK},      {"--console-virtio", ID_VCON},
+	{"--restore", ID_RESTORE}, {"--incoming", ID_RESTORE}, /* this process's own, never the
+								  recorded VM's */
 };
 
 /* Options without a value; --balloon's is optional (a following key=value word). */

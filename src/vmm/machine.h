@@ -24,6 +24,7 @@
 #include "devices/serial.h"
 #include "devices/vmgenid.h"
 #include "kvm/cpuid.h"
+#include "kvm/dirty.h"
 #include "kvm/gmem.h"
 #include "kvm/ioevent.h"
 #include "kvm/irq.h"
@@ -38,6 +39,7 @@
 #include "virtio/vsock.h"
 #include "snapshot/snapfile.h"
 #include "spawner.h"
+#include "migrate.h"
 
 /*
  * Why the machine stopped, in rising priority: a later, stronger reason
@@ -48,6 +50,7 @@ enum machine_stop {
 	STOP_NONE,
 	STOP_RESET,
 	STOP_POWEROFF,
+	STOP_MIGRATED, /* the guest runs on in another process (migrate.c): exit 0 */
 	STOP_ERROR,
 	STOP_SIGNAL,
 };
@@ -141,9 +144,21 @@ struct machine {
 	/* The VM generation ID: new at the first boot and each restore, kept across reboots. */
 	uint8_t vmgenid[VMGENID_SIZE];
 	bool vmgenid_set;
+
+	/*
+	 * Dirty tracking (kvm/dirty.h) for diff snapshots (snapdiff.c) and
+	 * migration (migrate.c), both driven from the API thread.
+	 */
+	struct dirty dirty;
+	char last_snap[4096];	/* the base of the next diff snapshot, "": none */
+	uint32_t last_snap_crc; /* CRC-32 of its state file */
+	/* --incoming: the stream the first boot restores from, -1 once done. */
+	int incoming_fd;
+	struct migrate_record migrations; /* outgoing, API thread */
 };
 
 /* vmm.c */
+void machine_request_stop(struct machine *m, enum machine_stop why);
 int machine_pause(struct machine *m, struct error *err);
 int machine_resume(struct machine *m, struct error *err);
 

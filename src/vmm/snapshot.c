@@ -24,6 +24,8 @@
 #include "snapshot_disks.h"
 #include "snapshot/memfile.h"
 #include "snapshot/snapfile.h"
+#include "migrate.h"
+#include "snapdiff.h"
 #include "../common/log.h"
 
 #define SNAP_ARGS_MAX	 1024
@@ -44,17 +46,17 @@ static bool snapshot_arg_skipped(char *const *argv, int i, int *skip)
 {
 	*skip = 0;
 	if (!strncmp(argv[i], "--api-sock=", 11) || !strncmp(argv[i], "--restore=", 10) ||
-	    !strncmp(argv[i], "--overlay=", 10))
+	    !strncmp(argv[i], "--overlay=", 10) || !strncmp(argv[i], "--incoming=", 11))
 		return true;
 	if (!strcmp(argv[i], "--api-sock") || !strcmp(argv[i], "--restore") ||
-	    !strcmp(argv[i], "--overlay")) {
+	    !strcmp(argv[i], "--overlay") || !strcmp(argv[i], "--incoming")) {
 		*skip = 1; /* and its value */
 		return true;
 	}
 	return false;
 }
 
-static void snapshot_save_config(const struct vmm_config *cfg, struct snap_writer *w)
+void snapshot_save_config(const struct vmm_config *cfg, struct snap_writer *w)
 {
 	uint32_t n = 0;
 	int skip;
@@ -129,14 +131,28 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 			 struct snapshot_args *a, struct snap_file *f, struct error *err)
 {
 	char path[4096];
-	struct snap_section s;
 	int ret;
 
 	memset(a, 0, sizeof(*a));
 	snapshot_path(path, sizeof(path), now->restore, SNAPSHOT_STATE);
 	ret = snap_open(f, path, err);
-	if (!ret)
-		ret = snap_find(f, "config", 1, &s, err);
+	if (ret)
+		return ret;
+	ret = snapshot_config_from(now, out, a, f, err);
+	if (ret)
+		return ret;
+	out->restore = now->restore;
+	return snapshot_disks_restore(now, out, f, err);
+}
+
+int snapshot_config_from(const struct vmm_config *now, struct vmm_config *out,
+			 struct snapshot_args *a, const struct snap_file *f, struct error *err)
+{
+	struct snap_section s;
+	int ret;
+
+	memset(a, 0, sizeof(*a));
+	ret = snap_find(f, "config", 1, &s, err);
 	if (!ret)
 		ret = snapshot_read_args(&s, a, now->argc, err);
 	if (ret)
@@ -149,8 +165,7 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 	if (ret)
 		return error_wrap(err, "the snapshot's command line");
 	identity_mark(out, now);
-	out->restore = now->restore;
-	return snapshot_disks_restore(now, out, f, err);
+	return 0;
 }
 
 /* ---- saving ---- */
@@ -201,6 +216,8 @@ int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *i
 	paused_here = !ret;
 	info->pause_ms = snapshot_now_ms() - t0;
 	ret = snapshot_write(m, dir, err);
+	if (!ret)
+		snapdiff_full_taken(m, dir); /* while paused: the next diff starts here */
 	info->total_ms = snapshot_now_ms() - t0;
 	if (paused_here) {
 		struct error rerr = {0};
@@ -221,6 +238,10 @@ int machine_restore_memory(struct machine *m, struct error *err)
 {
 	char path[4096];
 
+	if (m->incoming_fd >= 0)
+		return gmem_init(&m->mem, m->cfg->memory, err); /* filled by migrate_receive() */
+	if (snapdiff_is_diff(&m->snap))
+		return snapdiff_restore_memory(m, err);
 	snapshot_path(path, sizeof(path), m->cfg->restore, SNAPSHOT_MEMORY);
 	return gmem_init_file(&m->mem, m->cfg->memory, path, err);
 }

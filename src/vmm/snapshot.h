@@ -37,6 +37,11 @@ int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *i
 int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 			 struct snapshot_args *a, struct snap_file *f, struct error *err);
 void snapshot_args_free(struct snapshot_args *a);
+/* The same from a state file already open (a migration stream's); out->restore is left NULL. */
+int snapshot_config_from(const struct vmm_config *now, struct vmm_config *out,
+			 struct snapshot_args *a, const struct snap_file *f, struct error *err);
+/* The "config" section: the command line, less the options naming this process's sockets. */
+void snapshot_save_config(const struct vmm_config *cfg, struct snap_writer *w);
 
 /* Pieces of a restore, in this order, on a machine built from that configuration:
  * guest memory (mapped from the memory file), then KVM and device state. */

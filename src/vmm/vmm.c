@@ -14,6 +14,7 @@
 #include "vmm.h"
 #include "machine.h"
 #include "snapshot.h"
+#include "snapdiff.h"
 #include "sandbox/seccomp.h"
 #include "devices/vmgenid.h"
 #include "../common/log.h"
@@ -22,7 +23,7 @@
 #define KERNEL_MAX_SIZE (512 * MiB)
 #define INITRD_MAX_SIZE (2 * GiB)
 
-static void machine_request_stop(struct machine *m, enum machine_stop why)
+void machine_request_stop(struct machine *m, enum machine_stop why)
 {
 	int cur = atomic_load(&m->stop);
 	uint64_t one = 1;
@@ -166,7 +167,8 @@ static int machine_create_disk(struct machine *m, unsigned int i, struct error *
 				    .direct = d->direct,
 				    .id = d->id[0] ? d->id : NULL,
 				    .queues = d->queues,
-				    .limits = &l};
+				    .limits = &l,
+				    .unlocked = m->incoming_fd >= 0}; /* the source holds it now */
 	char id[CONFIG_DISK_ID + 1];
 
 	machine_disk_layers(d, &o, id, sizeof(id));
@@ -394,6 +396,11 @@ static int machine_read_images(struct machine *m, struct error *err)
 	return 0;
 }
 
+static const char *machine_restore_opt(const struct machine *m)
+{
+	return m->incoming_fd >= 0 ? "--incoming" : "--restore";
+}
+
 /*
  * A restored machine's first boot: memory, then the VM and vCPUs as a
  * fresh boot makes them (CPUID and all), then the saved state loaded over
@@ -403,6 +410,9 @@ static int machine_boot_restored(struct machine *m, struct error *err)
 {
 	int ret = machine_create_vcpus(m, NULL, err);
 
+	/* The VM and vCPUs were built while the guest still ran on the source. */
+	if (!ret && m->incoming_fd >= 0)
+		ret = migrate_receive(m, err);
 	if (!ret)
 		ret = machine_restore_state(m, &m->snap, err);
 	/* Restored means possibly duplicated: a new generation ID, announced (after acpi-pm). */
@@ -412,7 +422,7 @@ static int machine_boot_restored(struct machine *m, struct error *err)
 	m->vmgenid_set = !ret;
 	snap_close(&m->snap);
 	m->restore_pending = false;
-	return ret ? error_wrap(err, "--restore %s", m->cfg->restore) : 0;
+	return ret ? error_wrap(err, "%s %s", machine_restore_opt(m), m->cfg->restore) : 0;
 }
 
 /* A fresh memory image: the VM's generation ID, the same one a reboot had before. */
@@ -455,7 +465,9 @@ static int machine_boot(struct machine *m, struct error *err)
 	else
 		ret = gmem_init(&m->mem, m->cfg->memory, err);
 	if (ret)
-		return m->restore_pending ? error_wrap(err, "--restore %s", m->cfg->restore) : ret;
+		return m->restore_pending
+			       ? error_wrap(err, "%s %s", machine_restore_opt(m), m->cfg->restore)
+			       : ret;
 	ret = vm_create(&m->vm, &m->kvm, &m->mem, err);
 	if (ret)
 		return ret;
@@ -554,6 +566,7 @@ static int machine_exit_status(const struct machine *m, enum machine_stop why)
 {
 	switch (why) {
 	case STOP_POWEROFF:
+	case STOP_MIGRATED:
 		return VMM_EXIT_POWEROFF;
 	case STOP_RESET:
 		return VMM_EXIT_REBOOT;
@@ -591,6 +604,7 @@ static int machine_loop(struct machine *m, int sigfd, struct error *err)
 	for (;;) {
 		pthread_mutex_lock(&m->life_lock);
 		ret = machine_boot(m, err);
+		migrate_incoming_done(m, ret, err->msg);
 		if (ret)
 			machine_halt(m);
 		pthread_mutex_unlock(&m->life_lock);
@@ -643,6 +657,15 @@ static void machine_api_info(void *ctx, struct api_vm_info *out)
 	out->uptime_ms = (machine_now_ns() - m->started_ns) / 1000000;
 }
 
+static void machine_migrate_info(const struct migrate_stats *st, struct api_migrate_info *out)
+{
+	*out = (struct api_migrate_info){.total_ms = st->total_ms,
+					 .downtime_ms = st->downtime_ms,
+					 .bytes = st->bytes,
+					 .pages = st->pages,
+					 .rounds = st->rounds};
+}
+
 /* Exit counters of the running vCPUs are read while they count: each value is one load. */
 static void machine_api_metrics(void *ctx, struct api_metrics *out)
 {
@@ -672,6 +695,9 @@ static void machine_api_metrics(void *ctx, struct api_metrics *out)
 		out->nets[i].tap = m->cfg->nets[i].tap;
 		virtio_net_get_stats(m->net[i], &out->nets[i].st);
 	}
+	out->migrations = m->migrations.attempts;
+	out->migrations_failed = m->migrations.failed;
+	machine_migrate_info(&m->migrations.last, &out->migration);
 }
 
 /* With life_lock held: is there a running VM (not between boots, not stopping)? */
@@ -891,6 +917,52 @@ static int machine_api_snapshot(void *ctx, const char *dir, double *pause_ms, do
 	return ret;
 }
 
+static int machine_api_snapshot_diff(void *ctx, const char *dir, double *pause_ms, double *total_ms,
+				     struct error *err)
+{
+	struct snapshot_info info = {0};
+	int ret = machine_snapshot_diff(ctx, dir, &info, err);
+
+	*pause_ms = info.pause_ms;
+	*total_ms = info.total_ms;
+	return ret;
+}
+
+/*
+ * An overlay disk (overlay=, or any writable disk once a snapshot froze it)
+ * cannot move yet: the destination would open the overlay while the source
+ * still allocates blocks in it, and read a stale bitmap. Raw images move
+ * with their lock. A 409 until the bitmap is handed over with the state.
+ */
+static int machine_migrate_disks_ok(struct machine *m, struct error *err)
+{
+	for (unsigned int i = 0; i < m->cfg->ndisks; i++)
+		if (virtio_blk_disk(m->blk[i])->ovl)
+			return error_set(err, EALREADY,
+					 "disk %u is a copy-on-write overlay (overlay=, or frozen "
+					 "by a snapshot): migrating overlay disks is not supported "
+					 "yet",
+					 i);
+	return 0;
+}
+
+static int machine_api_migrate(void *ctx, const char *url, struct api_migrate_info *out,
+			       struct error *err)
+{
+	struct machine *m = ctx;
+	struct migrate_stats st;
+	int ret;
+
+	if (!atomic_load(&m->ready))
+		return error_set(err, EAGAIN, "the VM has not been started");
+	ret = machine_migrate_disks_ok(m, err);
+	if (ret)
+		return ret;
+	ret = machine_migrate(m, url, &st, err);
+	machine_migrate_info(&st, out);
+	return ret;
+}
+
 /* A disk by the id the metrics show (id=, else the path), or by its index. */
 static struct virtio_blk *machine_api_disk(struct machine *m, const char *name, int *ret)
 {
@@ -945,7 +1017,9 @@ static int machine_start_api(struct machine *m, struct error *err)
 					    .snapshot = machine_api_snapshot,
 					    .disk_get_limits = machine_api_disk_get_limits,
 					    .disk_set_limits = machine_api_disk_set_limits,
-					    .clone = machine_api_clone};
+					    .clone = machine_api_clone,
+					    .snapshot_diff = machine_api_snapshot_diff,
+					    .migrate = machine_api_migrate};
 
 	if (!m->cfg->api_sock || m->api)
 		return 0;
@@ -1075,6 +1149,15 @@ static int vmm_restore_config(struct machine *m, const struct vmm_config *cfg,
 {
 	struct error err = {0};
 
+	if (cfg->incoming) {
+		if (migrate_incoming_config(cfg, restored, args, &m->incoming_fd, &err)) {
+			log_error("--incoming %s: %s", cfg->incoming, err.msg);
+			return -1;
+		}
+		m->cfg = restored;
+		m->restore_pending = true;
+		return 0;
+	}
 	if (!cfg->restore)
 		return 0;
 	if (snapshot_load_config(cfg, restored, args, &m->snap, &err)) {
@@ -1098,6 +1181,8 @@ int vmm_run(const struct vmm_config *cfg)
 	if (!m)
 		return VMM_EXIT_ERROR;
 	m->cfg = cfg;
+	m->incoming_fd = -1;
+	dirty_init(&m->dirty);
 	if (vmm_restore_config(m, cfg, &restored, &args)) {
 		snapshot_args_free(&args);
 		free(m);
@@ -1134,6 +1219,7 @@ int vmm_run(const struct vmm_config *cfg)
 		status = machine_loop(m, sigfd, &err);
 	if (status < 0) {
 		log_error("%s", err.msg);
+		migrate_incoming_done(m, status, err.msg); /* the source learns why */
 		status = VMM_EXIT_ERROR;
 	}
 	machine_teardown(m);
@@ -1145,6 +1231,9 @@ int vmm_run(const struct vmm_config *cfg)
 	snap_close(&m->snap);
 	snapshot_args_free(&args);
 	machine_staged_free(m);
+	if (m->incoming_fd >= 0)
+		close(m->incoming_fd);
+	dirty_destroy(&m->dirty);
 	close(m->start_efd);
 	free(m);
 	return status;

@@ -505,22 +505,67 @@ static void api_get_balloon(void *ctx, const struct httpd_request *req, struct h
 static void api_put_snapshot(void *ctx, const struct httpd_request *req,
 			     struct httpd_response *resp)
 {
-	static const char *const fields[] = {"dir", NULL};
+	static const char *const fields[] = {"dir", "type", NULL};
 	struct api *api = ctx;
 	struct error err = {0};
 	double pause_ms, total_ms;
-	const char *dir;
+	const char *dir, *type = "full";
+	int ret;
 
 	if (httpd_only_fields(req->body, fields, resp) ||
-	    httpd_field_str(req->body, "dir", true, &dir, resp))
+	    httpd_field_str(req->body, "dir", true, &dir, resp) ||
+	    httpd_field_str(req->body, "type", false, &type, resp))
 		return;
 	if (!*dir || dir[0] != '/')
 		return httpd_error(resp, MHD_HTTP_BAD_REQUEST, "dir",
 				   "dir must be an absolute path");
-	if (api->backend.snapshot(api->backend.ctx, dir, &pause_ms, &total_ms, &err))
+	if (strcmp(type, "full") && strcmp(type, "diff"))
+		return httpd_error(resp, MHD_HTTP_BAD_REQUEST, "type",
+				   "type must be \"full\" or \"diff\"");
+	if (!strcmp(type, "diff") && !api->backend.snapshot_diff)
+		return httpd_error(resp, MHD_HTTP_NOT_IMPLEMENTED, "type",
+				   "no diff snapshots here");
+	if (!strcmp(type, "diff"))
+		ret = api->backend.snapshot_diff(api->backend.ctx, dir, &pause_ms, &total_ms, &err);
+	else
+		ret = api->backend.snapshot(api->backend.ctx, dir, &pause_ms, &total_ms, &err);
+	if (ret == -EINVAL || ret == -EEXIST)
+		return httpd_error(resp, MHD_HTTP_BAD_REQUEST, ret == -EINVAL ? "type" : "dir",
+				   "%s", err.msg);
+	if (ret)
 		return httpd_error(resp, MHD_HTTP_CONFLICT, NULL, "%s", err.msg);
-	resp->body = json_pack("{s:s, s:f, s:f}", "dir", dir, "pause_ms", pause_ms, "total_ms",
-			       total_ms);
+	resp->body = json_pack("{s:s, s:s, s:f, s:f}", "dir", dir, "type", type, "pause_ms",
+			       pause_ms, "total_ms", total_ms);
+}
+
+/* ---- PUT /vm/migrate ---- */
+
+static void api_put_migrate(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+	static const char *const fields[] = {"url", NULL};
+	struct api *api = ctx;
+	struct api_migrate_info out = {0};
+	struct error err = {0};
+	const char *url;
+	int ret;
+
+	if (httpd_only_fields(req->body, fields, resp) ||
+	    httpd_field_str(req->body, "url", true, &url, resp))
+		return;
+	if (!api->backend.migrate)
+		return httpd_error(resp, MHD_HTTP_NOT_IMPLEMENTED, NULL, "no migration here");
+	ret = api->backend.migrate(api->backend.ctx, url, &out, &err);
+	if (ret == -EINVAL)
+		return httpd_error(resp, MHD_HTTP_BAD_REQUEST, "url", "%s", err.msg);
+	if (ret == -EAGAIN || ret == -EALREADY)
+		return httpd_error(resp, MHD_HTTP_CONFLICT, NULL, "%s", err.msg);
+	if (ret)
+		return httpd_error(resp, MHD_HTTP_BAD_GATEWAY, NULL, "migration failed: %s",
+				   err.msg);
+	resp->body =
+		json_pack("{s:s, s:f, s:f, s:I, s:I, s:i}", "url", url, "total_ms", out.total_ms,
+			  "downtime_ms", out.downtime_ms, "bytes", (json_int_t)out.bytes, "pages",
+			  (json_int_t)out.pages, "rounds", (int)out.rounds);
 }
 
 /* ---- PUT /vm/clone ---- */
@@ -703,6 +748,16 @@ static json_t *api_nets_metrics_json(const struct api_metrics *m)
 	return a;
 }
 
+static json_t *api_migration_json(const struct api_metrics *m)
+{
+	const struct api_migrate_info *l = &m->migration;
+
+	return json_pack("{s:i, s:i, s:{s:f, s:f, s:I, s:I, s:i}}", "attempts", (int)m->migrations,
+			 "failed", (int)m->migrations_failed, "last", "total_ms", l->total_ms,
+			 "downtime_ms", l->downtime_ms, "bytes", (json_int_t)l->bytes, "pages",
+			 (json_int_t)l->pages, "rounds", (int)l->rounds);
+}
+
 static void api_get_metrics_json(void *ctx, const struct httpd_request *req,
 				 struct httpd_response *resp)
 {
@@ -720,6 +775,28 @@ static void api_get_metrics_json(void *ctx, const struct httpd_request *req,
 	resp->body = json_pack("{s:o, s:I, s:o, s:o}", "vcpu_exits", exits, "console_dropped_bytes",
 			       (json_int_t)m.console_dropped, "disks", api_disks_metrics_json(&m),
 			       "nets", api_nets_metrics_json(&m));
+	if (resp->body)
+		json_object_set_new(resp->body, "migration", api_migration_json(&m));
+}
+
+static void api_migration_metrics_text(FILE *f, const struct api_metrics *m)
+{
+	fprintf(f,
+		"# HELP bunshin_migrations_total Live migrations this VMM started.\n"
+		"# TYPE bunshin_migrations_total counter\n"
+		"bunshin_migrations_total %u\n"
+		"# HELP bunshin_migrations_failed_total Of those, the ones that failed (the VM ran "
+		"on here).\n"
+		"# TYPE bunshin_migrations_failed_total counter\n"
+		"bunshin_migrations_failed_total %u\n"
+		"# HELP bunshin_migration_last_downtime_seconds The latest migration's downtime.\n"
+		"# TYPE bunshin_migration_last_downtime_seconds gauge\n"
+		"bunshin_migration_last_downtime_seconds %.6f\n"
+		"# HELP bunshin_migration_last_bytes The latest migration's bytes sent.\n"
+		"# TYPE bunshin_migration_last_bytes gauge\n"
+		"bunshin_migration_last_bytes %llu\n",
+		m->migrations, m->migrations_failed, m->migration.downtime_ms / 1e3,
+		(unsigned long long)m->migration.bytes);
 }
 
 /* A Prometheus label value: backslash, double quote and newline escaped. */
@@ -837,6 +914,7 @@ static void api_get_metrics_text(void *ctx, const struct httpd_request *req,
 		(unsigned long long)m.console_dropped);
 	api_disks_metrics_text(f, &m);
 	api_nets_metrics_text(f, &m);
+	api_migration_metrics_text(f, &m);
 	if (fclose(f)) {
 		free(text);
 		return httpd_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
@@ -864,6 +942,7 @@ static const struct httpd_route api_routes[] = {
 	{"GET", "/metrics", api_get_metrics_text},
 	{"PUT", "/vm/clone", api_put_clone},
 	{"GET", "/vm/limits", api_get_limits},
+	{"PUT", "/vm/migrate", api_put_migrate},
 	{NULL, NULL, NULL},
 };
 

@@ -25,12 +25,16 @@
  *                                  "pause" | "resume"}
  *   GET  /vm/balloon    target, actual size, counters, the guest's statistics
  *   PUT  /vm/balloon    {"target_mib": N}
- *   PUT  /vm/snapshot   {"dir": PATH}: state and memory files into PATH
+ *   PUT  /vm/snapshot   {"dir": PATH, "type": "full" | "diff"}: state and memory
+ *                       files into PATH; a diff holds the pages written since
+ *                       the previous snapshot (snapdiff.h)
  *   PUT  /vm/disk-limits {"disk": ID or index, "iops", "iops_burst", "bps",
  *                       "bps_burst"}: a disk's rate limits at run time; the
  *                       fields left out keep their value, 0 is unlimited
  *   PUT  /vm/clone      {"count": N, ...}: snapshot into memory, start N
  *                       clones (api/clone.h)
+ *   PUT  /vm/migrate    {"url": "unix:PATH" | "tcp:HOST:PORT"}: live migration to
+ *                       a bunshin-vmm --incoming; this VMM exits once it is done
  *   GET  /vm/metrics    counters as JSON
  *   GET  /metrics       the same in Prometheus text format
  *
@@ -57,6 +61,12 @@ struct api_vm_info {
 	unsigned int boots; /* 1 + guest reboots */
 };
 
+struct api_migrate_info {
+	double total_ms, downtime_ms;
+	uint64_t bytes, pages;
+	unsigned int rounds;
+};
+
 struct api_disk_metrics {
 	const char *id; /* the disk's id=, else its path */
 	struct virtio_blk_stats st;
@@ -74,6 +84,9 @@ struct api_metrics {
 	unsigned int ndisks, nnets;
 	struct api_disk_metrics disks[CONFIG_MAX_DISKS];
 	struct api_net_metrics nets[CONFIG_MAX_NETS];
+	/* Outgoing live migrations (PUT /vm/migrate) and the latest one's figures. */
+	unsigned int migrations, migrations_failed;
+	struct api_migrate_info migration;
 };
 
 struct api_backend {
@@ -105,6 +118,16 @@ struct api_backend {
 	 */
 	int (*clone)(void *ctx, const struct api_clone_req *req, struct api_clone_result *out,
 		     struct error *err);
+
+	/*
+	 * A diff snapshot: the pages written since the previous snapshot.
+	 * -EINVAL when there is no previous one to build on, -EEXIST when dir
+	 * is that previous one's (both 400s).
+	 */
+	int (*snapshot_diff)(void *ctx, const char *dir, double *pause_ms, double *total_ms,
+			     struct error *err);
+	/* Live migration to url; -EINVAL: a bad url (a 400). On success the VMM exits after. */
+	int (*migrate)(void *ctx, const char *url, struct api_migrate_info *out, struct error *err);
 };
 
 struct api;

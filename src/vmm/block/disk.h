@@ -49,6 +49,7 @@ struct disk_opts {
 	 */
 	const char *overlay;
 	bool image_is_overlay; /* the image itself is an overlay (a snapshot's frozen top) */
+	bool unlocked;	       /* leave the lock to disk_set_locked() (an incoming migration) */
 };
 
 struct overlay;
@@ -77,6 +78,13 @@ int disk_open(struct disk **out, const char *path, const struct disk_opts *opts,
  * disk carries on as it was.
  */
 int disk_freeze(struct disk *disk, const char *new_top, struct error *err);
+
+/*
+ * Takes (locked) or lets go of the image's lock: how a live migration
+ * hands an image over between two processes. Taking it fails with -EBUSY
+ * while someone else holds it.
+ */
+int disk_set_locked(struct disk *d, bool locked, struct error *err);
 /* Releases the lock and closes the image; every queue must be freed first. */
 void disk_close(struct disk *disk);
 /* Copies the id into buf (up to DISK_ID_BYTES, NUL-padded, not terminated

@@ -234,7 +234,7 @@ int disk_open(struct disk **out, const char *path, const struct disk_opts *opts,
 		goto fail;
 	}
 	ret = disk_measure(d, &st, err);
-	if (ret == 0)
+	if (ret == 0 && !(opts && opts->unlocked))
 		ret = disk_lock(d, &st, err);
 	if (ret < 0)
 		goto fail;
@@ -244,6 +244,21 @@ int disk_open(struct disk **out, const char *path, const struct disk_opts *opts,
 fail:
 	disk_close(d);
 	return ret;
+}
+
+int disk_set_locked(struct disk *d, bool locked, struct error *err)
+{
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+	struct stat st;
+
+	if (!locked)
+		return fcntl(d->fd, F_OFD_SETLK, &fl)
+			       ? error_set(err, errno, "disk %s: unlocking: %s", d->path,
+					   strerror(errno))
+			       : 0;
+	if (fstat(d->fd, &st) < 0)
+		return error_set(err, errno, "disk %s: stat: %s", d->path, strerror(errno));
+	return disk_lock(d, &st, err);
 }
 
 void disk_close(struct disk *d)

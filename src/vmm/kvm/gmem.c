@@ -136,6 +136,7 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *buf, uint64_t len
 	if (!p)
 		return -EFAULT;
 	memcpy(p, buf, len);
+	gmem_mark_dirty_host(m, p, len);
 	return 0;
 }
 
@@ -172,6 +173,8 @@ int gmem_discard(const struct gmem *m, uint64_t gpa, uint64_t len)
 	p = gmem_ptr(m, gpa, len);
 	if (!p)
 		return -EFAULT;
+	/* The guest reads zeroes there now: a copy being made must learn of it. */
+	gmem_mark_dirty_host(m, p, len);
 	if (m->memfd < 0)
 		return gmem_discard_private(p, len);
 	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, p - m->base,
@@ -185,4 +188,32 @@ uint64_t gmem_end(const struct gmem *m)
 	const struct gmem_slot *s = &m->slots[m->nslots - 1];
 
 	return s->gpa + s->size;
+}
+
+void gmem_mark_dirty_host(const struct gmem *m, const void *p, uint64_t len)
+{
+	uint64_t first, last;
+	uintptr_t off;
+
+	if (!__atomic_load_n(&m->tracking, __ATOMIC_ACQUIRE) || !len)
+		return;
+	off = (uintptr_t)p - (uintptr_t)m->base;
+	if ((uintptr_t)p < (uintptr_t)m->base || off >= m->size || len > m->size - off)
+		return;
+	first = off / GMEM_PAGE_SIZE;
+	last = (off + len - 1) / GMEM_PAGE_SIZE;
+	/* Seen by the collector after it cleared its copy: each word once, atomically. */
+	for (uint64_t pg = first; pg <= last; pg++)
+		__atomic_fetch_or(&m->dirty[pg / 64], 1ULL << (pg % 64), __ATOMIC_RELAXED);
+}
+
+void gmem_mark_dirty(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+	const void *p;
+
+	if (!__atomic_load_n(&m->tracking, __ATOMIC_ACQUIRE))
+		return;
+	p = gmem_ptr(m, gpa, len);
+	if (p)
+		gmem_mark_dirty_host(m, p, len);
 }

@@ -35,6 +35,13 @@ struct gmem {
 	uint64_t size; /* total guest RAM */
 	int nslots;
 	struct gmem_slot slots[GMEM_MAX_SLOTS];
+	/*
+	 * Pages the VMM itself wrote (device models), one bit per page of the
+	 * mapping, while dirty tracking (kvm/dirty.c) is on: KVM's dirty log
+	 * only sees the vCPUs' writes. NULL and false otherwise.
+	 */
+	uint64_t *dirty;
+	bool tracking;
 };
 
 /*
@@ -66,6 +73,14 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *buf, uint64_t len
  */
 #define GMEM_PAGE_SIZE 4096ULL
 int gmem_discard(const struct gmem *m, uint64_t gpa, uint64_t len);
+
+/*
+ * Records that the VMM wrote [gpa, gpa+len) (or the host range [p, p+len)
+ * of the mapping). One relaxed load when tracking is off; bytes outside
+ * guest RAM are ignored: the caller already refused or clamped them.
+ */
+void gmem_mark_dirty(const struct gmem *m, uint64_t gpa, uint64_t len);
+void gmem_mark_dirty_host(const struct gmem *m, const void *p, uint64_t len);
 
 /* Highest guest-physical address + 1 covered by RAM. */
 uint64_t gmem_end(const struct gmem *m);

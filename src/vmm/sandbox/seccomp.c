@@ -345,8 +345,10 @@ static const unsigned long sandbox_console_ioctls[] = {
  * waiting for disk requests, the guest clock), snapshots (vCPU, irqchip and
  * clock state read through ioctls, files created, written, synced and
  * renamed into place), actions that raise interrupts, balloon targets and
- * disk limits. What it never does: create a VM, vCPU, memory slot, memfd,
- * socket or thread, connect anywhere, or set a vCPU's registers.
+ * disk limits; live migration (a socket to the destination, its family
+ * checked by the process-wide filter, and dirty logging switched on the
+ * memory slots). What it never does: create a VM, vCPU, memfd or thread,
+ * or set a vCPU's registers.
  */
 static const char *const sandbox_api_allowed[] = {
 	/* The server: its wake-up pipe or eventfd, the listening socket, connections. */
@@ -412,6 +414,9 @@ static const char *const sandbox_api_allowed[] = {
 	"getcwd",
 	/* Clones: random MACs for their NICs (clone.c). */
 	"getrandom",
+	/* Live migration: the connection to the destination (migrate.c). */
+	"socket",
+	"connect",
 };
 
 /* Reading the machine's state, interrupts from actions; nothing that creates or runs. */
@@ -445,6 +450,11 @@ static const unsigned long sandbox_api_ioctls[] = {
 	KVM_CHECK_EXTENSION,
 	/* A snapshot freezing a disk on a block device checks its size. */
 	BLKGETSIZE64,
+	/* Dirty logging for diff snapshots and migration (kvm/dirty.c). */
+	KVM_SET_USER_MEMORY_REGION,
+	KVM_GET_DIRTY_LOG,
+	KVM_CLEAR_DIRTY_LOG,
+	KVM_ENABLE_CAP,
 };
 
 /* The ioctls device backends make on the I/O thread. */
@@ -516,6 +526,10 @@ static const unsigned long sandbox_ioctls[] = {
 	TCSETS,
 	/* A snapshot freezing a disk on a block device measures it for the overlay. */
 	BLKGETSIZE64,
+	/* Dirty-page tracking for diff snapshots and migration (kvm/dirty.c), API thread. */
+	KVM_GET_DIRTY_LOG,
+	KVM_CLEAR_DIRTY_LOG,
+	KVM_ENABLE_CAP,
 };
 
 static const char *sandbox_syscall_name(int nr)
@@ -664,6 +678,15 @@ static int sandbox_add_filtered(scmp_filter_ctx ctx, struct error *err)
 		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
 						    SCMP_A0(SCMP_CMP_EQ, AF_UNIX)),
 				   "socketpair", err);
+	/*
+	 * Live migration (migrate.c, API thread) connects to its destination
+	 * over TCP: stream sockets of the two IP families, nothing else.
+	 */
+	for (int fam = 0; !ret && fam < 2; fam++)
+		ret = sandbox_rule(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+						    SCMP_A0(SCMP_CMP_EQ, fam ? AF_INET6 : AF_INET),
+						    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM)),
+				   "socket", err);
 	/* No new executable memory: guest RAM, thread stacks, allocator arenas are never PROT_EXEC.
 	 */
 	if (!ret)
@@ -1048,8 +1071,11 @@ void sandbox_seccomp_selftest(void)
 
 	if (!getenv("BUNSHIN_SECCOMP_SELFTEST") || sandbox_selftest_kind >= 0)
 		return;
-	/* A network socket: nothing in a running VMM makes one. --seccomp=log lets it through. */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/*
+	 * A datagram network socket: nothing in a running VMM makes one (a
+	 * migration makes stream ones). --seccomp=log lets it through.
+	 */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0)
 		close(fd);
 }

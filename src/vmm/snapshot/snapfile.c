@@ -155,18 +155,26 @@ static int snap_write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
+int snap_finish(struct snap_writer *w, const char *what, struct error *err)
+{
+	snap_begin(w, SNAP_END, 1);
+	snap_end(w);
+	if (w->failed)
+		return error_set(err, ENOMEM, "%s: state too large or out of memory", what);
+	memcpy(w->buf, snap_magic, sizeof(snap_magic));
+	le_put(w->buf + 8, 4, SNAP_FORMAT_VERSION);
+	le_put(w->buf + 12, 4, snap_crc32(0, w->buf, 12));
+	return 0;
+}
+
 int snap_save(struct snap_writer *w, const char *path, struct error *err)
 {
 	char tmp[4096];
 	int fd, ret;
 
-	snap_begin(w, SNAP_END, 1);
-	snap_end(w);
-	if (w->failed)
-		return error_set(err, ENOMEM, "%s: state too large or out of memory", path);
-	memcpy(w->buf, snap_magic, sizeof(snap_magic));
-	le_put(w->buf + 8, 4, SNAP_FORMAT_VERSION);
-	le_put(w->buf + 12, 4, snap_crc32(0, w->buf, 12));
+	ret = snap_finish(w, path, err);
+	if (ret)
+		return ret;
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return error_set(err, ENAMETOOLONG, "%s: path too long", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -218,13 +226,25 @@ static int snap_check(const struct snap_file *f, const char *path, struct error 
 
 int snap_open(struct snap_file *f, const char *path, struct error *err)
 {
-	uint32_t version;
+	uint8_t *buf;
+	size_t len;
 	int ret;
 
 	memset(f, 0, sizeof(*f));
-	ret = read_file(path, SNAP_FILE_MAX, &f->buf, &f->len);
+	ret = read_file(path, SNAP_FILE_MAX, &buf, &len);
 	if (ret)
 		return error_set(err, -ret, "%s: %s", path, strerror(-ret));
+	return snap_open_buf(f, buf, len, path, err);
+}
+
+int snap_open_buf(struct snap_file *f, uint8_t *buf, size_t len, const char *path,
+		  struct error *err)
+{
+	uint32_t version;
+	int ret;
+
+	f->buf = buf;
+	f->len = len;
 	if (f->len < SNAP_HEADER_LEN || memcmp(f->buf, snap_magic, sizeof(snap_magic)) ||
 	    snap_crc32(0, f->buf, 12) != le_get(f->buf + 12, 4))
 		ret = error_set(err, EBADMSG, "%s: not a bunshin state file", path);

@@ -55,6 +55,12 @@ void snap_put_u64(struct snap_writer *w, uint64_t v);
 void snap_put_bytes(struct snap_writer *w, const void *p, size_t len);
 void snap_end(struct snap_writer *w);
 
+/*
+ * Completes the buffer: "end" and the header (what names it in errors).
+ * w->buf[0, w->len) is then a state file.
+ */
+int snap_finish(struct snap_writer *w, const char *what, struct error *err);
+
 /* Writes the header, the sections and "end" to path atomically (temp file, fsync, rename). */
 int snap_save(struct snap_writer *w, const char *path, struct error *err);
 
@@ -76,6 +82,9 @@ struct snap_section {
 
 /* Reads and checks the whole file (magic, version, every section's CRC). */
 int snap_open(struct snap_file *f, const char *path, struct error *err);
+/* The same for a file already in memory (malloc'ed; f owns it, even on failure). */
+int snap_open_buf(struct snap_file *f, uint8_t *buf, size_t len, const char *what,
+		  struct error *err);
 void snap_close(struct snap_file *f);
 
 /*

@@ -690,7 +690,8 @@ static int blk_open(struct virtio_blk *blk, const struct virtio_blk_opts *o, str
 			      .direct = o->direct,
 			      .id = o->id,
 			      .overlay = o->overlay,
-			      .image_is_overlay = o->image_is_overlay};
+			      .image_is_overlay = o->image_is_overlay,
+			      .unlocked = o->unlocked};
 	struct disk_queue_opts qo = {0};
 	int ret = disk_open(&blk->disk, o->path, &d, err);
 
@@ -921,4 +922,9 @@ int virtio_blk_freeze(struct virtio_blk *blk, const char *new_top, struct error 
 const struct disk *virtio_blk_disk(const struct virtio_blk *blk)
 {
 	return blk->disk;
+}
+
+int virtio_blk_set_locked(struct virtio_blk *blk, bool locked, struct error *err)
+{
+	return disk_set_locked(blk->disk, locked, err);
 }

@@ -89,6 +89,7 @@ struct virtio_blk_opts {
 	uint64_t (*clock_ns)(void);		/* NULL: CLOCK_MONOTONIC; tests move their own */
 	const char *overlay;			/* copy-on-write top layer, NULL: none */
 	bool image_is_overlay;			/* path is an overlay (a snapshot's frozen top) */
+	bool unlocked; /* the image's lock is taken later (virtio_blk_set_locked) */
 };
 
 /* Requests handed to the block layer, all queues (the control API's metrics). */
@@ -110,6 +111,8 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_host *host, struct 
  * memory, so call it before that memory goes (the I/O thread paused).
  */
 void virtio_blk_drain(struct virtio_blk *blk);
+/* The image's lock, handed over by a live migration (disk_set_locked()). */
+int virtio_blk_set_locked(struct virtio_blk *blk, bool locked, struct error *err);
 /* After the I/O thread stopped and the PCI root is gone; closes the image. */
 void virtio_blk_destroy(struct virtio_blk *blk);
 struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk);

@@ -270,9 +270,60 @@ static int virtq_refresh_avail(struct virtq *q, struct error *err)
 	return pending;
 }
 
+/*
+ * Dirty tracking (kvm/dirty.h): KVM sees only the vCPUs' writes, so what
+ * the device wrote into guest memory is marked here, where every used
+ * element is completed: the used ring (elements, idx, flags, avail_event)
+ * and the writable buffers of the chain. Nothing is done while tracking
+ * is off.
+ */
+static bool virtq_tracking(const struct virtq *q)
+{
+	return __atomic_load_n(&q->mem->tracking, __ATOMIC_ACQUIRE);
+}
+
+static void virtq_mark_used(const struct virtq *q)
+{
+	if (virtq_tracking(q))
+		gmem_mark_dirty_host(q->mem, q->used, 4 + 8 * (uint64_t)q->size + 2);
+}
+
+/*
+ * The chain is walked again, without the checks' side effects: the guest
+ * may have rewritten it meanwhile, and then the worst outcome is marking
+ * some other page of its own. Bounded like virtq_walk(), never breaks the
+ * queue; addresses outside guest RAM are ignored by gmem_mark_dirty().
+ */
+static void virtq_mark_chain(const struct virtq *q, uint16_t head)
+{
+	const uint8_t *table = (const uint8_t *)q->desc;
+	uint32_t entries = q->size, i = head, count = 0;
+	bool indirect = false;
+	struct virtq_desc d;
+
+	while (i < entries && ++count <= entries) {
+		virtq_read_desc(table + (size_t)i * sizeof(d), &d);
+		if ((d.flags & VIRTQ_DESC_F_INDIRECT) && !indirect) {
+			table = gmem_ptr(q->mem, d.addr, d.len);
+			if (!table || d.len % sizeof(d) || d.len / sizeof(d) > VIRTQ_INDIRECT_MAX)
+				return;
+			entries = d.len / sizeof(d);
+			indirect = true;
+			i = count = 0;
+			continue;
+		}
+		if (d.flags & VIRTQ_DESC_F_WRITE)
+			gmem_mark_dirty(q->mem, d.addr, d.len);
+		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+			return;
+		i = d.next;
+	}
+}
+
 static void virtq_publish_avail_event(struct virtq *q)
 {
 	virtq_store16(virtq_avail_event(q), q->last_avail_idx);
+	virtq_mark_used(q);
 }
 
 int virtq_pop(struct virtq *q, struct virtq_elem *e, struct error *err)
@@ -322,6 +373,11 @@ int virtq_push_batch(struct virtq *q, const struct virtq_used_elem *elems, unsig
 	q->used_idx += n;
 	/* Ordering note (2): elements and buffer contents before the index. */
 	__atomic_store_n(&q->used->idx, htole16(q->used_idx), __ATOMIC_RELEASE);
+	if (virtq_tracking(q)) {
+		for (unsigned int i = 0; i < n; i++)
+			virtq_mark_chain(q, (uint16_t)elems[i].id);
+		virtq_mark_used(q);
+	}
 	return 0;
 }
 
@@ -382,6 +438,7 @@ bool virtq_set_notify(struct virtq *q, bool enable)
 			virtq_publish_avail_event(q);
 	} else {
 		virtq_store16(&q->used->flags, enable ? 0 : VIRTQ_USED_F_NO_NOTIFY);
+		virtq_mark_used(q);
 	}
 	if (!enable)
 		return false;

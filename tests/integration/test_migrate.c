@@ -1,0 +1,732 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Live migration and diff snapshots. The guest (test=mem-writer) keeps
+ * rewriting a few MiB and checks each page against what it wrote last, so a
+ * page lost or stale after the copy shows as a mismatch on its console.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct proc {
+	pid_t pid;
+	char err[128];
+	char out[128];
+};
+
+static char dir[64];
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/bunshin-mig.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		cr_log_warn("cannot remove %s", dir);
+}
+
+TestSuite(migrate, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Starts the VMM with args (NULL-terminated), console to DIR/<tag>.out, stderr to DIR/<tag>.err. */
+static void proc_start(struct proc *p, const char *tag, const char *const *args)
+{
+	const char *argv[32] = {harness_vmm()};
+	char serial[160];
+	int n = 1;
+
+	harness_require_kvm();
+	snprintf(p->err, sizeof(p->err), "%s/%s.err", dir, tag);
+	snprintf(p->out, sizeof(p->out), "%s/%s.out", dir, tag);
+	snprintf(serial, sizeof(serial), "file:%s", p->out);
+	for (int i = 0; args[i] && n < 29; i++)
+		argv[n++] = args[i];
+	argv[n++] = "--serial";
+	argv[n++] = serial;
+	p->pid = fork();
+	cr_assert_geq(p->pid, 0);
+	if (p->pid == 0) {
+		int fd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		harness_die_with_parent();
+		dup2(fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+
+	buf[n > 0 ? n : 0] = 0;
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+static int proc_wait(struct proc *p)
+{
+	int status;
+
+	for (int i = 0; i < 3000; i++) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(10000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &status, 0);
+	cr_assert_fail("the VMM did not exit; stderr:\n%s", slurp(p->err));
+	return -1;
+}
+
+/* Waits (10 s at most) until the file holds want. */
+static void file_wait(const char *path, const char *want)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (strstr(slurp(path), want))
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("%s never held '%s':\n%s", path, want, slurp(path));
+}
+
+/* A unix: URL's socket, once the destination listens on it (10 s at most). */
+static void wait_listening(const char *url)
+{
+	for (int i = 0; i < 1000 && !strncmp(url, "unix:", 5) && access(url + 5, F_OK); i++)
+		usleep(10000);
+}
+
+/* One HTTP request to the API; returns the status and copies the body. */
+static int api(const char *sock, const char *method, const char *path, const char *body,
+	       char *reply, size_t size)
+{
+	static char raw[65536];
+	char req[1024];
+	size_t len = 0;
+	int fd = harness_unix_connect(sock, 5000), status = 0;
+	ssize_t n;
+
+	cr_assert_geq(fd, 0, "no API on %s", sock);
+	snprintf(
+		req, sizeof(req),
+		"%s %s HTTP/1.1\r\nHost: vmm\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+		method, path, body ? strlen(body) : 0, body ? body : "");
+	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	while ((n = read(fd, raw + len, sizeof(raw) - 1 - len)) > 0)
+		len += (size_t)n;
+	raw[len] = 0;
+	close(fd);
+	sscanf(raw, "HTTP/1.1 %d", &status);
+	snprintf(reply, size, "%s", strstr(raw, "\r\n\r\n") ? strstr(raw, "\r\n\r\n") + 4 : raw);
+	return status;
+}
+
+/* A writer guest: API on DIR/<tag>.api, console DIR/<tag>.out, writing for ms milliseconds. */
+static void writer_start(struct proc *p, const char *tag, const char *ms, char *sock, size_t n)
+{
+	char cmdline[128];
+
+	snprintf(sock, n, "%s/%s.api", dir, tag);
+	snprintf(cmdline, sizeof(cmdline), "test=mem-writer mib=8 ms=%s report_ms=200", ms);
+	{
+		const char *args[] = {
+			"--kernel", harness_guest("elf"), "--cmdline", cmdline, "--memory",
+			"64M",	    "--api-sock",	  sock,	       NULL};
+
+		proc_start(p, tag, args);
+	}
+	file_wait(p->out, "name=mem-writer result=ready");
+}
+
+/* The last "passes=" the guest printed. */
+static long last_passes(const char *out)
+{
+	const char *p = out, *q;
+	long v = -1;
+
+	while ((q = strstr(p, "passes=")) != NULL) {
+		v = atol(q + 7);
+		p = q + 7;
+	}
+	return v;
+}
+
+static void check_clean_run(const char *out)
+{
+	cr_assert(harness_passed(out, "mem-writer"), "%s", out);
+	cr_assert(strstr(out, "mismatches=0"), "%s", out);
+	cr_assert_null(strstr(out, "mismatch page="), "%s", out);
+}
+
+/* Migrates A (writing) to B (--incoming url) and checks both ends. */
+static void migrate_and_check(const char *incoming, const char *url)
+{
+	char sock[96], body[256], reply[1024];
+	struct proc a, b;
+
+	{
+		const char *args[] = {"--incoming", incoming, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	writer_start(&a, "a", "3000", sock, sizeof(sock));
+	wait_listening(incoming);
+	usleep(300 * 1000);
+	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", url);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s\n%s",
+		     reply, slurp(a.err));
+	cr_assert(strstr(reply, "\"downtime_ms\":") && strstr(reply, "\"bytes\":") &&
+			  strstr(reply, "\"rounds\":"),
+		  "%s", reply);
+	cr_assert_eq(proc_wait(&a), 0, "the source exits 0 once migrated: %s", slurp(a.err));
+	cr_assert(strstr(slurp(a.err), "migrated to"), "%s", slurp(a.err));
+	cr_assert_eq(proc_wait(&b), 0, "the guest powers off on the destination: %s", slurp(b.err));
+	check_clean_run(slurp(b.out));
+	cr_assert(strstr(slurp(b.out), "BUNSHIN-INFO mem-writer"), "it wrote on there");
+}
+
+Test(migrate, unix_socket_while_writing)
+{
+	char url[96];
+
+	snprintf(url, sizeof(url), "unix:%s/mig.sock", dir);
+	migrate_and_check(url, url);
+}
+
+/* The same without KVM_CLEAR_DIRTY_LOG: KVM_GET_DIRTY_LOG alone re-protects (older kernels). */
+Test(migrate, without_manual_dirty_log_protection)
+{
+	char url[96];
+
+	setenv("BUNSHIN_DIRTY_NO_MANUAL", "1", 1); /* a test hook of test builds */
+	snprintf(url, sizeof(url), "unix:%s/mig.sock", dir);
+	migrate_and_check(url, url);
+}
+
+static void read_full(int fd, void *buf, size_t len)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t r = read(fd, (char *)buf + got, len - got);
+
+		if (r <= 0)
+			_exit(1);
+		got += (size_t)r;
+	}
+}
+
+/* A fake destination that takes the whole stream, then answers that it failed. */
+static pid_t refusing_destination(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		static uint8_t buf[1 << 20];
+		uint8_t hdr[28], rec[12], answer[12] = {1, 0, 0, 0, 4, 0, 0, 0, 'n', 'o', 'p', 'e'};
+		int fd = accept(lfd, NULL, NULL);
+		uint32_t type, len;
+
+		read_full(fd, hdr, sizeof(hdr));
+		memcpy(&len, hdr + 24, 4);
+		read_full(fd, buf, len);
+		for (;;) {
+			read_full(fd, &type, 4);
+			if (type == 2)
+				break;
+			read_full(fd, rec, sizeof(rec));
+			memcpy(&len, rec + 8, 4);
+			read_full(fd, buf, (size_t)len * 4096);
+		}
+		read_full(fd, &len, 4);
+		read_full(fd, buf, len);
+		if (write(fd, answer, sizeof(answer)) != sizeof(answer))
+			_exit(1);
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+/*
+ * A read-write disk moves with the VM (its lock is let go with the state);
+ * when the destination fails after that, the source takes it back and runs on.
+ */
+Test(migrate, disk_lock_comes_back_after_a_late_failure)
+{
+	char sock[96], body[256], reply[1024], img[96], disk[128], path[96];
+	struct proc a;
+	struct vmm_result r;
+	pid_t fake;
+	int status, fd;
+
+	snprintf(img, sizeof(img), "%s/rw.img", dir);
+	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	snprintf(disk, sizeof(disk), "path=%s", img);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=mem-writer ms=2500 report_ms=200",
+				      "--memory",   "64M",
+				      "--disk",	    disk,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	file_wait(a.out, "name=mem-writer result=ready");
+	snprintf(path, sizeof(path), "%s/refuse.sock", dir);
+	fake = refusing_destination(path);
+	snprintf(body, sizeof(body), "{\"url\": \"unix:%s\"}", path);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert(strstr(reply, "the destination failed: nope"), "%s", reply);
+	waitpid(fake, &status, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake saw the whole stream");
+	/* the source holds the image again */
+	{
+		const char *argv[] = {"vmm", "--kernel",  harness_guest("elf"), "--disk",
+				      disk,  "--cmdline", "test=boot",		NULL};
+
+		harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1},
+			    &r);
+		cr_assert_eq(r.status, 1, "%s", r.err);
+		cr_assert(strstr(r.err, "image is locked by another process"), "%s", r.err);
+		harness_free(&r);
+	}
+	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
+	check_clean_run(slurp(a.out));
+}
+
+/* The disk blk-verify reads: word i of 4 KiB block b is (b << 32) ^ i ^ a constant. */
+static void pattern_disk(const char *path, uint64_t blocks)
+{
+	static uint64_t w[512];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	cr_assert_geq(fd, 0);
+	for (uint64_t b = 0; b < blocks; b++) {
+		for (uint64_t i = 0; i < 512; i++)
+			w[i] = (b << 32) ^ i ^ 0x5bd1e9955bd1e995ULL;
+		cr_assert_eq(write(fd, w, sizeof(w)), (ssize_t)sizeof(w));
+	}
+	close(fd);
+}
+
+/*
+ * Pages only a device writes (disk reads into buffers the guest checks a
+ * while later) reach the destination: KVM's dirty log never sees them, the
+ * device marks them. Read-only: the destination shares the image's lock.
+ */
+Test(migrate, device_writes_reach_the_destination)
+{
+	char sock[96], body[256], reply[1024], img[96], disk[128], in[96];
+	struct proc a, b;
+
+	snprintf(img, sizeof(img), "%s/disk.img", dir);
+	snprintf(disk, sizeof(disk), "path=%s,readonly=on", img);
+	snprintf(in, sizeof(in), "unix:%s/mig.sock", dir);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	pattern_disk(img, 4096);
+	{
+		const char *args[] = {"--incoming", in, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=blk-verify ms=2000 virtio_poll=1",
+				      "--memory",   "64M",
+				      "--disk",	    disk,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	file_wait(a.out, "name=blk-verify result=ready");
+	wait_listening(in);
+	usleep(300 * 1000);
+	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", in);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s", reply);
+	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
+	cr_assert_eq(proc_wait(&b), 0, "%s", slurp(b.err));
+	cr_assert(harness_passed(slurp(b.out), "blk-verify"), "%s", slurp(b.out));
+	cr_assert(strstr(slurp(b.out), "mismatches=0"), "%s", slurp(b.out));
+}
+
+/* A port nobody listens on now (a small race with other programs, acceptable here). */
+static int free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+Test(migrate, tcp_while_writing)
+{
+	char in[64], url[64];
+	int port = free_port();
+
+	snprintf(in, sizeof(in), "tcp:127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", port);
+	migrate_and_check(in, url);
+}
+
+/* A fake destination: accepts once, reads the header and n more bytes, then closes. */
+static pid_t fake_destination(const char *path, size_t n, const char *save)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		uint8_t hdr[28], *buf = malloc(n + 1);
+		int fd = accept(lfd, NULL, NULL), out;
+		size_t got = 0, cfg;
+
+		if (fd < 0 || read(fd, hdr, sizeof(hdr)) != sizeof(hdr))
+			_exit(1);
+		cfg = hdr[24] | hdr[25] << 8 | (size_t)hdr[26] << 16;
+		if (save) { /* the header and the command line, for the corrupt-stream test */
+			uint8_t *c = malloc(cfg);
+
+			for (size_t k = 0; k < cfg;) {
+				ssize_t r = read(fd, c + k, cfg - k);
+
+				if (r <= 0)
+					_exit(1);
+				k += (size_t)r;
+			}
+			out = open(save, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (write(out, hdr, sizeof(hdr)) != sizeof(hdr) ||
+			    write(out, c, cfg) != (ssize_t)cfg)
+				_exit(1);
+			close(out);
+		}
+		while (got < n) {
+			ssize_t r = read(fd, buf, n - got);
+
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+/* The source keeps its VM when the destination is not there or dies half-way. */
+Test(migrate, failures_leave_the_source_running)
+{
+	char sock[96], body[256], reply[1024], path[96];
+	struct proc a;
+	pid_t fake;
+	long before;
+	int status;
+
+	writer_start(&a, "a", "3000", sock, sizeof(sock));
+	snprintf(body, sizeof(body), "{\"url\": \"unix:%s/nobody.sock\"}", dir);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert(strstr(reply, "connecting to the destination"), "%s", reply);
+	/* a destination that reads 1 MiB and is gone */
+	snprintf(path, sizeof(path), "%s/dies.sock", dir);
+	fake = fake_destination(path, 1 << 20, NULL);
+	snprintf(body, sizeof(body), "{\"url\": \"unix:%s\"}", path);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert(strstr(reply, "migration failed"), "%s", reply);
+	waitpid(fake, &status, 0);
+	/* bad URLs name the field */
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", "{\"url\": \"ftp:x\"}", reply, sizeof(reply)),
+		     400, "%s", reply);
+	cr_assert(strstr(reply, "\"field\":\"url\""), "%s", reply);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", "{}", reply, sizeof(reply)), 400, "%s", reply);
+	/* the metrics count both attempts (the bad URLs never started one) */
+	cr_assert_eq(api(sock, "GET", "/vm/metrics", NULL, reply, sizeof(reply)), 200);
+	cr_assert(strstr(reply, "\"migration\":{\"attempts\":2,\"failed\":2"), "%s", reply);
+	{
+		static char text[65536];
+
+		cr_assert_eq(api(sock, "GET", "/metrics", NULL, text, sizeof(text)), 200);
+		cr_assert(strstr(text, "bunshin_migrations_failed_total 2"), "%s", text);
+	}
+	/* and the guest carries on here */
+	cr_assert_eq(api(sock, "GET", "/vm", NULL, reply, sizeof(reply)), 200);
+	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
+	before = last_passes(slurp(a.out));
+	usleep(500 * 1000);
+	cr_assert_gt(last_passes(slurp(a.out)), before, "still writing: %s", slurp(a.out));
+	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
+	check_clean_run(slurp(a.out));
+}
+
+/* Feeds a destination bytes: the saved header and command line, then tail. */
+static void feed(const char *url_path, const uint8_t *head, size_t hlen, const void *tail,
+		 size_t tlen)
+{
+	int fd = harness_unix_connect(url_path, 5000);
+
+	cr_assert_geq(fd, 0);
+	if (hlen)
+		cr_assert_eq(write(fd, head, hlen), (ssize_t)hlen);
+	if (tlen)
+		cr_assert_eq(write(fd, tail, tlen), (ssize_t)tlen);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void expect_refusal(const char *want, const uint8_t *head, size_t hlen, const void *tail,
+			   size_t tlen)
+{
+	char in[96], path[96];
+	struct proc b;
+
+	snprintf(path, sizeof(path), "%s/in.sock", dir);
+	snprintf(in, sizeof(in), "unix:%s", path);
+	{
+		const char *args[] = {"--incoming", in, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	feed(path, head, hlen, tail, tlen);
+	cr_assert_eq(proc_wait(&b), 1, "%s", slurp(b.err));
+	cr_assert(strstr(slurp(b.err), want), "want '%s': %s", want, slurp(b.err));
+	cr_assert_eq(harness_count(slurp(b.err), "\n"), 1, "one line: %s", slurp(b.err));
+}
+
+/* A destination refuses a bad stream with one line: its own header, page records, truncation. */
+Test(migrate, corrupt_streams_are_refused)
+{
+	char sock[96], body[256], reply[1024], path[96], saved[96];
+	uint8_t head[65536], rec[16 + 4096] = {0};
+	struct proc a;
+	pid_t fake;
+	ssize_t hlen;
+	int fd, status;
+
+	/* a real header and command line, taken from a source */
+	writer_start(&a, "a", "1000", sock, sizeof(sock));
+	snprintf(path, sizeof(path), "%s/grab.sock", dir);
+	snprintf(saved, sizeof(saved), "%s/head.bin", dir);
+	fake = fake_destination(path, 0, saved);
+	snprintf(body, sizeof(body), "{\"url\": \"unix:%s\"}", path);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	waitpid(fake, &status, 0);
+	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
+	fd = open(saved, O_RDONLY);
+	hlen = read(fd, head, sizeof(head));
+	close(fd);
+	cr_assert_gt(hlen, 28);
+
+	expect_refusal("bad magic", (const uint8_t *)"NOTBUNSHIN-------------------", 28, NULL, 0);
+	/* a page past the end of the 64 MiB of RAM */
+	rec[0] = 1;
+	memcpy(rec + 4, &(uint64_t){(64 << 20) / 4096}, 8);
+	rec[12] = 1;
+	expect_refusal("outside guest RAM", head, (size_t)hlen, rec, sizeof(rec));
+	/* a run cut short */
+	memset(rec + 4, 0, 8);
+	expect_refusal("the stream ended early", head, (size_t)hlen, rec, 16 + 100);
+	/* an unknown record */
+	rec[0] = 9;
+	expect_refusal("unknown record type 9", head, (size_t)hlen, rec, 4);
+	/* no state at the end */
+	expect_refusal("no VM state came", head, (size_t)hlen, NULL, 0);
+}
+
+static void snapshot(const char *sock, const char *snap, const char *type, int want, char *reply,
+		     size_t size)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\", \"type\": \"%s\"}", snap, type);
+	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, size), want, "%s", reply);
+}
+
+/*
+ * Full, then the guest writes on, then a diff: restoring the diff brings
+ * the later guest back, every page of it (the writer checks them all).
+ */
+Test(migrate, diff_snapshot_round_trip)
+{
+	char sock[96], full[96], diff[96], diff2[96], reply[1024], path[128];
+	struct proc a, b;
+	long at_full, at_diff, restored;
+	int fd;
+
+	snprintf(full, sizeof(full), "%s/full", dir);
+	snprintf(diff, sizeof(diff), "%s/diff", dir);
+	snprintf(diff2, sizeof(diff2), "%s/diff2", dir);
+	writer_start(&a, "a", "2500", sock, sizeof(sock));
+	snapshot(sock, diff, "diff", 400, reply, sizeof(reply));
+	cr_assert(strstr(reply, "needs a previous full snapshot"), "%s", reply);
+	snapshot(sock, diff, "delta", 400, reply, sizeof(reply));
+	cr_assert(strstr(reply, "\"field\":\"type\""), "%s", reply);
+	snapshot(sock, full, "full", 200, reply, sizeof(reply));
+	at_full = last_passes(slurp(a.out));
+	usleep(400 * 1000);
+	snapshot(sock, full, "diff", 400, reply, sizeof(reply));
+	cr_assert(strstr(reply, "holds the base"), "%s", reply);
+	snapshot(sock, diff, "diff", 200, reply, sizeof(reply));
+	at_diff = last_passes(slurp(a.out));
+	cr_assert_gt(at_diff, at_full, "%s", slurp(a.out));
+	usleep(200 * 1000);
+	snapshot(sock, diff2, "diff", 200, reply, sizeof(reply)); /* a diff on a diff */
+	cr_assert_eq(
+		api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply, sizeof(reply)),
+		204, "%s", reply);
+	cr_assert_eq(proc_wait(&a), 4, "%s", slurp(a.err));
+
+	{
+		const char *args[] = {"--restore", diff2, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	cr_assert_eq(proc_wait(&b), 0, "%s", slurp(b.err));
+	check_clean_run(slurp(b.out));
+	sscanf(strstr(slurp(b.out), "passes=") + 7, "%ld", &restored);
+	cr_assert_geq(restored, at_diff, "the restored guest is the later one: %s", slurp(b.out));
+
+	/* a replaced base is refused with one line */
+	snprintf(path, sizeof(path), "%s/state", full);
+	fd = open(path, O_RDWR);
+	cr_assert_eq(pwrite(fd, "X", 1, 40), 1);
+	close(fd);
+	{
+		const char *args[] = {"--restore", diff2, NULL};
+
+		proc_start(&b, "c", args);
+	}
+	cr_assert_eq(proc_wait(&b), 1, "%s", slurp(b.err));
+	cr_assert(strstr(slurp(b.err), "the base snapshot of"), "%s", slurp(b.err));
+	cr_assert_eq(harness_count(slurp(b.err), "\n"), 1, "%s", slurp(b.err));
+}
+
+static void expect_usage_error(const char *const *argv, const char *want)
+{
+	struct vmm_result r;
+
+	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1}, &r);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, want), "want '%s': %s", want, r.err);
+	harness_free(&r);
+}
+
+Test(migrate, bad_incoming_options)
+{
+	{
+		const char *argv[] = {"vmm", "--incoming", "ftp:x", NULL};
+
+		expect_usage_error(argv, "--incoming: 'ftp:x' is not unix:PATH or tcp:[HOST:]PORT");
+	}
+	{
+		const char *argv[] = {"vmm", "--incoming", "unix:/tmp/x", "--cpus", "2", NULL};
+
+		expect_usage_error(argv, "--cpus cannot be combined with --incoming");
+	}
+	{
+		const char *argv[] = {"vmm", "--incoming", "tcp:4444", "--restore", "/tmp/x", NULL};
+
+		expect_usage_error(argv, "--incoming and --restore exclude each other");
+	}
+}
+
+/* A destination that fails says why, the source reports it and runs on. */
+Test(migrate, destination_failure_reaches_the_source)
+{
+	char sock[96], body[256], reply[1024], in[96], bad[96];
+	struct proc a;
+	pid_t b;
+	int status;
+
+	snprintf(in, sizeof(in), "unix:%s/mig.sock", dir);
+	snprintf(bad, sizeof(bad), "file:%s/no/such/dir", dir);
+	b = fork();
+	cr_assert_geq(b, 0);
+	if (b == 0) {
+		harness_die_with_parent();
+		execl(harness_vmm(), "vmm", "--incoming", in, "--serial", bad, (char *)NULL);
+		_exit(127);
+	}
+	writer_start(&a, "a", "2000", sock, sizeof(sock));
+	wait_listening(in);
+	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", in);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert(strstr(reply, "the destination failed: --serial: cannot open"), "%s", reply);
+	waitpid(b, &status, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
+	check_clean_run(slurp(a.out));
+}
+
+/*
+ * A copy-on-write overlay disk cannot move yet (the destination would read a
+ * stale bitmap): a 409 that says so, before anything is sent, and the VM
+ * carries on here.
+ */
+Test(migrate, overlay_disks_are_refused)
+{
+	char sock[96], body[256], reply[1024], img[96], ovl[96], disk[256];
+	struct proc a;
+	int fd;
+
+	snprintf(img, sizeof(img), "%s/base.img", dir);
+	snprintf(ovl, sizeof(ovl), "%s/top.ovl", dir);
+	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	snprintf(disk, sizeof(disk), "path=%s,overlay=%s", img, ovl);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=mem-writer ms=1500 report_ms=200",
+				      "--memory",   "64M",
+				      "--disk",	    disk,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	file_wait(a.out, "name=mem-writer result=ready");
+	snprintf(body, sizeof(body), "{\"url\": \"unix:%s/nobody.sock\"}", dir);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 409, "%s", reply);
+	cr_assert(strstr(reply, "copy-on-write overlay"), "%s", reply);
+	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
+	check_clean_run(slurp(a.out));
+}
