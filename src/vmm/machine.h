@@ -38,6 +38,7 @@
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "snapshot/snapfile.h"
+#include "snapshot.h"
 #include "spawner.h"
 #include "migrate.h"
 
@@ -118,6 +119,8 @@ struct machine {
 	/* Restoring: the snapshot's state file, used by the first boot only. */
 	bool restore_pending;
 	struct snap_file snap;
+	/* PUT /vm/restore: the merged command line the restored config points into. */
+	struct snapshot_args restore_args;
 
 	/*
 	 * Configured through the API (--api-sock without --kernel): the options

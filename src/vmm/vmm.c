@@ -834,6 +834,58 @@ static int machine_api_configure(void *ctx, int argc, char **argv, struct error 
 	return 0;
 }
 
+static int machine_api_start(struct machine *m, struct error *err);
+
+/*
+ * PUT /vm/restore: this process's command line plus `--restore DIR` and
+ * the request's identity options, loaded exactly as --restore would be
+ * (snapshot_load_config), then started. Only before a start: the first
+ * boot restores instead of booting (restore_pending).
+ */
+static int machine_api_restore(void *ctx, int argc, char **argv, struct error *err)
+{
+	struct machine *m = ctx;
+	struct snapshot_args args = {0};
+	struct vmm_config *now = malloc(sizeof(*now)), *out = malloc(sizeof(*out));
+	struct snap_file f = {0};
+	char **all = NULL;
+	int n = 0, ret;
+
+	if (m->start_requested)
+		ret = error_set(err, EBUSY, "the VM is started: its configuration is fixed");
+	else if (!now || !out || !(all = machine_join_args(m->base_cfg, argc, argv, &n)))
+		ret = error_set(err, ENOMEM, "out of memory");
+	else
+		ret = config_parse(now, n, all, m->base_cfg->host_ram, err);
+	if (!ret && snapshot_load_config(now, out, &args, &f, err))
+		ret = error_wrap(err, "--restore %s", now->restore);
+	if (!ret) {
+		/* Nothing staged before changes until here: a refused request changes nothing. */
+		machine_staged_free(m);
+		snap_close(&m->snap);
+		snapshot_args_free(&m->restore_args);
+		m->snap = f;
+		m->restore_args = args;
+		m->staged = *out;
+		m->staged_argv = all; /* m->staged.restore points into it */
+		m->staged_argc = n;
+		m->staged_ok = true;
+		m->restore_pending = true;
+		all = NULL;
+		log_info("restoring the snapshot in %s", m->staged.restore);
+		ret = machine_api_start(m, err);
+	} else {
+		snap_close(&f);
+		snapshot_args_free(&args);
+	}
+	for (int i = 0; all && i < n; i++)
+		free(all[i]);
+	free(all);
+	free(now);
+	free(out);
+	return ret;
+}
+
 static int machine_api_start(struct machine *m, struct error *err)
 {
 	uint64_t one = 1;
@@ -1014,6 +1066,7 @@ static int machine_start_api(struct machine *m, struct error *err)
 					    .balloon_target = machine_api_balloon,
 					    .balloon_stats = machine_api_balloon_stats,
 					    .configure = machine_api_configure,
+					    .restore = machine_api_restore,
 					    .snapshot = machine_api_snapshot,
 					    .disk_get_limits = machine_api_disk_get_limits,
 					    .disk_set_limits = machine_api_disk_set_limits,
@@ -1230,6 +1283,7 @@ int vmm_run(const struct vmm_config *cfg)
 	vcpu_gate_destroy(&m->gate);
 	snap_close(&m->snap);
 	snapshot_args_free(&args);
+	snapshot_args_free(&m->restore_args);
 	machine_staged_free(m);
 	if (m->incoming_fd >= 0)
 		close(m->incoming_fd);

@@ -242,6 +242,74 @@ Test(snapshot, serial_session_carries_on)
 	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
 }
 
+/*
+ * PUT /vm/restore: a VMM started with only --api-sock (and its console)
+ * becomes the snapshot's VM. Bad requests are 400s naming the field and
+ * leave it waiting; once restored, a second restore is a 409.
+ */
+Test(snapshot, restore_through_the_api)
+{
+	char con_b[96], serial_b[104], sock_b[96], snap[96], body[256], reply[1024];
+	struct {
+		const char *body;
+		const char *field;
+	} bad[] = {
+		{"{\"dir\": \"/nonexistent/snap\"}", "\"field\":\"dir\""},
+		{"{\"dir\": 7}", "\"field\":\"dir\""},
+		{"{}", "\"field\":\"dir\""},
+		{NULL, "\"field\":\"bogus\""},
+		{NULL, "\"field\":\"overlays\""},
+		{NULL, "\"field\":\"nets\""},
+	};
+	struct proc b;
+	int fd;
+
+	echo_parent_snapshot("64M", "before", snap, sizeof(snap));
+	snprintf(con_b, sizeof(con_b), "%s/b.con", dir);
+	snprintf(serial_b, sizeof(serial_b), "unix:%s", con_b);
+	snprintf(sock_b, sizeof(sock_b), "%s/b.api", dir);
+	{
+		const char *args[] = {"--api-sock", sock_b, "--serial", serial_b, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *req = bad[i].body;
+
+		if (i == 3)
+			snprintf(body, sizeof(body), "{\"dir\": \"%s\", \"bogus\": 1}", snap);
+		else if (i == 4)
+			snprintf(body, sizeof(body),
+				 "{\"dir\": \"%s\", \"overlays\": [{\"disk\": \"9\", \"file\": "
+				 "\"%s/x.ovl\"}]}",
+				 snap, dir);
+		else if (i == 5)
+			snprintf(body, sizeof(body),
+				 "{\"dir\": \"%s\", \"nets\": [{\"id\": \"net0\", \"tap\": "
+				 "\"bt0\"}]}",
+				 snap);
+		if (!req)
+			req = body;
+		cr_assert_eq(api(sock_b, "PUT", "/vm/restore", req, reply, sizeof(reply)), 400,
+			     "%s: %s", req, reply);
+		cr_assert(strstr(reply, bad[i].field), "%s: %s", req, reply);
+	}
+	api(sock_b, "GET", "/vm", NULL, reply, sizeof(reply));
+	cr_assert(!strstr(reply, "\"state\":\"running\""), "%s", reply);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	cr_assert_eq(api(sock_b, "PUT", "/vm/restore", body, reply, sizeof(reply)), 204, "%s",
+		     reply);
+	fd = sock_wait(con_b);
+	send_str(fd, "after\n");
+	read_until(fd, "ECHO: after");
+	cr_assert_eq(api(sock_b, "PUT", "/vm/restore", body, reply, sizeof(reply)), 409, "%s",
+		     reply);
+	send_str(fd, "quit\n");
+	read_until(fd, "name=serial-echo result=pass lines=2");
+	close(fd);
+	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
+}
+
 /* A broken snapshot is refused with one clear line, before any guest code runs. */
 Test(snapshot, broken_snapshots_are_refused)
 {

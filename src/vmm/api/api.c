@@ -391,6 +391,111 @@ static void api_put_config(void *ctx, const struct httpd_request *req, struct ht
 	api_argv_free(&a);
 }
 
+/* ---- PUT /vm/restore ---- */
+
+/* "overlays": [{"disk": ID, "file": PATH}] as --overlay DISK=FILE. */
+static int api_restore_overlays(struct api_argv *a, const json_t *b, struct httpd_response *resp)
+{
+	static const char *const fields[] = {"disk", "file", NULL};
+	const json_t *list = json_object_get(b, "overlays"), *o;
+	const char *disk, *file;
+	size_t i;
+
+	if (!list)
+		return 0;
+	if (!json_is_array(list)) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, "overlays", "overlays must be an array");
+		return -1;
+	}
+	json_array_foreach(list, i, o)
+	{
+		if (!json_is_object(o) || httpd_only_fields(o, fields, resp) ||
+		    httpd_field_str(o, "disk", true, &disk, resp) ||
+		    httpd_field_str(o, "file", true, &file, resp)) {
+			if (!json_is_object(o))
+				httpd_error(resp, MHD_HTTP_BAD_REQUEST, "overlays",
+					    "each overlay is an object {disk, file}");
+			return -1;
+		}
+		if (strchr(disk, '=')) {
+			httpd_error(resp, MHD_HTTP_BAD_REQUEST, "overlays",
+				    "a disk name must not contain '='");
+			return -1;
+		}
+		if (api_arg(a, "--overlay") || api_arg(a, "%s=%s", disk, file))
+			return -1;
+	}
+	return 0;
+}
+
+/* The JSON of PUT /vm/restore as the options of `bunshin-vmm --restore DIR`. */
+static int api_restore_argv(const json_t *b, struct api_argv *a, struct httpd_response *resp)
+{
+	static const char *const fields[] = {
+		"dir", "serial", "nets", "vsock", "console_virtio", "overlays", NULL};
+	static const char *const net_s[] = {"tap", "mac", "id", NULL};
+	static const char *const vsock_s[] = {"uds", NULL}, *const vsock_u[] = {"cid", NULL};
+	const char *dir;
+
+	if (httpd_only_fields(b, fields, resp) || httpd_field_str(b, "dir", true, &dir, resp) ||
+	    api_arg(a, "bunshin-vmm") || api_arg(a, "--restore") || api_arg(a, "%s", dir))
+		return -1;
+	if (api_opt_str(a, b, "serial", "--serial", resp) ||
+	    api_opt_list(a, b, "nets", "--net", net_s, NULL, NULL, resp) ||
+	    api_opt_object(a, b, "vsock", "--vsock", vsock_s, NULL, vsock_u, resp) ||
+	    api_opt_str(a, b, "console_virtio", "--console-virtio", resp))
+		return -1;
+	return api_restore_overlays(a, b, resp);
+}
+
+/* The JSON field a restore error is about. */
+static const char *api_restore_field(const char *msg)
+{
+	static const char *const map[][2] = {
+		{"--overlay", "overlays"},
+		{"--net", "nets"},
+		{"--vsock", "vsock"},
+		{"--serial", "serial"},
+		{"--console-virtio", "console_virtio"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (strstr(msg, map[i][0]))
+			return map[i][1];
+	return "dir";
+}
+
+/*
+ * A VMM started with only --api-sock becomes the VM a snapshot holds, as
+ * `--restore DIR` would make it, with the same new identity options; it
+ * runs as soon as the snapshot checks out.
+ */
+static void api_put_restore(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+	struct api *api = ctx;
+	struct api_argv a = {0};
+	struct error err = {0};
+	int ret;
+
+	if (!req->body) {
+		httpd_error(resp, MHD_HTTP_BAD_REQUEST, NULL, "a JSON object is required");
+		return;
+	}
+	if (!api->backend.restore) {
+		httpd_error(resp, MHD_HTTP_NOT_IMPLEMENTED, NULL, "no restore here");
+		return;
+	}
+	if (!api_restore_argv(req->body, &a, resp)) {
+		ret = api->backend.restore(api->backend.ctx, a.argc, a.argv, &err);
+		if (ret == -EBUSY || ret == -EALREADY)
+			httpd_error(resp, MHD_HTTP_CONFLICT, NULL, "%s", err.msg);
+		else if (ret)
+			httpd_error(resp, MHD_HTTP_BAD_REQUEST, api_restore_field(err.msg), "%s",
+				    err.msg);
+	}
+	api_argv_free(&a);
+}
+
 /* ---- PUT /vm/actions ---- */
 
 static const char *const api_action_names[] = {
@@ -943,6 +1048,7 @@ static const struct httpd_route api_routes[] = {
 	{"PUT", "/vm/clone", api_put_clone},
 	{"GET", "/vm/limits", api_get_limits},
 	{"PUT", "/vm/migrate", api_put_migrate},
+	{"PUT", "/vm/restore", api_put_restore},
 	{NULL, NULL, NULL},
 };
 

@@ -35,6 +35,7 @@
  *                       clones (api/clone.h)
  *   PUT  /vm/migrate    {"url": "unix:PATH" | "tcp:HOST:PORT"}: live migration to
  *                       a bunshin-vmm --incoming; this VMM exits once it is done
+ *   PUT  /vm/restore    {"dir": D, ...}: before start, become the snapshot's VM and run
  *   GET  /vm/metrics    counters as JSON
  *   GET  /metrics       the same in Prometheus text format
  *
@@ -102,6 +103,12 @@ struct api_backend {
 	 * placeholder): validated exactly as the command line is.
 	 */
 	int (*configure)(void *ctx, int argc, char **argv, struct error *err);
+	/*
+	 * PUT /vm/restore: the options of `--restore DIR` (argv[0] a
+	 * placeholder), before anything was started; the VM then runs.
+	 * -EBUSY: already configured and started (409); others: a 400.
+	 */
+	int (*restore)(void *ctx, int argc, char **argv, struct error *err);
 	/* Fills the timings (ms) on success. */
 	int (*snapshot)(void *ctx, const char *dir, double *pause_ms, double *total_ms,
 			struct error *err);
