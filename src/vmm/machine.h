@@ -113,6 +113,14 @@ struct machine {
 	 */
 	struct vcpu_gate gate;
 	pthread_mutex_t life_lock;
+	/*
+	 * Console input waits here until the first boot has built the guest:
+	 * a restore loads the UART's state over whatever arrived before it,
+	 * so early input would be lost (console_open: under console_lock).
+	 */
+	pthread_mutex_t console_lock;
+	pthread_cond_t console_cond;
+	bool console_open;
 	bool paused;	       /* under life_lock */
 	uint64_t paused_clock; /* kvmclock when paused */
 

@@ -62,7 +62,20 @@ static void machine_console_input(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct machine *m = ctx;
 
+	pthread_mutex_lock(&m->console_lock);
+	while (!m->console_open)
+		pthread_cond_wait(&m->console_cond, &m->console_lock);
+	pthread_mutex_unlock(&m->console_lock);
 	serial_receive(m->com1, buf, len);
+}
+
+/* The guest is built (or teardown has begun): console input may flow. */
+static void machine_console_open(struct machine *m)
+{
+	pthread_mutex_lock(&m->console_lock);
+	m->console_open = true;
+	pthread_cond_broadcast(&m->console_cond);
+	pthread_mutex_unlock(&m->console_lock);
 }
 
 /* Ctrl-A x on a stdio console: stop like SIGTERM would, restoring the terminal on the way. */
@@ -476,6 +489,7 @@ static int machine_boot(struct machine *m, struct error *err)
 	ret = m->restore_pending ? machine_boot_restored(m, err) : machine_boot_fresh(m, err);
 	if (ret)
 		return ret;
+	machine_console_open(m);
 	for (unsigned int i = 0; i < m->cfg->cpus; i++) {
 		ret = vcpu_start(&m->vcpus[i], err);
 		if (ret)
@@ -1144,6 +1158,7 @@ static int machine_await_config(struct machine *m, int sigfd, struct error *err)
 static void machine_teardown(struct machine *m)
 {
 	api_stop(m->api); /* its handlers reach into the devices */
+	machine_console_open(m); /* an input thread waiting there must end */
 	if (m->io)
 		iothread_stop(m->io);
 	if (m->com1)
@@ -1250,6 +1265,8 @@ int vmm_run(const struct vmm_config *cfg)
 	m->started_ns = machine_now_ns();
 	pthread_mutex_init(&m->stats_lock, NULL);
 	pthread_mutex_init(&m->life_lock, NULL);
+	pthread_mutex_init(&m->console_lock, NULL);
+	pthread_cond_init(&m->console_cond, NULL);
 	vcpu_gate_init(&m->gate);
 	sigfd = machine_signals();
 	m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1280,6 +1297,8 @@ int vmm_run(const struct vmm_config *cfg)
 	close(sigfd);
 	pthread_mutex_destroy(&m->stats_lock);
 	pthread_mutex_destroy(&m->life_lock);
+	pthread_mutex_destroy(&m->console_lock);
+	pthread_cond_destroy(&m->console_cond);
 	vcpu_gate_destroy(&m->gate);
 	snap_close(&m->snap);
 	snapshot_args_free(&args);

@@ -310,6 +310,46 @@ Test(snapshot, restore_through_the_api)
 	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
 }
 
+/*
+ * Console input that is already waiting when a restored VMM starts (here:
+ * written into its stdin before it even runs) reaches the guest once: it
+ * is held until the restore has loaded the UART, never overwritten by it.
+ */
+Test(snapshot, early_console_input_survives_the_restore)
+{
+	char snap[96], buf[8192];
+	int in[2], out[2];
+	size_t len = 0;
+	pid_t pid;
+	int status;
+
+	echo_parent_snapshot("64M", "before", snap, sizeof(snap));
+	cr_assert_eq(pipe(in), 0);
+	cr_assert_eq(pipe(out), 0);
+	send_str(in[1], "early\n");
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		harness_die_with_parent();
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		execl(harness_vmm(), harness_vmm(), "--restore", snap, "--serial", "stdio",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	cr_assert(harness_read_until(out[0], buf, sizeof(buf), &len, "ECHO: early", 10000),
+		  "the line written before the restore never came back:\n%s", buf);
+	send_str(in[1], "quit\n");
+	cr_assert(harness_read_until(out[0], buf, sizeof(buf), &len, "result=pass lines=2", 10000),
+		  "%s", buf);
+	close(in[1]);
+	close(out[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+}
+
 /* A broken snapshot is refused with one clear line, before any guest code runs. */
 Test(snapshot, broken_snapshots_are_refused)
 {
