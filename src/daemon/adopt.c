@@ -19,7 +19,10 @@
 
 #include "../common/httpc.h"
 #include "../common/log.h"
+#include "../common/procname.h"
 #include "supervisor.h"
+
+#define SUP_SPAWN_WAIT_MS 3000
 
 /* A VMM found running: which instance's (from its --api-sock) and its pid. */
 struct sup_found {
@@ -47,6 +50,23 @@ static int64_t sup_cmdline_id(const struct daemon *d, const char *cmd, size_t le
 			return id;
 	}
 	return 0;
+}
+
+/* Whether process pid is named name (/proc/PID/comm). */
+static bool sup_comm_is(const char *pid, const char *name)
+{
+	char path[300], comm[32] = "";
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	len = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	return len > 0 && comm[len - 1] == '\n' && (size_t)len - 1 == strlen(name) &&
+	       !strncmp(comm, name, (size_t)len - 1);
 }
 
 /*
@@ -80,7 +100,8 @@ static size_t sup_scan(const struct daemon *d, struct sup_found **out)
 			continue;
 		cmd[len] = 0;
 		id = sup_cmdline_id(d, cmd, (size_t)len);
-		if (!id || !sup_start_time(pid))
+		/* A VMM's clone spawner has its command line but is not a VMM. */
+		if (!id || !sup_start_time(pid) || sup_comm_is(e->d_name, PROCNAME_VMM_SPAWNER))
 			continue;
 		if (n == cap) {
 			struct sup_found *p = realloc(found, (cap = cap * 2 + 16) * sizeof(*p));
@@ -222,14 +243,47 @@ static void sup_sweep_dirs(struct daemon *d, json_t *list)
 		closedir(dir);
 }
 
+/* Whether some process is a VMM between a bunshind's fork and its exec. */
+static bool sup_spawning(void)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+	bool found = false;
+
+	while (proc && !found && (e = readdir(proc)))
+		found = atoi(e->d_name) > 0 && sup_comm_is(e->d_name, PROCNAME_DAEMON_FORK);
+	if (proc)
+		closedir(proc);
+	return found;
+}
+
+/*
+ * A bunshind killed between fork and exec leaves a VMM that no command
+ * line names yet: it would be missed, its instance marked ERROR, and then
+ * run on as an orphan. Such a child execs within moments; wait for it (a
+ * bounded wait: one that never execs is logged and left to exit).
+ */
+static void sup_wait_spawning(void)
+{
+	for (int i = 0; i < SUP_SPAWN_WAIT_MS / 10; i++) {
+		if (!sup_spawning())
+			return;
+		usleep(10000);
+	}
+	log_warn("a VMM process is still between fork and exec after %d ms", SUP_SPAWN_WAIT_MS);
+}
+
 int supervisor_adopt_all(struct daemon *d, struct error *err)
 {
 	struct store *s = pool_get(d->pool);
 	struct sup_found *found = NULL;
-	size_t nfound = sup_scan(d, &found), i;
+	size_t nfound, i;
 	json_t *list = NULL, *inst;
-	int ret = STORE(s, instance_list, 0, &list, err);
+	int ret;
 
+	sup_wait_spawning();
+	nfound = sup_scan(d, &found);
+	ret = STORE(s, instance_list, 0, &list, err);
 	json_array_foreach(list, i, inst)
 	{
 		bool live = false;

@@ -167,6 +167,24 @@ static int main_find_vmm(struct daemon_opts *o, struct error *err)
 	return error_set(err, ENOENT, "cannot find bunshin-vmm: give --vmm PATH");
 }
 
+#define MAIN_LOCK_WAIT_MS 3000
+
+/*
+ * The state directory's lock. A bunshind killed while a VMM it forked had
+ * not exec'd yet leaves that child holding the lock (the flock is the open
+ * file's, which the fork shares) for the moment until its exec closes it:
+ * wait that long, not forever (another live bunshind holds it for good).
+ */
+static int main_lock(int fd)
+{
+	for (int i = 0; i < MAIN_LOCK_WAIT_MS / 10; i++) {
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			return 0;
+		usleep(10000);
+	}
+	return flock(fd, LOCK_EX | LOCK_NB);
+}
+
 /* The state directory and its parts; the lock keeps a second bunshind off it. */
 static int main_state_dir(struct daemon *d, struct error *err)
 {
@@ -196,7 +214,7 @@ static int main_state_dir(struct daemon *d, struct error *err)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return error_set(err, errno, "%s: %s", path, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB))
+	if (main_lock(fd))
 		return error_set(err, EBUSY, "%s: another bunshind uses this state directory",
 				 abs_dir);
 	/* Held (and never closed) for the process's life. */

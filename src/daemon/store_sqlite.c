@@ -70,6 +70,28 @@ static const char *const sq_migrations[] = {
 	"ALTER TABLE instances ADD COLUMN restart_policy TEXT NOT NULL DEFAULT 'never'"
 	" CHECK(restart_policy IN ('never','on-failure','always'));"
 	"ALTER TABLE instances ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
+	/*
+	 * 4: instance ids are never reused. An id names the instance's
+	 * directory and its VMM's API socket; a reused one let a deleted
+	 * instance's VMM, still dying, share them with a new instance's, and
+	 * a restart could adopt the wrong one. SQLite cannot add AUTOINCREMENT
+	 * to a table, so the table is copied into one that has it.
+	 */
+	"CREATE TABLE instances_v4(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" tenant_id INTEGER NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,"
+	" flavor_id INTEGER NOT NULL REFERENCES flavors(id),"
+	" image_id INTEGER NOT NULL REFERENCES images(id), state TEXT NOT NULL,"
+	" pid INTEGER, pid_start INTEGER, api_sock TEXT, error TEXT,"
+	" created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+	" restart_policy TEXT NOT NULL DEFAULT 'never'"
+	" CHECK(restart_policy IN ('never','on-failure','always')),"
+	" restarts INTEGER NOT NULL DEFAULT 0, UNIQUE(tenant_id, name));"
+	"INSERT INTO instances_v4(id, tenant_id, name, flavor_id, image_id, state, pid,"
+	" pid_start, api_sock, error, created, updated, restart_policy, restarts)"
+	" SELECT id, tenant_id, name, flavor_id, image_id, state, pid, pid_start, api_sock,"
+	" error, created, updated, restart_policy, restarts FROM instances;"
+	"DROP TABLE instances;"
+	"ALTER TABLE instances_v4 RENAME TO instances;",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))

@@ -12,12 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../common/httpc.h"
 #include "../common/log.h"
+#include "../common/procname.h"
 #include "supervisor.h"
 
 #define SUP_ARGV_MAX	   32
@@ -110,16 +112,25 @@ int sup_write_pidfile(const char *dir, pid_t pid, uint64_t start)
 
 static int sup_fork(char **argv, const char *dir, pid_t *pid, int *pidfd, struct error *err)
 {
-	char log[4200];
+	char log[4200], name[17] = "";
 	int logfd;
 
 	snprintf(log, sizeof(log), "%s/vmm.log", dir);
 	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return error_set(err, errno, "%s: %s", log, strerror(errno));
+	/*
+	 * The child carries PROCNAME_DAEMON_FORK from its first instant until its
+	 * exec: a bunshind killed in between leaves a VMM-to-be that no
+	 * command line names yet, and the next one waits for it to become one
+	 * (adopt.c) instead of missing it.
+	 */
+	prctl(PR_GET_NAME, name);
+	prctl(PR_SET_NAME, PROCNAME_DAEMON_FORK);
 	*pid = fork();
 	if (*pid == 0)
 		sup_child(argv, logfd);
+	prctl(PR_SET_NAME, name);
 	close(logfd);
 	if (*pid < 0)
 		return error_set(err, errno, "fork: %s", strerror(errno));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "spawner.h"
+#include "../common/procname.h"
 
 extern char **environ;
 
@@ -336,6 +338,8 @@ int spawner_start(struct spawner *s, struct error *err)
 		return error_set(err, errno, "clone spawner: fork: %s", strerror(errno));
 	}
 	if (s->pid == 0) {
+		/* Its command line is the VMM's: the name tells scanners it is not one. */
+		prctl(PR_SET_NAME, PROCNAME_VMM_SPAWNER);
 		close(sv[0]);
 		/* Nothing of the VMM's but the socket and stderr: no fd of it outlives it here. */
 		if (sv[1] != 3 && dup2(sv[1], 3) != 3)

@@ -13,6 +13,7 @@
 
 #include "../../src/common/httpc.h"
 #include "dharness.h"
+#include "../../src/common/procname.h"
 
 static const char *dh_env(const char *name)
 {
@@ -128,6 +129,22 @@ int dh_term(struct dh *h)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* A VMM's clone spawner: a fork of it with its command line, named apart. */
+static bool dh_is_spawner(const char *pid)
+{
+	char path[300], comm[32] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/comm", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	if (read(fd, comm, sizeof(comm) - 1) < 0)
+		comm[0] = 0;
+	close(fd);
+	return !strcmp(comm, PROCNAME_VMM_SPAWNER "\n");
+}
+
 int dh_vmm_pids(struct dh *h, pid_t *pids, int max)
 {
 	DIR *d = opendir("/proc");
@@ -156,7 +173,7 @@ int dh_vmm_pids(struct dh *h, pid_t *pids, int max)
 		for (ssize_t i = 0; i < len; i++)
 			cmd[i] = cmd[i] ? cmd[i] : ' ';
 		if (n0 >= 11 && !strncmp(cmd + n0 - 11, "bunshin-vmm", 11) && strstr(cmd, h->dir) &&
-		    dh_alive(atoi(e->d_name)))
+		    dh_alive(atoi(e->d_name)) && !dh_is_spawner(e->d_name))
 			pids[n++] = atoi(e->d_name);
 	}
 	if (d)

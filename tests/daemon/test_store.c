@@ -222,6 +222,31 @@ Test(store, tenants_see_only_their_own)
 	s->ops->close(s);
 }
 
+/*
+ * An instance id is never handed out twice, not even the newest one after
+ * its delete: it names a directory and a VMM socket that a dying VMM of
+ * the deleted instance may still hold.
+ */
+Test(store, instance_ids_are_never_reused)
+{
+	struct store *s = open_latest();
+	struct error err = {0};
+	int64_t a, f, im, first, second;
+
+	seed(s, &a, &f, &im);
+	cr_assert_eq(STORE(s, instance_create,
+			   &(struct store_instance_new){a, "x", f, im, "stopped", NULL}, NULL,
+			   &first, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(STORE(s, instance_delete, first, &err), 0, "%s", err.msg);
+	cr_assert_eq(STORE(s, instance_create,
+			   &(struct store_instance_new){a, "x", f, im, "stopped", NULL}, NULL,
+			   &second, &err),
+		     0, "%s", err.msg);
+	cr_expect_gt(second, first);
+	s->ops->close(s);
+}
+
 Test(store, tokens_resolve_to_users)
 {
 	struct store *s = open_latest();
