@@ -1157,7 +1157,7 @@ static int machine_await_config(struct machine *m, int sigfd, struct error *err)
 /* The vCPUs are gone (machine_halt); then the I/O thread, then the devices. */
 static void machine_teardown(struct machine *m)
 {
-	api_stop(m->api); /* its handlers reach into the devices */
+	api_stop(m->api);	 /* its handlers reach into the devices */
 	machine_console_open(m); /* an input thread waiting there must end */
 	if (m->io)
 		iothread_stop(m->io);
