@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -39,5 +40,11 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Reads a whole file into a malloc'd buffer (at most max bytes). */
 int read_file(const char *path, size_t max, uint8_t **data, size_t *len);
+
+/* "52:54:00:12:34:56" (six two-digit hex octets, colons between) into mac: 0 or -EINVAL. */
+int parse_mac(const char *s, uint8_t mac[6]);
+
+/* pwrite() until all len bytes are written (EINTR and short writes retried): 0 or -errno. */
+int pwrite_full(int fd, const void *buf, size_t len, off_t off);
 
 #endif

@@ -372,41 +372,21 @@ static int config_disk(struct vmm_config *cfg, const char *arg, struct error *er
 
 /* --net */
 
-static int config_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Six two-digit hex octets separated by colons; unicast and not all zero. */
 static int config_mac(const struct config_kv *kv, const char *val, uint8_t mac[6],
 		      struct error *err)
 {
-	bool zero = true;
+	static const uint8_t zero[6];
 
-	if (strlen(val) != 17)
-		goto bad;
-	for (int i = 0; i < 6; i++) {
-		int hi = config_hex_digit(val[3 * i]), lo = config_hex_digit(val[3 * i + 1]);
-
-		if (hi < 0 || lo < 0 || (i < 5 && val[3 * i + 2] != ':'))
-			goto bad;
-		mac[i] = (uint8_t)(hi << 4 | lo);
-		zero = zero && !mac[i];
-	}
+	if (parse_mac(val, mac))
+		return error_set(err, EINVAL,
+				 "%s: mac='%s' is not a MAC address (like 52:54:00:12:34:56)",
+				 kv->opt, val);
 	if (mac[0] & 1)
 		return error_set(err, EINVAL, "%s: mac=%s is a multicast address", kv->opt, val);
-	if (zero)
+	if (!memcmp(mac, zero, 6))
 		return error_set(err, EINVAL, "%s: mac=%s is all zeroes", kv->opt, val);
 	return 0;
-bad:
-	return error_set(err, EINVAL, "%s: mac='%s' is not a MAC address (like 52:54:00:12:34:56)",
-			 kv->opt, val);
 }
 
 static int config_net_pair(struct vmm_config *cfg, void *obj, const char *key, const char *val,

@@ -22,14 +22,6 @@ static void snapdiff_path(char *buf, size_t size, const char *dir, const char *f
 	snprintf(buf, size, "%s/%s", dir, file);
 }
 
-static double snapdiff_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* CRC-32 of a whole state file: what a diff records to know its base again. */
 static int snapdiff_state_crc(const char *dir, uint32_t *crc, struct error *err)
 {
@@ -72,22 +64,6 @@ void snapdiff_full_taken(struct machine *m, const char *dir)
 
 /* ---- saving ---- */
 
-static int snapdiff_pwrite(int fd, const uint8_t *p, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* DIR/memory: guest RAM's size, only the pages in bits written. */
 static int snapdiff_write_memory(const struct gmem *mem, const uint64_t *bits, const char *dir,
 				 struct error *err)
@@ -103,8 +79,8 @@ static int snapdiff_write_memory(const struct gmem *mem, const uint64_t *bits, c
 		return error_set(err, errno, "%s: %s", tmp, strerror(errno));
 	ret = ftruncate(fd, (off_t)mem->size) ? -errno : 0;
 	while (!ret && (n = dirty_next_run(bits, npages, &pos, SNAPDIFF_RUN_MAX))) {
-		ret = snapdiff_pwrite(fd, mem->base + pos * GMEM_PAGE_SIZE, n * GMEM_PAGE_SIZE,
-				      (off_t)(pos * GMEM_PAGE_SIZE));
+		ret = pwrite_full(fd, mem->base + pos * GMEM_PAGE_SIZE, n * GMEM_PAGE_SIZE,
+				  (off_t)(pos * GMEM_PAGE_SIZE));
 		pos += n;
 	}
 	if (!ret && fsync(fd))
@@ -201,26 +177,7 @@ static int snapdiff_paused(struct machine *m, const char *dir, struct error *err
 int machine_snapshot_diff(struct machine *m, const char *dir, struct snapshot_info *info,
 			  struct error *err)
 {
-	double t0 = snapdiff_now_ms();
-	bool paused_here;
-	int ret;
-
-	if (mkdir(dir, 0700) && errno != EEXIST)
-		return error_set(err, errno, "%s: %s", dir, strerror(errno));
-	ret = machine_pause(m, err);
-	if (ret && ret != -EALREADY)
-		return ret;
-	paused_here = !ret;
-	info->pause_ms = snapdiff_now_ms() - t0;
-	ret = snapdiff_paused(m, dir, err);
-	info->total_ms = snapdiff_now_ms() - t0;
-	if (paused_here) {
-		struct error rerr = {0};
-
-		if (machine_resume(m, &rerr))
-			log_error("after the snapshot: %s", rerr.msg);
-	}
-	return ret;
+	return machine_snapshot_paused(m, dir, snapdiff_paused, info, err);
 }
 
 /* ---- restoring ---- */

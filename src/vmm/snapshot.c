@@ -201,8 +201,18 @@ static int snapshot_write(struct machine *m, const char *dir, struct error *err)
 	return memfile_save(m->mem.memfd, m->mem.base, m->mem.size, path, err);
 }
 
-int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *info,
-		     struct error *err)
+/* A full snapshot, with the machine paused: the next diff starts here. */
+static int snapshot_write_full(struct machine *m, const char *dir, struct error *err)
+{
+	int ret = snapshot_write(m, dir, err);
+
+	if (!ret)
+		snapdiff_full_taken(m, dir);
+	return ret;
+}
+
+int machine_snapshot_paused(struct machine *m, const char *dir, snapshot_write_fn write,
+			    struct snapshot_info *info, struct error *err)
 {
 	double t0 = snapshot_now_ms();
 	bool paused_here;
@@ -215,9 +225,7 @@ int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *i
 		return ret;
 	paused_here = !ret;
 	info->pause_ms = snapshot_now_ms() - t0;
-	ret = snapshot_write(m, dir, err);
-	if (!ret)
-		snapdiff_full_taken(m, dir); /* while paused: the next diff starts here */
+	ret = write(m, dir, err);
 	info->total_ms = snapshot_now_ms() - t0;
 	if (paused_here) {
 		struct error rerr = {0};
@@ -225,6 +233,14 @@ int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *i
 		if (machine_resume(m, &rerr))
 			log_error("after the snapshot: %s", rerr.msg);
 	}
+	return ret;
+}
+
+int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *info,
+		     struct error *err)
+{
+	int ret = machine_snapshot_paused(m, dir, snapshot_write_full, info, err);
+
 	if (!ret)
 		log_info("snapshot in %s: %.1f ms (paused after %.1f ms)", dir, info->total_ms,
 			 info->pause_ms);

@@ -29,6 +29,15 @@ struct snapshot_args {
 int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *info,
 		     struct error *err);
 
+/* Writes one kind of snapshot into dir, the machine paused. */
+typedef int (*snapshot_write_fn)(struct machine *m, const char *dir, struct error *err);
+/*
+ * Creates dir, pauses a running VM (a paused one stays so), calls write,
+ * resumes, and fills the timings: what full and diff snapshots share.
+ */
+int machine_snapshot_paused(struct machine *m, const char *dir, snapshot_write_fn write,
+			    struct snapshot_info *info, struct error *err);
+
 /*
  * The configuration to restore now->restore with: the recorded command
  * line, then the host-side options of this one. Opens the state file into

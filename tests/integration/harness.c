@@ -314,3 +314,14 @@ bool harness_read_until(int fd, char *buf, size_t size, size_t *len, const char 
 	}
 	return strstr(buf, needle) != NULL;
 }
+
+/*
+ * A VMM a test expects to die (a seccomp kill, a refused start) may be gone
+ * when the test writes to its socket or stdin: that write must fail with
+ * EPIPE, not kill the test with SIGPIPE. Criterion's workers are forked
+ * after this runs, and an ignored signal stays ignored across fork.
+ */
+__attribute__((constructor)) static void harness_ignore_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}

@@ -6,21 +6,11 @@
 #include <string.h>
 
 #include "clone.h"
+#include "../../common/util.h"
 
 static int api_clone_bad(struct httpd_response *resp, const char *field, const char *why)
 {
 	httpd_error(resp, MHD_HTTP_BAD_REQUEST, field, "%s: %s", field, why);
-	return -1;
-}
-
-static int api_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
 	return -1;
 }
 
@@ -29,16 +19,7 @@ static bool api_clone_mac(const char *s, uint8_t mac[6])
 {
 	static const uint8_t zero[6];
 
-	if (strlen(s) != 17)
-		return false;
-	for (int i = 0; i < 6; i++) {
-		int hi = api_hex(s[3 * i]), lo = api_hex(s[3 * i + 1]);
-
-		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
-			return false;
-		mac[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return !(mac[0] & 1) && memcmp(mac, zero, 6);
+	return !parse_mac(s, mac) && !(mac[0] & 1) && memcmp(mac, zero, 6);
 }
 
 /* Paths go inside the clones' option lists (uds=...): no separators, nothing unprintable. */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "memfile.h"
+#include "../../common/util.h"
 
 #define MEMFILE_CHUNK (256 * 1024) /* unit of zero detection and of each write */
 
@@ -20,22 +21,6 @@ static bool memfile_zero(const uint8_t *p, size_t len)
 		if (w[i])
 			return false;
 	return true;
-}
-
-static int memfile_pwrite(int fd, const uint8_t *p, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /*
@@ -70,7 +55,7 @@ static int memfile_write_ranges(int memfd, const uint8_t *base, uint64_t size, i
 
 			if (memfile_zero(base + off, n))
 				continue;
-			ret = memfile_pwrite(fd, base + off, n, off);
+			ret = pwrite_full(fd, base + off, n, off);
 			if (ret)
 				return ret;
 		}

@@ -140,21 +140,6 @@ void snap_end(struct snap_writer *w)
 	snap_put_u32(w, crc);
 }
 
-static int snap_write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int snap_finish(struct snap_writer *w, const char *what, struct error *err)
 {
 	snap_begin(w, SNAP_END, 1);
@@ -180,7 +165,7 @@ int snap_save(struct snap_writer *w, const char *path, struct error *err)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return error_set(err, errno, "%s: %s", tmp, strerror(errno));
-	ret = snap_write_all(fd, w->buf, w->len);
+	ret = pwrite_full(fd, w->buf, w->len, 0);
 	if (!ret && fsync(fd))
 		ret = -errno;
 	close(fd);
