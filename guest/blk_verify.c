@@ -12,7 +12,9 @@
  *   BUNSHIN-INFO blk-verify mismatch buf=I block=B        (the first few)
  *   BUNSHIN-TEST name=blk-verify result=pass|fail reads=N mismatches=M
  * Options: bufs=N (1..2048, default 1024), ms=N (default 5000), report_ms=N
- * (default 250), virtio_poll=1 advised.
+ * (default 250), virtio_poll=1 advised; fill=1: the guest writes the
+ * pattern over the whole disk first (a writable disk, e.g. a copy-on-write
+ * overlay over zeroes: then only the overlay's bitmap can give it back).
  */
 #include "virtio.h"
 
@@ -20,6 +22,7 @@
 #define BV_MAX	    2048
 #define BV_SHOW	    5
 #define BV_T_IN	    0
+#define BV_T_OUT    1
 #define BV_NO_BLOCK UINT64_MAX
 
 struct bv_hdr {
@@ -66,6 +69,22 @@ static bool bv_read(uint32_t i, uint64_t block)
 	return true;
 }
 
+/* Writes the pattern of block into the disk, from bv_buf[0]. */
+static bool bv_write(uint64_t block)
+{
+	struct vbuf b[3] = {{&bv_req, sizeof(bv_req), false},
+			    {bv_buf[0], BV_BLOCK, false},
+			    {(void *)&bv_status, 1, true}};
+	uint64_t *w = (uint64_t *)bv_buf[0];
+	uint32_t written;
+
+	for (uint64_t k = 0; k < BV_BLOCK / 8; k++)
+		w[k] = blk_verify_word(block, k);
+	bv_req = (struct bv_hdr){.type = BV_T_OUT, .sector = block * (BV_BLOCK / 512)};
+	bv_status = 0xff;
+	return virtio_request(&bv_dev, 0, b, 3, &written) && bv_status == 0;
+}
+
 static void bv_line(const char *what, uint64_t reads, uint64_t bad)
 {
 	struct line l;
@@ -103,7 +122,7 @@ static void bv_setup(uint64_t *blocks)
 void run_blk_verify(void)
 {
 	uint64_t nbufs = 1024, ms = 5000, report_ms = 250, blocks, hz = tsc_hz();
-	uint64_t reads = 0, bad = 0, seed = 0x9e3779b97f4a7c15ULL, start, next_report;
+	uint64_t reads = 0, bad = 0, seed = 0x9e3779b97f4a7c15ULL, start, next_report, fill = 0;
 	struct line l;
 
 	opt_u64("bufs", 10, &nbufs);
@@ -111,7 +130,11 @@ void run_blk_verify(void)
 	opt_u64("report_ms", 10, &report_ms);
 	if (!nbufs || nbufs > BV_MAX)
 		fail_and_poweroff("blk-verify", "bad-option");
+	opt_u64("fill", 10, &fill);
 	bv_setup(&blocks);
+	for (uint64_t b = 0; fill && b < blocks; b++)
+		if (!bv_write(b))
+			fail_and_poweroff("blk-verify", bv_dev.fail ? bv_dev.fail : "write-error");
 	for (uint32_t i = 0; i < nbufs; i++, reads++)
 		if (!bv_read(i, i % blocks))
 			fail_and_poweroff("blk-verify", bv_dev.fail ? bv_dev.fail : "io-error");

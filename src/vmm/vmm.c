@@ -13,6 +13,7 @@
 
 #include "vmm.h"
 #include "machine.h"
+#include "block/overlay.h"
 #include "snapshot.h"
 #include "snapdiff.h"
 #include "sandbox/seccomp.h"
@@ -995,20 +996,33 @@ static int machine_api_snapshot_diff(void *ctx, const char *dir, double *pause_m
 }
 
 /*
- * An overlay disk (overlay=, or any writable disk once a snapshot froze it)
- * cannot move yet: the destination would open the overlay while the source
- * still allocates blocks in it, and read a stale bitmap. Raw images move
- * with their lock. A 409 until the bitmap is handed over with the state.
+ * An overlay disk moves when its layers are the ones its command line names
+ * (overlay= over path=): the destination rebuilds the VM from that command
+ * line and takes the top over with its bitmap (overlay_relock). A disk a
+ * snapshot froze, or a restore layered, now runs on layers the command line
+ * does not name: a 409 until the layout travels with the state.
  */
 static int machine_migrate_disks_ok(struct machine *m, struct error *err)
 {
-	for (unsigned int i = 0; i < m->cfg->ndisks; i++)
-		if (virtio_blk_disk(m->blk[i])->ovl)
-			return error_set(err, EALREADY,
-					 "disk %u is a copy-on-write overlay (overlay=, or frozen "
-					 "by a snapshot): migrating overlay disks is not supported "
-					 "yet",
-					 i);
+	for (unsigned int i = 0; i < m->cfg->ndisks; i++) {
+		const struct config_disk *c = &m->cfg->disks[i];
+		const struct disk *d = virtio_blk_disk(m->blk[i]);
+		char *named;
+		bool same;
+
+		if (!d->ovl)
+			continue;
+		named = c->overlay[0] && !c->frozen[0] ? overlay_abspath(c->overlay) : NULL;
+		same = named && d->ovl->n == 2 && !strcmp(named, d->ovl->l[0].path);
+		free(named);
+		if (!same)
+			return error_set(
+				err, EALREADY,
+				"disk %u runs on copy-on-write layers its command line does "
+				"not name (a snapshot froze it, or it was restored): "
+				"migrating it is not supported yet",
+				i);
+	}
 	return 0;
 }
 

@@ -696,23 +696,68 @@ Test(migrate, destination_failure_reaches_the_source)
 }
 
 /*
- * A copy-on-write overlay disk cannot move yet (the destination would read a
- * stale bitmap): a 409 that says so, before anything is sent, and the VM
- * carries on here.
+ * A copy-on-write overlay disk moves with its VM: the guest fills the disk
+ * (an overlay over zeroes, so every block it wrote lives only in the
+ * overlay and is found through its bitmap), keeps reading it back, and the
+ * destination, which opened the overlay while the source still wrote to it,
+ * reads the same data: the bitmap went over with the lock.
  */
-Test(migrate, overlay_disks_are_refused)
+Test(migrate, overlay_disk_moves_with_its_bitmap)
 {
-	char sock[96], body[256], reply[1024], img[96], ovl[96], disk[256];
+	char sock[96], body[256], reply[1024], img[96], ovl[96], disk[256], in[96];
+	struct proc a, b;
+	int fd;
+
+	snprintf(img, sizeof(img), "%s/zero.img", dir);
+	snprintf(ovl, sizeof(ovl), "%s/top.ovl", dir);
+	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_eq(ftruncate(fd, 8 << 20), 0);
+	close(fd);
+	snprintf(disk, sizeof(disk), "path=%s,overlay=%s", img, ovl);
+	snprintf(in, sizeof(in), "unix:%s/mig.sock", dir);
+	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	{
+		const char *args[] = {"--incoming", in, NULL};
+
+		proc_start(&b, "b", args);
+	}
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  "test=blk-verify fill=1 ms=2500 virtio_poll=1",
+				      "--memory",   "64M",
+				      "--disk",	    disk,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(&a, "a", args);
+	}
+	file_wait(a.out, "name=blk-verify result=ready");
+	wait_listening(in);
+	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", in);
+	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s", reply);
+	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
+	cr_assert_eq(proc_wait(&b), 0, "%s", slurp(b.err));
+	cr_assert(harness_passed(slurp(b.out), "blk-verify"), "%s", slurp(b.out));
+	cr_assert(strstr(slurp(b.out), "mismatches=0"), "%s", slurp(b.out));
+}
+
+/*
+ * A disk a snapshot froze runs on layers its command line does not name:
+ * refused with a 409 before anything is sent, and the VM carries on here.
+ */
+Test(migrate, frozen_disks_are_refused)
+{
+	char sock[96], body[256], reply[1024], img[96], disk[256], snap[96];
 	struct proc a;
 	int fd;
 
 	snprintf(img, sizeof(img), "%s/base.img", dir);
-	snprintf(ovl, sizeof(ovl), "%s/top.ovl", dir);
 	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
 	close(fd);
-	snprintf(disk, sizeof(disk), "path=%s,overlay=%s", img, ovl);
+	snprintf(disk, sizeof(disk), "path=%s", img);
 	snprintf(sock, sizeof(sock), "%s/a.api", dir);
+	snprintf(snap, sizeof(snap), "%s/snap", dir);
 	{
 		const char *args[] = {"--kernel",   harness_guest("elf"),
 				      "--cmdline",  "test=mem-writer ms=1500 report_ms=200",
@@ -724,9 +769,12 @@ Test(migrate, overlay_disks_are_refused)
 		proc_start(&a, "a", args);
 	}
 	file_wait(a.out, "name=mem-writer result=ready");
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
+		     reply);
 	snprintf(body, sizeof(body), "{\"url\": \"unix:%s/nobody.sock\"}", dir);
 	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 409, "%s", reply);
-	cr_assert(strstr(reply, "copy-on-write overlay"), "%s", reply);
+	cr_assert(strstr(reply, "a snapshot froze it"), "%s", reply);
 	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
 	check_clean_run(slurp(a.out));
 }

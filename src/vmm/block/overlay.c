@@ -353,7 +353,7 @@ static int ovl_open_layer(struct overlay *o, unsigned int i, struct ovl_header *
 		size = h->size;
 	}
 	ret = ovl_check_layer(o, i, size, err);
-	if (!ret)
+	if (!ret && !(i == 0 && o->top_unlocked))
 		ret = ovl_lock(l->fd, rw ? F_WRLCK : F_RDLCK, l->path, err);
 	if (!ret && l->fmt == OVL_FMT_OVERLAY)
 		ret = ovl_load_bits(l, h, err);
@@ -383,7 +383,8 @@ static int ovl_open_chain(struct overlay *o, const char *top, struct error *err)
 	}
 }
 
-int overlay_open(struct overlay **out, const char *top, bool writable, struct error *err)
+static int ovl_open(struct overlay **out, const char *top, bool writable, bool top_unlocked,
+		    struct error *err)
 {
 	struct overlay *o = calloc(1, sizeof(*o));
 	int ret;
@@ -392,6 +393,7 @@ int overlay_open(struct overlay **out, const char *top, bool writable, struct er
 		return error_set(err, ENOMEM, "overlay %s: out of memory", top);
 	pthread_mutex_init(&o->lock, NULL);
 	o->writable = writable;
+	o->top_unlocked = top_unlocked;
 	o->l[0].fd = -1;
 	o->block_size = 1u << OVL_BLOCK_SHIFT;
 	ret = ovl_open_chain(o, top, err);
@@ -409,6 +411,57 @@ int overlay_open(struct overlay **out, const char *top, bool writable, struct er
 	o->dirty_lo = UINT64_MAX;
 	*out = o;
 	return 0;
+}
+
+int overlay_open(struct overlay **out, const char *top, bool writable, struct error *err)
+{
+	return ovl_open(out, top, writable, false, err);
+}
+
+int overlay_open_unlocked(struct overlay **out, const char *top, struct error *err)
+{
+	return ovl_open(out, top, true, true, err);
+}
+
+/* The top's bitmap again from its file: what the process that held it last persisted. */
+static int ovl_reload_bits(struct overlay *o, struct error *err)
+{
+	struct ovl_layer *top = &o->l[0];
+	int ret = ovl_io(top->fd, false, top->bits, top->bitmap_len, top->bitmap_off);
+
+	if (ret)
+		return error_set(err, -ret, "overlay %s: reading the bitmap: %s", top->path,
+				 strerror(-ret));
+	o->dirty_lo = UINT64_MAX;
+	o->dirty_hi = 0;
+	return 0;
+}
+
+int overlay_relock(struct overlay *o, bool locked, struct error *err)
+{
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+	int ret;
+
+	pthread_mutex_lock(&o->lock);
+	if (locked) {
+		ret = ovl_lock(o->l[0].fd, F_WRLCK, o->l[0].path, err);
+		if (!ret)
+			ret = ovl_reload_bits(o, err);
+		if (!ret)
+			o->top_unlocked = false;
+	} else {
+		ret = overlay_persist(o, true);
+		if (ret)
+			error_set(err, -ret, "overlay %s: persisting the bitmap: %s", o->l[0].path,
+				  strerror(-ret));
+		else if (fcntl(o->l[0].fd, F_OFD_SETLK, &fl))
+			ret = error_set(err, errno, "overlay %s: unlocking: %s", o->l[0].path,
+					strerror(errno));
+		else
+			o->top_unlocked = true;
+	}
+	pthread_mutex_unlock(&o->lock);
+	return ret;
 }
 
 void overlay_close(struct overlay *o)

@@ -72,6 +72,7 @@ struct overlay {
 	uint32_t block_size;
 	uint64_t size, nblocks;
 	bool writable;
+	bool top_unlocked; /* opened without the top's lock (an incoming migration) */
 	/* the top's bitmap and its dirty byte range, copy-up, persisting */
 	pthread_mutex_t lock;
 	uint64_t dirty_lo, dirty_hi;
@@ -89,6 +90,19 @@ int overlay_create(const char *path, const char *below, enum ovl_fmt fmt, struct
  * shared locks. Every header, size and the chain's shape are checked.
  */
 int overlay_open(struct overlay **out, const char *top, bool writable, struct error *err);
+/*
+ * overlay_open() for a live migration's destination: the top is opened
+ * without its lock, which the source still holds; overlay_relock() takes it
+ * once the source has let go.
+ */
+int overlay_open_unlocked(struct overlay **out, const char *top, struct error *err);
+/*
+ * Hands the top between two processes. Letting go (locked false) persists
+ * the bitmap first, so the taker sees every block written so far; taking it
+ * (true) reads the bitmap again from the file, as the last holder left it.
+ * -EBUSY while another process holds it.
+ */
+int overlay_relock(struct overlay *o, bool locked, struct error *err);
 /* Persists the bitmap (writable) and closes every layer. */
 void overlay_close(struct overlay *o);
 

@@ -334,7 +334,8 @@ int disk_open_overlay(struct disk **out, const char *image, const struct disk_op
 	d->fd = -1;
 	ret = ovl_disk_prepare(image, opts, err);
 	if (!ret)
-		ret = overlay_open(&d->ovl, opts->overlay, true, err);
+		ret = opts->unlocked ? overlay_open_unlocked(&d->ovl, opts->overlay, err)
+				     : overlay_open(&d->ovl, opts->overlay, true, err);
 	if (!ret)
 		ret = ovl_disk_check_below(d, image, err);
 	if (ret) {

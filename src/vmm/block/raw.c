@@ -251,6 +251,8 @@ int disk_set_locked(struct disk *d, bool locked, struct error *err)
 	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
 	struct stat st;
 
+	if (d->ovl)
+		return overlay_relock(d->ovl, locked, err);
 	if (!locked)
 		return fcntl(d->fd, F_OFD_SETLK, &fl)
 			       ? error_set(err, errno, "disk %s: unlocking: %s", d->path,
