@@ -179,6 +179,37 @@ Test(overlay, persist_then_reopen_without_close)
 	overlay_close(r);
 }
 
+/*
+ * A live migration's hand-over on one file: the destination opens the top
+ * unlocked while the source still writes; the source lets go (its bitmap
+ * written out), the destination takes the lock and reads the bitmap again,
+ * so it sees the blocks written after it opened. Before, it cannot lock.
+ */
+Test(overlay, relock_hands_the_top_over_with_its_bitmap)
+{
+	char top[128];
+	struct overlay *src = create_open("top.ovl", base, OVL_FMT_RAW, top, sizeof(top)), *dst;
+	uint8_t buf[BS], got[BS], *want = base_pattern();
+	struct error err = {0};
+
+	cr_assert_eq(overlay_open_unlocked(&dst, top, &err), 0, "%s", err.msg);
+	fill(buf, sizeof(buf), 9);
+	cr_assert_eq(overlay_pwrite(src, buf, BS, 3 * BS), 0); /* bits in memory only */
+	cr_assert_eq(overlay_relock(dst, true, &err), -EBUSY, "the source still holds it");
+	cr_assert_eq(overlay_relock(src, false, &err), 0, "%s", err.msg);
+	cr_assert_eq(overlay_relock(dst, true, &err), 0, "%s", err.msg);
+	cr_assert_eq(overlay_pread(dst, got, BS, 3 * BS), 0);
+	cr_assert(!memcmp(buf, got, BS), "the destination read the base, not the source's block");
+	cr_assert_eq(overlay_pread(dst, got, BS, 4 * BS), 0);
+	cr_assert(!memcmp(want + 4 * BS, got, BS));
+	/* and back: the source cannot take it while the destination holds it */
+	cr_assert_eq(overlay_relock(src, true, &err), -EBUSY);
+	src->writable = false;
+	overlay_close(src);
+	overlay_close(dst);
+	free(want);
+}
+
 Test(overlay, chain_reads_from_the_topmost_layer)
 {
 	char p1[128], p2[128];
