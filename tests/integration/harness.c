@@ -104,6 +104,22 @@ static pid_t spawn(const struct vmm_run *run, int in[2], int out[2], int err[2])
 	return pid;
 }
 
+/*
+ * The VMM may have exited by the time a step's input is sent (a test that
+ * makes it die on purpose): that is EPIPE here, not a SIGPIPE that kills
+ * the test.
+ */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	ssize_t n;
+
+	sigaction(SIGPIPE, &ign, &old);
+	n = write(fd, buf, len);
+	sigaction(SIGPIPE, &old, NULL);
+	return n;
+}
+
 static void feed_steps(const struct vmm_run *run, pid_t pid, int *step, struct buf *out, int infd)
 {
 	while (*step < run->nsteps && out->data && strstr(out->data, run->steps[*step].wait_for)) {
@@ -112,7 +128,7 @@ static void feed_steps(const struct vmm_run *run, pid_t pid, int *step, struct b
 		if (run->on_step)
 			run->on_step(run->ctx, *step, (int)pid);
 
-		if (write(infd, s, strlen(s)) < 0)
+		if (write_nosigpipe(infd, s, strlen(s)) < 0)
 			break;
 		(*step)++;
 	}
@@ -313,6 +329,172 @@ bool harness_read_until(int fd, char *buf, size_t size, size_t *len, const char 
 		buf[*len] = 0;
 	}
 	return strstr(buf, needle) != NULL;
+}
+
+void harness_tmpdir(char *dir, size_t size, const char *name)
+{
+	cr_assert_lt((size_t)snprintf(dir, size, "/tmp/bunshin-%s.XXXXXX", name), size);
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
+}
+
+char harness_dir[64];
+
+void harness_dir_setup(void)
+{
+	harness_tmpdir(harness_dir, sizeof(harness_dir), program_invocation_short_name);
+}
+
+void harness_dir_teardown(void)
+{
+	if (harness_dir[0])
+		harness_rm_rf(harness_dir);
+}
+
+void harness_rm_rf(const char *path)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		cr_log_warn("cannot remove %s", path);
+}
+
+void harness_proc_start(struct harness_proc *p, const char *dir, const char *tag,
+			const char *const *args)
+{
+	const char *argv[40] = {harness_vmm()};
+	int n = 1;
+
+	harness_require_kvm();
+	while (args[n - 1]) {
+		cr_assert_lt(n, 39, "too many VMM arguments");
+		argv[n] = args[n - 1];
+		n++;
+	}
+	snprintf(p->err, sizeof(p->err), "%s/%s.err", dir, tag);
+	snprintf(p->out, sizeof(p->out), "%s/%s.out", dir, tag);
+	p->pid = fork();
+	cr_assert_geq(p->pid, 0);
+	if (p->pid == 0) {
+		int fd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		harness_die_with_parent();
+		dup2(fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+}
+
+char *harness_slurp(const char *path)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+
+	buf[n > 0 ? n : 0] = 0;
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+char *harness_proc_stderr(const struct harness_proc *p)
+{
+	return harness_slurp(p->err);
+}
+
+int harness_proc_wait(struct harness_proc *p, int timeout_ms)
+{
+	int status;
+
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(10000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &status, 0);
+	cr_assert_fail("the VMM did not exit; stderr:\n%s", harness_proc_stderr(p));
+	return -1;
+}
+
+int harness_api(const char *sock, const char *method, const char *path, const char *body,
+		char *reply, size_t size)
+{
+	static char raw[262144];
+	char req[8192];
+	size_t len = 0, blen = body ? strlen(body) : 0;
+	int fd = harness_unix_connect(sock, 5000), status = 0, n;
+	ssize_t r;
+
+	cr_assert_geq(fd, 0, "%s never accepted a connection", sock);
+	n = snprintf(
+		req, sizeof(req),
+		"%s %s HTTP/1.1\r\nHost: vmm\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+		method, path, blen, body ? body : "");
+	cr_assert_lt((size_t)n, sizeof(req), "request too long for the test's buffer");
+	cr_assert_eq(write(fd, req, (size_t)n), n);
+	while ((r = read(fd, raw + len, sizeof(raw) - 1 - len)) > 0)
+		len += (size_t)r;
+	raw[len] = 0;
+	close(fd);
+	sscanf(raw, "HTTP/1.1 %d", &status);
+	snprintf(reply, size, "%s", strstr(raw, "\r\n\r\n") ? strstr(raw, "\r\n\r\n") + 4 : raw);
+	return status;
+}
+
+void harness_wait_running(const char *sock, int timeout_ms)
+{
+	char reply[4096];
+
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		harness_api(sock, "GET", "/vm", NULL, reply, sizeof(reply));
+		if (strstr(reply, "\"state\":\"running\""))
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("the VM never ran: %s", reply);
+}
+
+void harness_status_field(const char *path, const char *key, char *val, size_t len)
+{
+	char line[256];
+	size_t klen = strlen(key);
+	FILE *f = fopen(path, "r");
+
+	val[0] = '\0';
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':') {
+			snprintf(val, len, "%s", line + klen + 1 + strspn(line + klen + 1, " \t"));
+			val[strcspn(val, "\n")] = 0;
+			break;
+		}
+	fclose(f);
+}
+
+void harness_run_seccomp_selftest(const char *what, struct vmm_result *r)
+{
+	const char *argv[] = {"vmm",	   "--kernel",	harness_guest("elf"),
+			      "--cmdline", "test=boot", NULL};
+
+	harness_require_kvm();
+#ifndef BUNSHIN_TEST_HOOKS
+	cr_skip_test("built without test hooks (-Dtests=false): no forbidden call on demand");
+#endif
+	setenv("BUNSHIN_SECCOMP_SELFTEST", what, 1);
+	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1}, r);
+	unsetenv("BUNSHIN_SECCOMP_SELFTEST");
+}
+
+char *harness_wait_text(int fd, const char *needle, int timeout_ms)
+{
+	static char buf[16384];
+	size_t len = 0;
+
+	cr_assert(harness_read_until(fd, buf, sizeof(buf), &len, needle, timeout_ms),
+		  "never saw '%s'; got:\n%s", needle, buf);
+	return buf;
 }
 
 /*

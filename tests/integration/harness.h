@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * Runs the real bunshin-vmm binary as a child process, feeds its standard
@@ -63,6 +64,12 @@ int harness_unix_connect(const char *path, int timeout_ms);
  */
 bool harness_read_until(int fd, char *buf, size_t size, size_t *len, const char *needle,
 			int timeout_ms);
+/*
+ * harness_read_until() from scratch, where not seeing needle fails the
+ * test (showing what came). Returns what was read: a static buffer (16
+ * KiB), until the next call.
+ */
+char *harness_wait_text(int fd, const char *needle, int timeout_ms);
 void harness_free(struct vmm_result *res);
 
 /* Finds "key=" in the BUNSHIN-TEST line for name and copies its value. */
@@ -75,5 +82,62 @@ int harness_count(const char *out, const char *needle);
 uint32_t harness_crc32(const uint8_t *buf, size_t len);
 /* Writes len pseudo-random bytes to a new temp file; returns its malloc'd path. */
 char *harness_temp_file(size_t len, uint32_t seed, uint32_t *crc);
+
+/*
+ * A test's own directory, /tmp/bunshin-<name>.XXXXXX, made in dir (size
+ * bytes); harness_rm_rf() removes it (or anything else) in the teardown.
+ */
+void harness_tmpdir(char *dir, size_t size, const char *name);
+void harness_rm_rf(const char *path);
+/*
+ * The usual case of that: a suite's .init and .fini that give each test a
+ * fresh harness_dir, /tmp/bunshin-<test program>.XXXXXX.
+ */
+extern char harness_dir[64];
+void harness_dir_setup(void);
+void harness_dir_teardown(void);
+
+/* A VMM run in the background, for tests that talk to it while it runs. */
+struct harness_proc {
+	pid_t pid;
+	char err[128]; /* DIR/<tag>.err: its stderr */
+	char out[128]; /* DIR/<tag>.out: where a test that wants one points its console */
+};
+
+/*
+ * Starts the VMM with args (NULL-terminated, without argv[0]), its stderr
+ * to DIR/<tag>.err; it dies with the test. Skips the test without KVM.
+ */
+void harness_proc_start(struct harness_proc *p, const char *dir, const char *tag,
+			const char *const *args);
+/*
+ * Waits up to timeout_ms for it to exit: its exit status, or 128 + signal.
+ * One that does not exit is killed and fails the test, showing its stderr.
+ */
+int harness_proc_wait(struct harness_proc *p, int timeout_ms);
+/* Its stderr so far (the text of harness_slurp(): valid until the next call). */
+char *harness_proc_stderr(const struct harness_proc *p);
+/* The first 64 KiB of a file, "" when there is none; a static buffer, until the next call. */
+char *harness_slurp(const char *path);
+
+/*
+ * One HTTP request to the API socket at sock (retried for 5 s while the VMM
+ * creates it; a test failure if it never accepts): returns the status and
+ * copies the body to reply (size bytes, truncated).
+ */
+int harness_api(const char *sock, const char *method, const char *path, const char *body,
+		char *reply, size_t size);
+/* Waits up to timeout_ms for GET /vm to say "running": the API answers before the first boot. */
+void harness_wait_running(const char *sock, int timeout_ms);
+
+/* The value after "key:" in a /proc status file (the rest of the line), or "" if absent. */
+void harness_status_field(const char *path, const char *key, char *val, size_t len);
+
+/*
+ * Runs a boot guest (30 s at most) whose VMM makes the forbidden system
+ * call that BUNSHIN_SECCOMP_SELFTEST=what asks for: a hook of test builds
+ * only, so other builds skip the test.
+ */
+void harness_run_seccomp_selftest(const char *what, struct vmm_result *r);
 
 #endif

@@ -21,12 +21,7 @@
 
 #define MAX_CLONES 128
 
-struct proc {
-	pid_t pid;
-	char err[128];
-};
-
-static char dir[64];
+static char *const dir = harness_dir;
 /* Clones are the spawner's children, not ours: teardown kills what a failed test left. */
 static pid_t clone_pids[MAX_CLONES];
 static int nclone_pids;
@@ -34,19 +29,9 @@ static char shm_dir[128];
 
 static void setup(void)
 {
-	strcpy(dir, "/tmp/bunshin-clone.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	harness_dir_setup();
 	nclone_pids = 0;
 	shm_dir[0] = 0;
-}
-
-static void rm_rf(const char *path)
-{
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		cr_log_warn("cannot remove %s", path);
 }
 
 static bool pid_alive(pid_t pid)
@@ -69,60 +54,12 @@ static void kill_clones(void)
 static void teardown(void)
 {
 	kill_clones();
-	rm_rf(dir);
+	harness_dir_teardown();
 	if (shm_dir[0])
-		rm_rf(shm_dir);
+		harness_rm_rf(shm_dir);
 }
 
 TestSuite(clone, .init = setup, .fini = teardown, .timeout = 600);
-
-static void proc_start(struct proc *p, const char *tag, const char *const *args)
-{
-	const char *argv[40] = {harness_vmm()};
-	int n = 1;
-
-	harness_require_kvm();
-	for (int i = 0; args[i] && n < 39; i++)
-		argv[n++] = args[i];
-	snprintf(p->err, sizeof(p->err), "%s/%s.err", dir, tag);
-	p->pid = fork();
-	cr_assert_geq(p->pid, 0);
-	if (p->pid == 0) {
-		int fd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		harness_die_with_parent();
-		dup2(fd, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-}
-
-static char *read_text(const char *path)
-{
-	static char buf[65536];
-	int fd = open(path, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
-
-	buf[n > 0 ? n : 0] = 0;
-	if (fd >= 0)
-		close(fd);
-	return buf;
-}
-
-static int proc_wait(struct proc *p)
-{
-	int status;
-
-	for (int i = 0; i < 3000; i++) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		usleep(10000);
-	}
-	kill(p->pid, SIGKILL);
-	waitpid(p->pid, &status, 0);
-	cr_assert_fail("the VMM did not exit; stderr:\n%s", read_text(p->err));
-	return -1;
-}
 
 /* Waits (20 s at most) until the file at path holds want and the rest of its line. */
 static char *file_wait(const char *path, const char *want)
@@ -130,7 +67,7 @@ static char *file_wait(const char *path, const char *want)
 	char *text = NULL, *p;
 
 	for (int i = 0; i < 2000; i++) {
-		text = read_text(path);
+		text = harness_slurp(path);
 		p = strstr(text, want);
 		if (p && strchr(p, '\n'))
 			return text;
@@ -145,59 +82,25 @@ static void send_str(int fd, const char *s)
 	cr_assert_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
 }
 
-/* One HTTP request; returns the status and the body (static, until the next call). */
-static int api(const char *sock, const char *method, const char *path, const char *body,
-	       char **reply)
-{
-	static char raw[262144];
-	char req[4096];
-	size_t len = 0;
-	int fd = harness_unix_connect(sock, 5000), status = 0;
-	ssize_t n;
-
-	cr_assert_geq(fd, 0, "%s never accepted a connection", sock);
-	snprintf(
-		req, sizeof(req),
-		"%s %s HTTP/1.1\r\nHost: vmm\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-		method, path, body ? strlen(body) : 0, body ? body : "");
-	send_str(fd, req);
-	while ((n = read(fd, raw + len, sizeof(raw) - 1 - len)) > 0)
-		len += (size_t)n;
-	raw[len] = 0;
-	close(fd);
-	sscanf(raw, "HTTP/1.1 %d", &status);
-	*reply = strstr(raw, "\r\n\r\n") ? strstr(raw, "\r\n\r\n") + 4 : raw;
-	return status;
-}
-
-static void wait_running(const char *sock)
-{
-	char *reply;
-
-	for (int i = 0; i < 500; i++) {
-		api(sock, "GET", "/vm", NULL, &reply);
-		if (strstr(reply, "\"state\":\"running\""))
-			return;
-		usleep(10000);
-	}
-	cr_assert_fail("the VM never ran: %s", reply);
-}
-
 static void snapshot_into(const char *sock, const char *snap)
 {
-	char body[256], *reply;
+	char body[256];
+	char reply[4096];
 
 	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
-	wait_running(sock);
-	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, &reply), 200, "%s", reply);
+	harness_wait_running(sock, 5000);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200,
+		     "%s", reply);
 }
 
 static void action(const char *sock, const char *what)
 {
-	char body[64], *reply;
+	char body[64];
+	char reply[4096];
 
 	snprintf(body, sizeof(body), "{\"action\": \"%s\"}", what);
-	cr_assert_eq(api(sock, "PUT", "/vm/actions", body, &reply), 204, "%s: %s", what, reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/actions", body, reply, sizeof(reply)), 204,
+		     "%s: %s", what, reply);
 }
 
 /* Taps the VMM creates itself (and removes): needs CAP_NET_ADMIN and /dev/net/tun. */
@@ -215,6 +118,21 @@ static void tap_name(char *buf, size_t size, char tag)
 
 /* ---- identity on restore ---- */
 
+/* A parent a and the VM restored from its snapshot, b: their files in DIR. */
+struct ab_files {
+	char api_sock[96], slog[96], slog2[96], s1[104], s2[104], snap[96];
+};
+
+static void ab_files(struct ab_files *f)
+{
+	snprintf(f->api_sock, sizeof(f->api_sock), "%s/a.api", dir);
+	snprintf(f->slog, sizeof(f->slog), "%s/a.log", dir);
+	snprintf(f->slog2, sizeof(f->slog2), "%s/b.log", dir);
+	snprintf(f->s1, sizeof(f->s1), "file:%s", f->slog);
+	snprintf(f->s2, sizeof(f->s2), "file:%s", f->slog2);
+	snprintf(f->snap, sizeof(f->snap), "%s/snap", dir);
+}
+
 /*
  * The parent (a NIC with an id, one without, vsock) is snapshotted and
  * ends; the restored VM gets other taps, a MAC of our choosing, another
@@ -225,8 +143,9 @@ static void tap_name(char *buf, size_t size, char tag)
 Test(clone, restore_with_new_identity)
 {
 	char tapa[16], tapb[16], tapc[16], tapd[16], neta[64], netb[64], netc[96], netd[64];
-	char vs[128], vs2[128], api_sock[96], slog[96], slog2[96], snap[96], s1[104], s2[104];
-	struct proc a, b;
+	char vs[128], vs2[128];
+	struct ab_files f;
+	struct harness_proc a, b;
 
 	require_taps();
 	tap_name(tapa, sizeof(tapa), 'a');
@@ -239,12 +158,7 @@ Test(clone, restore_with_new_identity)
 	snprintf(netd, sizeof(netd), "id=net1,tap=%s", tapd);
 	snprintf(vs, sizeof(vs), "cid=7,uds=%s/a.vsock", dir);
 	snprintf(vs2, sizeof(vs2), "cid=1234,uds=%s/b.vsock", dir);
-	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	snprintf(slog, sizeof(slog), "%s/a.log", dir);
-	snprintf(slog2, sizeof(slog2), "%s/b.log", dir);
-	snprintf(s1, sizeof(s1), "file:%s", slog);
-	snprintf(s2, sizeof(s2), "file:%s", slog2);
-	snprintf(snap, sizeof(snap), "%s/snap", dir);
+	ab_files(&f);
 	{
 		const char *args[] = {"--kernel",   harness_guest("elf"),
 				      "--memory",   "64M",
@@ -252,41 +166,43 @@ Test(clone, restore_with_new_identity)
 				      "--net",	    neta,
 				      "--net",	    netb,
 				      "--vsock",    vs,
-				      "--serial",   s1,
-				      "--api-sock", api_sock,
+				      "--serial",   f.s1,
+				      "--api-sock", f.api_sock,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
-	file_wait(slog, "result=ready mac=");
-	snapshot_into(api_sock, snap);
+	file_wait(f.slog, "result=ready mac=");
+	snapshot_into(f.api_sock, f.snap);
 	/* Side by side with the parent: the guest's clock runs on from the snapshot. */
 	{
-		const char *args[] = {"--restore", snap, "--serial", s2,  "--net", netc,
-				      "--net",	   netd, "--vsock",  vs2, NULL};
+		const char *args[] = {"--restore", f.snap, "--serial", f.s2, "--net", netc,
+				      "--net",	   netd,   "--vsock",  vs2,  NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
-	cr_assert_eq(proc_wait(&a), 0, "stderr:\n%s", read_text(a.err));
-	cr_assert(strstr(read_text(slog), "result=pass changes=0"), "%s", read_text(slog));
-	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", read_text(b.err));
-	cr_assert(strstr(read_text(slog2), "result=changed mac=02:00:00:00:00:2a cid=1234"), "%s",
-		  read_text(slog2));
-	cr_assert(strstr(read_text(slog2), "resets=1"), "%s", read_text(slog2));
-	cr_assert(!strstr(read_text(slog2), "cfg_irqs=0"), "no configuration interrupt: %s",
-		  read_text(slog2));
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "stderr:\n%s", harness_slurp(a.err));
+	cr_assert(strstr(harness_slurp(f.slog), "result=pass changes=0"), "%s",
+		  harness_slurp(f.slog));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "stderr:\n%s", harness_slurp(b.err));
+	cr_assert(strstr(harness_slurp(f.slog2), "result=changed mac=02:00:00:00:00:2a cid=1234"),
+		  "%s", harness_slurp(f.slog2));
+	cr_assert(strstr(harness_slurp(f.slog2), "resets=1"), "%s", harness_slurp(f.slog2));
+	cr_assert(!strstr(harness_slurp(f.slog2), "cfg_irqs=0"), "no configuration interrupt: %s",
+		  harness_slurp(f.slog2));
 	/* The new MAC and the reset may be seen together or one after the other. */
-	cr_assert(strstr(read_text(slog2), "result=pass changes=1") ||
-			  strstr(read_text(slog2), "result=pass changes=2"),
-		  "%s", read_text(slog2));
+	cr_assert(strstr(harness_slurp(f.slog2), "result=pass changes=1") ||
+			  strstr(harness_slurp(f.slog2), "result=pass changes=2"),
+		  "%s", harness_slurp(f.slog2));
 	/* A NIC's queue count is the machine's: a restore cannot change it. */
 	{
-		const char *args[] = {"--restore", snap, "--net", "id=eth0,tap=x1,queues=2", NULL};
+		const char *args[] = {"--restore", f.snap, "--net", "id=eth0,tap=x1,queues=2",
+				      NULL};
 
-		proc_start(&b, "c", args);
-		cr_assert_eq(proc_wait(&b), 1);
-		cr_assert(strstr(read_text(b.err), "a restore cannot change it"), "%s",
-			  read_text(b.err));
+		harness_proc_start(&b, dir, "c", args);
+		cr_assert_eq(harness_proc_wait(&b, 30000), 1);
+		cr_assert(strstr(harness_slurp(b.err), "a restore cannot change it"), "%s",
+			  harness_slurp(b.err));
 	}
 }
 
@@ -303,48 +219,44 @@ Test(clone, restore_overrides_refused)
 		{"--ne", "id=net0,tap=x1", "write --net, --vsock and --console-virtio out in full"},
 		{"--cpus", "2", "--cpus cannot be combined with --restore"},
 	};
-	char api_sock[96], snap[96], s1[104];
-	struct proc a;
+	struct ab_files f;
+	struct harness_proc a;
 
-	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	snprintf(s1, sizeof(s1), "file:%s/a.log", dir);
-	snprintf(snap, sizeof(snap), "%s/snap", dir);
+	ab_files(&f);
 	{
-		const char *args[] = {"--kernel",   harness_guest("elf"),
-				      "--memory",   "64M",
-				      "--cmdline",  "test=serial-echo",
-				      "--serial",   s1,
-				      "--api-sock", api_sock,
-				      NULL};
+		const char *args[] = {"--kernel",   harness_guest("elf"), "--memory", "64M",
+				      "--cmdline",  "test=serial-echo",	  "--serial", f.s1,
+				      "--api-sock", f.api_sock,		  NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
-	snapshot_into(api_sock, snap);
-	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&a), 4);
+	snapshot_into(f.api_sock, f.snap);
+	action(f.api_sock, "stop");
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *args[] = {"--restore",  snap,	  "--serial", s1,
+		const char *args[] = {"--restore",  f.snap,	  "--serial", f.s1,
 				      cases[i].opt, cases[i].val, NULL};
-		struct proc b;
+		struct harness_proc b;
 		char *err;
 		int st;
 
-		proc_start(&b, "b", args);
-		st = proc_wait(&b);
-		err = read_text(b.err);
+		harness_proc_start(&b, dir, "b", args);
+		st = harness_proc_wait(&b, 30000);
+		err = harness_slurp(b.err);
 		cr_assert(st == 1 || st == 2, "%s %s: exit %d", cases[i].opt, cases[i].val, st);
 		cr_assert(strstr(err, cases[i].want), "%s %s: %s", cases[i].opt, cases[i].val, err);
 		cr_assert_eq(harness_count(err, "\n"), 1, "one line: %s", err);
 	}
 	/* A vsock override on a snapshot without vsock (the parent had none). */
 	{
-		const char *args[] = {"--restore", snap, "--vsock", "cid=9,uds=/tmp/x.vsock", NULL};
-		struct proc b;
+		const char *args[] = {"--restore", f.snap, "--vsock", "cid=9,uds=/tmp/x.vsock",
+				      NULL};
+		struct harness_proc b;
 
-		proc_start(&b, "b", args);
-		cr_assert_eq(proc_wait(&b), 1);
-		cr_assert(strstr(read_text(b.err), "the snapshot has no vsock device"), "%s",
-			  read_text(b.err));
+		harness_proc_start(&b, dir, "b", args);
+		cr_assert_eq(harness_proc_wait(&b, 30000), 1);
+		cr_assert(strstr(harness_slurp(b.err), "the snapshot has no vsock device"), "%s",
+			  harness_slurp(b.err));
 	}
 }
 
@@ -371,46 +283,41 @@ static void guid_of(const char *text, const char *result, char out[40])
  */
 Test(clone, vmgenid_changes_on_restore_only)
 {
-	char api_sock[96], slog[96], slog2[96], snap[96], s1[104], s2[104];
 	char g1[40], g2[40];
-	struct proc a, b;
+	struct ab_files f;
+	struct harness_proc a, b;
 	char *text;
 
-	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	snprintf(slog, sizeof(slog), "%s/a.log", dir);
-	snprintf(slog2, sizeof(slog2), "%s/b.log", dir);
-	snprintf(s1, sizeof(s1), "file:%s", slog);
-	snprintf(s2, sizeof(s2), "file:%s", slog2);
-	snprintf(snap, sizeof(snap), "%s/snap", dir);
+	ab_files(&f);
 	{
 		const char *args[] = {"--kernel",   harness_guest("elf"),
 				      "--memory",   "64M",
 				      "--cmdline",  "test=vmgenid vmgenid_ms=6000",
-				      "--serial",   s1,
-				      "--api-sock", api_sock,
+				      "--serial",   f.s1,
+				      "--api-sock", f.api_sock,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
-	text = file_wait(slog, "result=ready");
+	text = file_wait(f.slog, "result=ready");
 	cr_assert(strstr(text, "addr=0xdf000 e820=reserved"), "%s", text);
 	guid_of(text, "ready", g1);
-	wait_running(api_sock);
-	action(api_sock, "pause");
+	harness_wait_running(f.api_sock, 5000);
+	action(f.api_sock, "pause");
 	usleep(100000);
-	action(api_sock, "resume");
-	snapshot_into(api_sock, snap);
+	action(f.api_sock, "resume");
+	snapshot_into(f.api_sock, f.snap);
 	{
-		const char *args[] = {"--restore", snap, "--serial", s2, NULL};
+		const char *args[] = {"--restore", f.snap, "--serial", f.s2, NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
-	cr_assert_eq(proc_wait(&a), 0, "stderr:\n%s", read_text(a.err));
-	text = read_text(slog);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "stderr:\n%s", harness_slurp(a.err));
+	text = harness_slurp(f.slog);
 	cr_assert(strstr(text, "name=vmgenid result=pass changes=0"), "parent's changed:\n%s",
 		  text);
-	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", read_text(b.err));
-	text = read_text(slog2);
+	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "stderr:\n%s", harness_slurp(b.err));
+	text = harness_slurp(f.slog2);
 	guid_of(text, "changed", g2);
 	cr_assert_str_neq(g1, g2);
 	cr_assert(strstr(text, "gpe=1"), "no GPE with the change:\n%s", text);
@@ -494,24 +401,22 @@ static void clone_echo(const char *d, int i)
 	close(fd);
 }
 
-static void echo_parent(struct proc *a, const char *api_sock, const char *extra1,
-			const char *extra2)
+/* A serial-echo guest (DIR/a.log) with the API on api_sock, plus extra (NULL-terminated). */
+static void echo_parent(struct harness_proc *a, const char *api_sock, const char *const *extra)
 {
 	char s1[104];
+	const char *args[24] = {
+		"--kernel",	    harness_guest("elf"), "--memory", "64M",	    "--cmdline",
+		"test=serial-echo", "--serial",		  s1,	      "--api-sock", api_sock};
+	int n = 10;
 
 	snprintf(s1, sizeof(s1), "file:%s/a.log", dir);
-	{
-		const char *args[] = {"--kernel",   harness_guest("elf"),
-				      "--memory",   "64M",
-				      "--cmdline",  "test=serial-echo",
-				      "--serial",   s1,
-				      "--api-sock", api_sock,
-				      extra1,	    extra2,
-				      NULL};
-
-		proc_start(a, "a", args);
+	for (int i = 0; extra && extra[i]; i++) {
+		cr_assert_lt(n, 23);
+		args[n++] = extra[i];
 	}
-	wait_running(api_sock);
+	harness_proc_start(a, dir, "a", args);
+	harness_wait_running(api_sock, 5000);
 }
 
 /*
@@ -534,15 +439,17 @@ static void echo_parent(struct proc *a, const char *api_sock, const char *extra1
 Test(clone, hundred_clones_share_memory)
 {
 	static pid_t pids[MAX_CLONES];
-	char api_sock[96], d[128], mem[160], *reply;
+	char api_sock[96], d[128], mem[160];
+	static char reply[65536]; /* the replies of 100 clones */
 	long sum_map = 0, sum_priv = 0, sum_pss = 0, max_map = 0;
-	struct proc a;
+	struct harness_proc a;
 	int n;
 
 	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	echo_parent(&a, api_sock, NULL, NULL);
-	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", "{\"count\": 100}", &reply), 200, "%s",
-		     reply);
+	echo_parent(&a, api_sock, NULL);
+	cr_assert_eq(
+		harness_api(api_sock, "PUT", "/vm/clone", "{\"count\": 100}", reply, sizeof(reply)),
+		200, "%s", reply);
 	n = clone_reply(reply, pids, MAX_CLONES, d, sizeof(d));
 	snprintf(shm_dir, sizeof(shm_dir), "%s", d);
 	cr_assert_eq(n, 100, "%s", reply);
@@ -570,39 +477,53 @@ Test(clone, hundred_clones_share_memory)
 		     sum_priv);
 	/* The parent runs on. */
 	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&a), 4, "%s", read_text(a.err));
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4, "%s", harness_slurp(a.err));
 	kill_clones();
 	for (int i = 0; i < n; i++) {
 		char log[192], *text;
 
 		snprintf(log, sizeof(log), "%s/clone-%d/vmm.log", d, i);
-		text = read_text(log);
+		text = harness_slurp(log);
 		cr_assert(!strstr(text, "seccomp") && !strstr(text, "Sanitizer") &&
 				  !strstr(text, "error"),
 			  "clone %d: %s", i, text);
 	}
 }
 
+/*
+ * The echo parent with disk (API on api_sock), cloned twice into
+ * DIR/clones (more: further fields of the request, or ""); both clones
+ * echo. Their pids in pids, their directory in d.
+ */
+static void clone_twice(struct harness_proc *a, const char *api_sock, const char *disk,
+			const char *more, pid_t pids[2], char *d, size_t dsize)
+{
+	char body[384], reply[4096];
+
+	echo_parent(a, api_sock, (const char *const[]){"--disk", disk, NULL});
+	snprintf(body, sizeof(body), "{\"count\": 2, \"dir\": \"%s/clones\"%s}", dir, more);
+	cr_assert_eq(harness_api(api_sock, "PUT", "/vm/clone", body, reply, sizeof(reply)), 200,
+		     "%s", reply);
+	cr_assert_eq(clone_reply(reply, pids, 2, d, dsize), 2, "%s", reply);
+	clone_echo(d, 0);
+	clone_echo(d, 1);
+}
+
 /* A read-only disk is shared by clones as it is; a clone's files are in the dir asked for. */
 Test(clone, read_only_disk_and_given_dir)
 {
-	char api_sock[96], disk[160], d[128], cd[128], body[256], *reply, *img;
+	char api_sock[96], disk[160], d[128], cd[128], *img;
 	pid_t pids[2];
-	struct proc a;
+	struct harness_proc a;
 
 	img = harness_temp_file(1 << 20, 7, NULL);
 	snprintf(disk, sizeof(disk), "path=%s,readonly=on", img);
 	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	echo_parent(&a, api_sock, "--disk", disk);
+	clone_twice(&a, api_sock, disk, ", \"serial\": \"unix\"", pids, d, sizeof(d));
 	snprintf(cd, sizeof(cd), "%s/clones", dir);
-	snprintf(body, sizeof(body), "{\"count\": 2, \"dir\": \"%s\", \"serial\": \"unix\"}", cd);
-	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", body, &reply), 200, "%s", reply);
-	cr_assert_eq(clone_reply(reply, pids, 2, d, sizeof(d)), 2, "%s", reply);
 	cr_assert_str_eq(d, cd);
-	clone_echo(d, 0);
-	clone_echo(d, 1);
 	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&a), 4);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4);
 	kill_clones();
 	unlink(img);
 	free(img);
@@ -628,21 +549,15 @@ static bool is_overlay(const char *path)
  */
 Test(clone, writable_disk_gets_overlays)
 {
-	char api_sock[96], disk[160], d[128], cd[128], body[256], path[256], *reply, *img;
+	char api_sock[96], disk[160], d[128], path[256], *img;
 	char cmdline[4096];
 	pid_t pids[2];
-	struct proc a;
+	struct harness_proc a;
 
 	img = harness_temp_file(1 << 20, 11, NULL);
 	snprintf(disk, sizeof(disk), "path=%s,id=data", img);
 	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	echo_parent(&a, api_sock, "--disk", disk);
-	snprintf(cd, sizeof(cd), "%s/clones", dir);
-	snprintf(body, sizeof(body), "{\"count\": 2, \"dir\": \"%s\"}", cd);
-	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", body, &reply), 200, "%s", reply);
-	cr_assert_eq(clone_reply(reply, pids, 2, d, sizeof(d)), 2, "%s", reply);
-	clone_echo(d, 0);
-	clone_echo(d, 1);
+	clone_twice(&a, api_sock, disk, "", pids, d, sizeof(d));
 	snprintf(path, sizeof(path), "%s/disk0.live.ovl", d);
 	cr_assert(is_overlay(path), "the parent's overlay %s", path);
 	for (int i = 0; i < 2; i++) {
@@ -664,7 +579,7 @@ Test(clone, writable_disk_gets_overlays)
 		cr_assert(strstr(cmdline, path), "clone %d: %s", i, cmdline);
 	}
 	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&a), 4);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4);
 	kill_clones();
 	unlink(img);
 	free(img);
@@ -673,8 +588,9 @@ Test(clone, writable_disk_gets_overlays)
 /* Every bad request: a 400 (or 409) naming the problem, and nothing started or created. */
 Test(clone, bad_requests)
 {
-	char api_sock[96], body[512], notempty[128], *reply;
-	struct proc a;
+	char api_sock[96], body[512], notempty[128];
+	char reply[4096];
+	struct harness_proc a;
 	struct {
 		const char *body;
 		int status;
@@ -703,7 +619,7 @@ Test(clone, bad_requests)
 	};
 
 	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	echo_parent(&a, api_sock, NULL, NULL);
+	echo_parent(&a, api_sock, NULL);
 	snprintf(notempty, sizeof(notempty), "%s/full", dir);
 	mkdir(notempty, 0700);
 	snprintf(body, sizeof(body), "%s/full/x", dir);
@@ -716,22 +632,23 @@ Test(clone, bad_requests)
 			snprintf(body, sizeof(body), "{\"count\": 1, \"dir\": \"%s\"}", notempty);
 			b = body;
 		}
-		st = api(api_sock, "PUT", "/vm/clone", b, &reply);
+		st = harness_api(api_sock, "PUT", "/vm/clone", b, reply, sizeof(reply));
 		cr_assert_eq(st, cases[i].status, "%s: %d %s", b, st, reply);
 		cr_assert(strstr(reply, cases[i].want), "%s: %s", b, reply);
 	}
-	cr_assert_eq(harness_count(read_text(a.err), "cloned into"), 0);
-	api(api_sock, "GET", "/vm", NULL, &reply);
+	cr_assert_eq(harness_count(harness_slurp(a.err), "cloned into"), 0);
+	harness_api(api_sock, "GET", "/vm", NULL, reply, sizeof(reply));
 	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
 	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&a), 4);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4);
 }
 
 /* The identity a VM with vsock, a NIC and a writable disk needs from a clone request. */
 Test(clone, bad_requests_for_devices)
 {
-	char api_sock[96], vs[128], net[64], tap[16], body[512], disk[160], *reply, *img;
-	struct proc a, b2;
+	char api_sock[96], vs[128], net[64], tap[16], body[512], disk[160], *img;
+	char reply[4096];
+	struct harness_proc a, b2;
 	struct {
 		const char *body;
 		int status;
@@ -759,22 +676,7 @@ Test(clone, bad_requests_for_devices)
 	snprintf(net, sizeof(net), "tap=%s", tap);
 	snprintf(vs, sizeof(vs), "cid=6,uds=%s/a.vsock", dir);
 	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	{
-		char s1[104];
-
-		snprintf(s1, sizeof(s1), "file:%s/a.log", dir);
-		const char *args[] = {"--kernel",   harness_guest("elf"),
-				      "--memory",   "64M",
-				      "--cmdline",  "test=serial-echo",
-				      "--serial",   s1,
-				      "--api-sock", api_sock,
-				      "--vsock",    vs,
-				      "--net",	    net,
-				      NULL};
-
-		proc_start(&a, "a", args);
-	}
-	wait_running(api_sock);
+	echo_parent(&a, api_sock, (const char *const[]){"--vsock", vs, "--net", net, NULL});
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *b = cases[i].body;
 		char ctap[16];
@@ -788,7 +690,7 @@ Test(clone, bad_requests_for_devices)
 				 ctap);
 			b = body;
 		}
-		st = api(api_sock, "PUT", "/vm/clone", b, &reply);
+		st = harness_api(api_sock, "PUT", "/vm/clone", b, reply, sizeof(reply));
 		cr_assert_eq(st, cases[i].status, "%s: %d %s", b, st, reply);
 		cr_assert(strstr(reply, cases[i].want), "%s: %s", b, reply);
 		if (st == 200) {
@@ -802,17 +704,18 @@ Test(clone, bad_requests_for_devices)
 		}
 	}
 	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&a), 4);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4);
 
 	/* A writable disk: its overlays go into dir, so the /dev/shm default is refused. */
 	img = harness_temp_file(1 << 20, 9, NULL);
 	snprintf(disk, sizeof(disk), "path=%s", img);
-	echo_parent(&b2, api_sock, "--disk", disk);
+	echo_parent(&b2, api_sock, (const char *const[]){"--disk", disk, NULL});
 	snprintf(body, sizeof(body), "{\"count\": 1}");
-	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", body, &reply), 400, "%s", reply);
+	cr_assert_eq(harness_api(api_sock, "PUT", "/vm/clone", body, reply, sizeof(reply)), 400,
+		     "%s", reply);
 	cr_assert(strstr(reply, "\"field\":\"dir\"") && strstr(reply, "writable"), "%s", reply);
 	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&b2), 4);
+	cr_assert_eq(harness_proc_wait(&b2, 30000), 4);
 	unlink(img);
 	free(img);
 }
@@ -824,9 +727,9 @@ Test(clone, bad_requests_for_devices)
  */
 Test(clone, restore_with_new_virtio_console)
 {
-	char hvc[96], hvc_arg[104], hvc2[96], hvc2_arg[104], api_sock[96], s1[104], slog[96];
-	char snap[96], buf[4096];
-	struct proc a, b;
+	char hvc[96], hvc_arg[104], hvc2[96], hvc2_arg[104], buf[4096];
+	struct ab_files f;
+	struct harness_proc a, b;
 	size_t len = 0;
 	int fd;
 
@@ -834,10 +737,7 @@ Test(clone, restore_with_new_virtio_console)
 	snprintf(hvc_arg, sizeof(hvc_arg), "unix:%s", hvc);
 	snprintf(hvc2, sizeof(hvc2), "%s/hvc0-clone", dir);
 	snprintf(hvc2_arg, sizeof(hvc2_arg), "unix:%s", hvc2);
-	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	snprintf(slog, sizeof(slog), "%s/a.log", dir);
-	snprintf(s1, sizeof(s1), "file:%s", slog);
-	snprintf(snap, sizeof(snap), "%s/snap", dir);
+	ab_files(&f);
 	{
 		const char *args[] = {"--kernel",
 				      harness_guest("elf"),
@@ -846,14 +746,14 @@ Test(clone, restore_with_new_virtio_console)
 				      "--cmdline",
 				      "test=virtio-console",
 				      "--serial",
-				      s1,
+				      f.s1,
 				      "--console-virtio",
 				      hvc_arg,
 				      "--api-sock",
-				      api_sock,
+				      f.api_sock,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
 	fd = harness_unix_connect(hvc, 5000);
 	cr_assert_geq(fd, 0);
@@ -861,25 +761,25 @@ Test(clone, restore_with_new_virtio_console)
 	send_str(fd, "first\n");
 	cr_assert(harness_read_until(fd, buf, sizeof(buf), &len, "ECHO: FIRST", 10000), "%s", buf);
 	close(fd);
-	snapshot_into(api_sock, snap);
-	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&a), 4);
+	snapshot_into(f.api_sock, f.snap);
+	action(f.api_sock, "stop");
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4);
 	unlink(hvc);
 	{
-		const char *args[] = {"--restore", snap, "--console-virtio", hvc2_arg, NULL};
+		const char *args[] = {"--restore", f.snap, "--console-virtio", hvc2_arg, NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
 	fd = harness_unix_connect(hvc2, 5000);
-	cr_assert_geq(fd, 0, "no console at %s: %s", hvc2, read_text(b.err));
+	cr_assert_geq(fd, 0, "no console at %s: %s", hvc2, harness_slurp(b.err));
 	cr_assert(access(hvc, F_OK) != 0, "the recorded console socket came back");
 	len = 0;
 	send_str(fd, "second\nquit\n");
 	cr_assert(harness_read_until(fd, buf, sizeof(buf), &len, "ECHO: SECOND", 10000), "%s", buf);
 	close(fd);
-	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", read_text(b.err));
-	cr_assert(strstr(read_text(slog), "name=virtio-console result=pass lines=2"), "%s",
-		  read_text(slog));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "stderr:\n%s", harness_slurp(b.err));
+	cr_assert(strstr(harness_slurp(f.slog), "name=virtio-console result=pass lines=2"), "%s",
+		  harness_slurp(f.slog));
 }
 
 /*
@@ -889,9 +789,9 @@ Test(clone, restore_with_new_virtio_console)
  */
 Test(clone, restore_new_mac_is_announced)
 {
-	char tapa[16], tapb[16], neta[64], netb[64], api_sock[96], slog[96], slog2[96];
-	char snap[96], s1[104], s2[104], mac1[32], mac2[32];
-	struct proc a, b;
+	char tapa[16], tapb[16], neta[64], netb[64], mac1[32], mac2[32];
+	struct ab_files f;
+	struct harness_proc a, b;
 	const char *p;
 
 	require_taps();
@@ -899,36 +799,31 @@ Test(clone, restore_new_mac_is_announced)
 	tap_name(tapb, sizeof(tapb), 'f');
 	snprintf(neta, sizeof(neta), "tap=%s", tapa);
 	snprintf(netb, sizeof(netb), "id=net0,tap=%s", tapb);
-	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	snprintf(slog, sizeof(slog), "%s/a.log", dir);
-	snprintf(slog2, sizeof(slog2), "%s/b.log", dir);
-	snprintf(s1, sizeof(s1), "file:%s", slog);
-	snprintf(s2, sizeof(s2), "file:%s", slog2);
-	snprintf(snap, sizeof(snap), "%s/snap", dir);
+	ab_files(&f);
 	{
 		const char *args[] = {
 			"--kernel",   harness_guest("elf"),
 			"--memory",   "64M",
 			"--cmdline",  "test=identity identity_ms=6000 identity_announce=1",
 			"--net",      neta,
-			"--serial",   s1,
-			"--api-sock", api_sock,
+			"--serial",   f.s1,
+			"--api-sock", f.api_sock,
 			NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
-	p = strstr(file_wait(slog, "result=ready mac="), "mac=");
+	p = strstr(file_wait(f.slog, "result=ready mac="), "mac=");
 	cr_assert_eq(sscanf(p, "mac=%17s", mac1), 1);
-	snapshot_into(api_sock, snap);
+	snapshot_into(f.api_sock, f.snap);
 	{
-		const char *args[] = {"--restore", snap, "--serial", s2, "--net", netb, NULL};
+		const char *args[] = {"--restore", f.snap, "--serial", f.s2, "--net", netb, NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
-	cr_assert_eq(proc_wait(&a), 0, "stderr:\n%s", read_text(a.err));
-	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", read_text(b.err));
-	p = strstr(read_text(slog2), "result=changed mac=");
-	cr_assert_not_null(p, "%s", read_text(slog2));
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "stderr:\n%s", harness_slurp(a.err));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "stderr:\n%s", harness_slurp(b.err));
+	p = strstr(harness_slurp(f.slog2), "result=changed mac=");
+	cr_assert_not_null(p, "%s", harness_slurp(f.slog2));
 	cr_assert_eq(sscanf(p, "result=changed mac=%17s", mac2), 1);
 	cr_assert_str_neq(mac1, mac2);
 	cr_assert(!strncmp(mac2, "52:54:00:", 9), "%s", mac2);
@@ -938,32 +833,37 @@ Test(clone, restore_new_mac_is_announced)
 /* Not started yet: 409. Paused: cloned, and it stays paused. */
 Test(clone, not_started_refused_paused_stays_paused)
 {
-	char api_sock[96], d[128], *reply;
-	struct proc a, b;
+	char api_sock[96], d[128];
+	char reply[4096];
+	struct harness_proc a, b;
 	pid_t pid;
 
 	snprintf(api_sock, sizeof(api_sock), "%s/w.api", dir);
 	{
 		const char *args[] = {"--api-sock", api_sock, NULL};
 
-		proc_start(&a, "w", args);
+		harness_proc_start(&a, dir, "w", args);
 	}
-	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", "{\"count\": 1}", &reply), 409, "%s", reply);
+	cr_assert_eq(
+		harness_api(api_sock, "PUT", "/vm/clone", "{\"count\": 1}", reply, sizeof(reply)),
+		409, "%s", reply);
 	cr_assert(strstr(reply, "not been started"), "%s", reply);
 	kill(a.pid, SIGTERM);
-	cr_assert_eq(proc_wait(&a), 4);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4);
 
 	snprintf(api_sock, sizeof(api_sock), "%s/a.api", dir);
-	echo_parent(&b, api_sock, NULL, NULL);
+	echo_parent(&b, api_sock, NULL);
 	action(api_sock, "pause");
-	cr_assert_eq(api(api_sock, "PUT", "/vm/clone", "{\"count\": 1}", &reply), 200, "%s", reply);
+	cr_assert_eq(
+		harness_api(api_sock, "PUT", "/vm/clone", "{\"count\": 1}", reply, sizeof(reply)),
+		200, "%s", reply);
 	cr_assert_eq(clone_reply(reply, &pid, 1, d, sizeof(d)), 1, "%s", reply);
 	snprintf(shm_dir, sizeof(shm_dir), "%s", d);
 	clone_echo(d, 0);
-	api(api_sock, "GET", "/vm", NULL, &reply);
+	harness_api(api_sock, "GET", "/vm", NULL, reply, sizeof(reply));
 	cr_assert(strstr(reply, "\"state\":\"paused\""), "%s", reply);
 	action(api_sock, "stop");
-	cr_assert_eq(proc_wait(&b), 4);
+	cr_assert_eq(harness_proc_wait(&b, 30000), 4);
 	kill_clones();
 }
 
@@ -972,7 +872,7 @@ Test(clone, vmgenid_survives_reboot)
 {
 	char slog[96], s1[104], g1[40], g2[40];
 	const char *second;
-	struct proc a;
+	struct harness_proc a;
 	char *text;
 
 	snprintf(slog, sizeof(slog), "%s/a.log", dir);
@@ -985,10 +885,10 @@ Test(clone, vmgenid_survives_reboot)
 				      "--serial",    s1,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
-	cr_assert_eq(proc_wait(&a), 0, "stderr:\n%s", read_text(a.err));
-	text = read_text(slog);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "stderr:\n%s", harness_slurp(a.err));
+	text = harness_slurp(slog);
 	cr_assert_eq(harness_count(text, "name=vmgenid result=ready"), 2, "%s", text);
 	guid_of(text, "ready", g1);
 	second = strstr(strstr(text, "result=ready") + 1, "name=vmgenid result=ready");

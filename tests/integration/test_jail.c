@@ -31,6 +31,9 @@
 #define GUEST_IP  "10.0.2.15"
 #define HOST_IP	  "10.0.2.1"
 
+/* The first words of every jailed VMM's command line. */
+#define JAILED_VMM "vmm", "--jail", jail, "--uid", JAIL_UIDS, "--gid", JAIL_GIDS
+
 static char jail[64];
 static char cgname[64];
 
@@ -61,8 +64,7 @@ static void setup(void)
 	if (geteuid())
 		cr_skip_test("skipped: the jail needs root (namespaces, pivot_root, setuid)");
 	harness_require_kvm();
-	strcpy(jail, "/tmp/bunshin-jail-XXXXXX");
-	cr_assert(mkdtemp(jail));
+	harness_tmpdir(jail, sizeof(jail), "jail");
 	cr_assert_eq(chmod(jail, 0755), 0);
 	cr_assert_eq(chown(jail, JAIL_UID, JAIL_GID), 0);
 	jail_path(path, sizeof(path), "guest.elf");
@@ -72,13 +74,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	if (!jail[0])
-		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", jail);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", jail);
+	if (jail[0])
+		harness_rm_rf(jail);
 }
 
 TestSuite(jail, .init = setup, .fini = teardown, .timeout = 120);
@@ -95,24 +92,6 @@ static void skip_if_unsupported(const char *err)
 
 /* ---- what /proc says about the jailed VMM ---- */
 
-static void status_field(const char *path, const char *key, char *val, size_t len)
-{
-	char line[256];
-	size_t klen = strlen(key);
-	FILE *f = fopen(path, "r");
-
-	val[0] = '\0';
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen) && line[klen] == ':') {
-			snprintf(val, len, "%s", line + klen + 1 + strspn(line + klen + 1, " \t"));
-			val[strcspn(val, "\n")] = 0;
-			break;
-		}
-	fclose(f);
-}
-
 /* The launcher forks once: the jailed VMM is its only child. */
 static int jailed_pid(int launcher)
 {
@@ -125,7 +104,7 @@ static int jailed_pid(int launcher)
 		if (e->d_name[0] < '1' || e->d_name[0] > '9')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
-		status_field(path, "PPid", val, sizeof(val));
+		harness_status_field(path, "PPid", val, sizeof(val));
 		if (atoi(val) == launcher)
 			found = atoi(e->d_name);
 	}
@@ -192,16 +171,16 @@ static void sample(void *ctx, int i, int launcher)
 	if (s->pid < 0)
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/status", s->pid);
-	status_field(path, "Uid", s->uid, sizeof(s->uid));
-	status_field(path, "Gid", s->gid, sizeof(s->gid));
-	status_field(path, "Groups", s->groups, sizeof(s->groups));
-	status_field(path, "CapEff", s->cap_eff, sizeof(s->cap_eff));
-	status_field(path, "CapPrm", s->cap_prm, sizeof(s->cap_prm));
-	status_field(path, "CapBnd", s->cap_bnd, sizeof(s->cap_bnd));
-	status_field(path, "CapInh", s->cap_inh, sizeof(s->cap_inh));
-	status_field(path, "CapAmb", s->cap_amb, sizeof(s->cap_amb));
-	status_field(path, "NoNewPrivs", s->no_new_privs, sizeof(s->no_new_privs));
-	status_field(path, "Seccomp", s->seccomp, sizeof(s->seccomp));
+	harness_status_field(path, "Uid", s->uid, sizeof(s->uid));
+	harness_status_field(path, "Gid", s->gid, sizeof(s->gid));
+	harness_status_field(path, "Groups", s->groups, sizeof(s->groups));
+	harness_status_field(path, "CapEff", s->cap_eff, sizeof(s->cap_eff));
+	harness_status_field(path, "CapPrm", s->cap_prm, sizeof(s->cap_prm));
+	harness_status_field(path, "CapBnd", s->cap_bnd, sizeof(s->cap_bnd));
+	harness_status_field(path, "CapInh", s->cap_inh, sizeof(s->cap_inh));
+	harness_status_field(path, "CapAmb", s->cap_amb, sizeof(s->cap_amb));
+	harness_status_field(path, "NoNewPrivs", s->no_new_privs, sizeof(s->no_new_privs));
+	harness_status_field(path, "Seccomp", s->seccomp, sizeof(s->seccomp));
 	for (int k = 0; k < 4; k++)
 		s->ns_differs[k] = !same_ns(s->pid, ns[k]);
 	s->net_same = same_ns(s->pid, "net");
@@ -215,7 +194,7 @@ static void run_jailed(const char *const *jail_extra, const char *const *vmm, st
 		       const char *term_when, struct vmm_result *r)
 {
 	static const struct vmm_step steps[] = {{"result=ready", "quit\n"}};
-	const char *argv[48] = {"vmm", "--jail", jail, "--uid", JAIL_UIDS, "--gid", JAIL_GIDS};
+	const char *argv[48] = {JAILED_VMM};
 	int n = 7;
 
 	for (int i = 0; jail_extra && jail_extra[i]; i++)
@@ -527,26 +506,10 @@ static void cg_sample(void *ctx, int i, int launcher)
 Test(jail, cgroup_limits_and_cleanup)
 {
 	static const struct vmm_step steps[] = {{"result=ready", "quit\n"}};
-	const char *argv[] = {"vmm",
-			      "--jail",
-			      jail,
-			      "--uid",
-			      JAIL_UIDS,
-			      "--gid",
-			      JAIL_GIDS,
-			      "--cgroup",
-			      cgname,
-			      "--kernel",
-			      "/guest.elf",
-			      "--cmdline",
-			      "test=serial-echo",
-			      "--cpus",
-			      "2",
-			      "--memory",
-			      "128M",
-			      "--api-sock",
-			      "/api.sock",
-			      NULL};
+	const char *argv[] = {
+		JAILED_VMM,  "--cgroup",	 cgname,      "--kernel", "/guest.elf",
+		"--cmdline", "test=serial-echo", "--cpus",    "2",	  "--memory",
+		"128M",	     "--api-sock",	 "/api.sock", NULL};
 	struct sample s = {0};
 	struct vmm_result r;
 	struct stat st;
@@ -675,13 +638,7 @@ static void snapshot_inside(void *ctx, int i, int pid)
 Test(jail, snapshot_and_restore_inside)
 {
 	static const struct vmm_step snap_steps[] = {{"name=clock-watch result=ready", ""}};
-	const char *snap_argv[] = {"vmm",
-				   "--jail",
-				   jail,
-				   "--uid",
-				   JAIL_UIDS,
-				   "--gid",
-				   JAIL_GIDS,
+	const char *snap_argv[] = {JAILED_VMM,
 				   "--kernel",
 				   "/guest.elf",
 				   "--cmdline",
@@ -689,10 +646,8 @@ Test(jail, snapshot_and_restore_inside)
 				   "--api-sock",
 				   "/api.sock",
 				   NULL};
-	const char *restore_argv[] = {
-		"vmm",	   "--jail",   jail,   "--uid",		  JAIL_UIDS,	     "--gid",
-		JAIL_GIDS, "--cgroup", cgname, "--cgroup-limits", "memory_max=512M", "--restore",
-		"/snap",   NULL};
+	const char *restore_argv[] = {JAILED_VMM,	 "--cgroup",  cgname,  "--cgroup-limits",
+				      "memory_max=512M", "--restore", "/snap", NULL};
 	char reply[512] = "";
 	struct vmm_result r;
 
@@ -722,124 +677,59 @@ Test(jail, snapshot_and_restore_inside)
 
 /* ---- a VM configured through the API, jailed ---- */
 
-/* One request on the jail's API socket; the reply (status line on) in reply. */
-static bool api_call(const char *method, const char *path, const char *body, char *reply,
-		     size_t size)
+/*
+ * The jailed VMM's stderr goes to the jail's parent (/tmp), out of the
+ * jailed VMM's sight: DIR/../<jail's name>.err.
+ */
+static void start_beside_jail(struct harness_proc *p, const char *const *args)
 {
-	char sock[128], req[1024];
-	size_t len = 0;
-	int fd, n;
+	char parent[64], *name;
 
-	reply[0] = 0;
-	jail_path(sock, sizeof(sock), "api.sock");
-	fd = harness_unix_connect(sock, 10000);
-	if (fd < 0)
-		return false;
-	n = snprintf(req, sizeof(req),
-		     "%s %s HTTP/1.0\r\nHost: vm\r\nContent-Type: application/json\r\n"
-		     "Content-Length: %zu\r\n\r\n%s",
-		     method, path, strlen(body), body);
-	if (write(fd, req, n) == n)
-		harness_read_until(fd, reply, size, &len, "\r\n\r\n", 10000);
-	/* the body, if any, follows the headers */
-	harness_read_until(fd, reply, size, &len, "\n\n\n", 300);
-	close(fd);
-	return true;
-}
-
-static void read_text(const char *path, char *text, size_t size)
-{
-	FILE *f = fopen(path, "r");
-
-	text[0] = 0;
-	if (f) {
-		text[fread(text, 1, size - 1, f)] = 0;
-		fclose(f);
-	}
-}
-
-/* Starts the VMM with stdout and stderr to files in the jail's parent; its pid. */
-static pid_t spawn(const char *const *argv, const char *out)
-{
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0);
-	if (!pid) {
-		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		harness_die_with_parent();
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(harness_vmm(), (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_status(pid_t pid, int timeout_ms)
-{
-	int status;
-
-	for (int waited = 0; waited < timeout_ms; waited += 10) {
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	return -1;
+	snprintf(parent, sizeof(parent), "%s", jail);
+	name = strrchr(parent, '/');
+	*name++ = 0;
+	harness_proc_start(p, parent, name, args);
 }
 
 Test(jail, configured_through_the_api_inside)
 {
-	const char *argv[] = {"bunshin-vmm",
-			      "--jail",
-			      jail,
-			      "--uid",
-			      JAIL_UIDS,
-			      "--gid",
-			      JAIL_GIDS,
-			      "--cgroup",
-			      cgname,
-			      "--cgroup-limits",
-			      "memory_max=256M",
-			      "--api-sock",
-			      "/api.sock",
-			      "--serial",
-			      "file:/serial.log",
-			      NULL};
+	const char *argv[] = {JAILED_VMM,	  "--cgroup",	cgname,	     "--cgroup-limits",
+			      "memory_max=256M",  "--api-sock", "/api.sock", "--serial",
+			      "file:/serial.log", NULL};
 	const char *config = "{\"kernel\": \"/guest.elf\", \"cmdline\": \"test=boot\", "
 			     "\"vcpus\": 1, \"memory_mib\": 64}";
-	char reply[2048], out[160], log[128], text[4096] = "";
-	int status;
-	pid_t pid;
+	char reply[2048], sock[128], log[128], *text;
+	struct harness_proc p;
+	int status, fd;
 
-	snprintf(out, sizeof(out), "%s/../%s.out", jail, strrchr(jail, '/') + 1);
-	pid = spawn(argv, out);
-	if (!api_call("GET", "/vm/limits", "", reply, sizeof(reply))) {
-		status = wait_status(pid, 5000);
-		read_text(out, text, sizeof(text));
-		unlink(out);
+	start_beside_jail(&p, argv + 1);
+	jail_path(sock, sizeof(sock), "api.sock");
+	fd = harness_unix_connect(sock, 10000);
+	if (fd < 0) {
+		status = harness_proc_wait(&p, 5000);
+		text = harness_proc_stderr(&p);
+		unlink(p.err);
 		skip_if_unsupported(text);
 		cr_assert_fail("no API socket; status %d, output:\n%s", status, text);
 	}
+	close(fd);
+	harness_api(sock, "GET", "/vm/limits", NULL, reply, sizeof(reply));
 	cr_assert(strstr(reply, "\"memory_max\":268435456"), "GET /vm/limits:\n%s", reply);
-	api_call("PUT", "/vm/config", config, reply, sizeof(reply));
-	cr_assert(strstr(reply, " 204 ") || strstr(reply, " 200 "), "PUT /vm/config:\n%s", reply);
-	api_call("PUT", "/vm/actions", "{\"action\": \"start\"}", reply, sizeof(reply));
-	status = wait_status(pid, 30000);
-	read_text(out, text, sizeof(text));
-	unlink(out);
+	status = harness_api(sock, "PUT", "/vm/config", config, reply, sizeof(reply));
+	cr_assert(status == 204 || status == 200, "PUT /vm/config: %d %s", status, reply);
+	harness_api(sock, "PUT", "/vm/actions", "{\"action\": \"start\"}", reply, sizeof(reply));
+	status = harness_proc_wait(&p, 30000);
+	text = harness_proc_stderr(&p);
+	unlink(p.err);
 	cr_assert_eq(status, 0, "status %d; output:\n%s", status, text);
 	jail_path(log, sizeof(log), "serial.log");
-	read_text(log, text, sizeof(text));
+	text = harness_slurp(log);
 	cr_assert(harness_passed(text, "boot"), "serial log:\n%s", text);
 }
 
 Test(jail, api_configured_vm_needs_a_memory_limit)
 {
-	const char *argv[] = {"vmm",	 "--jail",   jail,   "--uid",	   JAIL_UIDS,	"--gid",
-			      JAIL_GIDS, "--cgroup", cgname, "--api-sock", "/api.sock", NULL};
+	const char *argv[] = {JAILED_VMM, "--cgroup", cgname, "--api-sock", "/api.sock", NULL};
 	struct vmm_result r;
 
 	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 10000, .run_as_uid = -1}, &r);

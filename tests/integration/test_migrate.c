@@ -19,94 +19,35 @@
 
 #include "harness.h"
 
-struct proc {
-	pid_t pid;
-	char err[128];
-	char out[128];
-};
+static char *const dir = harness_dir;
 
-static char dir[64];
+TestSuite(migrate, .init = harness_dir_setup, .fini = harness_dir_teardown, .timeout = 120);
 
-static void setup(void)
+/* Starts the VMM with args (NULL-terminated), its console to p->out (DIR/<tag>.out). */
+static void proc_start(struct harness_proc *p, const char *tag, const char *const *args)
 {
-	strcpy(dir, "/tmp/bunshin-mig.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		cr_log_warn("cannot remove %s", dir);
-}
-
-TestSuite(migrate, .init = setup, .fini = teardown, .timeout = 120);
-
-/* Starts the VMM with args (NULL-terminated), console to DIR/<tag>.out, stderr to DIR/<tag>.err. */
-static void proc_start(struct proc *p, const char *tag, const char *const *args)
-{
-	const char *argv[32] = {harness_vmm()};
+	const char *argv[32];
 	char serial[160];
-	int n = 1;
+	int n = 0;
 
-	harness_require_kvm();
-	snprintf(p->err, sizeof(p->err), "%s/%s.err", dir, tag);
-	snprintf(p->out, sizeof(p->out), "%s/%s.out", dir, tag);
-	snprintf(serial, sizeof(serial), "file:%s", p->out);
+	snprintf(serial, sizeof(serial), "file:%s/%s.out", dir, tag);
 	for (int i = 0; args[i] && n < 29; i++)
 		argv[n++] = args[i];
 	argv[n++] = "--serial";
 	argv[n++] = serial;
-	p->pid = fork();
-	cr_assert_geq(p->pid, 0);
-	if (p->pid == 0) {
-		int fd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		harness_die_with_parent();
-		dup2(fd, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-}
-
-static char *slurp(const char *path)
-{
-	static char buf[65536];
-	int fd = open(path, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
-
-	buf[n > 0 ? n : 0] = 0;
-	if (fd >= 0)
-		close(fd);
-	return buf;
-}
-
-static int proc_wait(struct proc *p)
-{
-	int status;
-
-	for (int i = 0; i < 3000; i++) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		usleep(10000);
-	}
-	kill(p->pid, SIGKILL);
-	waitpid(p->pid, &status, 0);
-	cr_assert_fail("the VMM did not exit; stderr:\n%s", slurp(p->err));
-	return -1;
+	argv[n] = NULL;
+	harness_proc_start(p, dir, tag, argv);
 }
 
 /* Waits (10 s at most) until the file holds want. */
 static void file_wait(const char *path, const char *want)
 {
 	for (int i = 0; i < 1000; i++) {
-		if (strstr(slurp(path), want))
+		if (strstr(harness_slurp(path), want))
 			return;
 		usleep(10000);
 	}
-	cr_assert_fail("%s never held '%s':\n%s", path, want, slurp(path));
+	cr_assert_fail("%s never held '%s':\n%s", path, want, harness_slurp(path));
 }
 
 /* A unix: URL's socket, once the destination listens on it (10 s at most). */
@@ -116,33 +57,9 @@ static void wait_listening(const char *url)
 		usleep(10000);
 }
 
-/* One HTTP request to the API; returns the status and copies the body. */
-static int api(const char *sock, const char *method, const char *path, const char *body,
-	       char *reply, size_t size)
-{
-	static char raw[65536];
-	char req[1024];
-	size_t len = 0;
-	int fd = harness_unix_connect(sock, 5000), status = 0;
-	ssize_t n;
-
-	cr_assert_geq(fd, 0, "no API on %s", sock);
-	snprintf(
-		req, sizeof(req),
-		"%s %s HTTP/1.1\r\nHost: vmm\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-		method, path, body ? strlen(body) : 0, body ? body : "");
-	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	while ((n = read(fd, raw + len, sizeof(raw) - 1 - len)) > 0)
-		len += (size_t)n;
-	raw[len] = 0;
-	close(fd);
-	sscanf(raw, "HTTP/1.1 %d", &status);
-	snprintf(reply, size, "%s", strstr(raw, "\r\n\r\n") ? strstr(raw, "\r\n\r\n") + 4 : raw);
-	return status;
-}
-
 /* A writer guest: API on DIR/<tag>.api, console DIR/<tag>.out, writing for ms milliseconds. */
-static void writer_start(struct proc *p, const char *tag, const char *ms, char *sock, size_t n)
+static void writer_start(struct harness_proc *p, const char *tag, const char *ms, char *sock,
+			 size_t n)
 {
 	char cmdline[128];
 
@@ -156,6 +73,37 @@ static void writer_start(struct proc *p, const char *tag, const char *ms, char *
 		proc_start(p, tag, args);
 	}
 	file_wait(p->out, "name=mem-writer result=ready");
+}
+
+/* A 16 MiB image of zeros (sparse) at path. */
+static void empty_image(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+}
+
+/* A writer guest with a disk: API on DIR/a.api, console DIR/a.out, writing for ms. */
+static void disk_writer_start(struct harness_proc *a, const char *disk, const char *ms, char *sock,
+			      size_t n)
+{
+	char cmdline[128];
+
+	snprintf(sock, n, "%s/a.api", dir);
+	snprintf(cmdline, sizeof(cmdline), "test=mem-writer ms=%s report_ms=200", ms);
+	{
+		const char *args[] = {"--kernel",   harness_guest("elf"),
+				      "--cmdline",  cmdline,
+				      "--memory",   "64M",
+				      "--disk",	    disk,
+				      "--api-sock", sock,
+				      NULL};
+
+		proc_start(a, "a", args);
+	}
+	file_wait(a->out, "name=mem-writer result=ready");
 }
 
 /* The last "passes=" the guest printed. */
@@ -182,7 +130,7 @@ static void check_clean_run(const char *out)
 static void migrate_and_check(const char *incoming, const char *url)
 {
 	char sock[96], body[256], reply[1024];
-	struct proc a, b;
+	struct harness_proc a, b;
 
 	{
 		const char *args[] = {"--incoming", incoming, NULL};
@@ -193,16 +141,18 @@ static void migrate_and_check(const char *incoming, const char *url)
 	wait_listening(incoming);
 	usleep(300 * 1000);
 	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", url);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s\n%s",
-		     reply, slurp(a.err));
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200,
+		     "%s\n%s", reply, harness_slurp(a.err));
 	cr_assert(strstr(reply, "\"downtime_ms\":") && strstr(reply, "\"bytes\":") &&
 			  strstr(reply, "\"rounds\":"),
 		  "%s", reply);
-	cr_assert_eq(proc_wait(&a), 0, "the source exits 0 once migrated: %s", slurp(a.err));
-	cr_assert(strstr(slurp(a.err), "migrated to"), "%s", slurp(a.err));
-	cr_assert_eq(proc_wait(&b), 0, "the guest powers off on the destination: %s", slurp(b.err));
-	check_clean_run(slurp(b.out));
-	cr_assert(strstr(slurp(b.out), "BUNSHIN-INFO mem-writer"), "it wrote on there");
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "the source exits 0 once migrated: %s",
+		     harness_slurp(a.err));
+	cr_assert(strstr(harness_slurp(a.err), "migrated to"), "%s", harness_slurp(a.err));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "the guest powers off on the destination: %s",
+		     harness_slurp(b.err));
+	check_clean_run(harness_slurp(b.out));
+	cr_assert(strstr(harness_slurp(b.out), "BUNSHIN-INFO mem-writer"), "it wrote on there");
 }
 
 Test(migrate, unix_socket_while_writing)
@@ -234,18 +184,28 @@ static void read_full(int fd, void *buf, size_t len)
 	}
 }
 
+/* Listens on the unix socket at path, then forks: the child (0) accepts on *lfd. */
+static pid_t listen_and_fork(const char *path, int *lfd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	pid_t pid;
+
+	*lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_geq(*lfd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(bind(*lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(*lfd, 1), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	return pid;
+}
+
 /* A fake destination that takes the whole stream, then answers that it failed. */
 static pid_t refusing_destination(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	pid_t pid;
+	int lfd;
+	pid_t pid = listen_and_fork(path, &lfd);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(listen(lfd, 1), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		static uint8_t buf[1 << 20];
 		uint8_t hdr[28], rec[12], answer[12] = {1, 0, 0, 0, 4, 0, 0, 0, 'n', 'o', 'p', 'e'};
@@ -280,32 +240,20 @@ static pid_t refusing_destination(const char *path)
 Test(migrate, disk_lock_comes_back_after_a_late_failure)
 {
 	char sock[96], body[256], reply[1024], img[96], disk[128], path[96];
-	struct proc a;
+	struct harness_proc a;
 	struct vmm_result r;
 	pid_t fake;
-	int status, fd;
+	int status;
 
 	snprintf(img, sizeof(img), "%s/rw.img", dir);
-	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
-	close(fd);
+	empty_image(img);
 	snprintf(disk, sizeof(disk), "path=%s", img);
-	snprintf(sock, sizeof(sock), "%s/a.api", dir);
-	{
-		const char *args[] = {"--kernel",   harness_guest("elf"),
-				      "--cmdline",  "test=mem-writer ms=2500 report_ms=200",
-				      "--memory",   "64M",
-				      "--disk",	    disk,
-				      "--api-sock", sock,
-				      NULL};
-
-		proc_start(&a, "a", args);
-	}
-	file_wait(a.out, "name=mem-writer result=ready");
+	disk_writer_start(&a, disk, "2500", sock, sizeof(sock));
 	snprintf(path, sizeof(path), "%s/refuse.sock", dir);
 	fake = refusing_destination(path);
 	snprintf(body, sizeof(body), "{\"url\": \"unix:%s\"}", path);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s",
+		     reply);
 	cr_assert(strstr(reply, "the destination failed: nope"), "%s", reply);
 	waitpid(fake, &status, 0);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake saw the whole stream");
@@ -320,8 +268,8 @@ Test(migrate, disk_lock_comes_back_after_a_late_failure)
 		cr_assert(strstr(r.err, "image is locked by another process"), "%s", r.err);
 		harness_free(&r);
 	}
-	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
-	check_clean_run(slurp(a.out));
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "%s", harness_slurp(a.err));
+	check_clean_run(harness_slurp(a.out));
 }
 
 /* The disk blk-verify reads: word i of 4 KiB block b is (b << 32) ^ i ^ a constant. */
@@ -347,7 +295,7 @@ static void pattern_disk(const char *path, uint64_t blocks)
 Test(migrate, device_writes_reach_the_destination)
 {
 	char sock[96], body[256], reply[1024], img[96], disk[128], in[96];
-	struct proc a, b;
+	struct harness_proc a, b;
 
 	snprintf(img, sizeof(img), "%s/disk.img", dir);
 	snprintf(disk, sizeof(disk), "path=%s,readonly=on", img);
@@ -373,11 +321,12 @@ Test(migrate, device_writes_reach_the_destination)
 	wait_listening(in);
 	usleep(300 * 1000);
 	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", in);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s", reply);
-	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
-	cr_assert_eq(proc_wait(&b), 0, "%s", slurp(b.err));
-	cr_assert(harness_passed(slurp(b.out), "blk-verify"), "%s", slurp(b.out));
-	cr_assert(strstr(slurp(b.out), "mismatches=0"), "%s", slurp(b.out));
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s",
+		     reply);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "%s", harness_slurp(a.err));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "%s", harness_slurp(b.err));
+	cr_assert(harness_passed(harness_slurp(b.out), "blk-verify"), "%s", harness_slurp(b.out));
+	cr_assert(strstr(harness_slurp(b.out), "mismatches=0"), "%s", harness_slurp(b.out));
 }
 
 /* A port nobody listens on now (a small race with other programs, acceptable here). */
@@ -406,15 +355,9 @@ Test(migrate, tcp_while_writing)
 /* A fake destination: accepts once, reads the header and n more bytes, then closes. */
 static pid_t fake_destination(const char *path, size_t n, const char *save)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	pid_t pid;
+	int lfd;
+	pid_t pid = listen_and_fork(path, &lfd);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(listen(lfd, 1), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		uint8_t hdr[28], *buf = malloc(n + 1);
 		int fd = accept(lfd, NULL, NULL), out;
@@ -456,44 +399,49 @@ static pid_t fake_destination(const char *path, size_t n, const char *save)
 Test(migrate, failures_leave_the_source_running)
 {
 	char sock[96], body[256], reply[1024], path[96];
-	struct proc a;
+	struct harness_proc a;
 	pid_t fake;
 	long before;
 	int status;
 
 	writer_start(&a, "a", "3000", sock, sizeof(sock));
 	snprintf(body, sizeof(body), "{\"url\": \"unix:%s/nobody.sock\"}", dir);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s",
+		     reply);
 	cr_assert(strstr(reply, "connecting to the destination"), "%s", reply);
 	/* a destination that reads 1 MiB and is gone */
 	snprintf(path, sizeof(path), "%s/dies.sock", dir);
 	fake = fake_destination(path, 1 << 20, NULL);
 	snprintf(body, sizeof(body), "{\"url\": \"unix:%s\"}", path);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s",
+		     reply);
 	cr_assert(strstr(reply, "migration failed"), "%s", reply);
 	waitpid(fake, &status, 0);
 	/* bad URLs name the field */
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", "{\"url\": \"ftp:x\"}", reply, sizeof(reply)),
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", "{\"url\": \"ftp:x\"}", reply,
+				 sizeof(reply)),
 		     400, "%s", reply);
 	cr_assert(strstr(reply, "\"field\":\"url\""), "%s", reply);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", "{}", reply, sizeof(reply)), 400, "%s", reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", "{}", reply, sizeof(reply)), 400, "%s",
+		     reply);
 	/* the metrics count both attempts (the bad URLs never started one) */
-	cr_assert_eq(api(sock, "GET", "/vm/metrics", NULL, reply, sizeof(reply)), 200);
+	cr_assert_eq(harness_api(sock, "GET", "/vm/metrics", NULL, reply, sizeof(reply)), 200);
 	cr_assert(strstr(reply, "\"migration\":{\"attempts\":2,\"failed\":2"), "%s", reply);
 	{
 		static char text[65536];
 
-		cr_assert_eq(api(sock, "GET", "/metrics", NULL, text, sizeof(text)), 200);
+		cr_assert_eq(harness_api(sock, "GET", "/metrics", NULL, text, sizeof(text)), 200);
 		cr_assert(strstr(text, "bunshin_migrations_failed_total 2"), "%s", text);
 	}
 	/* and the guest carries on here */
-	cr_assert_eq(api(sock, "GET", "/vm", NULL, reply, sizeof(reply)), 200);
+	cr_assert_eq(harness_api(sock, "GET", "/vm", NULL, reply, sizeof(reply)), 200);
 	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
-	before = last_passes(slurp(a.out));
+	before = last_passes(harness_slurp(a.out));
 	usleep(500 * 1000);
-	cr_assert_gt(last_passes(slurp(a.out)), before, "still writing: %s", slurp(a.out));
-	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
-	check_clean_run(slurp(a.out));
+	cr_assert_gt(last_passes(harness_slurp(a.out)), before, "still writing: %s",
+		     harness_slurp(a.out));
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "%s", harness_slurp(a.err));
+	check_clean_run(harness_slurp(a.out));
 }
 
 /* Feeds a destination bytes: the saved header and command line, then tail. */
@@ -515,7 +463,7 @@ static void expect_refusal(const char *want, const uint8_t *head, size_t hlen, c
 			   size_t tlen)
 {
 	char in[96], path[96];
-	struct proc b;
+	struct harness_proc b;
 
 	snprintf(path, sizeof(path), "%s/in.sock", dir);
 	snprintf(in, sizeof(in), "unix:%s", path);
@@ -525,9 +473,10 @@ static void expect_refusal(const char *want, const uint8_t *head, size_t hlen, c
 		proc_start(&b, "b", args);
 	}
 	feed(path, head, hlen, tail, tlen);
-	cr_assert_eq(proc_wait(&b), 1, "%s", slurp(b.err));
-	cr_assert(strstr(slurp(b.err), want), "want '%s': %s", want, slurp(b.err));
-	cr_assert_eq(harness_count(slurp(b.err), "\n"), 1, "one line: %s", slurp(b.err));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 1, "%s", harness_slurp(b.err));
+	cr_assert(strstr(harness_slurp(b.err), want), "want '%s': %s", want, harness_slurp(b.err));
+	cr_assert_eq(harness_count(harness_slurp(b.err), "\n"), 1, "one line: %s",
+		     harness_slurp(b.err));
 }
 
 /* A destination refuses a bad stream with one line: its own header, page records, truncation. */
@@ -535,7 +484,7 @@ Test(migrate, corrupt_streams_are_refused)
 {
 	char sock[96], body[256], reply[1024], path[96], saved[96];
 	uint8_t head[65536], rec[16 + 4096] = {0};
-	struct proc a;
+	struct harness_proc a;
 	pid_t fake;
 	ssize_t hlen;
 	int fd, status;
@@ -546,9 +495,10 @@ Test(migrate, corrupt_streams_are_refused)
 	snprintf(saved, sizeof(saved), "%s/head.bin", dir);
 	fake = fake_destination(path, 0, saved);
 	snprintf(body, sizeof(body), "{\"url\": \"unix:%s\"}", path);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s",
+		     reply);
 	waitpid(fake, &status, 0);
-	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "%s", harness_slurp(a.err));
 	fd = open(saved, O_RDONLY);
 	hlen = read(fd, head, sizeof(head));
 	close(fd);
@@ -576,7 +526,8 @@ static void snapshot(const char *sock, const char *snap, const char *type, int w
 	char body[256];
 
 	snprintf(body, sizeof(body), "{\"dir\": \"%s\", \"type\": \"%s\"}", snap, type);
-	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, size), want, "%s", reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/snapshot", body, reply, size), want, "%s",
+		     reply);
 }
 
 /*
@@ -586,7 +537,7 @@ static void snapshot(const char *sock, const char *snap, const char *type, int w
 Test(migrate, diff_snapshot_round_trip)
 {
 	char sock[96], full[96], diff[96], diff2[96], reply[1024], path[128];
-	struct proc a, b;
+	struct harness_proc a, b;
 	long at_full, at_diff, restored;
 	int fd;
 
@@ -599,29 +550,30 @@ Test(migrate, diff_snapshot_round_trip)
 	snapshot(sock, diff, "delta", 400, reply, sizeof(reply));
 	cr_assert(strstr(reply, "\"field\":\"type\""), "%s", reply);
 	snapshot(sock, full, "full", 200, reply, sizeof(reply));
-	at_full = last_passes(slurp(a.out));
+	at_full = last_passes(harness_slurp(a.out));
 	usleep(400 * 1000);
 	snapshot(sock, full, "diff", 400, reply, sizeof(reply));
 	cr_assert(strstr(reply, "holds the base"), "%s", reply);
 	snapshot(sock, diff, "diff", 200, reply, sizeof(reply));
-	at_diff = last_passes(slurp(a.out));
-	cr_assert_gt(at_diff, at_full, "%s", slurp(a.out));
+	at_diff = last_passes(harness_slurp(a.out));
+	cr_assert_gt(at_diff, at_full, "%s", harness_slurp(a.out));
 	usleep(200 * 1000);
 	snapshot(sock, diff2, "diff", 200, reply, sizeof(reply)); /* a diff on a diff */
-	cr_assert_eq(
-		api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply, sizeof(reply)),
-		204, "%s", reply);
-	cr_assert_eq(proc_wait(&a), 4, "%s", slurp(a.err));
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply,
+				 sizeof(reply)),
+		     204, "%s", reply);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 4, "%s", harness_slurp(a.err));
 
 	{
 		const char *args[] = {"--restore", diff2, NULL};
 
 		proc_start(&b, "b", args);
 	}
-	cr_assert_eq(proc_wait(&b), 0, "%s", slurp(b.err));
-	check_clean_run(slurp(b.out));
-	sscanf(strstr(slurp(b.out), "passes=") + 7, "%ld", &restored);
-	cr_assert_geq(restored, at_diff, "the restored guest is the later one: %s", slurp(b.out));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "%s", harness_slurp(b.err));
+	check_clean_run(harness_slurp(b.out));
+	sscanf(strstr(harness_slurp(b.out), "passes=") + 7, "%ld", &restored);
+	cr_assert_geq(restored, at_diff, "the restored guest is the later one: %s",
+		      harness_slurp(b.out));
 
 	/* a replaced base is refused with one line */
 	snprintf(path, sizeof(path), "%s/state", full);
@@ -633,9 +585,9 @@ Test(migrate, diff_snapshot_round_trip)
 
 		proc_start(&b, "c", args);
 	}
-	cr_assert_eq(proc_wait(&b), 1, "%s", slurp(b.err));
-	cr_assert(strstr(slurp(b.err), "the base snapshot of"), "%s", slurp(b.err));
-	cr_assert_eq(harness_count(slurp(b.err), "\n"), 1, "%s", slurp(b.err));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 1, "%s", harness_slurp(b.err));
+	cr_assert(strstr(harness_slurp(b.err), "the base snapshot of"), "%s", harness_slurp(b.err));
+	cr_assert_eq(harness_count(harness_slurp(b.err), "\n"), 1, "%s", harness_slurp(b.err));
 }
 
 static void expect_usage_error(const char *const *argv, const char *want)
@@ -671,7 +623,7 @@ Test(migrate, bad_incoming_options)
 Test(migrate, destination_failure_reaches_the_source)
 {
 	char sock[96], body[256], reply[1024], in[96], bad[96];
-	struct proc a;
+	struct harness_proc a;
 	pid_t b;
 	int status;
 
@@ -687,12 +639,13 @@ Test(migrate, destination_failure_reaches_the_source)
 	writer_start(&a, "a", "2000", sock, sizeof(sock));
 	wait_listening(in);
 	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", in);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s", reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s",
+		     reply);
 	cr_assert(strstr(reply, "the destination failed: --serial: cannot open"), "%s", reply);
 	waitpid(b, &status, 0);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
-	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
-	check_clean_run(slurp(a.out));
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "%s", harness_slurp(a.err));
+	check_clean_run(harness_slurp(a.out));
 }
 
 /*
@@ -707,7 +660,7 @@ Test(migrate, destination_failure_reaches_the_source)
 Test(migrate, overlay_disk_moves_with_its_bitmap)
 {
 	char sock[96], body[256], reply[1024], img[96], ovl[96], disk[256], in[96];
-	struct proc a, b;
+	struct harness_proc a, b;
 	int fd;
 
 	snprintf(img, sizeof(img), "%s/zero.img", dir);
@@ -736,11 +689,12 @@ Test(migrate, overlay_disk_moves_with_its_bitmap)
 	file_wait(a.out, "name=blk-verify result=ready");
 	wait_listening(in);
 	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", in);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s", reply);
-	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
-	cr_assert_eq(proc_wait(&b), 0, "%s", slurp(b.err));
-	cr_assert(harness_passed(slurp(b.out), "blk-verify"), "%s", slurp(b.out));
-	cr_assert(strstr(slurp(b.out), "mismatches=0"), "%s", slurp(b.out));
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s",
+		     reply);
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "%s", harness_slurp(a.err));
+	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "%s", harness_slurp(b.err));
+	cr_assert(harness_passed(harness_slurp(b.out), "blk-verify"), "%s", harness_slurp(b.out));
+	cr_assert(strstr(harness_slurp(b.out), "mismatches=0"), "%s", harness_slurp(b.out));
 }
 
 /*
@@ -750,33 +704,20 @@ Test(migrate, overlay_disk_moves_with_its_bitmap)
 Test(migrate, frozen_disks_are_refused)
 {
 	char sock[96], body[256], reply[1024], img[96], disk[256], snap[96];
-	struct proc a;
-	int fd;
+	struct harness_proc a;
 
 	snprintf(img, sizeof(img), "%s/base.img", dir);
-	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
-	close(fd);
+	empty_image(img);
 	snprintf(disk, sizeof(disk), "path=%s", img);
-	snprintf(sock, sizeof(sock), "%s/a.api", dir);
 	snprintf(snap, sizeof(snap), "%s/snap", dir);
-	{
-		const char *args[] = {"--kernel",   harness_guest("elf"),
-				      "--cmdline",  "test=mem-writer ms=1500 report_ms=200",
-				      "--memory",   "64M",
-				      "--disk",	    disk,
-				      "--api-sock", sock,
-				      NULL};
-
-		proc_start(&a, "a", args);
-	}
-	file_wait(a.out, "name=mem-writer result=ready");
+	disk_writer_start(&a, disk, "1500", sock, sizeof(sock));
 	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
-	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
-		     reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200,
+		     "%s", reply);
 	snprintf(body, sizeof(body), "{\"url\": \"unix:%s/nobody.sock\"}", dir);
-	cr_assert_eq(api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 409, "%s", reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 409, "%s",
+		     reply);
 	cr_assert(strstr(reply, "a snapshot froze it"), "%s", reply);
-	cr_assert_eq(proc_wait(&a), 0, "%s", slurp(a.err));
-	check_clean_run(slurp(a.out));
+	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "%s", harness_slurp(a.err));
+	check_clean_run(harness_slurp(a.out));
 }

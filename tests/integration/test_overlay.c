@@ -24,24 +24,9 @@
 #define BLK_SECTOR 16 /* where the guest writes: 8 sectors per queue from here */
 #define BLK_BYTES  4096
 
-static char dir[64];
+static char *const dir = harness_dir;
 
-static void setup(void)
-{
-	strcpy(dir, "/tmp/bunshin-ovl.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		cr_log_warn("cannot remove %s", dir);
-}
-
-TestSuite(overlay, .init = setup, .fini = teardown);
+TestSuite(overlay, .init = harness_dir_setup, .fini = harness_dir_teardown);
 
 static uint8_t *read_raw(const char *path)
 {
@@ -91,6 +76,16 @@ static void check_disk(const uint8_t *before, const uint8_t *after, unsigned see
 					  : blk_pattern(off % BLK_BYTES, seed, BLK_SECTOR + 8 * r);
 		cr_assert_eq(after[i], want, "%s: byte %zu (range %u)", what, i, r);
 	}
+}
+
+/* The disk read through the chain from top is before but for what check_disk() says. */
+static void check_chain(const uint8_t *before, const char *top, unsigned seed, unsigned n,
+			unsigned zeroed, const char *what)
+{
+	uint8_t *got = read_chain(top);
+
+	check_disk(before, got, seed, n, zeroed, what);
+	free(got);
 }
 
 static void path_in(char *out, size_t n, const char *name)
@@ -157,97 +152,12 @@ Test(overlay, bad_overlay_option_is_a_usage_error)
 
 /* ---- snapshots and clones ---- */
 
-struct proc {
-	pid_t pid;
-	char err[128];
-};
-
-static void proc_start(struct proc *p, const char *tag, const char *const *args)
-{
-	const char *argv[32] = {harness_vmm()};
-	int n = 1;
-
-	for (int i = 0; args[i] && n < 31; i++)
-		argv[n++] = args[i];
-	snprintf(p->err, sizeof(p->err), "%s/%s.err", dir, tag);
-	p->pid = fork();
-	cr_assert_geq(p->pid, 0);
-	if (p->pid == 0) {
-		int fd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		harness_die_with_parent();
-		dup2(fd, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-}
-
-static char *proc_stderr(const struct proc *p)
-{
-	static char buf[4096];
-	int fd = open(p->err, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
-
-	buf[n > 0 ? n : 0] = 0;
-	if (fd >= 0)
-		close(fd);
-	return buf;
-}
-
-static int proc_wait(struct proc *p)
-{
-	int status;
-
-	for (int i = 0; i < 3000; i++) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		usleep(10000);
-	}
-	kill(p->pid, SIGKILL);
-	waitpid(p->pid, &status, 0);
-	cr_assert_fail("the VMM did not exit; stderr:\n%s", proc_stderr(p));
-	return -1;
-}
-
-static char *read_until(int fd, const char *want)
-{
-	static char buf[16384];
-	size_t len = 0;
-
-	cr_assert(harness_read_until(fd, buf, sizeof(buf), &len, want, 20000),
-		  "never saw '%s'; got:\n%s", want, buf);
-	return buf;
-}
-
-static int api(const char *sock, const char *method, const char *path, const char *body,
-	       char *reply, size_t size)
-{
-	char req[512], raw[4096];
-	size_t len = 0;
-	int fd = harness_unix_connect(sock, 5000), status = 0;
-	ssize_t n;
-
-	cr_assert_geq(fd, 0, "%s never accepted a connection", sock);
-	snprintf(
-		req, sizeof(req),
-		"%s %s HTTP/1.1\r\nHost: vmm\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-		method, path, body ? strlen(body) : 0, body ? body : "");
-	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	while ((n = read(fd, raw + len, sizeof(raw) - 1 - len)) > 0)
-		len += (size_t)n;
-	raw[len] = 0;
-	close(fd);
-	sscanf(raw, "HTTP/1.1 %d", &status);
-	snprintf(reply, size, "%s", strstr(raw, "\r\n\r\n") ? strstr(raw, "\r\n\r\n") + 4 : raw);
-	return status;
-}
-
 /*
  * The parent: a guest with the virtio-blk device set up, waiting on its
  * serial line for the seed of what to write, snapshotted into DIR/snap
  * while it waits. Returns its console connection; it keeps running.
  */
-static int parent_snapshot(struct proc *a, const char *img, const char *overlay, char *snap,
+static int parent_snapshot(struct harness_proc *a, const char *img, const char *overlay, char *snap,
 			   size_t size)
 {
 	char con[96], sock[96], serial[104], disk[256], body[256], reply[1024];
@@ -270,16 +180,28 @@ static int parent_snapshot(struct proc *a, const char *img, const char *overlay,
 			"--disk",     disk,
 			NULL};
 
-		proc_start(a, "a", args);
+		harness_proc_start(a, dir, "a", args);
 	}
 	fd = harness_unix_connect(con, 5000);
-	cr_assert_geq(fd, 0, "no console; stderr:\n%s", proc_stderr(a));
-	read_until(fd, "name=virtio-blk result=ready");
+	cr_assert_geq(fd, 0, "no console; stderr:\n%s", harness_proc_stderr(a));
+	harness_wait_text(fd, "name=virtio-blk result=ready", 20000);
 	path_in(snap, size, "snap");
 	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
-	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
-		     reply);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200,
+		     "%s", reply);
 	return fd;
+}
+
+/* Tells the parent its seed; it writes, passes and exits 0. */
+static void parent_finish(struct harness_proc *a, int fd, unsigned seed)
+{
+	char send[32];
+
+	snprintf(send, sizeof(send), "seed=%u\n", seed);
+	cr_assert_eq(write(fd, send, strlen(send)), (ssize_t)strlen(send));
+	harness_wait_text(fd, "name=virtio-blk result=pass", 20000);
+	close(fd);
+	cr_assert_eq(harness_proc_wait(a, 30000), 0, "stderr:\n%s", harness_proc_stderr(a));
 }
 
 /*
@@ -290,11 +212,11 @@ static int parent_snapshot(struct proc *a, const char *img, const char *overlay,
 static void run_clone(const char *snap, const char *overlay, unsigned seed)
 {
 	static unsigned n;
-	char tag[16], con[96], sock[96], serial[104], send[32], reply[1024];
+	char tag[16], con[96], sock[96], serial[104], send[32];
 	const char *args[] = {"--restore", snap,	"--serial", serial, "--api-sock",
 			      sock,	   "--overlay", overlay,    NULL};
-	struct proc p;
-	int fd, i;
+	struct harness_proc p;
+	int fd;
 
 	snprintf(tag, sizeof(tag), "clone%u", n++);
 	snprintf(con, sizeof(con), "%s/%s.con", dir, tag);
@@ -302,21 +224,15 @@ static void run_clone(const char *snap, const char *overlay, unsigned seed)
 	snprintf(serial, sizeof(serial), "unix:%s", con);
 	if (!overlay)
 		args[6] = NULL; /* the default top layer */
-	proc_start(&p, tag, args);
+	harness_proc_start(&p, dir, tag, args);
 	fd = harness_unix_connect(con, 10000);
-	cr_assert_geq(fd, 0, "no console; stderr:\n%s", proc_stderr(&p));
-	for (i = 0; i < 1000; i++) {
-		api(sock, "GET", "/vm", NULL, reply, sizeof(reply));
-		if (strstr(reply, "\"state\":\"running\""))
-			break;
-		usleep(10000);
-	}
-	cr_assert_lt(i, 1000, "the clone never ran: %s\nstderr:\n%s", reply, proc_stderr(&p));
+	cr_assert_geq(fd, 0, "no console; stderr:\n%s", harness_proc_stderr(&p));
+	harness_wait_running(sock, 10000);
 	snprintf(send, sizeof(send), "seed=%u\n", seed);
 	cr_assert_eq(write(fd, send, strlen(send)), (ssize_t)strlen(send));
-	read_until(fd, "name=virtio-blk result=pass");
+	harness_wait_text(fd, "name=virtio-blk result=pass", 20000);
 	close(fd);
-	cr_assert_eq(proc_wait(&p), 0, "stderr:\n%s", proc_stderr(&p));
+	cr_assert_eq(harness_proc_wait(&p, 30000), 0, "stderr:\n%s", harness_proc_stderr(&p));
 }
 
 Test(overlay, snapshot_clones_write_apart)
@@ -324,37 +240,28 @@ Test(overlay, snapshot_clones_write_apart)
 	char *img = harness_temp_file(IMG_SIZE, 29, NULL);
 	uint8_t *before = read_raw(img), *got;
 	char snap[96], live[128], ob[160], oc[160], pb[128], pc[128];
-	struct proc a;
+	struct harness_proc a;
 	int fd;
 
 	harness_require_kvm();
 	fd = parent_snapshot(&a, img, NULL, snap, sizeof(snap));
 	snprintf(live, sizeof(live), "%s/disk0.live.ovl", snap);
-	cr_assert_eq(access(live, F_OK), 0, "no %s; stderr:\n%s", live, proc_stderr(&a));
+	cr_assert_eq(access(live, F_OK), 0, "no %s; stderr:\n%s", live, harness_proc_stderr(&a));
 	/* clone b while the parent still runs (by index), clone c after it (by path) */
 	path_in(pb, sizeof(pb), "b.ovl");
 	path_in(pc, sizeof(pc), "c.ovl");
 	snprintf(ob, sizeof(ob), "0=%s", pb);
 	snprintf(oc, sizeof(oc), "%s=%s", img, pc);
 	run_clone(snap, ob, 11);
-	cr_assert_eq(write(fd, "seed=33\n", 8), 8);
-	read_until(fd, "name=virtio-blk result=pass");
-	close(fd);
-	cr_assert_eq(proc_wait(&a), 0, "stderr:\n%s", proc_stderr(&a));
+	parent_finish(&a, fd, 33);
 	run_clone(snap, oc, 22);
 
 	got = read_raw(img);
 	cr_assert(!memcmp(before, got, IMG_SIZE), "the frozen image was written");
 	free(got);
-	got = read_chain(live);
-	check_disk(before, got, 33, 1, 0, "the parent after the snapshot");
-	free(got);
-	got = read_chain(pb);
-	check_disk(before, got, 11, 1, 0, "clone b");
-	free(got);
-	got = read_chain(pc);
-	check_disk(before, got, 22, 1, 0, "clone c");
-	free(got);
+	check_chain(before, live, 33, 1, 0, "the parent after the snapshot");
+	check_chain(before, pb, 11, 1, 0, "clone b");
+	check_chain(before, pc, 22, 1, 0, "clone c");
 	unlink(img);
 	free(before);
 	free(img);
@@ -378,7 +285,7 @@ Test(overlay, bad_overlays_are_refused)
 {
 	char *img = harness_temp_file(IMG_SIZE, 5, NULL);
 	char snap[96], spec[256], bad[128];
-	struct proc a;
+	struct harness_proc a;
 	int fd, junk;
 	uint8_t garbage[8192];
 
@@ -406,10 +313,7 @@ Test(overlay, bad_overlays_are_refused)
 		unlink(other);
 		free(other);
 	}
-	cr_assert_eq(write(fd, "seed=1\n", 7), 7);
-	read_until(fd, "name=virtio-blk result=pass");
-	close(fd);
-	cr_assert_eq(proc_wait(&a), 0, "stderr:\n%s", proc_stderr(&a));
+	parent_finish(&a, fd, 1);
 	unlink(img);
 	free(img);
 }
@@ -427,7 +331,7 @@ Test(overlay, snapshot_of_an_overlay_disk_and_the_default_top)
 	char snap[96], po[128], cmd[256], top[256] = "";
 	struct overlay *o = NULL;
 	struct error err = {0};
-	struct proc a;
+	struct harness_proc a;
 	FILE *ls;
 	int fd;
 
@@ -442,10 +346,7 @@ Test(overlay, snapshot_of_an_overlay_disk_and_the_default_top)
 
 	fd = parent_snapshot(&a, img, po, snap, sizeof(snap));
 	run_clone(snap, NULL, 44);
-	cr_assert_eq(write(fd, "seed=55\n", 8), 8);
-	read_until(fd, "name=virtio-blk result=pass");
-	close(fd);
-	cr_assert_eq(proc_wait(&a), 0, "stderr:\n%s", proc_stderr(&a));
+	parent_finish(&a, fd, 55);
 
 	snprintf(cmd, sizeof(cmd), "ls %s/disk0.restore-*.ovl", snap);
 	ls = popen(cmd, "r");
@@ -456,17 +357,11 @@ Test(overlay, snapshot_of_an_overlay_disk_and_the_default_top)
 	cr_assert_eq(overlay_open(&o, top, false, &err), 0, "%s", err.msg);
 	cr_assert_eq(o->n, 3, "the clone's chain has %u layers", o->n);
 	overlay_close(o);
-	got = read_chain(top);
-	check_disk(before, got, 44, 1, 0, "the clone");
-	free(got);
+	check_chain(before, top, 44, 1, 0, "the clone");
 	snprintf(cmd, sizeof(cmd), "%s/disk0.live.ovl", snap);
-	got = read_chain(cmd);
-	check_disk(before, got, 55, 1, 0, "the parent after the snapshot");
-	free(got);
+	check_chain(before, cmd, 55, 1, 0, "the parent after the snapshot");
 	/* the frozen overlay and the image under it hold what they did */
-	got = read_chain(po);
-	check_disk(before, got, 0, 0, 0, "the frozen overlay");
-	free(got);
+	check_chain(before, po, 0, 0, 0, "the frozen overlay");
 	got = read_raw(img);
 	memcpy(before + 512 * 1024 - 100, got + 512 * 1024 - 100, sizeof(mark));
 	cr_assert(!memcmp(before, got, IMG_SIZE), "the image was written");

@@ -26,25 +26,6 @@ struct proc_status {
 	char no_new_privs[16];
 };
 
-/* The value after "key:" in a /proc status file, or "" if absent. */
-static void status_field(const char *path, const char *key, char *val, size_t len)
-{
-	char line[256];
-	size_t klen = strlen(key);
-	FILE *f = fopen(path, "r");
-
-	val[0] = '\0';
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, key, klen) || line[klen] != ':')
-			continue;
-		sscanf(line + klen + 1, "%15s", val);
-		break;
-	}
-	fclose(f);
-}
-
 /* Once the guest is up: the process's and each thread's seccomp mode. */
 static void sample(void *ctx, int i, int pid)
 {
@@ -55,7 +36,7 @@ static void sample(void *ctx, int i, int pid)
 
 	(void)i;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	status_field(path, "NoNewPrivs", s->no_new_privs, sizeof(s->no_new_privs));
+	harness_status_field(path, "NoNewPrivs", s->no_new_privs, sizeof(s->no_new_privs));
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	d = opendir(path);
 	if (!d)
@@ -64,10 +45,11 @@ static void sample(void *ctx, int i, int pid)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", pid, e->d_name);
-		status_field(path, "Seccomp", s->seccomp[s->nthreads], sizeof(s->seccomp[0]));
-		status_field(path, "Seccomp_filters", s->filters[s->nthreads],
-			     sizeof(s->filters[0]));
-		status_field(path, "Name", s->name[s->nthreads], sizeof(s->name[0]));
+		harness_status_field(path, "Seccomp", s->seccomp[s->nthreads],
+				     sizeof(s->seccomp[0]));
+		harness_status_field(path, "Seccomp_filters", s->filters[s->nthreads],
+				     sizeof(s->filters[0]));
+		harness_status_field(path, "Name", s->name[s->nthreads], sizeof(s->name[0]));
 		if (atoi(e->d_name) == pid)
 			s->main = s->nthreads;
 		s->nthreads++;
@@ -175,17 +157,9 @@ Test(sandbox, off_installs_nothing)
 
 Test(sandbox, forbidden_syscall_kills_with_a_reason)
 {
-	const char *argv[] = {"vmm",	   "--kernel",	harness_guest("elf"),
-			      "--cmdline", "test=boot", NULL};
 	struct vmm_result r;
 
-	harness_require_kvm();
-#ifndef BUNSHIN_TEST_HOOKS
-	cr_skip_test("built without test hooks (-Dtests=false): no forbidden call on demand");
-#endif
-	setenv(SELFTEST_ENV, "1", 1);
-	harness_run(&(struct vmm_run){.argv = argv, .timeout_ms = 30000, .run_as_uid = -1}, &r);
-	unsetenv(SELFTEST_ENV);
+	harness_run_seccomp_selftest("1", &r);
 	cr_assert(!r.timed_out);
 	cr_assert_eq(r.status, 1, "status %d; stderr:\n%s", r.status, r.err);
 	cr_assert(strstr(r.err, "bunshin-vmm: seccomp: forbidden system call socket (41) on thread "

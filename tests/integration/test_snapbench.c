@@ -15,24 +15,9 @@
 
 #include "harness.h"
 
-static char dir[64];
+static char *const dir = harness_dir;
 
-static void setup(void)
-{
-	strcpy(dir, "/tmp/bunshin-snapbench.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		cr_log_warn("cannot remove %s", dir);
-}
-
-TestSuite(snapbench, .init = setup, .fini = teardown);
+TestSuite(snapbench, .init = harness_dir_setup, .fini = harness_dir_teardown);
 
 /* The number after " key=" (or at the start) in line; false when missing. */
 static bool field(const char *line, const char *key, double *v)
@@ -58,66 +43,40 @@ Test(snapbench, bunshin_side_reports_every_number)
 		"clone_pss_kib", "clone_dirty_kib", "restore_sends",
 	};
 	const char *helper = getenv("BUNSHIN_SNAPBENCH");
-	char out[4096], err[128];
-	size_t len = 0;
-	int pipefd[2], status;
+	const char *argv[] = {"snapbench",
+			      "bunshin",
+			      "2",
+			      dir,
+			      "60",
+			      "--",
+			      harness_vmm(),
+			      "--kernel",
+			      harness_guest("elf"),
+			      "--cmdline",
+			      "test=serial-echo",
+			      "--cpus",
+			      "1",
+			      "--memory",
+			      "64M",
+			      NULL};
+	struct vmm_result r;
+	const char *out;
 	double v;
-	ssize_t n;
-	pid_t pid;
 
 	harness_require_kvm();
 	cr_assert_not_null(helper, "BUNSHIN_SNAPBENCH is not set (meson sets it)");
-	snprintf(err, sizeof(err), "%s/snapbench.err", dir);
-	cr_assert_eq(pipe(pipefd), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		const char *argv[] = {helper,
-				      "bunshin",
-				      "2",
-				      dir,
-				      "60",
-				      "--",
-				      harness_vmm(),
-				      "--kernel",
-				      harness_guest("elf"),
-				      "--cmdline",
-				      "test=serial-echo",
-				      "--cpus",
-				      "1",
-				      "--memory",
-				      "64M",
-				      NULL};
-		int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(pipefd[1], STDOUT_FILENO);
-		if (fd >= 0)
-			dup2(fd, STDERR_FILENO);
-		close(pipefd[0]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
 	/* snapbench bounds every wait (60 s) and kills its VMMs on the way out. */
-	while ((n = read(pipefd[0], out + len, sizeof(out) - 1 - len)) > 0)
-		len += (size_t)n;
-	out[len] = 0;
-	close(pipefd[0]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char buf[4096] = "";
-		FILE *f = fopen(err, "r");
-
-		if (f) {
-			buf[fread(buf, 1, sizeof(buf) - 1, f)] = 0;
-			fclose(f);
-		}
-		cr_assert_fail("snapbench failed (status %d); stdout:\n%s\nstderr:\n%s", status,
-			       out, buf);
-	}
+	harness_run(
+		&(struct vmm_run){
+			.argv = argv, .timeout_ms = 300000, .run_as_uid = -1, .vmm_path = helper},
+		&r);
+	out = r.out;
+	cr_assert(!r.timed_out && r.status == 0,
+		  "snapbench failed (status %d); stdout:\n%s\nstderr:\n%s", r.status, out, r.err);
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		cr_assert(field(out, keys[i], &v), "no %s in: %s", keys[i], out);
 		cr_assert_gt(v, 0, "%s is not above zero: %s", keys[i], out);
 	}
 	cr_assert(field(out, "clones", &v) && v == 2, "clones=2 expected: %s", out);
+	harness_free(&r);
 }

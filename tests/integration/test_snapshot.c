@@ -21,29 +21,9 @@
 
 #include "harness.h"
 
-struct proc {
-	pid_t pid;
-	char err[128]; /* its stderr */
-};
+static char *const dir = harness_dir;
 
-static char dir[64];
-
-static void setup(void)
-{
-	strcpy(dir, "/tmp/bunshin-snap.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		cr_log_warn("cannot remove %s", dir);
-}
-
-TestSuite(snapshot, .init = setup, .fini = teardown);
+TestSuite(snapshot, .init = harness_dir_setup, .fini = harness_dir_teardown);
 
 /* Connects to a socket the VMM is about to create. */
 static int sock_wait(const char *path)
@@ -54,92 +34,9 @@ static int sock_wait(const char *path)
 	return fd;
 }
 
-/* Starts the VMM with args (NULL-terminated, without argv[0]); stderr to DIR/<tag>.err. */
-static void proc_start(struct proc *p, const char *tag, const char *const *args)
-{
-	const char *argv[32] = {harness_vmm()};
-	int n = 1;
-
-	harness_require_kvm();
-	for (int i = 0; args[i] && n < 31; i++)
-		argv[n++] = args[i];
-	snprintf(p->err, sizeof(p->err), "%s/%s.err", dir, tag);
-	p->pid = fork();
-	cr_assert_geq(p->pid, 0);
-	if (p->pid == 0) {
-		int fd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		harness_die_with_parent();
-		dup2(fd, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-}
-
-static char *proc_stderr(const struct proc *p)
-{
-	static char buf[4096];
-	int fd = open(p->err, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
-
-	buf[n > 0 ? n : 0] = 0;
-	if (fd >= 0)
-		close(fd);
-	return buf;
-}
-
-static int proc_wait(struct proc *p)
-{
-	int status;
-
-	for (int i = 0; i < 2000; i++) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		usleep(10000);
-	}
-	kill(p->pid, SIGKILL);
-	waitpid(p->pid, &status, 0);
-	cr_assert_fail("the VMM did not exit; stderr:\n%s", proc_stderr(p));
-	return -1;
-}
-
-/* Reads from fd until the text read so far holds want (10 s at most); returns it all. */
-static char *read_until(int fd, const char *want)
-{
-	static char buf[16384];
-	size_t len = 0;
-
-	cr_assert(harness_read_until(fd, buf, sizeof(buf), &len, want, 10000),
-		  "never saw '%s'; got:\n%s", want, buf);
-	return buf;
-}
-
 static void send_str(int fd, const char *s)
 {
 	cr_assert_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
-}
-
-/* One HTTP request to the API; returns the status, copies the body. */
-static int api(const char *sock, const char *method, const char *path, const char *body,
-	       char *reply, size_t size)
-{
-	char req[512], raw[4096];
-	size_t len = 0;
-	int fd = sock_wait(sock), status = 0;
-	ssize_t n;
-
-	snprintf(
-		req, sizeof(req),
-		"%s %s HTTP/1.1\r\nHost: vmm\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-		method, path, body ? strlen(body) : 0, body ? body : "");
-	send_str(fd, req);
-	while ((n = read(fd, raw + len, sizeof(raw) - 1 - len)) > 0)
-		len += (size_t)n;
-	raw[len] = 0;
-	close(fd);
-	sscanf(raw, "HTTP/1.1 %d", &status);
-	snprintf(reply, size, "%s", strstr(raw, "\r\n\r\n") ? strstr(raw, "\r\n\r\n") + 4 : raw);
-	return status;
 }
 
 /* Snapshots the VM behind sock into the directory snap. */
@@ -148,31 +45,25 @@ static void snapshot_into(const char *sock, const char *snap)
 	char body[256], reply[1024];
 
 	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
-	/* The API answers from before the first boot; a snapshot needs a running VM. */
-	for (int i = 0; i < 500; i++) {
-		api(sock, "GET", "/vm", NULL, reply, sizeof(reply));
-		if (strstr(reply, "\"state\":\"running\""))
-			break;
-		usleep(10000);
-	}
-	cr_assert_eq(api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200, "%s",
-		     reply);
+	harness_wait_running(sock, 5000);
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200,
+		     "%s", reply);
 	cr_assert(strstr(reply, "\"total_ms\":"), "%s", reply);
 }
 
 /* Stops the VM behind sock through the API: exit status 4. */
-static void stop_vm(struct proc *p, const char *sock)
+static void stop_vm(struct harness_proc *p, const char *sock)
 {
 	char reply[512];
 
-	cr_assert_eq(
-		api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply, sizeof(reply)),
-		204, "%s", reply);
-	cr_assert_eq(proc_wait(p), 4, "stderr:\n%s", proc_stderr(p));
+	cr_assert_eq(harness_api(sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply,
+				 sizeof(reply)),
+		     204, "%s", reply);
+	cr_assert_eq(harness_proc_wait(p, 20000), 4, "stderr:\n%s", harness_proc_stderr(p));
 }
 
 /* Snapshots the VM behind sock into DIR/snap, then stops it. */
-static void snapshot_and_stop(struct proc *p, const char *sock, char *snap, size_t size)
+static void snapshot_and_stop(struct harness_proc *p, const char *sock, char *snap, size_t size)
 {
 	snprintf(snap, size, "%s/snap", dir);
 	snapshot_into(sock, snap);
@@ -187,7 +78,7 @@ static void snapshot_and_stop(struct proc *p, const char *sock, char *snap, size
 static void echo_parent_snapshot(const char *memory, const char *line, char *snap, size_t size)
 {
 	char con[96], sock[96], serial[104], echo[128];
-	struct proc a;
+	struct harness_proc a;
 	int fd;
 
 	snprintf(con, sizeof(con), "%s/a.con", dir);
@@ -202,14 +93,14 @@ static void echo_parent_snapshot(const char *memory, const char *line, char *sna
 				      "--api-sock", sock,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
 	fd = sock_wait(con);
-	read_until(fd, "name=serial-echo result=ready");
+	harness_wait_text(fd, "name=serial-echo result=ready", 10000);
 	snprintf(echo, sizeof(echo), "%s\n", line);
 	send_str(fd, echo);
 	snprintf(echo, sizeof(echo), "ECHO: %s", line);
-	read_until(fd, echo);
+	harness_wait_text(fd, echo, 10000);
 	close(fd);
 	snapshot_and_stop(&a, sock, snap, size);
 }
@@ -222,7 +113,7 @@ static void echo_parent_snapshot(const char *memory, const char *line, char *sna
 Test(snapshot, serial_session_carries_on)
 {
 	char con_b[96], serial_b[104], snap[96];
-	struct proc b;
+	struct harness_proc b;
 	int fd;
 
 	echo_parent_snapshot("64M", "before", snap, sizeof(snap));
@@ -231,15 +122,15 @@ Test(snapshot, serial_session_carries_on)
 	{
 		const char *args[] = {"--restore", snap, "--serial", serial_b, NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
 	fd = sock_wait(con_b);
 	send_str(fd, "after\n");
-	read_until(fd, "ECHO: after");
+	harness_wait_text(fd, "ECHO: after", 10000);
 	send_str(fd, "quit\n");
-	read_until(fd, "name=serial-echo result=pass lines=2");
+	harness_wait_text(fd, "name=serial-echo result=pass lines=2", 10000);
 	close(fd);
-	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
+	cr_assert_eq(harness_proc_wait(&b, 20000), 0, "stderr:\n%s", harness_proc_stderr(&b));
 }
 
 /*
@@ -261,7 +152,7 @@ Test(snapshot, restore_through_the_api)
 		{NULL, "\"field\":\"overlays\""},
 		{NULL, "\"field\":\"nets\""},
 	};
-	struct proc b;
+	struct harness_proc b;
 	int fd;
 
 	echo_parent_snapshot("64M", "before", snap, sizeof(snap));
@@ -271,7 +162,7 @@ Test(snapshot, restore_through_the_api)
 	{
 		const char *args[] = {"--api-sock", sock_b, "--serial", serial_b, NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *req = bad[i].body;
@@ -290,24 +181,24 @@ Test(snapshot, restore_through_the_api)
 				 snap);
 		if (!req)
 			req = body;
-		cr_assert_eq(api(sock_b, "PUT", "/vm/restore", req, reply, sizeof(reply)), 400,
-			     "%s: %s", req, reply);
+		cr_assert_eq(harness_api(sock_b, "PUT", "/vm/restore", req, reply, sizeof(reply)),
+			     400, "%s: %s", req, reply);
 		cr_assert(strstr(reply, bad[i].field), "%s: %s", req, reply);
 	}
-	api(sock_b, "GET", "/vm", NULL, reply, sizeof(reply));
+	harness_api(sock_b, "GET", "/vm", NULL, reply, sizeof(reply));
 	cr_assert(!strstr(reply, "\"state\":\"running\""), "%s", reply);
 	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
-	cr_assert_eq(api(sock_b, "PUT", "/vm/restore", body, reply, sizeof(reply)), 204, "%s",
-		     reply);
+	cr_assert_eq(harness_api(sock_b, "PUT", "/vm/restore", body, reply, sizeof(reply)), 204,
+		     "%s", reply);
 	fd = sock_wait(con_b);
 	send_str(fd, "after\n");
-	read_until(fd, "ECHO: after");
-	cr_assert_eq(api(sock_b, "PUT", "/vm/restore", body, reply, sizeof(reply)), 409, "%s",
-		     reply);
+	harness_wait_text(fd, "ECHO: after", 10000);
+	cr_assert_eq(harness_api(sock_b, "PUT", "/vm/restore", body, reply, sizeof(reply)), 409,
+		     "%s", reply);
 	send_str(fd, "quit\n");
-	read_until(fd, "name=serial-echo result=pass lines=2");
+	harness_wait_text(fd, "name=serial-echo result=pass lines=2", 10000);
 	close(fd);
-	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
+	cr_assert_eq(harness_proc_wait(&b, 20000), 0, "stderr:\n%s", harness_proc_stderr(&b));
 }
 
 /*
@@ -354,7 +245,7 @@ Test(snapshot, early_console_input_survives_the_restore)
 Test(snapshot, broken_snapshots_are_refused)
 {
 	char sock[96], snap[96], path[128], serial[104];
-	struct proc a;
+	struct harness_proc a;
 	struct vmm_result r;
 	int fd;
 
@@ -368,7 +259,7 @@ Test(snapshot, broken_snapshots_are_refused)
 				      "--api-sock", sock,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
 	snapshot_and_stop(&a, sock, snap, sizeof(snap));
 
@@ -431,7 +322,7 @@ Test(snapshot, broken_snapshots_are_refused)
 Test(snapshot, guest_clock_carries_on)
 {
 	char sock[96], snap[96], out_a[96], out_b[96], serial_a[104], serial_b[104], val[32];
-	struct proc a, b;
+	struct harness_proc a, b;
 	char *console;
 	long tsc_gap, kvm_gap;
 	FILE *f;
@@ -450,7 +341,7 @@ Test(snapshot, guest_clock_carries_on)
 				      "--api-sock", sock,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
 	for (int i = 0; i < 500; i++) {
 		char buf[256] = "";
@@ -472,10 +363,10 @@ Test(snapshot, guest_clock_carries_on)
 	{
 		const char *args[] = {"--restore", snap, "--serial", serial_b, NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
-	cr_assert_eq(proc_wait(&b), 0, "the restored guest powers off; stderr:\n%s",
-		     proc_stderr(&b));
+	cr_assert_eq(harness_proc_wait(&b, 20000), 0, "the restored guest powers off; stderr:\n%s",
+		     harness_proc_stderr(&b));
 	console = calloc(1, 4096);
 	f = fopen(out_b, "r");
 	cr_assert_not_null(f);
@@ -499,7 +390,7 @@ Test(snapshot, guest_clock_carries_on)
 Test(snapshot, virtio_console_carries_on)
 {
 	char hvc[96], hvc_arg[104], sock[96], snap[96], serial[104];
-	struct proc a, b;
+	struct harness_proc a, b;
 	int fd;
 
 	snprintf(hvc, sizeof(hvc), "%s/hvc0", dir);
@@ -521,25 +412,25 @@ Test(snapshot, virtio_console_carries_on)
 				      sock,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_proc_start(&a, dir, "a", args);
 	}
 	fd = sock_wait(hvc);
-	read_until(fd, "hvc0 ready");
+	harness_wait_text(fd, "hvc0 ready", 10000);
 	send_str(fd, "first\n");
-	read_until(fd, "ECHO: FIRST");
+	harness_wait_text(fd, "ECHO: FIRST", 10000);
 	close(fd);
 	snapshot_and_stop(&a, sock, snap, sizeof(snap));
 	{
 		const char *args[] = {"--restore", snap, NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
 	fd = sock_wait(hvc);
 	send_str(fd, "second\n");
-	read_until(fd, "ECHO: SECOND");
+	harness_wait_text(fd, "ECHO: SECOND", 10000);
 	send_str(fd, "quit\n");
 	close(fd);
-	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
+	cr_assert_eq(harness_proc_wait(&b, 20000), 0, "stderr:\n%s", harness_proc_stderr(&b));
 	{
 		char path[128], console[4096] = "";
 		FILE *f;
@@ -584,7 +475,8 @@ static long smaps_kb(pid_t pid, const char *path, const char *field)
 }
 
 /* Runs one echo round on a restored clone's serial socket and leaves it running. */
-static int clone_start(struct proc *p, const char *tag, const char *snap, char *con, size_t size)
+static int clone_start(struct harness_proc *p, const char *tag, const char *snap, char *con,
+		       size_t size)
 {
 	char serial[128];
 	int fd;
@@ -594,11 +486,11 @@ static int clone_start(struct proc *p, const char *tag, const char *snap, char *
 	{
 		const char *args[] = {"--restore", snap, "--serial", serial, NULL};
 
-		proc_start(p, tag, args);
+		harness_proc_start(p, dir, tag, args);
 	}
 	fd = sock_wait(con);
 	send_str(fd, "clone\n");
-	read_until(fd, "ECHO: clone");
+	harness_wait_text(fd, "ECHO: clone", 10000);
 	return fd;
 }
 
@@ -611,7 +503,7 @@ static int clone_start(struct proc *p, const char *tag, const char *snap, char *
 Test(snapshot, clones_run_side_by_side_and_share_memory)
 {
 	char snap[96], mem[128], con_b[96], con_c[96];
-	struct proc b, c;
+	struct harness_proc b, c;
 	int fb, fc;
 
 	echo_parent_snapshot("128M", "parent", snap, sizeof(snap));
@@ -624,20 +516,20 @@ Test(snapshot, clones_run_side_by_side_and_share_memory)
 	cr_assert_lt(smaps_kb(c.pid, mem, "Private_Dirty"), 8 * 1024,
 		     "clone c copied more than it wrote");
 	send_str(fb, "b-only\nquit\n");
-	read_until(fb, "result=pass lines=3");
+	harness_wait_text(fb, "result=pass lines=3", 10000);
 	send_str(fc, "quit\n");
-	read_until(fc, "result=pass lines=2");
+	harness_wait_text(fc, "result=pass lines=2", 10000);
 	close(fb);
 	close(fc);
-	cr_assert_eq(proc_wait(&b), 0, "stderr:\n%s", proc_stderr(&b));
-	cr_assert_eq(proc_wait(&c), 0, "stderr:\n%s", proc_stderr(&c));
+	cr_assert_eq(harness_proc_wait(&b, 20000), 0, "stderr:\n%s", harness_proc_stderr(&b));
+	cr_assert_eq(harness_proc_wait(&c, 20000), 0, "stderr:\n%s", harness_proc_stderr(&c));
 }
 
 /* A restored VM (memory mapped from a file, not a memfd) can be snapshotted again. */
 Test(snapshot, a_restored_vm_snapshots_again)
 {
 	char con[96], sock[96], snap[96], snap2[128];
-	struct proc b, c;
+	struct harness_proc b, c;
 	int fd;
 
 	echo_parent_snapshot("64M", "one", snap, sizeof(snap));
@@ -646,11 +538,11 @@ Test(snapshot, a_restored_vm_snapshots_again)
 	{
 		const char *args[] = {"--restore", snap, "--api-sock", sock, NULL};
 
-		proc_start(&b, "b", args);
+		harness_proc_start(&b, dir, "b", args);
 	}
 	fd = sock_wait(con);
 	send_str(fd, "two\n");
-	read_until(fd, "ECHO: two");
+	harness_wait_text(fd, "ECHO: two", 10000);
 	close(fd);
 	snprintf(snap2, sizeof(snap2), "%s/snap2", dir);
 	snapshot_into(sock, snap2);
@@ -658,11 +550,11 @@ Test(snapshot, a_restored_vm_snapshots_again)
 	{
 		const char *args[] = {"--restore", snap2, NULL};
 
-		proc_start(&c, "c", args);
+		harness_proc_start(&c, dir, "c", args);
 	}
 	fd = sock_wait(con);
 	send_str(fd, "three\nquit\n");
-	read_until(fd, "result=pass lines=3");
+	harness_wait_text(fd, "result=pass lines=3", 10000);
 	close(fd);
-	cr_assert_eq(proc_wait(&c), 0, "stderr:\n%s", proc_stderr(&c));
+	cr_assert_eq(harness_proc_wait(&c, 20000), 0, "stderr:\n%s", harness_proc_stderr(&c));
 }
