@@ -17,6 +17,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 runs=${RUNS:-7}
 doc=${BENCH_DOC:-docs/benchmarks.md}
@@ -41,10 +43,7 @@ qemu=$(command -v qemu-system-x86_64) || {
 	echo "blk.sh: qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)" >&2
 	exit 1
 }
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "blk.sh: /dev/kvm is missing or not usable by $(id -un)" >&2
-	exit 1
-fi
+bench_require_kvm
 # O_DIRECT (bunshin direct=on, QEMU cache=none) needs a real filesystem.
 fs_type=$(findmnt -no FSTYPE -T "$img_dir" 2>/dev/null || stat -f -c %T "$img_dir")
 if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
@@ -61,18 +60,7 @@ trap 'rm -rf "$work" "$img"' EXIT
 # ---- build ----------------------------------------------------------------
 
 echo "== building bunshin (release, $build/)" >&2
-if ! {
-	if [ -f "$build/build.ninja" ]; then
-		meson configure "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	else
-		meson setup "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	fi
-	ninja -C "$build" src/vmm/bunshin-vmm guest/bunshin-guest.elf
-} >"$work/build.log" 2>&1; then
-	tail -n 40 "$work/build.log" >&2
-	echo "blk.sh: the build failed" >&2
-	exit 1
-fi
+bench_build "$work/build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf
 vmm_bin=$build/src/vmm/bunshin-vmm
 guest=$build/guest/bunshin-guest.elf
 

@@ -18,6 +18,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 clients=${CLIENTS:-16}
 seconds=${SECONDS_:-10}
@@ -31,10 +33,7 @@ for v in clients seconds creates boots; do
 		exit 2
 	fi
 done
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "daemon.sh: /dev/kvm is missing or not usable by $(id -un)" >&2
-	exit 1
-fi
+bench_require_kvm
 
 work=$(mktemp -d /tmp/bunshin-daemon-bench.XXXXXX)
 daemon_pid=
@@ -47,19 +46,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== building bunshin (release, $build/)" >&2
-if ! {
-	if [ -f "$build/build.ninja" ]; then
-		meson configure "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	else
-		meson setup "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	fi
-	ninja -C "$build" src/vmm/bunshin-vmm guest/bunshin-guest.elf src/daemon/bunshind \
-		src/daemon/daemonbench src/cli/bunshin
-} >"$work/build.log" 2>&1; then
-	tail -n 40 "$work/build.log" >&2
-	echo "daemon.sh: the build failed" >&2
-	exit 1
-fi
+bench_build "$work/build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf src/daemon/bunshind  src/daemon/daemonbench src/cli/bunshin
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 state=$work/state

@@ -16,6 +16,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 runs=${RUNS:-5}
 uid=${JAIL_UID:-64200}
@@ -50,18 +52,7 @@ trap cleanup EXIT
 
 echo "== building the harness and bunshin (release, $build/)" >&2
 cc -std=gnu17 -O2 -Wall -Wextra -Werror -o "$work/bench" bench/bench.c
-if ! {
-	if [ -f "$build/build.ninja" ]; then
-		meson configure "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	else
-		meson setup "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	fi
-	ninja -C "$build" src/vmm/bunshin-vmm guest/bunshin-guest.elf
-} >"$work/build.log" 2>&1; then
-	tail -n 40 "$work/build.log" >&2
-	echo "jail.sh: the build failed" >&2
-	exit 1
-fi
+bench_build "$work/build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf
 vmm_bin=$build/src/vmm/bunshin-vmm
 mkdir -m 0755 "$jail"
 cp "$build/guest/bunshin-guest.elf" "$jail/guest.elf"

@@ -15,6 +15,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 runs=${RUNS:-5}
 doc=${BENCH_DOC:-docs/benchmarks.md}
@@ -28,10 +30,7 @@ qemu=$(command -v qemu-system-x86_64) || {
 	echo "migrate.sh: qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)" >&2
 	exit 1
 }
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "migrate.sh: /dev/kvm is missing or not usable by $(id -un)" >&2
-	exit 1
-fi
+bench_require_kvm
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d /tmp/bunshin-mig-bench.XXXXXX)
@@ -39,18 +38,7 @@ trap 'rm -rf "$work"' EXIT
 
 echo "== building the helper and bunshin (release, $build/)" >&2
 cc -std=gnu17 -O2 -Wall -Wextra -Werror -o "$work/migbench" bench/migbench.c
-if ! {
-	if [ -f "$build/build.ninja" ]; then
-		meson configure "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	else
-		meson setup "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	fi
-	ninja -C "$build" src/vmm/bunshin-vmm guest/bunshin-guest.elf
-} >"$work/build.log" 2>&1; then
-	tail -n 40 "$work/build.log" >&2
-	echo "migrate.sh: the build failed" >&2
-	exit 1
-fi
+bench_build "$work/build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf
 vmm_bin=$build/src/vmm/bunshin-vmm
 guest=$build/guest/bunshin-guest.elf
 idle_cmdline="test=serial-echo"

@@ -26,6 +26,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 runs=${RUNS:-5}
 net_ms=${NET_MS:-3000}
@@ -91,17 +93,7 @@ trap 'exit 130' INT TERM
 
 echo "== building netsend and bunshin (release, $build/)" >&2
 cc -std=gnu17 -O2 -Wall -Wextra -Werror -o "$work/netsend" bench/netsend.c
-if ! {
-	if [ -f "$build/build.ninja" ]; then
-		meson configure "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	else
-		meson setup "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	fi
-	ninja -C "$build" src/vmm/bunshin-vmm guest/bunshin-guest.elf
-} >"$work/build.log" 2>&1; then
-	tail -n 40 "$work/build.log" >&2
-	die "the build failed"
-fi
+bench_build "$work/build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf
 vmm_bin=$build/src/vmm/bunshin-vmm
 image=$build/guest/bunshin-guest.elf
 

@@ -10,6 +10,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 runs=${RUNS:-7}
 doc=${BENCH_DOC:-docs/benchmarks.md}
@@ -24,10 +26,7 @@ qemu=$(command -v qemu-system-x86_64) || {
 	echo "run.sh: qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)" >&2
 	exit 1
 }
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "run.sh: /dev/kvm is missing or not usable by $(id -un)" >&2
-	exit 1
-fi
+bench_require_kvm
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d /tmp/bunshin-bench.XXXXXX)
@@ -38,18 +37,7 @@ trap 'rm -rf "$work"' EXIT
 echo "== building the harness and bunshin (release, $build/)" >&2
 cc -std=gnu17 -O2 -Wall -Wextra -Werror -o "$work/bench" bench/bench.c
 build_log=$work/build.log
-if ! {
-	if [ -f "$build/build.ninja" ]; then
-		meson configure "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	else
-		meson setup "$build" --buildtype=release -Db_sanitize=none -Dtests=false
-	fi
-	ninja -C "$build" src/vmm/bunshin-vmm guest/bunshin-guest.elf guest/bunshin-guest.bzImage
-} >"$build_log" 2>&1; then
-	tail -n 40 "$build_log" >&2
-	echo "run.sh: the build failed" >&2
-	exit 1
-fi
+bench_build "$build_log" src/vmm/bunshin-vmm guest/bunshin-guest.elf guest/bunshin-guest.bzImage
 
 vmm_bin=$build/src/vmm/bunshin-vmm
 # The PVH ELF: both bunshin-vmm and QEMU (-kernel, every machine type) boot it.
