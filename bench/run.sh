@@ -287,14 +287,11 @@ passes: \`$boot_name\` with $boot_fw."
 fi
 
 mkdir -p "$(dirname "$doc")"
-# bench/blk.sh, bench/net.sh and bench/snap.sh own their sections: keep them as they are.
-blk_section=""
-net_section=""
-snap_section=""
+# The other scripts own their sections (between their BEGIN and END
+# markers): keep every one of them as it is, in order.
+kept=""
 if [ -f "$doc" ]; then
-	blk_section=$(sed -n '/^<!-- begin virtio-blk/,/^<!-- end virtio-blk/p' "$doc")
-	net_section=$(sed -n '/^<!-- BEGIN virtio-net/,/^<!-- END virtio-net/p' "$doc")
-	snap_section=$(sed -n '/^<!-- BEGIN snapshots/,/^<!-- END snapshots/p' "$doc")
+	kept=$(awk '/^<!-- (BEGIN|begin) /{on=1} on{print} /^<!-- (END|end) /{if (on) print ""; on=0}' "$doc")
 fi
 {
 	cat <<EOF
@@ -385,14 +382,8 @@ $(cat "$crosscheck")
 
 </details>
 EOF
-	if [ -n "$net_section" ]; then
-		blk_section="$blk_section"$'\n'"$net_section"
-	fi
-	if [ -n "$snap_section" ]; then
-		blk_section="$blk_section"$'\n'"$snap_section"
-	fi
-	if [ -n "$blk_section" ]; then
-		printf '\n%s\n' "$blk_section"
+	if [ -n "$kept" ]; then
+		printf '\n%s\n' "$kept"
 	fi
 } >"$doc"
 echo "== wrote $doc" >&2
