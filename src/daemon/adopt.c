@@ -31,7 +31,23 @@ struct sup_found {
 	bool claimed;
 };
 
-/* The instance id in "--api-sock STATE/instances/ID/api.sock", or 0: not one of ours. */
+/* The ID of "PREFIXID" + tail exactly, or 0. */
+static int64_t sup_path_id(const char *path, const char *prefix, size_t plen, const char *tail)
+{
+	char *rest;
+	long long id;
+
+	if (strncmp(path, prefix, plen))
+		return 0;
+	id = strtoll(path + plen, &rest, 10);
+	return id > 0 && !strcmp(rest, tail) ? id : 0;
+}
+
+/*
+ * The instance id in "--api-sock STATE/instances/ID/api.sock" (unjailed)
+ * or "--jail STATE/instances/ID" (jailed, whose socket is the jail's
+ * /api.sock), or 0: not one of ours.
+ */
 static int64_t sup_cmdline_id(const struct daemon *d, const char *cmd, size_t len)
 {
 	char prefix[4200];
@@ -40,13 +56,15 @@ static int64_t sup_cmdline_id(const struct daemon *d, const char *cmd, size_t le
 
 	for (const char *a = cmd; a < end; a += strlen(a) + 1) {
 		const char *next = a + strlen(a) + 1;
-		char *rest;
-		long long id;
+		int64_t id = 0;
 
-		if (strcmp(a, "--api-sock") || next >= end || strncmp(next, prefix, plen))
-			continue;
-		id = strtoll(next + plen, &rest, 10);
-		if (id > 0 && !strcmp(rest, "/api.sock"))
+		if (next >= end)
+			break;
+		if (!strcmp(a, "--api-sock"))
+			id = sup_path_id(next, prefix, plen, "/api.sock");
+		else if (!strcmp(a, "--jail"))
+			id = sup_path_id(next, prefix, plen, "");
+		if (id)
 			return id;
 	}
 	return 0;
@@ -100,8 +118,14 @@ static size_t sup_scan(const struct daemon *d, struct sup_found **out)
 			continue;
 		cmd[len] = 0;
 		id = sup_cmdline_id(d, cmd, (size_t)len);
-		/* A VMM's clone spawner has its command line but is not a VMM. */
-		if (!id || !sup_start_time(pid) || sup_comm_is(e->d_name, PROCNAME_VMM_SPAWNER))
+		/*
+		 * A VMM's clone spawner has its command line but is not a VMM;
+		 * nor is a jailed VMM (in its own PID namespace) the process
+		 * bunshind watches: that is its launcher, whose command line
+		 * it shares and which exits with its status.
+		 */
+		if (!id || !sup_start_time(pid) || sup_comm_is(e->d_name, PROCNAME_VMM_SPAWNER) ||
+		    djail_other_pidns(pid))
 			continue;
 		if (n == cap) {
 			struct sup_found *p = realloc(found, (cap = cap * 2 + 16) * sizeof(*p));
@@ -128,11 +152,15 @@ static bool sup_vmm_state(const char *sock, const char **state)
 		.method = "GET", .path = "/vm", .timeout_ms = SUP_VMM_API_TIMEOUT};
 	struct httpc_response resp;
 	struct error err = {0};
-	char ep[4200];
+	char ep[64];
 	json_t *j;
+	int fd = djail_sock_ep(sock, ep, sizeof(ep)), ret;
 
-	snprintf(ep, sizeof(ep), "unix:%s", sock);
-	if (httpc_do(ep, &req, &resp, &err))
+	if (fd < 0)
+		return false;
+	ret = httpc_do(ep, &req, &resp, &err);
+	close(fd);
+	if (ret)
 		return false;
 	j = json_loads(resp.body, 0, NULL);
 	*state = ST_RUNNING;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../common/error.h"
 #include "../common/httpd.h"
@@ -42,6 +43,10 @@ struct daemon_opts {
 	double cpu_ratio, ram_ratio, disk_ratio;
 	unsigned int stop_timeout_s; /* power button, then forced after this */
 	bool stop_vms_on_exit;
+	/* jail.c: each VMM jailed in its instance directory, unless no_jail */
+	bool no_jail, no_cgroup;
+	uint64_t uid_base, gid_base; /* an instance's uid: uid_base + its id */
+	const char *cgroup_parent;   /* instances' cgroups: PARENT/instance-ID */
 };
 
 struct store_pool;
@@ -55,6 +60,7 @@ struct daemon {
 	struct httpd *httpd[DAEMON_LISTEN_MAX];
 	long host_cpus;
 	uint64_t host_ram_mib;
+	bool cgroups; /* jailed VMMs get a cgroup (the host has cpu, memory, pids) */
 };
 
 /* pool.c: store connections shared by the threads, one per user at a time. */
@@ -108,6 +114,30 @@ void supervisor_remove_dir(const struct daemon *d, int64_t id);
 int disk_check(const char *kind, struct error *err);
 int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, char **argv,
 		  int *argc, int max, struct error *err);
+
+/*
+ * jail.c: an instance's sandbox. djail_setup() readies its directory as
+ * the jail's root (the kernel linked in, the files the VMM writes owned
+ * by its user); djail_argv() appends the jail's options (they come first
+ * on the VMM's command line).
+ */
+int djail_ids(const struct daemon *d, int64_t id, uid_t *uid, gid_t *gid, struct error *err);
+int djail_setup(const struct daemon *d, const json_t *inst, const char *dir, struct error *err);
+int djail_argv(const struct daemon *d, const json_t *inst, const char *dir, char **argv, int *argc,
+	       int max, struct error *err);
+char *djail_cgroup_name(const struct daemon *d, int64_t id);
+/* "v2", "v1", or NULL: the host cannot give instances a cgroup. */
+const char *djail_cgroup_probe(const struct daemon *d);
+void djail_cgroup_remove(const struct daemon *d, int64_t id);
+/* A file in a directory a VMM owns, opened to read: no symlink, no FIFO (-errno). */
+int djail_open_read(const char *path);
+/*
+ * The httpc endpoint of a VMM's API socket, never a link the VMM planted
+ * in its place: an fd to close after the call, or -errno.
+ */
+int djail_sock_ep(const char *sock, char *ep, size_t size);
+/* Whether pid is in another PID namespace than ours (a jailed VMM, not its launcher). */
+bool djail_other_pidns(pid_t pid);
 
 /* api.c */
 extern const struct httpd_route daemon_routes[];

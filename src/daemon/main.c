@@ -29,6 +29,11 @@ enum {
 	OPT_STOP_VMS,
 	OPT_VERBOSE,
 	OPT_HELP,
+	OPT_NO_JAIL,
+	OPT_UID_BASE,
+	OPT_GID_BASE,
+	OPT_CGROUP_PARENT,
+	OPT_NO_CGROUP,
 };
 
 static const struct option main_options[] = {
@@ -42,6 +47,11 @@ static const struct option main_options[] = {
 	{"stop-vms-on-exit", no_argument, NULL, OPT_STOP_VMS},
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"help", no_argument, NULL, OPT_HELP},
+	{"no-jail", no_argument, NULL, OPT_NO_JAIL},
+	{"uid-base", required_argument, NULL, OPT_UID_BASE},
+	{"gid-base", required_argument, NULL, OPT_GID_BASE},
+	{"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
+	{"no-cgroup", no_argument, NULL, OPT_NO_CGROUP},
 	{NULL, 0, NULL, 0},
 };
 
@@ -62,7 +72,13 @@ static void main_usage(FILE *f)
 		"  --stop-timeout S      seconds from the power button to a forced stop "
 		"(default 30)\n"
 		"  --stop-vms-on-exit    stop every VM when bunshind exits (default: leave them)\n"
-		"  --verbose             more log output\n");
+		"  --verbose             more log output\n"
+		"  --uid-base N          an instance's VMM runs as uid N+ID (default 100000)\n"
+		"  --gid-base N          ... and gid N+ID (default: the uid base)\n"
+		"  --cgroup-parent PATH  instances' cgroups: PATH/instance-ID (default bunshin,\n"
+		"                        under bunshind's own cgroup; /PATH: under the root)\n"
+		"  --no-cgroup           no cgroup per instance\n"
+		"  --no-jail             for debugging: VMMs run unjailed, as root\n");
 }
 
 static int main_ratio(const char *arg, double *out)
@@ -75,6 +91,30 @@ static int main_ratio(const char *arg, double *out)
 	if (errno || end == arg || *end || !(v > 0 && v <= 64))
 		return -1;
 	*out = v;
+	return 0;
+}
+
+/* The sandbox's options (jail.c). */
+static int main_jail_opt(int c, const char *arg, struct daemon_opts *o, struct error *err)
+{
+	switch (c) {
+	case OPT_NO_JAIL:
+		o->no_jail = true;
+		return 0;
+	case OPT_NO_CGROUP:
+		o->no_cgroup = true;
+		return 0;
+	case OPT_CGROUP_PARENT:
+		/* the VMM checks the whole --cgroup PATH/instance-ID again */
+		if (strlen(arg) > 200 || !arg[strspn(arg, "/")] || strstr(arg, ".."))
+			return error_set(err, EINVAL, "--cgroup-parent: '%s' is not a cgroup path",
+					 arg);
+		o->cgroup_parent = arg;
+		return 0;
+	}
+	if (parse_uint(arg, 1, 0xfffffffeULL, c == OPT_UID_BASE ? &o->uid_base : &o->gid_base))
+		return error_set(err, EINVAL, "--%s: '%s' is not a number from 1 (0 is root's)",
+				 c == OPT_UID_BASE ? "uid-base" : "gid-base", arg);
 	return 0;
 }
 
@@ -128,12 +168,22 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 		case OPT_HELP:
 			main_usage(stdout);
 			exit(0);
+		case OPT_NO_JAIL:
+		case OPT_UID_BASE:
+		case OPT_GID_BASE:
+		case OPT_CGROUP_PARENT:
+		case OPT_NO_CGROUP:
+			if (main_jail_opt(c, optarg, o, err))
+				return -err->code;
+			break;
 		default:
 			return error_set(err, EINVAL, "see bunshind --help");
 		}
 	}
 	if (optind < argc)
 		return error_set(err, EINVAL, "unexpected argument '%s'", argv[optind]);
+	if (!o->gid_base)
+		o->gid_base = o->uid_base;
 	return 0;
 }
 
@@ -251,6 +301,23 @@ static int main_listen(struct daemon *d, struct error *err)
 	return 0;
 }
 
+/* What the instances' sandbox will be, said once. */
+static void main_sandbox(struct daemon *d)
+{
+	const char *cg = d->opts.no_jail || d->opts.no_cgroup ? NULL : djail_cgroup_probe(d);
+
+	d->cgroups = cg != NULL;
+	if (d->opts.no_jail)
+		log_warn("--no-jail: VMMs run unjailed, as root (for debugging only)");
+	else
+		log_info("VMMs jailed in their instance directories as uid %llu+ID, gid "
+			 "%llu+ID; cgroups: %s",
+			 (unsigned long long)d->opts.uid_base, (unsigned long long)d->opts.gid_base,
+			 cg		     ? cg
+			 : d->opts.no_cgroup ? "none (--no-cgroup)"
+					     : "none (no cpu, memory and pids controllers here)");
+}
+
 static int main_run(struct daemon *d, struct error *err)
 {
 	sigset_t set;
@@ -266,6 +333,7 @@ static int main_run(struct daemon *d, struct error *err)
 	main_host(d);
 	if (main_find_vmm(&d->opts, err) || main_state_dir(d, err))
 		return -err->code;
+	main_sandbox(d);
 	d->pool = pool_open(d->db_path, DAEMON_API_THREADS + 4, err);
 	if (!d->pool || bootstrap_first_start(d, err) || supervisor_start(d, err) ||
 	    supervisor_adopt_all(d, err) || main_listen(d, err))
@@ -294,7 +362,9 @@ int main(int argc, char **argv)
 				    .cpu_ratio = 4.0,
 				    .ram_ratio = 1.0,
 				    .disk_ratio = 1.0,
-				    .stop_timeout_s = 30}};
+				    .stop_timeout_s = 30,
+				    .uid_base = 100000,
+				    .cgroup_parent = "bunshin"}};
 	struct error err = {0};
 	int ret;
 

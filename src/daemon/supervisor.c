@@ -121,7 +121,7 @@ uint64_t sup_start_time(pid_t pid)
 static void sup_last_line(const char *path, char *out, size_t size)
 {
 	char buf[1024];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = djail_open_read(path); /* in a directory a jailed VMM owns */
 	off_t end;
 	ssize_t n;
 	char *nl;
@@ -195,6 +195,11 @@ static bool sup_exit_reason(struct daemon *d, const struct sup_watch *w, char *w
 	if (si.si_code == CLD_EXITED && si.si_status == 0) {
 		snprintf(why, size, "guest powered off");
 		return true;
+	}
+	/* A jail's launcher exits with 128 + N when its VMM died of signal N. */
+	if (si.si_code == CLD_EXITED && si.si_status > 128 && !d->opts.no_jail) {
+		si.si_code = CLD_KILLED;
+		si.si_status -= 128;
 	}
 	if (si.si_code == CLD_EXITED)
 		snprintf(why, size, "VMM exited with status %d%s%s", si.si_status,

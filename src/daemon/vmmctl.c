@@ -35,16 +35,29 @@ static void sup_argv_free(char **argv, int argc)
 		free(argv[i]);
 }
 
+/*
+ * Jailed, the VMM's paths are the jail's: DIR is its /. Unjailed
+ * (--no-jail), they are the host's, under DIR.
+ */
 static int sup_argv(struct daemon *d, const json_t *inst, const char *dir, char **argv, int *argc,
 		    struct error *err)
 {
 	const char *cmdline = sup_str(inst, "image_cmdline");
-	int n = 0;
+	bool jail = !d->opts.no_jail;
+	const char *vdir = jail ? "" : dir;
+	int n = 1, ret;
 
-	argv[n++] = strdup(d->opts.vmm);
+	argv[0] = strdup(d->opts.vmm);
+	*argc = 1;
+	ret = argv[0] ? 0 : error_set(err, ENOMEM, "out of memory");
+	/* The jail's options come first: bunshin-vmm peels them off before its own. */
+	ret = ret ?: (jail ? djail_argv(d, inst, dir, argv, argc, SUP_ARGV_MAX - 1, err) : 0);
+	if (ret)
+		return ret;
+	n = *argc;
 	if (!strcmp(sup_str(inst, "image_kind"), "kernel")) {
 		argv[n++] = strdup("--kernel");
-		argv[n++] = strdup(sup_str(inst, "image_path"));
+		argv[n++] = jail ? strdup("/kernel") : strdup(sup_str(inst, "image_path"));
 		if (cmdline) {
 			argv[n++] = strdup("--cmdline");
 			argv[n++] = strdup(cmdline);
@@ -57,20 +70,20 @@ static int sup_argv(struct daemon *d, const json_t *inst, const char *dir, char 
 	if (asprintf(&argv[n++], "%lldM", (long long)sup_int(inst, "ram_mib")) < 0)
 		argv[n - 1] = NULL;
 	argv[n++] = strdup("--api-sock");
-	if (asprintf(&argv[n++], "%s/api.sock", dir) < 0)
+	if (asprintf(&argv[n++], "%s/api.sock", vdir) < 0)
 		argv[n - 1] = NULL;
 	/* A guest reboot stays inside its VMM, as on real hardware. */
 	argv[n++] = strdup("--on-reboot");
 	argv[n++] = strdup("restart");
 	argv[n++] = strdup("--serial");
-	if (asprintf(&argv[n++], "file:%s/console.log", dir) < 0)
+	if (asprintf(&argv[n++], "file:%s/console.log", vdir) < 0)
 		argv[n - 1] = NULL;
 	*argc = n;
 	for (int i = 0; i < n; i++) {
 		if (!argv[i])
 			return error_set(err, ENOMEM, "out of memory");
 	}
-	return disk_vmm_args(d, inst, dir, argv, argc, SUP_ARGV_MAX - 1, err);
+	return disk_vmm_args(d, inst, vdir, argv, argc, SUP_ARGV_MAX - 1, err);
 }
 
 /* After fork: only async-signal-safe calls until exec. */
@@ -98,12 +111,19 @@ int sup_write_pidfile(const char *dir, pid_t pid, uint64_t start)
 {
 	char path[4200], tmp[4210];
 	FILE *f;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/vmm.pid", dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (!f)
+	/* A jailed VMM owns the directory: write only a file made here, now. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return -errno;
+	}
 	fprintf(f, "%d %llu\n", (int)pid, (unsigned long long)start);
 	if (fclose(f) || rename(tmp, path))
 		return -errno;
@@ -116,7 +136,8 @@ static int sup_fork(char **argv, const char *dir, pid_t *pid, int *pidfd, struct
 	int logfd;
 
 	snprintf(log, sizeof(log), "%s/vmm.log", dir);
-	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+		     0600);
 	if (logfd < 0)
 		return error_set(err, errno, "%s: %s", log, strerror(errno));
 	/*
@@ -159,11 +180,15 @@ static bool sup_api_answers(const char *sock)
 	struct httpc_request req = {.method = "GET", .path = "/vm", .timeout_ms = 1000};
 	struct httpc_response resp;
 	struct error err = {0};
-	char ep[4300];
+	char ep[64];
 	bool ok;
+	int fd = djail_sock_ep(sock, ep, sizeof(ep)), ret;
 
-	snprintf(ep, sizeof(ep), "unix:%s", sock);
-	if (httpc_do(ep, &req, &resp, &err))
+	if (fd < 0)
+		return false;
+	ret = httpc_do(ep, &req, &resp, &err);
+	close(fd);
+	if (ret)
 		return false;
 	ok = resp.status == 200;
 	httpc_response_free(&resp);
@@ -235,7 +260,8 @@ int supervisor_spawn(struct daemon *d, struct store *s, const json_t *inst, stru
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		ret = error_set(err, errno, "%s: %s", dir, strerror(errno));
 	else
-		ret = sup_argv(d, inst, dir, argv, &argc, err);
+		ret = d->opts.no_jail ? 0 : djail_setup(d, inst, dir, err);
+	ret = ret ?: sup_argv(d, inst, dir, argv, &argc, err);
 	if (!ret)
 		ret = sup_fork(argv, dir, &pid, &pidfd, err);
 	sup_argv_free(argv, argc);
@@ -262,8 +288,10 @@ int supervisor_spawn(struct daemon *d, struct store *s, const json_t *inst, stru
 
 void supervisor_remove_dir(const struct daemon *d, int64_t id)
 {
-	static const char *const files[] = {"api.sock", "console.log", "vmm.log",
-					    "vmm.pid",	"vmm.pid.tmp", "disk.overlay"};
+	static const char *const files[] = {"api.sock",	   "console.log",  "vmm.log", "vmm.pid",
+					    "vmm.pid.tmp", "disk.overlay", "kernel"};
+	/* the jail's mount points, empty outside its mount namespace */
+	static const char *const dirs[] = {"dev/net", "dev", "proc"};
 	char dir[4096], path[4300];
 
 	supervisor_instance_dir(d, id, dir, sizeof(dir));
@@ -271,6 +299,11 @@ void supervisor_remove_dir(const struct daemon *d, int64_t id)
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		unlink(path);
 	}
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, dirs[i]);
+		rmdir(path);
+	}
+	djail_cgroup_remove(d, id);
 	if (rmdir(dir) && errno != ENOENT)
 		log_warn("%s: %s", dir, strerror(errno));
 }
@@ -280,17 +313,20 @@ void supervisor_remove_dir(const struct daemon *d, int64_t id)
 static int sup_vmm_put_action(const char *sock, const char *action, struct error *err)
 {
 	struct httpc_response resp;
-	char body[64], ep[4200];
-	int ret;
+	char body[64], ep[64];
+	int ret, fd = djail_sock_ep(sock, ep, sizeof(ep));
 
+	if (fd < 0)
+		return error_set(err, -fd, "%s: %s", sock,
+				 fd == -ENOTSOCK ? "not the VMM's socket" : strerror(-fd));
 	snprintf(body, sizeof(body), "{\"action\":\"%s\"}", action);
-	snprintf(ep, sizeof(ep), "unix:%s", sock);
 	ret = httpc_do(ep,
 		       &(struct httpc_request){.method = "PUT",
 					       .path = "/vm/actions",
 					       .body = body,
 					       .timeout_ms = SUP_VMM_API_TIMEOUT},
 		       &resp, err);
+	close(fd);
 	if (ret)
 		return ret;
 	if (resp.status >= 300)

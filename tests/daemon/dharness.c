@@ -50,6 +50,9 @@ static void dh_spawn(struct dh *h, const char *const *extra)
 	argv[n++] = dh_env("BUNSHIN_GUEST_ELF");
 	argv[n++] = "--stop-timeout";
 	argv[n++] = "1";
+	/* instance ids start at 1 in every state directory: cgroups apart */
+	argv[n++] = "--cgroup-parent";
+	argv[n++] = h->cgparent;
 	for (; extra && *extra && n < 31; extra++)
 		argv[n++] = *extra;
 	argv[n] = NULL;
@@ -82,6 +85,7 @@ void dh_start(struct dh *h, const char *const *extra)
 	cr_assert_not_null(mkdtemp(h->dir));
 	snprintf(h->sock, sizeof(h->sock), "unix:%s/api.sock", h->dir);
 	snprintf(h->log, sizeof(h->log), "%s.log", h->dir);
+	snprintf(h->cgparent, sizeof(h->cgparent), "%s", strrchr(h->dir, '/') + 1);
 	dh_spawn(h, extra);
 	snprintf(path, sizeof(path), "%s/admin.token", h->dir);
 	f = fopen(path, "r");
@@ -173,7 +177,8 @@ int dh_vmm_pids(struct dh *h, pid_t *pids, int max)
 		for (ssize_t i = 0; i < len; i++)
 			cmd[i] = cmd[i] ? cmd[i] : ' ';
 		if (n0 >= 11 && !strncmp(cmd + n0 - 11, "bunshin-vmm", 11) && strstr(cmd, h->dir) &&
-		    dh_alive(atoi(e->d_name)) && !dh_is_spawner(e->d_name))
+		    dh_alive(atoi(e->d_name)) && !dh_is_spawner(e->d_name) &&
+		    !dh_other_pidns(atoi(e->d_name)))
 			pids[n++] = atoi(e->d_name);
 	}
 	if (d)
@@ -196,6 +201,120 @@ static void dh_check_log(const struct dh *h)
 		fclose(f);
 }
 
+bool dh_other_pidns(pid_t pid)
+{
+	char path[64], mine[64] = "", its[64] = "";
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+	if (readlink("/proc/self/ns/pid", mine, sizeof(mine) - 1) <= 0 ||
+	    readlink(path, its, sizeof(its) - 1) <= 0)
+		return false;
+	return strcmp(mine, its) != 0;
+}
+
+/* Field 4 of /proc/PID/stat. */
+static pid_t dh_ppid(const char *pid)
+{
+	char path[300], buf[512], *p;
+	int ppid = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return ppid;
+}
+
+pid_t dh_jailed_vmm(pid_t launcher)
+{
+	for (int t = 0; t < 200; t++) {
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+		pid_t found = 0;
+
+		while (d && !found && (e = readdir(d)))
+			if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+			    dh_ppid(e->d_name) == launcher)
+				found = atoi(e->d_name);
+		if (d)
+			closedir(d);
+		if (found)
+			return found;
+		usleep(10000);
+	}
+	return 0;
+}
+
+/* rmdir, for a cgroup whose last tasks may be leaving. */
+static void dh_rmdir_cgroup(const char *path)
+{
+	for (int i = 0; i < 100 && rmdir(path) && errno == EBUSY; i++)
+		usleep(10000);
+}
+
+/* Our cgroup in a hierarchy (ctrl "": v2), from /proc/self/cgroup. */
+static bool dh_self_cgroup(const char *ctrl, char *out, size_t size)
+{
+	char line[1024];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	bool found = false;
+
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *c = strchr(line, ':'), *p = c ? strchr(c + 1, ':') : NULL;
+
+		if (!p)
+			continue;
+		*p++ = 0;
+		p[strcspn(p, "\n")] = 0;
+		c++;
+		if ((!*ctrl && !*c) || (*ctrl && !strcmp(c, ctrl))) {
+			snprintf(out, size, "%s", strcmp(p, "/") ? p : "");
+			found = true;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* The instances' cgroups the killed launchers left, and their parent. */
+static void dh_cgroup_cleanup(const struct dh *h)
+{
+	static const char *const hiers[][2] = {{"/sys/fs/cgroup", ""},
+					       {"/sys/fs/cgroup/unified", ""},
+					       {"/sys/fs/cgroup/cpu", "cpu"},
+					       {"/sys/fs/cgroup/memory", "memory"},
+					       {"/sys/fs/cgroup/pids", "pids"}};
+	char self[1024], base[1600], path[1900];
+
+	for (size_t i = 0; i < sizeof(hiers) / sizeof(hiers[0]); i++) {
+		struct dirent *e;
+		DIR *d;
+
+		if (!dh_self_cgroup(hiers[i][1], self, sizeof(self)))
+			continue;
+		snprintf(base, sizeof(base), "%s%s/%s", hiers[i][0], self, h->cgparent);
+		d = opendir(base);
+		while (d && (e = readdir(d))) {
+			if (strncmp(e->d_name, "instance-", 9))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+			dh_rmdir_cgroup(path);
+		}
+		if (d)
+			closedir(d);
+		dh_rmdir_cgroup(base);
+	}
+}
+
 void dh_cleanup(struct dh *h)
 {
 	pid_t pids[256];
@@ -211,6 +330,7 @@ void dh_cleanup(struct dh *h)
 			kill(pids[i], SIGKILL);
 		usleep(50000);
 	}
+	dh_cgroup_cleanup(h);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", h->dir, h->log);
 	if (system(cmd))
 		fprintf(stderr, "cannot remove %s\n", h->dir);

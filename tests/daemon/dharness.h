@@ -13,11 +13,12 @@
  * BUNSHIN_VMM, BUNSHIN_GUEST_ELF).
  */
 struct dh {
-	char dir[128];	/* the state directory */
-	char sock[192]; /* unix:DIR/api.sock */
-	char admin[80]; /* the admin token */
-	pid_t pid;	/* bunshind */
-	char log[192];	/* its stdout and stderr */
+	char dir[128];	   /* the state directory */
+	char sock[192];	   /* unix:DIR/api.sock */
+	char admin[80];	   /* the admin token */
+	pid_t pid;	   /* bunshind */
+	char log[192];	   /* its stdout and stderr */
+	char cgparent[64]; /* --cgroup-parent: this directory's own, removed at cleanup */
 };
 
 /* Starts bunshind in a new state directory; extra arguments are appended. */
@@ -47,9 +48,17 @@ const char *dh_wait_state(struct dh *h, const char *token, const char *ref, cons
 			  int ms);
 int64_t dh_instance_pid(struct dh *h, const char *token, const char *ref);
 
-/* Pids of the bunshin-vmm processes whose command line names this state directory. */
+/*
+ * Pids of the bunshin-vmm processes whose command line names this state
+ * directory: an unjailed VMM, or a jailed one's launcher (the jailed VMM
+ * itself, in a PID namespace of its own, is dh_jailed_vmm()'s).
+ */
 int dh_vmm_pids(struct dh *h, pid_t *pids, int max);
 bool dh_alive(pid_t pid);
+/* Whether pid is in another PID namespace than the test's. */
+bool dh_other_pidns(pid_t pid);
+/* The jailed VMM under a launcher: its child (waits up to 2 s for it), or 0. */
+pid_t dh_jailed_vmm(pid_t launcher);
 
 /* Skips the test (with a printed reason) when /dev/kvm cannot be used. */
 void dh_need_kvm(void);
