@@ -268,17 +268,27 @@ static int identity_plan(const struct snapshot_args *a, const struct vmm_config 
 int identity_merge(struct snapshot_args *a, const struct vmm_config *now, struct error *err)
 {
 	int by_nic[CONFIG_MAX_NETS];
-	struct vmm_config rec;
+	/*
+	 * On the heap, not the stack: a vmm_config is ~200 KiB that parsing
+	 * touches whole, and a stack keeps its high-water mark for the life of
+	 * the VM (every clone would carry it); freed, the heap gives it back.
+	 */
+	struct vmm_config *rec = malloc(sizeof(*rec));
 	struct identity_out o = {0};
-	int ret = identity_plan(a, now, &rec, by_nic, err);
+	int ret = rec ? identity_plan(a, now, rec, by_nic, err)
+		      : error_set(err, ENOMEM, "out of memory");
 
+	if (!ret) {
+		/* A replaced option never takes more words than it had; now's own are appended. */
+		o.argv = calloc((size_t)(a->argc + now->argc + 2), sizeof(char *));
+		if (!o.argv)
+			ret = error_set(err, ENOMEM, "out of memory");
+	}
+	if (!ret)
+		identity_rewrite(&o, a, rec, now, by_nic);
+	free(rec);
 	if (ret)
 		return ret;
-	/* A replaced option never takes more words than it had; now's own options are appended. */
-	o.argv = calloc((size_t)(a->argc + now->argc + 2), sizeof(char *));
-	if (!o.argv)
-		return error_set(err, ENOMEM, "out of memory");
-	identity_rewrite(&o, a, &rec, now, by_nic);
 	identity_append_own(&o, now);
 	if (o.failed) {
 		struct snapshot_args tmp = {.argc = o.argc, .argv = o.argv};
