@@ -15,6 +15,7 @@ PACKAGES=(
 	e2fsprogs             # the e2e test's ext4 image (mkfs.ext4 -d, debugfs)
 	libsqlite3-dev nettle-dev # bunshind: its embedded store; SHA-256 of tokens and images
 	libnl-3-dev libnl-route-3-dev # src/hostnet: bridges, taps, veths over rtnetlink
+	qemu-utils # bunshind: qemu-img converts qcow2 images to raw on import
 )
 
 missing=()

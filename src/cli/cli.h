@@ -67,6 +67,13 @@ const char *cli_opt(const struct cli *c, const char *name);
 int cli_call(struct cli *c, const char *method, const char *path, json_t *body, json_t **out,
 	     char **text);
 
+/* cli_call() with a request of the caller's making (a streamed body): the token is added. */
+struct httpc_request;
+int cli_call_req(struct cli *c, struct httpc_request *req, json_t **out);
+
+/* upload.c */
+int cli_image_upload(struct cli *c);
+
 /* Prints an object (--json, else "key: value" lines) or an array as a table of these columns. */
 void cli_print(const struct cli *c, json_t *v, const char *const *columns);
 

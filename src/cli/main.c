@@ -179,6 +179,9 @@ static int cli_api_error(int status, const char *body)
 	return cli_exit_for(status);
 }
 
+static int cli_answer(struct cli *c, int ret, struct httpc_response *resp, const struct error *err,
+		      json_t **out, char **text);
+
 int cli_call(struct cli *c, const char *method, const char *path, json_t *body, json_t **out,
 	     char **text)
 {
@@ -192,23 +195,40 @@ int cli_call(struct cli *c, const char *method, const char *path, json_t *body, 
 	req.body = b;
 	ret = httpc_do(c->endpoint, &req, &resp, &err);
 	free(b);
+	return cli_answer(c, ret, &resp, &err, out, text);
+}
+
+int cli_call_req(struct cli *c, struct httpc_request *req, json_t **out)
+{
+	struct httpc_response resp;
+	struct error err = {0};
+	int ret;
+
+	req->token = c->token;
+	ret = httpc_do(c->endpoint, req, &resp, &err);
+	return cli_answer(c, ret, &resp, &err, out, NULL);
+}
+
+static int cli_answer(struct cli *c, int ret, struct httpc_response *resp, const struct error *err,
+		      json_t **out, char **text)
+{
 	if (ret) {
-		fprintf(stderr, "bunshin: %s: %s\n", c->endpoint, err.msg);
+		fprintf(stderr, "bunshin: %s: %s\n", c->endpoint, err->msg);
 		return CLI_UNREACHABLE;
 	}
-	if (resp.status >= 300) {
-		ret = cli_api_error(resp.status, resp.body);
-		httpc_response_free(&resp);
+	if (resp->status >= 300) {
+		ret = cli_api_error(resp->status, resp->body);
+		httpc_response_free(resp);
 		return ret;
 	}
 	if (text) {
-		*text = resp.body;
+		*text = resp->body;
 		return CLI_OK;
 	}
 	if (out)
-		*out = resp.len ? json_loads(resp.body, 0, NULL) : NULL;
-	httpc_response_free(&resp);
-	if (out && resp.len && !*out) {
+		*out = resp->len ? json_loads(resp->body, 0, NULL) : NULL;
+	httpc_response_free(resp);
+	if (out && resp->len && !*out) {
 		fprintf(stderr, "bunshin: the answer is not JSON\n");
 		return CLI_API_ERROR;
 	}

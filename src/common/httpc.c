@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -169,12 +170,53 @@ static int httpc_parse(char *raw, size_t len, struct httpc_response *resp, struc
 	return 0;
 }
 
+/* The streamed body, piece by piece as body_src gives it. */
+static int httpc_write_stream(int fd, const struct httpc_request *req, struct error *err)
+{
+	size_t size = 256 * 1024;
+	char *buf = malloc(size);
+	uint64_t left = req->body_len;
+	int ret = 0;
+
+	if (!buf)
+		return error_set(err, ENOMEM, "out of memory");
+	while (left && !ret) {
+		ssize_t n = req->body_src(req->body_arg, buf, left < size ? (size_t)left : size);
+
+		if (n < 0)
+			ret = error_set(err, (int)-n, "reading the body: %s", strerror((int)-n));
+		else if (n == 0)
+			ret = error_set(err, EIO, "the body ended %llu bytes early",
+					(unsigned long long)left);
+		else
+			ret = httpc_write_all(fd, buf, (size_t)n, err);
+		left -= n > 0 ? (uint64_t)n : 0;
+	}
+	free(buf);
+	return ret;
+}
+
+/* The extra header lines, each ending in CRLF (malloc'd). */
+static char *httpc_extra_headers(const char *const *h)
+{
+	char *out = strdup(""), *next;
+
+	for (; out && h && *h; h++) {
+		if (asprintf(&next, "%s%s\r\n", out, *h) < 0)
+			next = NULL;
+		free(out);
+		out = next;
+	}
+	return out;
+}
+
 int httpc_do(const char *endpoint, const struct httpc_request *req, struct httpc_response *resp,
 	     struct error *err)
 {
 	int timeout = req->timeout_ms ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
-	size_t blen = req->body ? strlen(req->body) : 0;
-	char *head = NULL, *raw = NULL;
+	bool stream = !req->body && req->body_src;
+	uint64_t blen = req->body ? strlen(req->body) : stream ? req->body_len : 0;
+	char *head = NULL, *raw = NULL, *extra;
 	size_t rawlen = 0;
 	int fd, ret, n;
 
@@ -182,21 +224,33 @@ int httpc_do(const char *endpoint, const struct httpc_request *req, struct httpc
 	fd = httpc_connect(endpoint, err);
 	if (fd < 0)
 		return fd;
-	n = asprintf(&head,
-		     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-		     "%s%s%s%sContent-Length: %zu\r\n\r\n",
-		     req->method, req->path, req->token ? "Authorization: Bearer " : "",
-		     req->token ? req->token : "", req->token ? "\r\n" : "",
-		     req->body ? "Content-Type: application/json\r\n" : "", blen);
+	extra = httpc_extra_headers(req->headers);
+	n = extra ? asprintf(&head,
+			     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+			     "%s%s%s%s%sContent-Length: %llu\r\n\r\n",
+			     req->method, req->path, req->token ? "Authorization: Bearer " : "",
+			     req->token ? req->token : "", req->token ? "\r\n" : "",
+			     req->body ? "Content-Type: application/json\r\n"
+			     : stream  ? "Content-Type: application/octet-stream\r\n"
+				       : "",
+			     extra, (unsigned long long)blen)
+		  : -1;
+	free(extra);
 	if (n < 0) {
 		close(fd);
 		return error_set(err, ENOMEM, "out of memory");
 	}
 	ret = httpc_write_all(fd, head, (size_t)n, err);
-	if (!ret && blen)
-		ret = httpc_write_all(fd, req->body, blen, err);
+	if (!ret && req->body && blen)
+		ret = httpc_write_all(fd, req->body, (size_t)blen, err);
+	else if (!ret && stream)
+		ret = httpc_write_stream(fd, req, err);
 	free(head);
-	if (!ret)
+	/* A server may answer (413, 403) and close before the body is all sent: read why. */
+	if (ret && stream && (err->code == EPIPE || err->code == ECONNRESET) &&
+	    !httpc_read_all(fd, timeout, &raw, &rawlen, &(struct error){0}))
+		ret = 0;
+	else if (!ret)
 		ret = httpc_read_all(fd, timeout, &raw, &rawlen, err);
 	close(fd);
 	if (!ret)

@@ -3,6 +3,8 @@
 #define BUNSHIN_COMMON_HTTPC_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -29,6 +31,15 @@ struct httpc_request {
 	const char *token; /* Authorization: Bearer TOKEN, or NULL */
 	const char *body;  /* JSON, or NULL */
 	int timeout_ms;	   /* for connecting and each read; 0: 30 s */
+	/*
+	 * Or, body NULL, a raw body of body_len bytes streamed from body_src
+	 * (never held whole): it fills buf with up to size bytes and returns
+	 * how many, or -errno. An early 0 is an error: the file shrank.
+	 */
+	uint64_t body_len;
+	ssize_t (*body_src)(void *arg, char *buf, size_t size);
+	void *body_arg;
+	const char *const *headers; /* extra "Name: value" lines, NULL-ended, or NULL */
 };
 
 /* 0 with resp filled (any HTTP status), or a negative errno with err when there was no answer. */

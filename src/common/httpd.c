@@ -17,6 +17,12 @@
 #define HTTPD_MAX_CONNECTIONS 32
 #define HTTPD_IDLE_TIMEOUT_S  30 /* a client that stalls mid-request is dropped */
 #define HTTPD_METRICS_CTYPE   "text/plain; version=0.0.4"
+/*
+ * A stream refused from its headers alone still has its body read and
+ * dropped when it is at most this big: closing on unread bytes resets the
+ * connection, and a reset can cost the client the answer saying why.
+ */
+#define HTTPD_DRAIN_MAX (1024 * 1024)
 
 struct httpd {
 	struct MHD_Daemon *daemon;
@@ -25,6 +31,7 @@ struct httpd {
 	char *path; /* the unix socket to remove at stop; NULL for TCP */
 	bool nested_errors;
 	void (*thread_hook)(void); /* called once on each server thread, or NULL */
+	const struct httpd_stream_ops *stream;
 };
 
 /* One request's body as it arrives, in pieces. */
@@ -32,6 +39,9 @@ struct httpd_conn {
 	char *buf;
 	size_t len;
 	bool too_big;
+	void *stream;  /* a streamed body's state until end() or abort() */
+	bool draining; /* a small body read and dropped, then early is sent */
+	struct httpd_response early;
 };
 
 void httpd_error(struct httpd_response *resp, int status, const char *field, const char *fmt, ...)
@@ -183,14 +193,29 @@ static void httpd_nest_error(struct httpd_response *resp)
 	json_object_set_new(resp->body, "error", nested);
 }
 
+static enum MHD_Result httpd_send(struct MHD_Connection *c, const char *url, const char *method,
+				  struct httpd_response *resp)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = httpd_build(resp);
+	json_decref(resp->body);
+	free(resp->text);
+	if (!r)
+		return MHD_NO; /* out of memory: MHD drops the connection */
+	log_debug("api: %s %s -> %d", method, url, resp->status);
+	ret = MHD_queue_response(c, (unsigned int)resp->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result httpd_respond(struct httpd *h, struct MHD_Connection *c, const char *url,
 				     const char *method, const struct httpd_conn *hc)
 {
 	struct httpd_request req = {.method = method, .path = url, .conn = c};
 	struct httpd_response resp = {0};
 	const struct httpd_route *route;
-	struct MHD_Response *r;
-	enum MHD_Result ret;
 
 	route = httpd_route_find(h, method, url, &resp);
 	if (route && !httpd_parse_body(hc, &req, &resp))
@@ -198,15 +223,46 @@ static enum MHD_Result httpd_respond(struct httpd *h, struct MHD_Connection *c, 
 	else if (h->nested_errors)
 		httpd_nest_error(&resp);
 	json_decref(req.body);
-	r = httpd_build(&resp);
-	json_decref(resp.body);
-	free(resp.text);
-	if (!r)
-		return MHD_NO; /* out of memory: MHD drops the connection */
-	log_debug("api: %s %s -> %d", method, url, resp.status);
-	ret = MHD_queue_response(c, (unsigned int)resp.status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return httpd_send(c, url, method, &resp);
+}
+
+/* Headers are in: a stream route takes the request, answers it now, or passes. */
+static enum MHD_Result httpd_stream_begin(struct httpd *h, struct MHD_Connection *c,
+					  const char *url, const char *method,
+					  struct httpd_conn *hc)
+{
+	struct httpd_request req = {.method = method, .path = url, .conn = c};
+	struct httpd_response resp = {0};
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+
+	hc->stream = h->stream->begin(h->ctx, &req, &resp);
+	if (hc->stream || (!resp.status && !resp.body && !resp.text))
+		return MHD_YES;
+	if (n && n <= HTTPD_DRAIN_MAX) {
+		hc->draining = true;
+		hc->early = resp;
+		return MHD_YES;
+	}
+	return httpd_send(c, url, method, &resp);
+}
+
+static enum MHD_Result httpd_stream_step(struct httpd *h, struct MHD_Connection *c, const char *url,
+					 const char *method, struct httpd_conn *hc,
+					 const char *data, size_t *size)
+{
+	struct httpd_request req = {.method = method, .path = url, .conn = c};
+	struct httpd_response resp = {0};
+	void *st = hc->stream;
+
+	if (*size) {
+		h->stream->data(st, data, *size);
+		*size = 0;
+		return MHD_YES;
+	}
+	hc->stream = NULL; /* end() frees it, whatever happens next */
+	h->stream->end(st, &req, &resp);
+	return httpd_send(c, url, method, &resp);
 }
 
 /*
@@ -220,12 +276,25 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *c, const c
 				    void **con_cls)
 {
 	struct httpd_conn *hc = *con_cls;
+	struct httpd *h = cls;
 
 	(void)version;
 	if (!hc) {
 		hc = calloc(1, sizeof(*hc));
 		*con_cls = hc;
+		if (hc && h->stream)
+			return httpd_stream_begin(h, c, url, method, hc);
 		return hc ? MHD_YES : MHD_NO;
+	}
+	if (hc->stream)
+		return httpd_stream_step(h, c, url, method, hc, upload_data, upload_data_size);
+	if (hc->draining) {
+		if (!*upload_data_size) {
+			hc->draining = false; /* httpd_send() takes the response */
+			return httpd_send(c, url, method, &hc->early);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		httpd_conn_append(hc, upload_data, *upload_data_size);
@@ -239,10 +308,16 @@ static void httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			    enum MHD_RequestTerminationCode code)
 {
 	struct httpd_conn *hc = *con_cls;
+	struct httpd *h = cls;
 
-	(void)cls;
 	(void)c;
 	(void)code;
+	if (hc && hc->stream)
+		h->stream->abort(hc->stream);
+	if (hc && hc->draining) {
+		json_decref(hc->early.body);
+		free(hc->early.text);
+	}
 	if (hc) {
 		free(hc->buf);
 		free(hc);
@@ -392,6 +467,7 @@ struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts
 	h->ctx = ctx;
 	h->nested_errors = opts->nested_errors;
 	h->thread_hook = opts->thread_hook;
+	h->stream = opts->stream;
 	if (is_unix) {
 		h->path = strdup(listen + 5);
 		fd = h->path ? httpd_listen(h->path, err) : error_set(err, ENOMEM, "out of memory");

@@ -94,15 +94,36 @@ int httpd_only_fields(const json_t *obj, const char *const *allowed, struct http
  * nested_errors words the server's own errors (bad JSON, no such route) as
  * {"error": {"code": "...", "message": "...", "field": "..."}}.
  */
+struct httpd_stream_ops;
+
 struct httpd_opts {
 	unsigned int threads;
 	unsigned int max_connections; /* 0: 32 */
 	bool nested_errors;
-	void (*thread_hook)(void); /* as httpd_start_hooked()'s, or NULL */
+	void (*thread_hook)(void);	       /* as httpd_start_hooked()'s, or NULL */
+	const struct httpd_stream_ops *stream; /* raw bodies streamed, or NULL */
 };
 
 struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts,
 			       const struct httpd_route *routes, void *ctx, struct error *err);
+
+/*
+ * Requests whose body is not JSON but raw bytes of any size (an image
+ * upload): the server never holds such a body, it hands it over piece by
+ * piece as libmicrohttpd reads it. begin() sees each request as soon as its
+ * headers are in (req->body is NULL) and either takes it as a stream (a
+ * non-NULL state), answers it at once (NULL with resp filled: the body is
+ * then not read), or leaves it to the route table (NULL, resp untouched).
+ * A stream then gets data() per piece, and exactly one of end() (the whole
+ * body is in: answer) or abort() (the client went away first); each frees
+ * the state.
+ */
+struct httpd_stream_ops {
+	void *(*begin)(void *ctx, const struct httpd_request *req, struct httpd_response *resp);
+	void (*data)(void *state, const char *buf, size_t len);
+	void (*end)(void *state, const struct httpd_request *req, struct httpd_response *resp);
+	void (*abort)(void *state);
+};
 
 /* A request header's value, or NULL. */
 const char *httpd_header(const struct httpd_request *req, const char *name);

@@ -725,3 +725,13 @@ const struct httpd_route daemon_routes[] = {
 	{"GET", "/metrics", api_dispatch},
 	{NULL, NULL, NULL},
 };
+
+bool api_stream_authenticate(struct api_ctx *c)
+{
+	return api_authenticate(c);
+}
+
+void api_stream_audit(struct api_ctx *c)
+{
+	api_audit(c);
+}

@@ -52,6 +52,10 @@ void api_events(struct api_ctx *c, const char *target);
 void metrics_show(struct api_ctx *c);
 void metrics_observe(int status, double seconds);
 
+/* For image.c's streamed upload, which answers outside the route table. */
+bool api_stream_authenticate(struct api_ctx *c);
+void api_stream_audit(struct api_ctx *c);
+
 /* api_resources.c */
 extern const struct api_op api_resource_ops[];
 

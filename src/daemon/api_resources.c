@@ -222,6 +222,7 @@ int daemon_image_copy(const struct daemon *d, const char *src, const char *name,
 {
 	char tmp[4200];
 	struct stat st;
+	bool converted;
 	int in, out, ret = 0;
 	ssize_t n;
 
@@ -245,15 +246,13 @@ int daemon_image_copy(const struct daemon *d, const char *src, const char *name,
 		ret = error_set(err, errno, "copying %s: %s", src, strerror(errno));
 	close(in);
 	close(out);
-	if (!ret)
-		ret = auth_hash_file(tmp, sha, bytes, err);
-	/* The random suffix keeps two imports of one name from ever sharing a file. */
-	snprintf(dst, size, "%s/images/%s.%s", d->opts.state_dir, name, tmp + strlen(tmp) - 6);
-	if (!ret && rename(tmp, dst))
-		ret = error_set(err, errno, "%s: %s", dst, strerror(errno));
-	if (ret)
+	if (ret) {
 		unlink(tmp);
-	return ret;
+		return ret;
+	}
+	/* A qcow2 file becomes raw there: hashing follows, so the checksum is of what boots. */
+	return dimage_finish(d, tmp, sizeof(tmp), name, dst, size, sha, bytes, false, &converted,
+			     err);
 }
 
 static void api_image_create(struct api_ctx *c)
@@ -283,6 +282,8 @@ static void api_image_create(struct api_ctx *c)
 		return;
 	snprintf(c->target, sizeof(c->target), "image %s", im.name);
 	ret = daemon_image_copy(c->d, src, im.name, dst, sizeof(dst), sha, &im.size, &err);
+	if (ret == -EFBIG) /* a qcow2 image larger than --image-max-size once raw */
+		return api_err(c, 413, "too_large", "path", "%s", err.msg);
 	if (ret)
 		return api_fail(c, ret, &err, "path");
 	im.path = dst;

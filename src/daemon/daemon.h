@@ -47,6 +47,7 @@ struct daemon_opts {
 	bool no_jail, no_cgroup;
 	uint64_t uid_base, gid_base; /* an instance's uid: uid_base + its id */
 	const char *cgroup_parent;   /* instances' cgroups: PARENT/instance-ID */
+	uint64_t image_max_size;     /* the largest image an upload or conversion may make */
 };
 
 struct store_pool;
@@ -82,6 +83,18 @@ int auth_hash_file(const char *path, char out[AUTH_SHA256_HEX], int64_t *size, s
  */
 int daemon_image_copy(const struct daemon *d, const char *src, const char *name, char *dst,
 		      size_t size, char sha[AUTH_SHA256_HEX], int64_t *bytes, struct error *err);
+
+/*
+ * image.c: a whole image file at tmp (in STATE_DIR/images, fsync'd) made
+ * an image: a qcow2 one converted to raw (*converted), hashed unless
+ * hashed says sha and bytes are already its, renamed to its real name
+ * (into dst). On failure nothing is left, tmp included.
+ */
+int dimage_finish(const struct daemon *d, char *tmp, size_t tmp_size, const char *name, char *dst,
+		  size_t size, char sha[AUTH_SHA256_HEX], int64_t *bytes, bool hashed,
+		  bool *converted, struct error *err);
+/* PUT /v1/images/NAME/data, the raw body streamed to disk (docs/daemon-api.yaml). */
+extern const struct httpd_stream_ops dimage_stream_ops;
 
 /* bootstrap.c: the admin tenant, user and token, default flavors, the test guest. */
 int bootstrap_first_start(struct daemon *d, struct error *err);

@@ -34,6 +34,7 @@ enum {
 	OPT_GID_BASE,
 	OPT_CGROUP_PARENT,
 	OPT_NO_CGROUP,
+	OPT_IMAGE_MAX_SIZE,
 };
 
 static const struct option main_options[] = {
@@ -52,6 +53,7 @@ static const struct option main_options[] = {
 	{"gid-base", required_argument, NULL, OPT_GID_BASE},
 	{"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
 	{"no-cgroup", no_argument, NULL, OPT_NO_CGROUP},
+	{"image-max-size", required_argument, NULL, OPT_IMAGE_MAX_SIZE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -78,7 +80,9 @@ static void main_usage(FILE *f)
 		"  --cgroup-parent PATH  instances' cgroups: PATH/instance-ID (default bunshin,\n"
 		"                        under bunshind's own cgroup; /PATH: under the root)\n"
 		"  --no-cgroup           no cgroup per instance\n"
-		"  --no-jail             for debugging: VMMs run unjailed, as root\n");
+		"  --no-jail             for debugging: VMMs run unjailed, as root\n"
+		"  --image-max-size SIZE the largest image an upload or qcow2 conversion may\n"
+		"                        make (K, M, G, T suffixes; default 64G)\n");
 }
 
 static int main_ratio(const char *arg, double *out)
@@ -175,6 +179,12 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 		case OPT_NO_CGROUP:
 			if (main_jail_opt(c, optarg, o, err))
 				return -err->code;
+			break;
+		case OPT_IMAGE_MAX_SIZE:
+			if (parse_size(optarg, &v) || !v)
+				return error_set(err, EINVAL,
+						 "--image-max-size: '%s' is not a size", optarg);
+			o->image_max_size = v;
 			break;
 		default:
 			return error_set(err, EINVAL, "see bunshind --help");
@@ -284,8 +294,10 @@ static void main_host(struct daemon *d)
 static int main_listen(struct daemon *d, struct error *err)
 {
 	static char def[4200];
-	struct httpd_opts ho = {
-		.threads = DAEMON_API_THREADS, .max_connections = 256, .nested_errors = true};
+	struct httpd_opts ho = {.threads = DAEMON_API_THREADS,
+				.max_connections = 256,
+				.nested_errors = true,
+				.stream = &dimage_stream_ops};
 
 	if (!d->opts.nlisten) {
 		snprintf(def, sizeof(def), "unix:%s/bunshind.sock", d->opts.state_dir);
@@ -364,7 +376,8 @@ int main(int argc, char **argv)
 				    .disk_ratio = 1.0,
 				    .stop_timeout_s = 30,
 				    .uid_base = 100000,
-				    .cgroup_parent = "bunshin"}};
+				    .cgroup_parent = "bunshin",
+				    .image_max_size = 64ULL << 30}};
 	struct error err = {0};
 	int ret;
 
