@@ -44,6 +44,15 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *len);
 /* "52:54:00:12:34:56" (six two-digit hex octets, colons between) into mac: 0 or -EINVAL. */
 int parse_mac(const char *s, uint8_t mac[6]);
 
+/*
+ * Replaces path all at once: fill(fd, ctx) writes a fresh PATH.tmp, which
+ * is fsynced and renamed over path, so a reader (or a crash) sees the old
+ * file or the whole new one, never part of it. On any failure the
+ * temporary file is removed. 0 or -errno (fill's own, if it failed).
+ */
+typedef int (*file_fill_fn)(int fd, void *ctx);
+int file_write_atomic(const char *path, file_fill_fn fill, void *ctx);
+
 /* pwrite() until all len bytes are written (EINTR and short writes retried): 0 or -errno. */
 int pwrite_full(int fd, const void *buf, size_t len, off_t off);
 

@@ -64,34 +64,37 @@ void snapdiff_full_taken(struct machine *m, const char *dir)
 
 /* ---- saving ---- */
 
+struct snapdiff_src {
+	const struct gmem *mem;
+	const uint64_t *bits;
+};
+
+static int snapdiff_fill(int fd, void *ctx)
+{
+	const struct snapdiff_src *d = ctx;
+	uint64_t npages = d->mem->size / GMEM_PAGE_SIZE, pos = 0, n;
+	int ret = ftruncate(fd, (off_t)d->mem->size) ? -errno : 0;
+
+	while (!ret && (n = dirty_next_run(d->bits, npages, &pos, SNAPDIFF_RUN_MAX))) {
+		ret = pwrite_full(fd, d->mem->base + pos * GMEM_PAGE_SIZE, n * GMEM_PAGE_SIZE,
+				  (off_t)(pos * GMEM_PAGE_SIZE));
+		pos += n;
+	}
+	return ret;
+}
+
 /* DIR/memory: guest RAM's size, only the pages in bits written. */
 static int snapdiff_write_memory(const struct gmem *mem, const uint64_t *bits, const char *dir,
 				 struct error *err)
 {
-	uint64_t npages = mem->size / GMEM_PAGE_SIZE, pos = 0, n;
-	char path[4096], tmp[4100];
-	int fd, ret;
+	struct snapdiff_src d = {mem, bits};
+	char path[4096];
+	int ret;
 
 	snapdiff_path(path, sizeof(path), dir, SNAPSHOT_MEMORY);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return error_set(err, errno, "%s: %s", tmp, strerror(errno));
-	ret = ftruncate(fd, (off_t)mem->size) ? -errno : 0;
-	while (!ret && (n = dirty_next_run(bits, npages, &pos, SNAPDIFF_RUN_MAX))) {
-		ret = pwrite_full(fd, mem->base + pos * GMEM_PAGE_SIZE, n * GMEM_PAGE_SIZE,
-				  (off_t)(pos * GMEM_PAGE_SIZE));
-		pos += n;
-	}
-	if (!ret && fsync(fd))
-		ret = -errno;
-	close(fd);
-	if (!ret && rename(tmp, path))
-		ret = -errno;
-	if (ret) {
-		unlink(tmp);
+	ret = file_write_atomic(path, snapdiff_fill, &d);
+	if (ret)
 		return error_set(err, -ret, "writing guest memory to %s: %s", path, strerror(-ret));
-	}
 	return 0;
 }
 

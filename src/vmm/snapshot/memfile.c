@@ -64,28 +64,28 @@ static int memfile_write_ranges(int memfd, const uint8_t *base, uint64_t size, i
 	return ret;
 }
 
+struct memfile_src {
+	int memfd;
+	const uint8_t *base;
+	uint64_t size;
+};
+
+static int memfile_fill(int fd, void *ctx)
+{
+	const struct memfile_src *m = ctx;
+
+	if (ftruncate(fd, (off_t)m->size))
+		return -errno;
+	return memfile_write_ranges(m->memfd, m->base, m->size, fd);
+}
+
 int memfile_save(int memfd, const uint8_t *base, uint64_t size, const char *path, struct error *err)
 {
-	char tmp[4096];
-	int fd, ret;
+	struct memfile_src m = {memfd, base, size};
+	int ret = file_write_atomic(path, memfile_fill, &m);
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return error_set(err, ENAMETOOLONG, "%s: path too long", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return error_set(err, errno, "%s: %s", tmp, strerror(errno));
-	ret = ftruncate(fd, (off_t)size) ? -errno : 0;
-	if (!ret)
-		ret = memfile_write_ranges(memfd, base, size, fd);
-	if (!ret && fsync(fd))
-		ret = -errno;
-	close(fd);
-	if (!ret && rename(tmp, path))
-		ret = -errno;
-	if (ret) {
-		unlink(tmp);
+	if (ret)
 		return error_set(err, -ret, "writing guest memory to %s: %s", path, strerror(-ret));
-	}
 	return 0;
 }
 

@@ -152,29 +152,22 @@ int snap_finish(struct snap_writer *w, const char *what, struct error *err)
 	return 0;
 }
 
+static int snap_fill(int fd, void *ctx)
+{
+	const struct snap_writer *w = ctx;
+
+	return pwrite_full(fd, w->buf, w->len, 0);
+}
+
 int snap_save(struct snap_writer *w, const char *path, struct error *err)
 {
-	char tmp[4096];
-	int fd, ret;
+	int ret = snap_finish(w, path, err);
 
-	ret = snap_finish(w, path, err);
 	if (ret)
 		return ret;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return error_set(err, ENAMETOOLONG, "%s: path too long", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return error_set(err, errno, "%s: %s", tmp, strerror(errno));
-	ret = pwrite_full(fd, w->buf, w->len, 0);
-	if (!ret && fsync(fd))
-		ret = -errno;
-	close(fd);
-	if (!ret && rename(tmp, path))
-		ret = -errno;
-	if (ret) {
-		unlink(tmp);
+	ret = file_write_atomic(path, snap_fill, w);
+	if (ret)
 		return error_set(err, -ret, "%s: %s", path, strerror(-ret));
-	}
 	return 0;
 }
 
