@@ -21,6 +21,8 @@ static const char *const user_cols[] = {"name", "tenant", "role", NULL};
 static const char *const token_cols[] = {"id", "user", "tenant", "description", NULL};
 static const char *const event_cols[] = {"id",	   "at",     "tenant", "who",
 					 "action", "target", "result", NULL};
+static const char *const network_cols[] = {"id",      "name",  "tenant", "cidr",
+					   "gateway", "ports", NULL};
 static const char *const usage_cols[] = {"tenant",	"instances", "quota_instances", "vcpus",
 					 "quota_vcpus", "ram_mib",   "quota_ram_mib",	NULL};
 
@@ -167,6 +169,7 @@ static int cli_server_create(struct cli *c)
 	body = json_pack("{s:s, s:s, s:s, s:b}", "name", c->pos[0], "flavor", flavor, "image",
 			 image, "start", start);
 	cli_str_field(c, body, "restart", "restart_policy");
+	cli_str_field(c, body, "network", "network");
 	ret = cli_send(c, "POST", "/v1/instances", body, NULL);
 	if (!ret && start && cli_opt(c, "wait"))
 		ret = cli_wait(c, c->pos[0], "running", secs);
@@ -491,6 +494,39 @@ static int cli_event_list(struct cli *c)
 	return cli_show(c, path, event_cols);
 }
 
+/* ---- networks ---- */
+
+static int cli_network_list(struct cli *c)
+{
+	return cli_show(c, "/v1/networks", network_cols);
+}
+
+static int cli_network_show(struct cli *c)
+{
+	char path[512];
+
+	cli_path(path, sizeof(path), "/v1/networks/", c->pos[0], NULL);
+	return cli_show(c, path, NULL);
+}
+
+static int cli_network_create(struct cli *c)
+{
+	const char *cidr = cli_opt(c, "cidr");
+
+	if (!cidr)
+		return cli_usage_error("network create: --cidr is required");
+	return cli_send(c, "POST", "/v1/networks",
+			json_pack("{s:s, s:s}", "name", c->pos[0], "cidr", cidr), NULL);
+}
+
+static int cli_network_delete(struct cli *c)
+{
+	char path[512];
+
+	cli_path(path, sizeof(path), "/v1/networks/", c->pos[0], NULL);
+	return cli_call(c, "DELETE", path, NULL, NULL, NULL);
+}
+
 #define WAIT_OPTS                                                                                  \
 	{"wait", NULL, "wait until it is done, showing progress"},                                 \
 	{                                                                                          \
@@ -507,6 +543,7 @@ const struct cli_cmd cli_cmds[] = {
 	  {"image", "IMAGE", "what it boots (see image list)"},
 	  {"stopped", NULL, "create it without booting it"},
 	  {"restart", "POLICY", "never (default), on-failure or always: when its VMM ends"},
+	  {"network", "NETWORK", "its network (default: your tenant's default network)"},
 	  WAIT_OPTS},
 	 cli_server_create},
 	{"server", "list", "", 0, "list the servers you can see", {{0}}, cli_server_list},
@@ -663,5 +700,21 @@ const struct cli_cmd cli_cmds[] = {
 	 "the audit log, newest first",
 	 {{"limit", "N", "how many (default 100)"}},
 	 cli_event_list},
+	{"network", "list", "", 0, "list networks", {{0}}, cli_network_list},
+	{"network", "show", "NAME|ID", 1, "show one network", {{0}}, cli_network_show},
+	{"network",
+	 "create",
+	 "NAME",
+	 1,
+	 "create a private network of your tenant",
+	 {{"cidr", "CIDR", "its IPv4 subnet, /16 to /29 (e.g. 10.20.0.0/24)"}},
+	 cli_network_create},
+	{"network",
+	 "delete",
+	 "NAME|ID",
+	 1,
+	 "delete a network no server uses, and its bridge",
+	 {{0}},
+	 cli_network_delete},
 	{NULL, NULL, NULL, 0, NULL, {{0}}, NULL},
 };

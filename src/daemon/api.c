@@ -254,6 +254,7 @@ static void api_tenant_show(struct api_ctx *c)
 static void api_tenant_delete(struct api_ctx *c)
 {
 	struct error err = {0};
+	json_t *nets;
 	int ret;
 
 	if (!api_need_operator(c))
@@ -261,9 +262,13 @@ static void api_tenant_delete(struct api_ctx *c)
 	snprintf(c->target, sizeof(c->target), "tenant %s", c->seg[1]);
 	if (!strcmp(c->seg[1], "admin"))
 		return api_err(c, 409, "conflict", NULL, "the admin tenant cannot be deleted");
+	nets = netd_tenant_bridges(c, c->seg[1]);
 	ret = STORE(c->s, tenant_delete, c->seg[1], &err);
-	if (ret)
+	if (ret) {
+		json_decref(nets);
 		return api_fail(c, ret, &err, NULL);
+	}
+	netd_bridges_gone(nets);
 	api_ok(c, 204, NULL);
 }
 
@@ -609,10 +614,10 @@ static bool api_match(const struct api_op *op, const struct api_ctx *c, bool *pa
 
 static const struct api_op *api_find(struct api_ctx *c)
 {
-	const struct api_op *tables[] = {api_ops, api_resource_ops};
+	const struct api_op *tables[] = {api_ops, api_resource_ops, api_network_ops};
 	bool known = false;
 
-	for (unsigned int t = 0; t < 2; t++) {
+	for (unsigned int t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct api_op *op = tables[t]; op->pattern; op++) {
 			if (api_match(op, c, &known))
 				return op;

@@ -59,4 +59,12 @@ void api_stream_audit(struct api_ctx *c);
 /* api_resources.c */
 extern const struct api_op api_resource_ops[];
 
+/* network.c: /v1/networks; an instance create's "network" (the default when absent). */
+extern const struct api_op api_network_ops[];
+int netd_instance_network(struct api_ctx *c, int64_t *network_id);
+json_t *netd_instance_view(json_t *inst);
+/* A tenant's networks go with it (the store cascades): their bridges, after. */
+json_t *netd_tenant_bridges(struct api_ctx *c, const char *tenant);
+void netd_bridges_gone(json_t *nets);
+
 #endif

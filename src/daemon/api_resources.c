@@ -334,7 +334,7 @@ static json_t *api_instance_view(json_t *inst)
 
 	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
 		json_object_del(inst, internal[i]);
-	return inst;
+	return netd_instance_view(inst);
 }
 
 static void api_instance_list(struct api_ctx *c)
@@ -433,14 +433,14 @@ static void api_instance_boot(struct api_ctx *c, int64_t id)
 
 static void api_instance_create(struct api_ctx *c)
 {
-	static const char *const fields[] = {"name",  "flavor",		"image",
-					     "start", "restart_policy", NULL};
+	static const char *const fields[] = {"name",	       "flavor",  "image", "start",
+					     "restart_policy", "network", NULL};
 	struct store_instance_new in = {.tenant_id = c->who.tenant_id};
 	const char *flavor, *image;
 	struct store_capacity cap;
 	struct error err = {0};
 	bool start = true;
-	int64_t id;
+	int64_t id, network_id = 0;
 	int ret;
 
 	if (!api_need_writer(c) || !api_body(c, fields, true) ||
@@ -457,11 +457,12 @@ static void api_instance_create(struct api_ctx *c)
 		return api_err(c, 400, "invalid_request", "restart_policy",
 			       "restart_policy must be never, on-failure or always");
 	snprintf(c->target, sizeof(c->target), "instance %s", in.name);
-	if (!api_instance_refs(c, flavor, image, &in.flavor_id, &in.image_id))
+	if (!api_instance_refs(c, flavor, image, &in.flavor_id, &in.image_id) ||
+	    netd_instance_network(c, &network_id))
 		return;
 	in.state = start ? ST_STARTING : ST_STOPPED;
 	daemon_capacity(c->d, &cap);
-	ret = STORE(c->s, instance_create, &in, &cap, &id, &err);
+	ret = STORE(c->s, instance_create_port, &in, &cap, network_id, &id, &err);
 	if (ret)
 		return api_fail(c, ret, &err, ret == -EEXIST ? "name" : NULL);
 	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)id);
@@ -488,6 +489,7 @@ static void api_instance_delete(struct api_ctx *c)
 	if (ret)
 		return api_fail(c, ret, &err, NULL);
 	supervisor_remove_dir(c->d, id);
+	netd_instance_gone(id);
 	api_ok(c, 204, NULL);
 }
 

@@ -48,6 +48,7 @@ struct daemon_opts {
 	uint64_t uid_base, gid_base; /* an instance's uid: uid_base + its id */
 	const char *cgroup_parent;   /* instances' cgroups: PARENT/instance-ID */
 	uint64_t image_max_size;     /* the largest image an upload or conversion may make */
+	const char *network_pool;    /* network.c: default networks' /24s come from it */
 };
 
 struct store_pool;
@@ -151,6 +152,19 @@ int djail_open_read(const char *path);
 int djail_sock_ep(const char *sock, char *ep, size_t size);
 /* Whether pid is in another PID namespace than ours (a jailed VMM, not its launcher). */
 bool djail_other_pidns(pid_t pid);
+
+/*
+ * network.c: an instance's host links (its network's bridge, its tap on
+ * it), made again whenever needed; its --net option for the VMM; the
+ * reconciliation of bn-* and bt-* links with the store at start-up.
+ */
+#define DAEMON_NETWORK_POOL "10.128.0.0/9"
+int netd_pool_parse(const char *s, uint32_t *base, unsigned int *prefix, struct error *err);
+int netd_instance_links(const struct daemon *d, const json_t *inst, struct error *err);
+int netd_vmm_args(const struct daemon *d, const json_t *inst, char **argv, int *argc, int max,
+		  struct error *err);
+void netd_instance_gone(int64_t id);
+int netd_reconcile(struct daemon *d, struct error *err);
 
 /* api.c */
 extern const struct httpd_route daemon_routes[];

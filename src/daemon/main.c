@@ -35,6 +35,7 @@ enum {
 	OPT_CGROUP_PARENT,
 	OPT_NO_CGROUP,
 	OPT_IMAGE_MAX_SIZE,
+	OPT_NETWORK_POOL,
 };
 
 static const struct option main_options[] = {
@@ -54,6 +55,7 @@ static const struct option main_options[] = {
 	{"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
 	{"no-cgroup", no_argument, NULL, OPT_NO_CGROUP},
 	{"image-max-size", required_argument, NULL, OPT_IMAGE_MAX_SIZE},
+	{"network-pool", required_argument, NULL, OPT_NETWORK_POOL},
 	{NULL, 0, NULL, 0},
 };
 
@@ -82,7 +84,9 @@ static void main_usage(FILE *f)
 		"  --no-cgroup           no cgroup per instance\n"
 		"  --no-jail             for debugging: VMMs run unjailed, as root\n"
 		"  --image-max-size SIZE the largest image an upload or qcow2 conversion may\n"
-		"                        make (K, M, G, T suffixes; default 64G)\n");
+		"                        make (K, M, G, T suffixes; default 64G)\n"
+		"  --network-pool CIDR   tenants' default networks: one /24 each from it\n"
+		"                        (default " DAEMON_NETWORK_POOL ")\n");
 }
 
 static int main_ratio(const char *arg, double *out)
@@ -120,6 +124,16 @@ static int main_jail_opt(int c, const char *arg, struct daemon_opts *o, struct e
 		return error_set(err, EINVAL, "--%s: '%s' is not a number from 1 (0 is root's)",
 				 c == OPT_UID_BASE ? "uid-base" : "gid-base", arg);
 	return 0;
+}
+
+static int main_network_pool(struct daemon_opts *o, struct error *err)
+{
+	unsigned int prefix;
+	uint32_t base;
+
+	if (!o->network_pool)
+		o->network_pool = DAEMON_NETWORK_POOL;
+	return netd_pool_parse(o->network_pool, &base, &prefix, err);
 }
 
 /* The option's error, or 0; exits for --help. */
@@ -186,6 +200,9 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 						 "--image-max-size: '%s' is not a size", optarg);
 			o->image_max_size = v;
 			break;
+		case OPT_NETWORK_POOL:
+			o->network_pool = optarg;
+			break;
 		default:
 			return error_set(err, EINVAL, "see bunshind --help");
 		}
@@ -194,7 +211,7 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 		return error_set(err, EINVAL, "unexpected argument '%s'", argv[optind]);
 	if (!o->gid_base)
 		o->gid_base = o->uid_base;
-	return 0;
+	return main_network_pool(o, err);
 }
 
 /* --vmm, else bunshin-vmm beside this program (installed) or in ../vmm (the build tree). */
@@ -348,7 +365,12 @@ static int main_run(struct daemon *d, struct error *err)
 	main_sandbox(d);
 	d->pool = pool_open(d->db_path, DAEMON_API_THREADS + 4, err);
 	if (!d->pool || bootstrap_first_start(d, err) || supervisor_start(d, err) ||
-	    supervisor_adopt_all(d, err) || main_listen(d, err))
+	    supervisor_adopt_all(d, err))
+		return -err->code;
+	/* Instances without their links fail to start, saying why; the rest serves on. */
+	if (netd_reconcile(d, err))
+		log_warn("networks: %s", err->msg);
+	if (main_listen(d, err))
 		return -err->code;
 	log_info("ready: VMM %s, %ld CPUs, %llu MiB", d->opts.vmm, d->host_cpus,
 		 (unsigned long long)d->host_ram_mib);

@@ -10,7 +10,7 @@
 
 /*
  * bunshind's state: tenants, users, tokens, flavors, images, instances,
- * quotas and the audit log, behind one ops table so that a PostgreSQL
+ * quotas, networks and ports and the audit log, behind one ops table so that a PostgreSQL
  * backend can replace the embedded SQLite one for many hosts. Every call
  * that changes state is one transaction: it happens whole or not at all.
  *
@@ -89,6 +89,12 @@ struct store_event {
 	const char *action; /* "POST /v1/instances" */
 	const char *target;
 	const char *result; /* "201" or "409 quota exceeded: ..." */
+};
+
+struct store_network_new {
+	int64_t tenant_id;
+	const char *name;
+	const char *cidr; /* checked by the caller: the store allocates from it */
 };
 
 struct store;
@@ -171,6 +177,26 @@ struct store_ops {
 	/* Newest first; target NULL for all, else only those ("instance 12"). */
 	int (*event_list)(struct store *s, int64_t tenant_id, const char *target, int limit,
 			  json_t **out, struct error *err);
+
+	/*
+	 * instance_create, and in the same transaction a port on network_id
+	 * with its lowest free address (-ENOSPC when the network is full).
+	 */
+	int (*instance_create_port)(struct store *s, const struct store_instance_new *in,
+				    const struct store_capacity *cap, int64_t network_id,
+				    int64_t *id, struct error *err);
+	/* Networks: its bridge is named bn-ID. */
+	int (*network_create)(struct store *s, const struct store_network_new *n, int64_t *id,
+			      struct error *err);
+	/* tenant_id 0: every tenant's; each with its number of ports. */
+	int (*network_list)(struct store *s, int64_t tenant_id, json_t **out, struct error *err);
+	/* ref: an id or a name within the tenant. */
+	int (*network_get)(struct store *s, int64_t tenant_id, const char *ref, json_t **out,
+			   struct error *err);
+	/* -EBUSY while a port is on it. */
+	int (*network_delete)(struct store *s, int64_t id, struct error *err);
+	/* Ports (with their instance's state and network's bridge and cidr); network_id 0: all. */
+	int (*port_list)(struct store *s, int64_t network_id, json_t **out, struct error *err);
 };
 
 struct store {

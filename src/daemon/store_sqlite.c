@@ -92,6 +92,21 @@ static const char *const sq_migrations[] = {
 	" error, created, updated, restart_policy, restarts FROM instances;"
 	"DROP TABLE instances;"
 	"ALTER TABLE instances_v4 RENAME TO instances;",
+	/*
+	 * 5: instance networks and their ports. A port's address is unique in
+	 * its network for as long as the port exists; the port goes with its
+	 * instance, and a network with ports cannot go. Ids are never reused
+	 * because they name host links (bn-ID, and MACs are derived from them).
+	 */
+	"CREATE TABLE networks(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+	" name TEXT NOT NULL, cidr TEXT NOT NULL, bridge TEXT, created INTEGER NOT NULL,"
+	" UNIQUE(tenant_id, name));"
+	"CREATE TABLE ports(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" network_id INTEGER NOT NULL REFERENCES networks(id),"
+	" instance_id INTEGER NOT NULL UNIQUE REFERENCES instances(id) ON DELETE CASCADE,"
+	" mac TEXT NOT NULL, ip TEXT NOT NULL, created INTEGER NOT NULL,"
+	" UNIQUE(network_id, ip));",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -725,8 +740,12 @@ static int sq_admit(sqlite3 *db, const struct store_instance_new *in, const json
 	return 0;
 }
 
-static int sq_instance_create(struct store *s, const struct store_instance_new *in,
-			      const struct store_capacity *cap, int64_t *id, struct error *err)
+/* store_sqlite_net.inc: the port of a new instance, inside its create transaction. */
+static int sq_port_add(sqlite3 *db, int64_t network_id, int64_t instance_id, struct error *err);
+
+static int sq_instance_create_port(struct store *s, const struct store_instance_new *in,
+				   const struct store_capacity *cap, int64_t network_id,
+				   int64_t *id, struct error *err)
 {
 	sqlite3 *db = sq_db(s);
 	json_t *f = NULL;
@@ -750,17 +769,27 @@ static int sq_instance_create(struct store *s, const struct store_instance_new *
 		error_set(err, EEXIST, "instance %s already exists", in->name);
 	if (!ret)
 		*id = sqlite3_last_insert_rowid(db);
+	if (!ret && network_id)
+		ret = sq_port_add(db, network_id, *id, err);
 	return sq_end(db, ret, err);
+}
+
+static int sq_instance_create(struct store *s, const struct store_instance_new *in,
+			      const struct store_capacity *cap, int64_t *id, struct error *err)
+{
+	return sq_instance_create_port(s, in, cap, 0, id, err);
 }
 
 #define SQ_INSTANCE_SELECT                                                                         \
 	"SELECT i.id, i.name, t.name AS tenant, i.tenant_id, f.name AS flavor, f.vcpus,"           \
 	" f.ram_mib, f.disk_gib, im.name AS image, im.kind AS image_kind,"                         \
 	" im.path AS image_path, im.cmdline AS image_cmdline, i.state, i.pid, i.pid_start,"        \
-	" i.api_sock, i.error, i.restart_policy, i.restarts, i.created, i.updated"                 \
+	" i.api_sock, i.error, i.restart_policy, i.restarts, i.created, i.updated,"                \
+	" pn.name AS network, p.network_id, p.mac, p.ip, pn.bridge, pn.cidr AS network_cidr"       \
 	" FROM instances i"                                                                        \
 	" JOIN tenants t ON t.id = i.tenant_id JOIN flavors f ON f.id = i.flavor_id"               \
-	" JOIN images im ON im.id = i.image_id"
+	" JOIN images im ON im.id = i.image_id"                                                    \
+	" LEFT JOIN ports p ON p.instance_id = i.id LEFT JOIN networks pn ON pn.id = p.network_id"
 
 static int sq_instance_list(struct store *s, int64_t tenant_id, json_t **out, struct error *err)
 {
@@ -893,6 +922,8 @@ static int sq_event_list(struct store *s, int64_t tenant_id, const char *target,
 		       "nis", tenant_id, (int64_t)limit, target);
 }
 
+#include "store_sqlite_net.inc"
+
 static const struct store_ops sq_ops = {
 	.close = sq_close,
 	.schema_version = sq_schema_version,
@@ -929,6 +960,12 @@ static const struct store_ops sq_ops = {
 	.usage = sq_usage,
 	.event_add = sq_event_add,
 	.event_list = sq_event_list,
+	.instance_create_port = sq_instance_create_port,
+	.network_create = sq_network_create,
+	.network_list = sq_network_list,
+	.network_get = sq_network_get,
+	.network_delete = sq_network_delete,
+	.port_list = sq_port_list,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)

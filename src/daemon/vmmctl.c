@@ -22,7 +22,7 @@
 #include "../common/procname.h"
 #include "supervisor.h"
 
-#define SUP_ARGV_MAX	   32
+#define SUP_ARGV_MAX	   40
 #define SUP_API_WAIT_MS	   30000 /* for a new VMM to answer on its API */
 #define SUP_API_POLL_MS	   20
 #define SUP_FORCED_WAIT_MS 5000
@@ -83,7 +83,8 @@ static int sup_argv(struct daemon *d, const json_t *inst, const char *dir, char 
 		if (!argv[i])
 			return error_set(err, ENOMEM, "out of memory");
 	}
-	return disk_vmm_args(d, inst, vdir, argv, argc, SUP_ARGV_MAX - 1, err);
+	return disk_vmm_args(d, inst, vdir, argv, argc, SUP_ARGV_MAX - 1, err)
+		       ?: netd_vmm_args(d, inst, argv, argc, SUP_ARGV_MAX - 1, err);
 }
 
 /* After fork: only async-signal-safe calls until exec. */

@@ -3,10 +3,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +32,28 @@ void dh_need_kvm(void)
 	if (fd < 0)
 		cr_skip_test("/dev/kvm is not usable here (%s)", strerror(errno));
 	close(fd);
+}
+
+/*
+ * bunshind makes bridges and taps (bn-*, bt-*) and removes strays: a
+ * daemon started from the host's network namespace gets a fresh one of its
+ * own, so that tests never touch the host's links or each other's. A test
+ * already in a namespace of its own (test_net) keeps it, and a TCP
+ * listener stays where the test can reach it (it starts no instance).
+ */
+static void dh_private_netns(const char *const *extra)
+{
+	struct stat self, init;
+
+	for (; extra && *extra; extra++) {
+		if (!strncmp(*extra, "tcp:", 4))
+			return;
+	}
+	if (stat("/proc/self/ns/net", &self) || stat("/proc/1/ns/net", &init) ||
+	    self.st_ino != init.st_ino)
+		return;
+	if (unshare(CLONE_NEWNET))
+		_exit(126);
 }
 
 static void dh_spawn(struct dh *h, const char *const *extra)
@@ -59,6 +83,7 @@ static void dh_spawn(struct dh *h, const char *const *extra)
 	h->pid = fork();
 	cr_assert_geq(h->pid, 0);
 	if (!h->pid) {
+		dh_private_netns(extra);
 		fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 1);
 		dup2(fd, 2);
