@@ -71,6 +71,20 @@ int cli_call(struct cli *c, const char *method, const char *path, json_t *body, 
 struct httpc_request;
 int cli_call_req(struct cli *c, struct httpc_request *req, json_t **out);
 
+/* cli_call() that prints the answer (an object, or a table of cols). */
+int cli_send(struct cli *c, const char *method, const char *path, json_t *body,
+	     const char *const *cols);
+/* --timeout's seconds for --wait (default 120); a usage error when bad. */
+int cli_wait_secs(struct cli *c, int *secs);
+/* Polls until the server is in state want (or error), a spinner on a terminal meanwhile. */
+int cli_wait(struct cli *c, const char *ref, const char *want, int secs);
+
+/* lifecycle.c: server reboot and resize. */
+int cli_server_reboot(struct cli *c);
+int cli_server_resize(struct cli *c);
+/* server console --follow: until interrupted, or the server is gone. */
+int cli_server_console_follow(struct cli *c);
+
 /* upload.c */
 int cli_image_upload(struct cli *c);
 

@@ -38,8 +38,8 @@ static int cli_show(struct cli *c, const char *path, const char *const *cols)
 	return ret;
 }
 
-static int cli_send(struct cli *c, const char *method, const char *path, json_t *body,
-		    const char *const *cols)
+int cli_send(struct cli *c, const char *method, const char *path, json_t *body,
+	     const char *const *cols)
 {
 	json_t *out = NULL;
 	int ret = cli_call(c, method, path, body, &out, NULL);
@@ -76,7 +76,7 @@ static void cli_str_field(struct cli *c, json_t *body, const char *opt, const ch
 
 /* ---- servers ---- */
 
-static int cli_wait_secs(struct cli *c, int *secs)
+int cli_wait_secs(struct cli *c, int *secs)
 {
 	const char *t = cli_opt(c, "timeout");
 	char *end;
@@ -101,7 +101,7 @@ static double cli_now(void)
 }
 
 /* Polls until the server is in state `want`; a spinner on a terminal meanwhile. */
-static int cli_wait(struct cli *c, const char *ref, const char *want, int secs)
+int cli_wait(struct cli *c, const char *ref, const char *want, int secs)
 {
 	static const char spin[] = "|/-\\";
 	bool tty = isatty(2);
@@ -233,6 +233,8 @@ static int cli_server_console(struct cli *c)
 	char path[512], *text = NULL;
 	int ret;
 
+	if (cli_opt(c, "follow"))
+		return cli_server_console_follow(c);
 	cli_path(path, sizeof(path), "/v1/instances/", c->pos[0], "/console");
 	ret = cli_call(c, "GET", path, NULL, NULL, &text);
 	if (!ret)
@@ -570,7 +572,8 @@ const struct cli_cmd cli_cmds[] = {
 	 "NAME|ID",
 	 1,
 	 "print the server's serial console log",
-	 {{0}},
+	 {{"follow", NULL,
+	   "keep printing what it writes, like tail -f (output only: no input yet)"}},
 	 cli_server_console},
 	{"server",
 	 "events",
@@ -716,5 +719,19 @@ const struct cli_cmd cli_cmds[] = {
 	 "delete a network no server uses, and its bridge",
 	 {{0}},
 	 cli_network_delete},
+	{"server",
+	 "reboot",
+	 "NAME|ID",
+	 1,
+	 "reboot a running server: Ctrl-Alt-Del to its guest, or with --hard a new VMM",
+	 {{"hard", NULL, "stop its VMM (forced) and start a new one"}, WAIT_OPTS},
+	 cli_server_reboot},
+	{"server",
+	 "resize",
+	 "NAME|ID FLAVOR",
+	 2,
+	 "give a server another flavor (a running one is stopped and started again)",
+	 {WAIT_OPTS},
+	 cli_server_resize},
 	{NULL, NULL, NULL, 0, NULL, {{0}}, NULL},
 };

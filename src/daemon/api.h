@@ -67,4 +67,9 @@ json_t *netd_instance_view(json_t *inst);
 json_t *netd_tenant_bridges(struct api_ctx *c, const char *tenant);
 void netd_bridges_gone(json_t *nets);
 
+/* lifecycle.c: /v1/instances/ID/reboot and /resize. */
+extern const struct api_op api_lifecycle_ops[];
+/* console.c: GET /v1/instances/ID/console?follow=1 (a JSON chunk of the log from ?offset=N). */
+void console_follow(struct api_ctx *c, int64_t id);
+
 #endif

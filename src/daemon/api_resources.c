@@ -574,6 +574,11 @@ static void api_instance_console(struct api_ctx *c)
 
 	if (!inst)
 		return;
+	if (httpd_query(c->req, "follow")) {
+		console_follow(c, api_i(inst, "id"));
+		json_decref(inst);
+		return;
+	}
 	supervisor_instance_dir(c->d, api_i(inst, "id"), dir, sizeof(dir));
 	json_decref(inst);
 	snprintf(path, sizeof(path), "%s/console.log", dir);

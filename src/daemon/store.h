@@ -197,6 +197,13 @@ struct store_ops {
 	int (*network_delete)(struct store *s, int64_t id, struct error *err);
 	/* Ports (with their instance's state and network's bridge and cidr); network_id 0: all. */
 	int (*port_list)(struct store *s, int64_t network_id, json_t **out, struct error *err);
+	/*
+	 * The instance's flavor, with quota and capacity checked as by
+	 * instance_create (the instance counted at its new size, not both) in
+	 * one write transaction: -EDQUOT or -ENOSPC and nothing changed.
+	 */
+	int (*instance_resize)(struct store *s, int64_t id, int64_t flavor_id,
+			       const struct store_capacity *cap, struct error *err);
 };
 
 struct store {

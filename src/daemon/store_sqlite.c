@@ -923,6 +923,7 @@ static int sq_event_list(struct store *s, int64_t tenant_id, const char *target,
 }
 
 #include "store_sqlite_net.inc"
+#include "store_sqlite_life.inc"
 
 static const struct store_ops sq_ops = {
 	.close = sq_close,
@@ -966,6 +967,7 @@ static const struct store_ops sq_ops = {
 	.network_get = sq_network_get,
 	.network_delete = sq_network_delete,
 	.port_list = sq_port_list,
+	.instance_resize = sq_instance_resize,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)
