@@ -368,6 +368,7 @@ void serial_rx_isr(void); /* CPL 0: drains the UART into the RX ring */
 uint32_t serial_read_line(char *buf, uint32_t max);
 void run_vmgenid(void);
 void run_identity(void);
+void run_dhcp(void);
 void vmgenid_sci_isr(void); /* CPL 0: clears GPE0 status, notes the bits */
 void ap_user_main(uint64_t index);
 

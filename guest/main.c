@@ -37,6 +37,7 @@ static const struct {
 	{"identity", run_identity},
 	{"mem-writer", run_mem_writer},
 	{"blk-verify", run_blk_verify},
+	{"dhcp", run_dhcp},
 };
 /* clang-format on */
 

@@ -16,6 +16,7 @@ PACKAGES=(
 	libsqlite3-dev nettle-dev # bunshind: its embedded store; SHA-256 of tokens and images
 	libnl-3-dev libnl-route-3-dev # src/hostnet: bridges, taps, veths over rtnetlink
 	qemu-utils # bunshind: qemu-img converts qcow2 images to raw on import
+	dnsmasq-base # bunshind: DHCP on instance networks; the guest DHCP test's server
 )
 
 missing=()

@@ -165,6 +165,15 @@ int netd_vmm_args(const struct daemon *d, const json_t *inst, char **argv, int *
 		  struct error *err);
 void netd_instance_gone(int64_t id);
 int netd_reconcile(struct daemon *d, struct error *err);
+/*
+ * dhcp.c: one dnsmasq per network with a bridge, static leases from the
+ * ports. dhcpd_begin() starts its thread (netd_reconcile() calls it);
+ * dhcpd_kick() asks for a sync with the store, dhcpd_sync_wait() waits
+ * (bounded) for one, e.g. before a VMM boots.
+ */
+void dhcpd_begin(struct daemon *d);
+void dhcpd_kick(void);
+void dhcpd_sync_wait(void);
 
 /* api.c */
 extern const struct httpd_route daemon_routes[];

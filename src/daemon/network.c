@@ -8,8 +8,8 @@
  *
  * The store is the truth; links are made again whenever they are needed
  * (creation is idempotent), so a failure to make one is a failed start of
- * the instance, not lost state. Guest-side DHCP, NAT and metadata are not
- * here yet.
+ * the instance, not lost state. DHCP is dhcp.c's (told of changes here);
+ * NAT and metadata are not here yet.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -216,6 +216,7 @@ int netd_vmm_args(const struct daemon *d, const json_t *inst, char **argv, int *
 	ret = netd_instance_links(d, inst, err);
 	if (ret)
 		return error_wrap(err, "network");
+	dhcpd_sync_wait(); /* its lease in dnsmasq's hosts file before it boots */
 	netd_tap_name(netd_i(inst, "id"), tap);
 	argv[*argc] = strdup("--net");
 	if (asprintf(&argv[*argc + 1], "tap=%s,mac=%s", tap, netd_s(inst, "mac")) < 0)
@@ -243,6 +244,7 @@ void netd_instance_gone(int64_t id)
 
 	netd_tap_name(id, tap);
 	netd_link_delete(tap);
+	dhcpd_kick();
 }
 
 /* The bridges of a tenant's networks, to remove once the tenant is gone (NULL: none). */
@@ -270,6 +272,7 @@ void netd_bridges_gone(json_t *nets)
 			netd_link_delete(netd_s(n, "bridge"));
 	}
 	json_decref(nets);
+	dhcpd_kick();
 }
 
 /* ---- reconciliation ---- */
@@ -346,6 +349,7 @@ out:
 		hostnet_close(k.hn);
 	json_decref(k.nets);
 	json_decref(k.ports);
+	dhcpd_begin(d);
 	return ret;
 }
 
@@ -468,6 +472,7 @@ static void api_network_delete(struct api_ctx *c)
 		return api_fail(c, ret, &err, NULL);
 	if (bridge[0])
 		netd_link_delete(bridge);
+	dhcpd_kick();
 	api_ok(c, 204, NULL);
 }
 

@@ -211,6 +211,45 @@ int dh_vmm_pids(struct dh *h, pid_t *pids, int max)
 	return n;
 }
 
+/*
+ * Pids of the dnsmasq processes whose command line names this state
+ * directory: bunshind leaves them serving its VMs when it stops.
+ */
+static int dh_dnsmasq_pids(struct dh *h, pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)) && n < max) {
+		char path[300], cmd[8192];
+		ssize_t len;
+		size_t n0;
+		int fd;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		len = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		cmd[len] = 0;
+		n0 = strlen(cmd);
+		for (ssize_t i = 0; i < len; i++)
+			cmd[i] = cmd[i] ? cmd[i] : ' ';
+		if (n0 >= 7 && !strncmp(cmd + n0 - 7, "dnsmasq", 7) && strstr(cmd, h->dir) &&
+		    dh_alive(atoi(e->d_name)))
+			pids[n++] = atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 /* A sanitizer build's reports land in bunshind's log: any is a failure. */
 static void dh_check_log(const struct dh *h)
 {
@@ -351,6 +390,11 @@ void dh_cleanup(struct dh *h)
 	dh_check_log(h);
 	/* Until none is left: a VMM may still be on its way from fork to exec. */
 	for (int round = 0; round < 20 && (n = dh_vmm_pids(h, pids, 256)); round++) {
+		for (int i = 0; i < n; i++)
+			kill(pids[i], SIGKILL);
+		usleep(50000);
+	}
+	for (int round = 0; round < 20 && (n = dh_dnsmasq_pids(h, pids, 256)); round++) {
 		for (int i = 0; i < n; i++)
 			kill(pids[i], SIGKILL);
 		usleep(50000);
