@@ -15,6 +15,9 @@
 
 #define HTTPC_DEFAULT_TIMEOUT_MS 30000
 
+/* How long a server that does not do 100-continue delays a streamed body. */
+#define HTTPC_CONTINUE_MS 1000
+
 static int httpc_connect_unix(const char *path, struct error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -196,6 +199,54 @@ static int httpc_write_stream(int fd, const struct httpc_request *req, struct er
 	return ret;
 }
 
+/*
+ * With "Expect: 100-continue" the server says before the body goes whether
+ * it wants it: a refusal (401, 403, 409, 413) then arrives whole, instead of
+ * racing a body the server stops reading and a connection it resets. Reads
+ * the first answer's head into buf: *final when it is the final answer
+ * (buf holds its first *len bytes), else (100, or no interim answer within
+ * HTTPC_CONTINUE_MS from a server that does not do it) the body may go.
+ */
+static int httpc_await_continue(int fd, char *buf, size_t cap, size_t *len, bool *final,
+				struct error *err)
+{
+	char *end;
+
+	*len = 0;
+	*final = false;
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&pfd, 1, *len ? HTTPC_DEFAULT_TIMEOUT_MS : HTTPC_CONTINUE_MS) == 0) {
+			if (!*len)
+				return 0;
+			return error_set(err, ETIMEDOUT, "a partial answer, then nothing");
+		}
+		n = recv(fd, buf + *len, cap - 1 - *len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*final = *len > 0;
+			return *final ? 0 : error_set(err, n ? errno : EPROTO, "no answer");
+		}
+		*len += (size_t)n;
+		buf[*len] = 0;
+		end = strstr(buf, "\r\n\r\n");
+		if (!end && *len == cap - 1)
+			return error_set(err, EPROTO, "response head too large");
+		if (!end)
+			continue;
+		if (strncmp(buf + 8, " 100", 4)) {
+			*final = true;
+			return 0;
+		}
+		*len -= (size_t)(end + 4 - buf);
+		memmove(buf, end + 4, *len);
+		return 0;
+	}
+}
+
 /* The extra header lines, each ending in CRLF (malloc'd). */
 static char *httpc_extra_headers(const char *const *h)
 {
@@ -208,6 +259,53 @@ static char *httpc_extra_headers(const char *const *h)
 		out = next;
 	}
 	return out;
+}
+
+/* Appends the rest of an answer (until the server closes) to the head already read. */
+static int httpc_read_rest(int fd, int timeout, const char *head, size_t hlen, char **raw,
+			   size_t *rawlen, struct error *err)
+{
+	char *rest = NULL, *all;
+	size_t rlen = 0;
+	int ret = httpc_read_all(fd, timeout, &rest, &rlen, err);
+
+	if (ret)
+		return ret;
+	all = malloc(hlen + rlen + 1);
+	if (!all) {
+		free(rest);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	memcpy(all, head, hlen);
+	memcpy(all + hlen, rest, rlen);
+	all[hlen + rlen] = 0;
+	free(rest);
+	*raw = all;
+	*rawlen = hlen + rlen;
+	return 0;
+}
+
+/*
+ * A streamed body after the server's go-ahead; *raw is set when the server
+ * answered instead (a refusal: the body is not sent).
+ */
+static int httpc_send_stream(int fd, const struct httpc_request *req, int timeout, char **raw,
+			     size_t *rawlen, struct error *err)
+{
+	char head[8192];
+	size_t hlen;
+	bool final;
+	int ret = httpc_await_continue(fd, head, sizeof(head), &hlen, &final, err);
+
+	if (!ret && final)
+		return httpc_read_rest(fd, timeout, head, hlen, raw, rawlen, err);
+	if (!ret)
+		ret = httpc_write_stream(fd, req, err);
+	/* A server may still answer and close before the body is all sent: read why. */
+	if (ret && (err->code == EPIPE || err->code == ECONNRESET) &&
+	    !httpc_read_all(fd, timeout, raw, rawlen, &(struct error){0}))
+		return 0;
+	return ret;
 }
 
 int httpc_do(const char *endpoint, const struct httpc_request *req, struct httpc_response *resp,
@@ -232,6 +330,7 @@ int httpc_do(const char *endpoint, const struct httpc_request *req, struct httpc
 			     req->token ? req->token : "", req->token ? "\r\n" : "",
 			     req->body ? "Content-Type: application/json\r\n"
 			     : stream  ? "Content-Type: application/octet-stream\r\n"
+					 "Expect: 100-continue\r\n"
 				       : "",
 			     extra, (unsigned long long)blen)
 		  : -1;
@@ -241,16 +340,12 @@ int httpc_do(const char *endpoint, const struct httpc_request *req, struct httpc
 		return error_set(err, ENOMEM, "out of memory");
 	}
 	ret = httpc_write_all(fd, head, (size_t)n, err);
+	free(head);
 	if (!ret && req->body && blen)
 		ret = httpc_write_all(fd, req->body, (size_t)blen, err);
 	else if (!ret && stream)
-		ret = httpc_write_stream(fd, req, err);
-	free(head);
-	/* A server may answer (413, 403) and close before the body is all sent: read why. */
-	if (ret && stream && (err->code == EPIPE || err->code == ECONNRESET) &&
-	    !httpc_read_all(fd, timeout, &raw, &rawlen, &(struct error){0}))
-		ret = 0;
-	else if (!ret)
+		ret = httpc_send_stream(fd, req, timeout, &raw, &rawlen, err);
+	if (!ret && !raw)
 		ret = httpc_read_all(fd, timeout, &raw, &rawlen, err);
 	close(fd);
 	if (!ret)
