@@ -174,60 +174,25 @@ static bool dh_is_spawner(const char *pid)
 	return !strcmp(comm, PROCNAME_VMM_SPAWNER "\n");
 }
 
-int dh_vmm_pids(struct dh *h, pid_t *pids, int max)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	while (d && (e = readdir(d)) && n < max) {
-		char path[300], cmd[4096];
-		size_t n0;
-		ssize_t len;
-		int fd;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			continue;
-		len = read(fd, cmd, sizeof(cmd) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		cmd[len] = 0;
-		/* argv[0] is the VMM (bunshind's own command line names it too, later). */
-		n0 = strlen(cmd);
-		for (ssize_t i = 0; i < len; i++)
-			cmd[i] = cmd[i] ? cmd[i] : ' ';
-		if (n0 >= 11 && !strncmp(cmd + n0 - 11, "bunshin-vmm", 11) && strstr(cmd, h->dir) &&
-		    dh_alive(atoi(e->d_name)) && !dh_is_spawner(e->d_name) &&
-		    !dh_other_pidns(atoi(e->d_name)))
-			pids[n++] = atoi(e->d_name);
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
 /*
- * Pids of the dnsmasq processes whose command line names this state
- * directory: bunshind leaves them serving its VMs when it stops.
+ * Pids of the live processes whose argv[0] ends in prog and whose command
+ * line names this state directory; VMMs (vmm) without their clone spawners
+ * and the inner halves of jails (another PID namespace).
  */
-static int dh_dnsmasq_pids(struct dh *h, pid_t *pids, int max)
+static int dh_pids_of(struct dh *h, const char *prog, bool vmm, pid_t *pids, int max)
 {
+	size_t plen = strlen(prog);
 	DIR *d = opendir("/proc");
 	struct dirent *e;
 	int n = 0;
 
 	while (d && (e = readdir(d)) && n < max) {
 		char path[300], cmd[8192];
-		ssize_t len;
 		size_t n0;
-		int fd;
+		ssize_t len;
+		int fd, pid = atoi(e->d_name);
 
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+		if (pid <= 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
 		fd = open(path, O_RDONLY);
@@ -241,13 +206,28 @@ static int dh_dnsmasq_pids(struct dh *h, pid_t *pids, int max)
 		n0 = strlen(cmd);
 		for (ssize_t i = 0; i < len; i++)
 			cmd[i] = cmd[i] ? cmd[i] : ' ';
-		if (n0 >= 7 && !strncmp(cmd + n0 - 7, "dnsmasq", 7) && strstr(cmd, h->dir) &&
-		    dh_alive(atoi(e->d_name)))
-			pids[n++] = atoi(e->d_name);
+		if (n0 < plen || strncmp(cmd + n0 - plen, prog, plen) || !strstr(cmd, h->dir) ||
+		    !dh_alive(pid))
+			continue;
+		if (vmm && (dh_is_spawner(e->d_name) || dh_other_pidns(pid)))
+			continue;
+		pids[n++] = pid;
 	}
 	if (d)
 		closedir(d);
 	return n;
+}
+
+int dh_vmm_pids(struct dh *h, pid_t *pids, int max)
+{
+	/* argv[0] is the VMM (bunshind's own command line names it too, later). */
+	return dh_pids_of(h, "bunshin-vmm", true, pids, max);
+}
+
+/* dnsmasq processes of this state directory: bunshind leaves them serving its VMs. */
+static int dh_dnsmasq_pids(struct dh *h, pid_t *pids, int max)
+{
+	return dh_pids_of(h, "dnsmasq", false, pids, max);
 }
 
 /* A sanitizer build's reports land in bunshind's log: any is a failure. */
