@@ -497,6 +497,39 @@ char *harness_wait_text(int fd, const char *needle, int timeout_ms)
 	return buf;
 }
 
+int harness_cmd(const char *const *argv, int out_fd)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(null, 0);
+		dup2(out_fd >= 0 ? out_fd : null, 1);
+		dup2(out_fd >= 0 ? out_fd : null, 2);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool harness_find_tool(const char *name, char *path, size_t len)
+{
+	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, len, "%s/%s", dirs[i], name);
+		if (access(path, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * A VMM a test expects to die (a seccomp kill, a refused start) may be gone
  * when the test writes to its socket or stdin: that write must fail with

@@ -140,4 +140,11 @@ void harness_status_field(const char *path, const char *key, char *val, size_t l
  */
 void harness_run_seccomp_selftest(const char *what, struct vmm_result *r);
 
+/* Runs argv (a path or a name on PATH), output to /dev/null or out_fd (>= 0); its exit status, or
+ * -1. */
+int harness_cmd(const char *const *argv, int out_fd);
+/* The path of a host tool (ip, ping, dnsmasq, ...) in the sbin and bin directories; false if
+ * absent. */
+bool harness_find_tool(const char *name, char *path, size_t len);
+
 #endif

@@ -32,47 +32,14 @@ static char ns[64], ip_path[64], dnsmasq_path[64];
 static bool ns_made;
 static pid_t server_pid = -1;
 
-static int run_cmd(const char *const *argv)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static bool find_tool(const char *name, char *path, size_t len)
-{
-	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, len, "%s/%s", dirs[i], name);
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
 static void make_ns(void)
 {
 	harness_require_kvm();
-	if (!find_tool("ip", ip_path, sizeof(ip_path)))
+	if (!harness_find_tool("ip", ip_path, sizeof(ip_path)))
 		cr_skip_test("skipped: no 'ip' command (iproute2) to make a network namespace");
 	snprintf(ns, sizeof(ns), "bunshin-dhcp-%d", (int)getpid());
 	const char *add[] = {ip_path, "netns", "add", ns, NULL};
-	if (run_cmd(add) != 0)
+	if (harness_cmd(add, -1) != 0)
 		cr_skip_test("skipped: 'ip netns add' failed: network namespaces need "
 			     "CAP_NET_ADMIN");
 	ns_made = true;
@@ -83,7 +50,7 @@ static void make_ns(void)
 		{ip_path, "-n", ns, "link", "set", "tap0", "up", NULL},
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		cr_assert_eq(run_cmd(cmds[i]), 0, "%s %s %s failed", cmds[i][3], cmds[i][4],
+		cr_assert_eq(harness_cmd(cmds[i], -1), 0, "%s %s %s failed", cmds[i][3], cmds[i][4],
 			     cmds[i][5]);
 }
 
@@ -96,7 +63,7 @@ static void teardown(void)
 	server_pid = -1;
 	if (ns_made) {
 		const char *del[] = {ip_path, "netns", "del", ns, NULL};
-		run_cmd(del);
+		harness_cmd(del, -1);
 	}
 	ns_made = false;
 	harness_dir_teardown();
@@ -169,7 +136,7 @@ static void start_dnsmasq(const char *hosts, const char *leases)
 {
 	char range[64], hostsfile[128], leasefile[128], pidfile[128];
 
-	if (!find_tool("dnsmasq", dnsmasq_path, sizeof(dnsmasq_path)))
+	if (!harness_find_tool("dnsmasq", dnsmasq_path, sizeof(dnsmasq_path)))
 		cr_skip_test("skipped: no dnsmasq (dnsmasq-base) to serve DHCP");
 	snprintf(range, sizeof(range), "--dhcp-range=10.0.2.0,static,255.255.255.0");
 	snprintf(hostsfile, sizeof(hostsfile), "--dhcp-hostsfile=%s", hosts);

@@ -24,54 +24,19 @@ static char ns[64];
 static char ip_path[64];
 static bool ns_made;
 
-/* Runs argv with output to /dev/null (or to out_fd); its exit status, or -1. */
-static int run_cmd(const char *const *argv, int out_fd)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 0);
-		dup2(out_fd >= 0 ? out_fd : null, 1);
-		dup2(out_fd >= 0 ? out_fd : null, 2);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* The harness execs a path, not a name: find the tool's. */
-static bool find_tool(const char *name, char *path, size_t len)
-{
-	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, len, "%s/%s", dirs[i], name);
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
 static int ip(const char *a, const char *b, const char *c, const char *d, const char *e,
 	      const char *f, const char *g, const char *h)
 {
 	const char *argv[] = {ip_path, a, b, c, d, e, f, g, h, NULL};
 
-	return run_cmd(argv, -1);
+	return harness_cmd(argv, -1);
 }
 
 /* A namespace with lo and a tap (multi_queue if asked) at HOST_IP/24, up. */
 static void make_ns(bool multi_queue)
 {
 	harness_require_kvm();
-	if (!find_tool("ip", ip_path, sizeof(ip_path)))
+	if (!harness_find_tool("ip", ip_path, sizeof(ip_path)))
 		cr_skip_test("skipped: no 'ip' command (iproute2) to make a network namespace");
 	snprintf(ns, sizeof(ns), "bunshin-net-%d", (int)getpid());
 	if (ip("netns", "add", ns, NULL, NULL, NULL, NULL, NULL) != 0)
@@ -83,7 +48,7 @@ static void make_ns(bool multi_queue)
 		ip_path, "-n",	 ns,	 "tuntap", "add",
 		"dev",	 "tap0", "mode", "tap",	   multi_queue ? "multi_queue" : NULL,
 		NULL};
-	cr_assert_eq(run_cmd(tuntap, -1), 0);
+	cr_assert_eq(harness_cmd(tuntap, -1), 0);
 	cr_assert_eq(ip("-n", ns, "addr", "add", HOST_IP "/24", "dev", "tap0", NULL), 0);
 	cr_assert_eq(ip("-n", ns, "link", "set", "tap0", "up", NULL, NULL), 0);
 }
@@ -134,7 +99,7 @@ static pid_t start_pinger(const char *log)
 		const char *argv[] = {ip_path, "netns", "exec", ns,   "ping",	"-c", "3",
 				      "-i",    "0.2",	"-w",	"30", GUEST_IP, NULL};
 
-		_exit(run_cmd(argv, fd));
+		_exit(harness_cmd(argv, fd));
 	}
 	return pid;
 }
@@ -169,7 +134,7 @@ Test(net, guest_pings_host_and_host_pings_guest)
 	int status = -1;
 	pid_t pinger;
 
-	if (!find_tool("ping", log, sizeof(log)))
+	if (!harness_find_tool("ping", log, sizeof(log)))
 		cr_skip_test("skipped: no 'ping' command (iputils-ping) to ping the guest with");
 	make_ns(false);
 	snprintf(log, sizeof(log), "/tmp/bunshin-ping-%d.log", (int)getpid());
@@ -274,7 +239,7 @@ Test(net, missing_tun_device_is_one_line_error)
 	struct vmm_result r;
 
 	harness_require_kvm();
-	if (!find_tool("unshare", unshare, sizeof(unshare)) || run_cmd(probe, -1) != 0)
+	if (!harness_find_tool("unshare", unshare, sizeof(unshare)) || harness_cmd(probe, -1) != 0)
 		cr_skip_test("skipped: 'unshare -m' is not available or not permitted here");
 	harness_run(
 		&(struct vmm_run){

@@ -34,41 +34,7 @@ static char ping_path[64];
 static bool ns_made;
 static pid_t sender = -1, pinger = -1;
 
-static bool find_tool(const char *name, char *path, size_t len)
-{
-	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, len, "%s/%s", dirs[i], name);
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Runs argv (a NULL-terminated list) quietly; its exit status, or -1. */
-static int run_quiet(const char *const *argv)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-#define IP(...) run_quiet((const char *const[]){ip_path, __VA_ARGS__, NULL})
+#define IP(...) harness_cmd((const char *const[]){ip_path, __VA_ARGS__, NULL}, -1)
 
 static void stop_child(pid_t *pid)
 {
@@ -177,7 +143,7 @@ static void positive(const char *out, const char *tag, const char *key)
 
 Test(netbench, every_row_reports_numbers)
 {
-	bool ping = find_tool("ping", ping_path, sizeof(ping_path));
+	bool ping = harness_find_tool("ping", ping_path, sizeof(ping_path));
 	const char *cmdline =
 		ping ? "test=net-bench net_rows=tx,rx,rtt,serve net_ms=200 net_pings=20 "
 		       "net_serve_echo=5 net_serve_ms=20000 net_rx_wait_ms=20000"
@@ -188,7 +154,7 @@ Test(netbench, every_row_reports_numbers)
 	struct vmm_result r;
 
 	harness_require_kvm();
-	if (!find_tool("ip", ip_path, sizeof(ip_path)))
+	if (!harness_find_tool("ip", ip_path, sizeof(ip_path)))
 		cr_skip_test("skipped: no 'ip' command (iproute2) to make a network namespace");
 	snprintf(ns, sizeof(ns), "bunshin-nb-%d", (int)getpid());
 	if (IP("netns", "add", ns) != 0)
