@@ -370,14 +370,20 @@ int virtq_push_batch(struct virtq *q, const struct virtq_used_elem *elems, unsig
 		__atomic_store_n(&u->id, htole32(elems[i].id), __ATOMIC_RELAXED);
 		__atomic_store_n(&u->len, htole32(elems[i].len), __ATOMIC_RELAXED);
 	}
+	/*
+	 * The buffers the device wrote are marked while their descriptors are
+	 * still the device's: once used->idx moves, the driver may reuse them
+	 * for its next request, and a walk then would mark that one's pages
+	 * (a migration lost a device-written page that way). The used ring
+	 * itself is marked after its index is written.
+	 */
+	if (virtq_tracking(q))
+		for (unsigned int i = 0; i < n; i++)
+			virtq_mark_chain(q, (uint16_t)elems[i].id);
 	q->used_idx += n;
 	/* Ordering note (2): elements and buffer contents before the index. */
 	__atomic_store_n(&q->used->idx, htole16(q->used_idx), __ATOMIC_RELEASE);
-	if (virtq_tracking(q)) {
-		for (unsigned int i = 0; i < n; i++)
-			virtq_mark_chain(q, (uint16_t)elems[i].id);
-		virtq_mark_used(q);
-	}
+	virtq_mark_used(q);
 	return 0;
 }
 
