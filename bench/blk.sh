@@ -165,15 +165,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # summary CONFIG ROW KEY: "median min max" of the samples.
 summary() {
 	awk -v c="$1" -v r="$2" -v k="$3" '$1 == c && $2 == r && $3 == k { print $4 }' "$results" |
-		sort -g | awk '{ v[NR] = $1 } END {
-			if (NR == 0) { print "nan nan nan"; exit }
-			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			print m, v[1], v[NR] }'
-}
-
-fmt() {
-	awk -v x="$1" 'BEGIN { if (x >= 1000) printf "%.0f", x; else if (x >= 100) printf "%.1f", x;
-		else printf "%.2f", x }'
+		bench_stats
 }
 
 # table BUNSHIN_CONFIG QEMU_CONFIG: one markdown table.
@@ -192,13 +184,7 @@ table() {
 		IFS='|' read -r row key label unit better <<<"$line"
 		read -r bm blo bhi <<<"$(summary "$b" "$row" "$key")"
 		read -r qm qlo qhi <<<"$(summary "$q" "$row" "$key")"
-		awk -v label="$label" -v unit="$unit" -v better="$better" -v bm="$bm" -v qm="$qm" \
-			-v bs="**$(fmt "$bm")** ($(fmt "$blo")–$(fmt "$bhi"))" \
-			-v qs="**$(fmt "$qm")** ($(fmt "$qlo")–$(fmt "$qhi"))" 'BEGIN {
-			r = qm > 0 ? bm / qm : 0
-			ahead = (better == "higher") ? (r > 1 ? "yes" : "no") : (r < 1 ? "yes" : "no")
-			printf "| %s | %s | %s | %s | %s | %.2f | %s |\n", label, unit, better, bs, qs, r, ahead
-		}'
+		bench_row "$label" "$unit" "$better" "$bm" "$blo" "$bhi" "$qm" "$qlo" "$qhi"
 	done
 }
 
@@ -328,12 +314,5 @@ echo
 sed -n '/^### Guest/,/^### Commands/p' "$section" | sed '$d'
 
 # Replace the section between the markers, or append it.
-mkdir -p "$(dirname "$doc")"
-touch "$doc"
-awk -v sect="$section" '
-	/^<!-- begin virtio-blk/ { skip = 1; while ((getline l < sect) > 0) print l; done = 1; next }
-	/^<!-- end virtio-blk/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$work/doc"
-cp "$work/doc" "$doc"
+bench_doc_section "$doc" virtio-blk "$section"
 echo "== wrote the virtio-blk section of $doc" >&2

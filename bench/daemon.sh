@@ -97,12 +97,5 @@ CLIENTS=$clients SECONDS_=$seconds CREATES=$creates BOOTS=$boots bench/daemon.sh
 <!-- END bunshind -->
 EOT
 
-mkdir -p "$(dirname "$doc")"
-touch "$doc"
-awk -v sect="$section" '
-	/^<!-- BEGIN bunshind/ { skip = 1; while ((getline l < sect) > 0) print l; done = 1; next }
-	/^<!-- END bunshind/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$work/doc"
-cp "$work/doc" "$doc"
+bench_doc_section "$doc" bunshind "$section"
 echo "== wrote the bunshind section of $doc" >&2

@@ -131,10 +131,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # summary MODE: "median min max" of its samples.
 summary() {
-	awk -v m="$1" '$1 == m { print $2 }' "$results" | sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "nan nan nan"; exit }
-		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		print m, v[1], v[NR] }'
+	awk -v m="$1" '$1 == m { print $2 }' "$results" | bench_stats
 }
 
 read -r p_m p_lo p_hi <<<"$(summary plain)"
@@ -219,12 +216,5 @@ $(cat "$work/raw")
 <!-- END jail -->
 EOF
 
-mkdir -p "$(dirname "$doc")"
-touch "$doc"
-awk -v sect="$section" '
-	/^<!-- BEGIN jail:/ { skip = 1; while ((getline l < sect) > 0) print l; done = 1; next }
-	/^<!-- END jail -->/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$work/doc"
-cp "$work/doc" "$doc"
+bench_doc_section "$doc" jail "$section"
 echo "== wrote the jail section of $doc" >&2

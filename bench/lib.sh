@@ -28,3 +28,50 @@ bench_build() {
 		exit 1
 	fi
 }
+
+# bench_stats: "median min max" of the numbers on stdin, one per line
+# ("nan nan nan" when there are none).
+bench_stats() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "nan nan nan"; exit }
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		print m, v[1], v[NR] }'
+}
+
+# bench_fmt X: X with three significant digits or so, for a table cell.
+bench_fmt() {
+	awk -v x="$1" 'BEGIN { if (x >= 1000) printf "%.0f", x; else if (x >= 100) printf "%.1f", x;
+		else printf "%.2f", x }'
+}
+
+# bench_row LABEL UNIT BETTER BM BLO BHI QM QLO QHI: one markdown row of a
+# bunshin-vs-QEMU table (BETTER: higher or lower), as the header
+#   | Row | unit | better | bunshin-vmm median (min–max) | QEMU median (min–max) | ratio bunshin/QEMU | bunshin ahead |
+bench_row() {
+	local label=$1 unit=$2 better=$3 bm=$4 blo=$5 bhi=$6 qm=$7 qlo=$8 qhi=$9
+	awk -v label="$label" -v unit="$unit" -v better="$better" -v bm="$bm" -v qm="$qm" \
+		-v bs="**$(bench_fmt "$bm")** ($(bench_fmt "$blo")–$(bench_fmt "$bhi"))" \
+		-v qs="**$(bench_fmt "$qm")** ($(bench_fmt "$qlo")–$(bench_fmt "$qhi"))" 'BEGIN {
+		r = qm > 0 ? bm / qm : 0
+		ahead = qm > 0 ? ((better == "higher") == (r > 1) ? "yes" : "no") : "n/a"
+		printf "| %s | %s | %s | %s | %s | %.3g | %s |\n", label, unit, better, bs, qs, r, ahead
+	}'
+}
+
+# bench_doc_section DOC NAME SECTION: replaces the part of DOC between the
+# lines "<!-- BEGIN NAME" and "<!-- END NAME" (either case) with the file
+# SECTION, or appends SECTION after a blank line; the rest of DOC is kept.
+bench_doc_section() {
+	local doc=$1 name=$2 section=$3 tmp
+	mkdir -p "$(dirname "$doc")"
+	touch "$doc"
+	tmp=$(mktemp)
+	awk -v sect="$section" -v name="$name" '
+		function marks(l, word) { return tolower(l) ~ ("^<!-- " word " " name "([ :-]|$)") }
+		marks($0, "begin") { skip = 1; while ((getline l < sect) > 0) print l; done = 1; next }
+		skip && marks($0, "end") { skip = 0; next }
+		!skip { print }
+		END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$tmp"
+	cat "$tmp" >"$doc"
+	rm -f "$tmp"
+}

@@ -107,20 +107,12 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # summary VMM WORKLOAD KEY [SCALE]: "median min max".
 summary() {
 	awk -v m="$1" -v w="$2" -v k="$3" -v s="${4:-1}" '$1 == m && $2 == w && $3 == k { print $4 / s }' \
-		"$results" | sort -g | awk '{ v[NR] = $1 } END {
-			if (NR == 0) { print "nan nan nan"; exit }
-			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			print m, v[1], v[NR] }'
-}
-
-fmt() {
-	awk -v x="$1" 'BEGIN { if (x >= 1000) printf "%.0f", x; else if (x >= 100) printf "%.1f", x;
-		else printf "%.2f", x }'
+		"$results" | bench_stats
 }
 
 table() {
 	local line wl key scale label unit
-	echo "| Workload | Row | unit | bunshin-vmm median (min–max) | QEMU median (min–max) | ratio bunshin/QEMU | bunshin ahead |"
+	echo "| Row | unit | better | bunshin-vmm median (min–max) | QEMU median (min–max) | ratio bunshin/QEMU | bunshin ahead |"
 	echo "| --- | --- | --- | --- | --- | --- | --- |"
 	for wl in idle writer; do
 		for line in "wall_ms|1|migration: request → done, wall|ms" \
@@ -131,13 +123,7 @@ table() {
 			IFS='|' read -r key scale label unit <<<"$line"
 			read -r bm blo bhi <<<"$(summary bunshin "$wl" "$key" "$scale")"
 			read -r qm qlo qhi <<<"$(summary qemu "$wl" "$key" "$scale")"
-			awk -v wl="$wl" -v label="$label" -v unit="$unit" -v bm="$bm" -v qm="$qm" \
-				-v bs="**$(fmt "$bm")** ($(fmt "$blo")–$(fmt "$bhi"))" \
-				-v qs="**$(fmt "$qm")** ($(fmt "$qlo")–$(fmt "$qhi"))" 'BEGIN {
-				r = qm > 0 ? bm / qm : 0
-				printf "| %s | %s | %s | %s | %s | %.3g | %s |\n", wl, label, unit, bs, qs, r,
-					(qm > 0 ? (r < 1 ? "yes" : "no") : "n/a")
-			}'
+			bench_row "$wl: $label" "$unit" lower "$bm" "$blo" "$bhi" "$qm" "$qlo" "$qhi"
 		done
 	done
 }
@@ -236,12 +222,5 @@ $(cat "$work/raw")
 <!-- END migration -->
 EOF
 
-mkdir -p "$(dirname "$doc")"
-touch "$doc"
-awk -v sect="$section" '
-	/^<!-- BEGIN migration/ { skip = 1; while ((getline l < sect) > 0) print l; done = 1; next }
-	/^<!-- END migration/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$work/doc"
-cp "$work/doc" "$doc"
+bench_doc_section "$doc" migration "$section"
 echo "== wrote the live migration section of $doc" >&2

@@ -366,9 +366,7 @@ rows=("tx_mbps|tx: guest → host, UDP $payload-byte payload|Mbit/s|hi"
 
 # stats METRIC VMM: "median min max" of the samples.
 stats() {
-	awk -v m="$1" -v v="$2" '$1 == m && $2 == v { print $3 }' "$results" | sort -g |
-		awk '{ a[NR] = $1 } END { med = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
-			printf "%s %s %s\n", med, a[1], a[NR] }'
+	awk -v m="$1" -v v="$2" '$1 == m && $2 == v { print $3 }' "$results" | bench_stats
 }
 
 table=$work/table
@@ -495,17 +493,6 @@ $(cat "$raw")
 EOF
 
 if [[ $write_doc == 1 ]]; then
-	if [ -f "$doc" ] && grep -q '^<!-- BEGIN virtio-net' "$doc"; then
-		# replace the old section, keep everything else
-		awk -v sec="$section" '
-			/^<!-- BEGIN virtio-net/ { while ((getline l < sec) > 0) print l; skip = 1; next }
-			/^<!-- END virtio-net/ { skip = 0; next }
-			!skip { print }' "$doc" >"$work/doc"
-		cat "$work/doc" >"$doc"
-	else
-		# a blank line between the existing text and the section
-		if [ -s "$doc" ]; then echo >>"$doc"; fi
-		cat "$section" >>"$doc"
-	fi
+	bench_doc_section "$doc" virtio-net "$section"
 	echo "== wrote the virtio-net section of $doc" >&2
 fi

@@ -111,15 +111,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # summary VMM KEY [SCALE]: "median min max" of the samples, each divided by SCALE.
 summary() {
 	awk -v m="$1" -v k="$2" -v s="${3:-1}" '$1 == m && $2 == k { print $3 / s }' "$results" |
-		sort -g | awk '{ v[NR] = $1 } END {
-			if (NR == 0) { print "nan nan nan"; exit }
-			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			print m, v[1], v[NR] }'
-}
-
-fmt() {
-	awk -v x="$1" 'BEGIN { if (x >= 1000) printf "%.0f", x; else if (x >= 100) printf "%.1f", x;
-		else printf "%.2f", x }'
+		bench_stats
 }
 
 table() {
@@ -139,13 +131,7 @@ table() {
 		IFS='|' read -r key scale label unit better <<<"$line"
 		read -r bm blo bhi <<<"$(summary bunshin "$key" "$scale")"
 		read -r qm qlo qhi <<<"$(summary qemu "$key" "$scale")"
-		awk -v label="$label" -v unit="$unit" -v better="$better" -v bm="$bm" -v qm="$qm" \
-			-v bs="**$(fmt "$bm")** ($(fmt "$blo")–$(fmt "$bhi"))" \
-			-v qs="**$(fmt "$qm")** ($(fmt "$qlo")–$(fmt "$qhi"))" 'BEGIN {
-			r = qm > 0 ? bm / qm : 0
-			ahead = (better == "higher") ? (r > 1 ? "yes" : "no") : (r < 1 ? "yes" : "no")
-			printf "| %s | %s | %s | %s | %s | %.3g | %s |\n", label, unit, better, bs, qs, r, ahead
-		}'
+		bench_row "$label" "$unit" "$better" "$bm" "$blo" "$bhi" "$qm" "$qlo" "$qhi"
 	done
 }
 
@@ -249,7 +235,7 @@ Targets from the issue, for bunshin:
 
 $targets
 
-Reading the numbers: the guest had written $(fmt "$snap_m") MiB of its 256 MiB,
+Reading the numbers: the guest had written $(bench_fmt "$snap_m") MiB of its 256 MiB,
 so both snapshots are small and the snapshot rows measure each VMM's fixed
 costs (QEMU's live migration still walks all 256 MiB of RAM). Each QEMU
 clone's Rss holds nearly its whole guest RAM: loading the stream touches
@@ -292,12 +278,5 @@ $(cat "$work/raw")
 EOF
 
 # Replace the section between the markers, or append it.
-mkdir -p "$(dirname "$doc")"
-touch "$doc"
-awk -v sect="$section" '
-	/^<!-- BEGIN snapshots/ { skip = 1; while ((getline l < sect) > 0) print l; done = 1; next }
-	/^<!-- END snapshots/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$work/doc"
-cp "$work/doc" "$doc"
+bench_doc_section "$doc" snapshots "$section"
 echo "== wrote the snapshots section of $doc" >&2
