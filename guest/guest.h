@@ -369,6 +369,7 @@ uint32_t serial_read_line(char *buf, uint32_t max);
 void run_vmgenid(void);
 void run_identity(void);
 void run_dhcp(void);
+void run_netprobe(void);
 void vmgenid_sci_isr(void); /* CPL 0: clears GPE0 status, notes the bits */
 void ap_user_main(uint64_t index);
 

@@ -38,6 +38,7 @@ static const struct {
 	{"mem-writer", run_mem_writer},
 	{"blk-verify", run_blk_verify},
 	{"dhcp", run_dhcp},
+	{"netprobe", run_netprobe},
 };
 /* clang-format on */
 
