@@ -84,6 +84,8 @@ int cli_server_reboot(struct cli *c);
 int cli_server_resize(struct cli *c);
 /* server console --follow: until interrupted, or the server is gone. */
 int cli_server_console_follow(struct cli *c);
+/* clone.c: server clone. */
+int cli_server_clone(struct cli *c);
 
 /* upload.c */
 int cli_image_upload(struct cli *c);

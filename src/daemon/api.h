@@ -71,5 +71,7 @@ void netd_bridges_gone(json_t *nets);
 extern const struct api_op api_lifecycle_ops[];
 /* console.c: GET /v1/instances/ID/console?follow=1 (a JSON chunk of the log from ?offset=N). */
 void console_follow(struct api_ctx *c, int64_t id);
+/* clone.c: POST /v1/instances/ID/clone. */
+extern const struct api_op api_clone_ops[];
 
 #endif

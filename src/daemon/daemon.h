@@ -178,4 +178,17 @@ void dhcpd_sync_wait(void);
 /* api.c */
 extern const struct httpd_route daemon_routes[];
 
+/*
+ * clone.c: a clone's snapshot, hard-linked into its instance directory
+ * (CLONE_SNAP_DIR/state and /memory); a clone's first start is a restore
+ * of it: the VMM arguments that replace a cold boot's.
+ */
+#define CLONE_SNAP_DIR "snapshot"
+int clone_vmm_argv(const struct daemon *d, const json_t *inst, const char *vdir, char **argv,
+		   int *argc, int max, struct error *err);
+/* A restoring clone's --cgroup-limits value (malloc'd, NULL without memory). */
+char *clone_cgroup_limits(const json_t *inst);
+/* Snapshots a killed bunshind left in an instance directory (supervisor_remove_dir()). */
+void clone_remove_leftovers(const char *dir);
+
 #endif

@@ -214,7 +214,12 @@ int djail_argv(const struct daemon *d, const json_t *inst, const char *dir, char
 		return ret;
 	/* The VMM's defaults are the flavor's: quota vCPUs x period, memory RAM + overhead. */
 	ret = djail_push(argv, argc, max, strdup("--cgroup"), err);
-	return ret ?: djail_push(argv, argc, max, djail_cgroup_name(d, id), err);
+	ret = ret ?: djail_push(argv, argc, max, djail_cgroup_name(d, id), err);
+	/* A restore's size is in its snapshot, unknown at launch: the flavor's, said here. */
+	if (ret || !sup_str(inst, "restore"))
+		return ret;
+	ret = djail_push(argv, argc, max, strdup("--cgroup-limits"), err);
+	return ret ?: djail_push(argv, argc, max, clone_cgroup_limits(inst), err);
 }
 
 /* ---- the cgroup ---- */

@@ -219,7 +219,10 @@ int netd_vmm_args(const struct daemon *d, const json_t *inst, char **argv, int *
 	dhcpd_sync_wait(); /* its lease in dnsmasq's hosts file before it boots */
 	netd_tap_name(netd_i(inst, "id"), tap);
 	argv[*argc] = strdup("--net");
-	if (asprintf(&argv[*argc + 1], "tap=%s,mac=%s", tap, netd_s(inst, "mac")) < 0)
+	/* A clone's restore replaces the snapshot's NIC: the daemon gives only one, net0. */
+	if (asprintf(&argv[*argc + 1], "%stap=%s,mac=%s",
+		     json_object_get(inst, "restore") ? "id=net0," : "", tap,
+		     netd_s(inst, "mac")) < 0)
 		argv[*argc + 1] = NULL;
 	*argc += 2;
 	if (!argv[*argc - 2] || !argv[*argc - 1])

@@ -204,6 +204,16 @@ struct store_ops {
 	 */
 	int (*instance_resize)(struct store *s, int64_t id, int64_t flavor_id,
 			       const struct store_capacity *cap, struct error *err);
+	/*
+	 * count copies of instance src_id in one write transaction: its
+	 * tenant, flavor, image and restart policy, named PREFIX-1..PREFIX-count,
+	 * STARTING, cloned_from src_id, each with a port on the source's
+	 * network if it has one. Quota and capacity are checked as by
+	 * instance_create for all of them: -EDQUOT, -ENOSPC or -EEXIST (a
+	 * name) and nothing is created. ids: count entries, filled.
+	 */
+	int (*instance_clone)(struct store *s, int64_t src_id, const char *prefix, int count,
+			      const struct store_capacity *cap, int64_t *ids, struct error *err);
 };
 
 struct store {

@@ -107,6 +107,12 @@ static const char *const sq_migrations[] = {
 	" instance_id INTEGER NOT NULL UNIQUE REFERENCES instances(id) ON DELETE CASCADE,"
 	" mac TEXT NOT NULL, ip TEXT NOT NULL, created INTEGER NOT NULL,"
 	" UNIQUE(network_id, ip));",
+	/*
+	 * (dclone) instance clones: the instance a clone was copied from. No
+	 * foreign key: the source may be deleted while its clones live on,
+	 * and where a clone came from stays part of its history.
+	 */
+	"ALTER TABLE instances ADD COLUMN cloned_from INTEGER;",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -785,6 +791,7 @@ static int sq_instance_create(struct store *s, const struct store_instance_new *
 	" f.ram_mib, f.disk_gib, im.name AS image, im.kind AS image_kind,"                         \
 	" im.path AS image_path, im.cmdline AS image_cmdline, i.state, i.pid, i.pid_start,"        \
 	" i.api_sock, i.error, i.restart_policy, i.restarts, i.created, i.updated,"                \
+	" i.cloned_from,"                                                                          \
 	" pn.name AS network, p.network_id, p.mac, p.ip, pn.bridge, pn.cidr AS network_cidr"       \
 	" FROM instances i"                                                                        \
 	" JOIN tenants t ON t.id = i.tenant_id JOIN flavors f ON f.id = i.flavor_id"               \
@@ -924,6 +931,7 @@ static int sq_event_list(struct store *s, int64_t tenant_id, const char *target,
 
 #include "store_sqlite_net.inc"
 #include "store_sqlite_life.inc"
+#include "store_sqlite_clone.inc"
 
 static const struct store_ops sq_ops = {
 	.close = sq_close,
@@ -968,6 +976,7 @@ static const struct store_ops sq_ops = {
 	.network_delete = sq_network_delete,
 	.port_list = sq_port_list,
 	.instance_resize = sq_instance_resize,
+	.instance_clone = sq_instance_clone,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)

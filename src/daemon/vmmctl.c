@@ -55,7 +55,13 @@ static int sup_argv(struct daemon *d, const json_t *inst, const char *dir, char 
 	if (ret)
 		return ret;
 	n = *argc;
-	if (!strcmp(sup_str(inst, "image_kind"), "kernel")) {
+	/* A clone's first start (clone.c): the snapshot fixes kernel, CPUs and memory. */
+	if (sup_str(inst, "restore")) {
+		ret = clone_vmm_argv(d, inst, vdir, argv, argc, SUP_ARGV_MAX - 1, err);
+		if (ret)
+			return ret;
+		n = *argc;
+	} else if (!strcmp(sup_str(inst, "image_kind"), "kernel")) {
 		argv[n++] = strdup("--kernel");
 		argv[n++] = jail ? strdup("/kernel") : strdup(sup_str(inst, "image_path"));
 		if (cmdline) {
@@ -63,12 +69,14 @@ static int sup_argv(struct daemon *d, const json_t *inst, const char *dir, char 
 			argv[n++] = strdup(cmdline);
 		}
 	}
-	argv[n++] = strdup("--cpus");
-	if (asprintf(&argv[n++], "%lld", (long long)sup_int(inst, "vcpus")) < 0)
-		argv[n - 1] = NULL;
-	argv[n++] = strdup("--memory");
-	if (asprintf(&argv[n++], "%lldM", (long long)sup_int(inst, "ram_mib")) < 0)
-		argv[n - 1] = NULL;
+	if (!sup_str(inst, "restore")) {
+		argv[n++] = strdup("--cpus");
+		if (asprintf(&argv[n++], "%lld", (long long)sup_int(inst, "vcpus")) < 0)
+			argv[n - 1] = NULL;
+		argv[n++] = strdup("--memory");
+		if (asprintf(&argv[n++], "%lldM", (long long)sup_int(inst, "ram_mib")) < 0)
+			argv[n - 1] = NULL;
+	}
 	argv[n++] = strdup("--api-sock");
 	if (asprintf(&argv[n++], "%s/api.sock", vdir) < 0)
 		argv[n - 1] = NULL;
@@ -289,10 +297,12 @@ int supervisor_spawn(struct daemon *d, struct store *s, const json_t *inst, stru
 
 void supervisor_remove_dir(const struct daemon *d, int64_t id)
 {
-	static const char *const files[] = {"api.sock",	   "console.log",  "vmm.log", "vmm.pid",
-					    "vmm.pid.tmp", "disk.overlay", "kernel"};
+	static const char *const files[] = {
+		"api.sock", "console.log",	     "vmm.log",
+		"vmm.pid",  "vmm.pid.tmp",	     "disk.overlay",
+		"kernel",   CLONE_SNAP_DIR "/state", CLONE_SNAP_DIR "/memory"};
 	/* the jail's mount points, empty outside its mount namespace */
-	static const char *const dirs[] = {"dev/net", "dev", "proc"};
+	static const char *const dirs[] = {"dev/net", "dev", "proc", CLONE_SNAP_DIR};
 	char dir[4096], path[4300];
 
 	supervisor_instance_dir(d, id, dir, sizeof(dir));
@@ -304,6 +314,7 @@ void supervisor_remove_dir(const struct daemon *d, int64_t id)
 		snprintf(path, sizeof(path), "%s/%s", dir, dirs[i]);
 		rmdir(path);
 	}
+	clone_remove_leftovers(dir);
 	djail_cgroup_remove(d, id);
 	if (rmdir(dir) && errno != ENOENT)
 		log_warn("%s: %s", dir, strerror(errno));
