@@ -19,6 +19,11 @@ _bunshin() {
 	done
 	resource=${words[0]:-}
 	verb=${words[1]:-}
+	local prev=${COMP_WORDS[COMP_CWORD-1]}
+	if [[ $prev == --file || $prev == --user-data ]]; then
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+	fi
 	if [[ $cur == -* ]]; then
 		local opts="--json --endpoint --token --help"
 		if [[ -n $verb ]]; then
@@ -35,6 +40,10 @@ _bunshin() {
 	elif [[ $resource == server && $verb != create && $verb != list ]]; then
 		# server names, when bunshind answers
 		COMPREPLY=($(compgen -W "$(bunshin --json server list 2>/dev/null |
+			sed -n 's/^ *"name": "\(.*\)",$/\1/p')" -- "$cur"))
+	elif [[ $resource == keypair && ($verb == show || $verb == delete) ]]; then
+		# key pair names, when bunshind answers
+		COMPREPLY=($(compgen -W "$(bunshin --json keypair list 2>/dev/null |
 			sed -n 's/^ *"name": "\(.*\)",$/\1/p')" -- "$cur"))
 	fi
 }

@@ -24,7 +24,7 @@ enum cli_exit {
 };
 
 #define CLI_POS_MAX  4
-#define CLI_OPTS_MAX 8
+#define CLI_OPTS_MAX 10
 
 struct cli_opt {
 	const char *name; /* without the dashes */
@@ -89,6 +89,13 @@ int cli_server_clone(struct cli *c);
 
 /* upload.c */
 int cli_image_upload(struct cli *c);
+
+/* keypair.c: keypair import, and server create's --key and --user-data into body. */
+int cli_keypair_import(struct cli *c);
+int cli_keypair_list(struct cli *c);
+int cli_keypair_show(struct cli *c);
+int cli_keypair_delete(struct cli *c);
+int cli_server_meta_fields(struct cli *c, json_t *body);
 
 /* Prints an object (--json, else "key: value" lines) or an array as a table of these columns. */
 void cli_print(const struct cli *c, json_t *v, const char *const *columns);

@@ -170,6 +170,11 @@ static int cli_server_create(struct cli *c)
 			 image, "start", start);
 	cli_str_field(c, body, "restart", "restart_policy");
 	cli_str_field(c, body, "network", "network");
+	ret = cli_server_meta_fields(c, body);
+	if (ret) {
+		json_decref(body);
+		return ret;
+	}
 	ret = cli_send(c, "POST", "/v1/instances", body, NULL);
 	if (!ret && start && cli_opt(c, "wait"))
 		ret = cli_wait(c, c->pos[0], "running", secs);
@@ -546,7 +551,9 @@ const struct cli_cmd cli_cmds[] = {
 	  {"stopped", NULL, "create it without booting it"},
 	  {"restart", "POLICY", "never (default), on-failure or always: when its VMM ends"},
 	  {"network", "NETWORK", "its network (default: your tenant's default network)"},
-	  WAIT_OPTS},
+	  WAIT_OPTS,
+	  {"key", "KEYPAIR", "a key pair of yours, for its metadata (public-keys)"},
+	  {"user-data", "FILE", "its user data (cloud-init), at most 64 KiB"}},
 	 cli_server_create},
 	{"server", "list", "", 0, "list the servers you can see", {{0}}, cli_server_list},
 	{"server", "show", "NAME|ID", 1, "show one server", {{0}}, cli_server_show},
@@ -742,5 +749,21 @@ const struct cli_cmd cli_cmds[] = {
 	  {"name-prefix", "P", "name them P-1, P-2, ... (default: the server's name)"},
 	  WAIT_OPTS},
 	 cli_server_clone},
+	{"keypair",
+	 "import",
+	 "NAME",
+	 1,
+	 "import an OpenSSH public key as a key pair of your tenant",
+	 {{"file", "PUB", "the public key file (e.g. ~/.ssh/id_ed25519.pub)"}},
+	 cli_keypair_import},
+	{"keypair", "list", "", 0, "list key pairs", {{0}}, cli_keypair_list},
+	{"keypair", "show", "NAME", 1, "show one key pair", {{0}}, cli_keypair_show},
+	{"keypair",
+	 "delete",
+	 "NAME",
+	 1,
+	 "delete a key pair (servers made with it keep their copy)",
+	 {{0}},
+	 cli_keypair_delete},
 	{NULL, NULL, NULL, 0, NULL, {{0}}, NULL},
 };

@@ -32,6 +32,7 @@ struct httpd {
 	bool nested_errors;
 	void (*thread_hook)(void); /* called once on each server thread, or NULL */
 	const struct httpd_stream_ops *stream;
+	size_t body_max;
 };
 
 /* One request's body as it arrives, in pieces. */
@@ -39,6 +40,7 @@ struct httpd_conn {
 	char *buf;
 	size_t len;
 	bool too_big;
+	size_t max;    /* the server's body_max */
 	void *stream;  /* a streamed body's state until end() or abort() */
 	bool draining; /* a small body read and dropped, then early is sent */
 	struct httpd_response early;
@@ -63,7 +65,7 @@ static void httpd_conn_append(struct httpd_conn *hc, const char *data, size_t le
 {
 	char *p;
 
-	if (hc->too_big || hc->len + len > HTTPD_BODY_MAX) {
+	if (hc->too_big || hc->len + len > hc->max) {
 		hc->too_big = true;
 		return;
 	}
@@ -115,7 +117,7 @@ static int httpd_parse_body(const struct httpd_conn *hc, struct httpd_request *r
 
 	if (hc->too_big) {
 		httpd_error(resp, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-			    "request body larger than %d bytes", HTTPD_BODY_MAX);
+			    "request body larger than %zu bytes", hc->max);
 		return -1;
 	}
 	if (!hc->len)
@@ -282,6 +284,8 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *c, const c
 	if (!hc) {
 		hc = calloc(1, sizeof(*hc));
 		*con_cls = hc;
+		if (hc)
+			hc->max = h->body_max;
 		if (hc && h->stream)
 			return httpd_stream_begin(h, c, url, method, hc);
 		return hc ? MHD_YES : MHD_NO;
@@ -468,6 +472,7 @@ struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts
 	h->nested_errors = opts->nested_errors;
 	h->thread_hook = opts->thread_hook;
 	h->stream = opts->stream;
+	h->body_max = opts->body_max ?: HTTPD_BODY_MAX;
 	if (is_unix) {
 		h->path = strdup(listen + 5);
 		fd = h->path ? httpd_listen(h->path, err) : error_set(err, ENOMEM, "out of memory");

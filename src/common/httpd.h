@@ -102,6 +102,7 @@ struct httpd_opts {
 	bool nested_errors;
 	void (*thread_hook)(void);	       /* as httpd_start_hooked()'s, or NULL */
 	const struct httpd_stream_ops *stream; /* raw bodies streamed, or NULL */
+	size_t body_max;		       /* a JSON body's largest size; 0: HTTPD_BODY_MAX */
 };
 
 struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts,

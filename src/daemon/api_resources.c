@@ -10,6 +10,7 @@
 
 #include "../common/log.h"
 #include "api.h"
+#include "meta.h"
 
 #define API_CONSOLE_MAX (64 * 1024) /* the console's tail a GET returns */
 
@@ -433,14 +434,17 @@ static void api_instance_boot(struct api_ctx *c, int64_t id)
 
 static void api_instance_create(struct api_ctx *c)
 {
-	static const char *const fields[] = {"name",	       "flavor",  "image", "start",
-					     "restart_policy", "network", NULL};
+	static const char *const fields[] = {"name",  "flavor",		"image",
+					     "start", "restart_policy", "network",
+					     "key",   "user_data",	NULL};
 	struct store_instance_new in = {.tenant_id = c->who.tenant_id};
 	const char *flavor, *image;
 	struct store_capacity cap;
 	struct error err = {0};
 	bool start = true;
 	int64_t id, network_id = 0;
+	struct store_instance_meta meta = {0};
+	json_t *key = NULL;
 	int ret;
 
 	if (!api_need_writer(c) || !api_body(c, fields, true) ||
@@ -458,11 +462,14 @@ static void api_instance_create(struct api_ctx *c)
 			       "restart_policy must be never, on-failure or always");
 	snprintf(c->target, sizeof(c->target), "instance %s", in.name);
 	if (!api_instance_refs(c, flavor, image, &in.flavor_id, &in.image_id) ||
-	    netd_instance_network(c, &network_id))
+	    !meta_instance_fields(c, &meta, &key) || netd_instance_network(c, &network_id)) {
+		json_decref(key);
 		return;
+	}
 	in.state = start ? ST_STARTING : ST_STOPPED;
 	daemon_capacity(c->d, &cap);
-	ret = STORE(c->s, instance_create_port, &in, &cap, network_id, &id, &err);
+	ret = STORE(c->s, instance_create_meta, &in, &cap, network_id, &meta, &id, &err);
+	json_decref(key);
 	if (ret)
 		return api_fail(c, ret, &err, ret == -EEXIST ? "name" : NULL);
 	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)id);

@@ -3,8 +3,12 @@
  * DHCP on instance networks: one dnsmasq per network whose bridge exists,
  * serving only static leases, from a hosts file (MAC,IP per port) made
  * from the store, so the address a guest gets is the one its port holds.
+ * It answers DNS on the gateway too: instances' names (NAME and
+ * NAME.bunshin.internal, from the names file) within the network, other
+ * names forwarded to the host's resolvers (its /etc/resolv.conf).
  *
  *   STATE/networks/ID/hosts        the static leases (rewritten atomically)
+ *   STATE/networks/ID/names        "IP NAME" per port, for DNS
  *   STATE/networks/ID/leases       dnsmasq's lease file
  *   STATE/networks/ID/dnsmasq.pid  written by dnsmasq
  *   STATE/networks/ID/dnsmasq.log  its stderr
@@ -51,6 +55,9 @@ struct dhcpd_net {
 	pid_t pid; /* 0: not running */
 	int pidfd;
 	char *hosts; /* what the hosts file holds now */
+	char *names; /* ... and the names file */
+	bool dns;    /* it answers DNS (else dns_owner, with the same gateway, does) */
+	int64_t dns_owner;
 	uint64_t next_start_ms;
 	bool seen;
 	struct dhcpd_net *next;
@@ -102,10 +109,43 @@ static __attribute__((noreturn)) void dhcpd_child(char **argv, int logfd)
 	_exit(127);
 }
 
+/*
+ * DNS on the gateway: dnsmasq binds port 53 on the bridge's addresses
+ * that carry the bridge's own label (metadata.c labels 169.254.169.254
+ * apart, so every bridge's copy of it does not collide). Two networks with
+ * the same gateway (tenants' subnets may overlap) cannot both have it:
+ * dnsmasq binds the address, not the device, with --bind-interfaces and
+ * --bind-dynamic alike (tried: the second fails with EADDRINUSE), so only
+ * the lowest-numbered one gets DNS and the others run with --port=0.
+ */
+#define DHCPD_DOMAIN "bunshin.internal"
+
+static int dhcpd_dns_args(struct dhcpd_net *e, const char *gw, char **argv, int n, char a[][4200])
+{
+	if (!e->dns) {
+		log_warn("network %lld: no DNS: network %lld has the same gateway address %s and "
+			 "answers DNS on it (dnsmasq cannot bind one address twice)",
+			 (long long)e->id, (long long)e->dns_owner, gw);
+		argv[n++] = "--port=0";
+		return n;
+	}
+	argv[n++] = "--domain=" DHCPD_DOMAIN;
+	argv[n++] = "--local=/" DHCPD_DOMAIN "/";
+	argv[n++] = "--expand-hosts";
+	argv[n++] = "--no-hosts"; /* the host's /etc/hosts is not the tenant's business */
+	argv[n++] = "--domain-needed";
+	dhcpd_path(e->id, "names", a[8], sizeof(a[8]));
+	snprintf(a[6], sizeof(a[6]), "--addn-hosts=%s", a[8]);
+	argv[n++] = a[6];
+	snprintf(a[7], sizeof(a[7]), "--dhcp-option=option:dns-server,%s", gw);
+	argv[n++] = a[7];
+	return n;
+}
+
 static int dhcpd_start(struct dhcpd_net *e, const char *cidr)
 {
 	char a[9][4200], net[IPAM_ADDR_STRLEN], mask[IPAM_ADDR_STRLEN], gw[IPAM_ADDR_STRLEN];
-	char *argv[16];
+	char *argv[24];
 	struct ipam_net in;
 	struct error err = {0};
 	int n = 0, logfd;
@@ -130,11 +170,7 @@ static int dhcpd_start(struct dhcpd_net *e, const char *cidr)
 	argv[n++] = "--bind-interfaces";
 	argv[n++] = a[0];
 	argv[n++] = "--except-interface=lo";
-	/*
-	 * No DNS: networks of different tenants may share a gateway address,
-	 * and a second dnsmasq could not bind its port 53.
-	 */
-	argv[n++] = "--port=0";
+	n = dhcpd_dns_args(e, gw, argv, n, a);
 	/* Root: the hosts file, re-read on SIGHUP, is in the 0700 state directory. */
 	argv[n++] = "--user=root";
 	argv[n++] = "--dhcp-authoritative";
@@ -162,8 +198,8 @@ static int dhcpd_start(struct dhcpd_net *e, const char *cidr)
 		e->pid = 0;
 		return -errno;
 	}
-	log_info("network %lld: dnsmasq (pid %d) serves DHCP on %s", (long long)e->id, (int)e->pid,
-		 e->bridge);
+	log_info("network %lld: dnsmasq (pid %d) serves DHCP%s on %s", (long long)e->id,
+		 (int)e->pid, e->dns ? " and DNS" : "", e->bridge);
 	return 0;
 }
 
@@ -250,26 +286,60 @@ static char *dhcpd_hosts(int64_t id, const json_t *ports)
 	return buf;
 }
 
-/* The hosts file as the store says; dnsmasq told (SIGHUP) when it changed. */
-static void dhcpd_sync_hosts(struct dhcpd_net *e, const json_t *ports)
+/* "IP NAME\n" for each port on network id (DNS); NULL when out of memory. */
+static char *dhcpd_names(int64_t id, const json_t *ports)
 {
-	char path[4200], *hosts = dhcpd_hosts(e->id, ports);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	const json_t *p;
+	size_t i;
+
+	if (!f)
+		return NULL;
+	json_array_foreach(ports, i, p)
+	{
+		const char *name = sup_str(p, "instance_name"), *ip = sup_str(p, "ip");
+
+		if (sup_int(p, "network_id") == id && name && ip)
+			fprintf(f, "%s %s\n", ip, name);
+	}
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* One file as want says, *have what it holds; true when it was rewritten. */
+static bool dhcpd_sync_file(struct dhcpd_net *e, const char *file, char **have, char *want)
+{
+	char path[4200];
 	int ret;
 
-	if (!hosts || (e->hosts && !strcmp(hosts, e->hosts))) {
-		free(hosts);
-		return;
+	if (!want || (*have && !strcmp(want, *have))) {
+		free(want);
+		return false;
 	}
-	dhcpd_path(e->id, "hosts", path, sizeof(path));
-	ret = file_write_atomic(path, dhcpd_fill, hosts);
+	dhcpd_path(e->id, file, path, sizeof(path));
+	ret = file_write_atomic(path, dhcpd_fill, want);
 	if (ret) {
 		log_warn("network %lld: %s: %s", (long long)e->id, path, strerror(-ret));
-		free(hosts);
-		return;
+		free(want);
+		return false;
 	}
-	free(e->hosts);
-	e->hosts = hosts;
-	if (e->pid)
+	free(*have);
+	*have = want;
+	return true;
+}
+
+/* The hosts and names files as the store says; dnsmasq told (SIGHUP) when they changed. */
+static void dhcpd_sync_hosts(struct dhcpd_net *e, const json_t *ports)
+{
+	bool changed = dhcpd_sync_file(e, "hosts", &e->hosts, dhcpd_hosts(e->id, ports));
+
+	changed |= dhcpd_sync_file(e, "names", &e->names, dhcpd_names(e->id, ports));
+	if (changed && e->pid)
 		pidfd_send_signal(e->pidfd, SIGHUP, NULL, 0);
 }
 
@@ -297,8 +367,8 @@ static struct dhcpd_net *dhcpd_find(int64_t id, const char *bridge)
 static void dhcpd_drop(struct dhcpd_net **link)
 {
 	struct dhcpd_net *e = *link;
-	static const char *const files[] = {"hosts", "hosts.tmp", "leases", "dnsmasq.pid",
-					    "dnsmasq.log"};
+	static const char *const files[] = {"hosts",	   "hosts.tmp", "leases",   "dnsmasq.pid",
+					    "dnsmasq.log", "names",	"names.tmp"};
 	char path[4200];
 
 	dhcpd_stop(e);
@@ -311,10 +381,51 @@ static void dhcpd_drop(struct dhcpd_net **link)
 		log_warn("network %lld: %s: %s", (long long)e->id, path, strerror(errno));
 	*link = e->next;
 	free(e->hosts);
+	free(e->names);
 	free(e);
 }
 
-static void dhcpd_sync_net(const json_t *n, const json_t *ports, uint64_t now)
+/*
+ * The network with the lowest id among those with a bridge and the same
+ * gateway as n: the one that gets DNS (see dhcpd_dns_args()).
+ */
+static int64_t dhcpd_dns_owner(const json_t *n, const json_t *nets)
+{
+	struct ipam_net mine, other;
+	struct error err = {0};
+	int64_t owner = sup_int(n, "id");
+	const json_t *o;
+	size_t i;
+
+	if (ipam_parse_cidr(sup_str(n, "cidr"), &mine, &err))
+		return owner;
+	json_array_foreach(nets, i, o)
+	{
+		const char *bridge = sup_str(o, "bridge");
+
+		if (sup_int(o, "id") < owner && bridge && if_nametoindex(bridge) &&
+		    !ipam_parse_cidr(sup_str(o, "cidr"), &other, &err) &&
+		    other.gateway == mine.gateway)
+			owner = sup_int(o, "id");
+	}
+	return owner;
+}
+
+/* Whether e's dnsmasq should answer DNS; one running the other way is stopped (restarted next). */
+static void dhcpd_sync_dns(struct dhcpd_net *e, const json_t *n, const json_t *nets)
+{
+	int64_t owner = dhcpd_dns_owner(n, nets);
+	bool want = owner == e->id;
+
+	e->dns_owner = owner;
+	if (want == e->dns)
+		return;
+	if (e->pid)
+		dhcpd_stop(e);
+	e->dns = want;
+}
+
+static void dhcpd_sync_net(const json_t *n, const json_t *nets, const json_t *ports, uint64_t now)
 {
 	const char *bridge = sup_str(n, "bridge");
 	char dir[4200];
@@ -333,6 +444,7 @@ static void dhcpd_sync_net(const json_t *n, const json_t *ports, uint64_t now)
 		return;
 	}
 	dhcpd_sync_hosts(e, ports);
+	dhcpd_sync_dns(e, n, nets);
 	if (e->pid || !e->hosts || now < e->next_start_ms)
 		return;
 	ret = dhcpd_start(e, sup_str(n, "cidr"));
@@ -358,7 +470,7 @@ static void dhcpd_sync(void)
 	}
 	for (struct dhcpd_net *e = dhcpd.nets; e; e = e->next)
 		e->seen = false;
-	json_array_foreach(nets, i, n) dhcpd_sync_net(n, ports, now);
+	json_array_foreach(nets, i, n) dhcpd_sync_net(n, nets, ports, now);
 	for (struct dhcpd_net **l = &dhcpd.nets; *l;) {
 		if ((*l)->seen)
 			l = &(*l)->next;
@@ -511,6 +623,7 @@ static void *dhcpd_main(void *arg)
 			close(e->pidfd); /* it serves on; the next bunshind restarts it */
 		dhcpd.nets = e->next;
 		free(e->hosts);
+		free(e->names);
 		free(e);
 	}
 	sup_helper_leave(dhcpd.d->sup);

@@ -36,6 +36,7 @@ enum {
 	OPT_NO_CGROUP,
 	OPT_IMAGE_MAX_SIZE,
 	OPT_NETWORK_POOL,
+	OPT_IMDS_REQUIRE_TOKEN,
 };
 
 static const struct option main_options[] = {
@@ -56,6 +57,7 @@ static const struct option main_options[] = {
 	{"no-cgroup", no_argument, NULL, OPT_NO_CGROUP},
 	{"image-max-size", required_argument, NULL, OPT_IMAGE_MAX_SIZE},
 	{"network-pool", required_argument, NULL, OPT_NETWORK_POOL},
+	{"imds-require-token", no_argument, NULL, OPT_IMDS_REQUIRE_TOKEN},
 	{NULL, 0, NULL, 0},
 };
 
@@ -86,7 +88,9 @@ static void main_usage(FILE *f)
 		"  --image-max-size SIZE the largest image an upload or qcow2 conversion may\n"
 		"                        make (K, M, G, T suffixes; default 64G)\n"
 		"  --network-pool CIDR   tenants' default networks: one /24 each from it\n"
-		"                        (default " DAEMON_NETWORK_POOL ")\n");
+		"                        (default " DAEMON_NETWORK_POOL ")\n"
+		"  --imds-require-token  the metadata service's EC2 layout answers only\n"
+		"                        with an IMDSv2 token (default: IMDSv1 too)\n");
 }
 
 static int main_ratio(const char *arg, double *out)
@@ -179,6 +183,9 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 			break;
 		case OPT_STOP_VMS:
 			o->stop_vms_on_exit = true;
+			break;
+		case OPT_IMDS_REQUIRE_TOKEN:
+			o->imds_require_token = true;
 			break;
 		case OPT_VERBOSE:
 			log_set_level(LOG_DEBUG);
@@ -314,7 +321,9 @@ static int main_listen(struct daemon *d, struct error *err)
 	struct httpd_opts ho = {.threads = DAEMON_API_THREADS,
 				.max_connections = 256,
 				.nested_errors = true,
-				.stream = &dimage_stream_ops};
+				.stream = &dimage_stream_ops,
+				/* an instance's 64 KiB of user data, in base64 */
+				.body_max = 128 * 1024};
 
 	if (!d->opts.nlisten) {
 		snprintf(def, sizeof(def), "unix:%s/bunshind.sock", d->opts.state_dir);

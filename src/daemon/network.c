@@ -21,6 +21,7 @@
 #include "../hostnet/ipam.h"
 #include "../hostnet/link.h"
 #include "api.h"
+#include "meta.h"
 
 #define NETD_BRIDGE_PREFIX "bn-"
 #define NETD_TAP_PREFIX	   "bt-"
@@ -109,6 +110,21 @@ static int netd_pool_pick(struct api_ctx *c, char cidr[IPAM_CIDR_STRLEN], struct
 			 c->d->opts.network_pool, NETD_POOL_SUBNET);
 }
 
+static int netd_bridge(struct hostnet *hn, const char *bridge, const char *cidr, struct error *err);
+
+/* A network's bridge, from its creation on: its metadata service (metadata.c) lives there. */
+static void netd_network_bridge(const char *bridge, const char *cidr)
+{
+	struct hostnet *hn = NULL;
+	struct error err = {0};
+
+	if (hostnet_open(&hn, &err) || netd_bridge(hn, bridge, cidr, &err))
+		log_warn("%s (made again at its first instance's start)", err.msg);
+	if (hn)
+		hostnet_close(hn);
+	mdd_kick();
+}
+
 /* The tenant's default network, made on first use; a concurrent maker's wins. */
 static int netd_default(struct api_ctx *c, json_t **out, struct error *err)
 {
@@ -128,7 +144,10 @@ static int netd_default(struct api_ctx *c, json_t **out, struct error *err)
 		return ret;
 	if (!ret)
 		log_info("tenant %s: default network %s", c->who.tenant, cidr);
-	return STORE(c->s, network_get, c->who.tenant_id, NETD_DEFAULT, out, err);
+	ret = STORE(c->s, network_get, c->who.tenant_id, NETD_DEFAULT, out, err);
+	if (!ret)
+		netd_network_bridge(netd_s(*out, "bridge"), netd_s(*out, "cidr"));
+	return ret;
 }
 
 int netd_instance_network(struct api_ctx *c, int64_t *network_id)
@@ -336,6 +355,15 @@ int netd_reconcile(struct daemon *d, struct error *err)
 	/* Taps first: a bridge's deletion would only detach them. */
 	ret = hostnet_link_list(k.hn, NETD_TAP_PREFIX, netd_sweep_one, &k, err)
 		      ?: hostnet_link_list(k.hn, NETD_BRIDGE_PREFIX, netd_sweep_one, &k, err);
+	json_array_foreach(k.nets, i, p)
+	{
+		struct error perr = {0};
+
+		if (netd_s(p, "bridge") &&
+		    netd_bridge(k.hn, netd_s(p, "bridge"), netd_s(p, "cidr"), &perr))
+			log_warn("reconcile: network %lld: %s", (long long)netd_i(p, "id"),
+				 perr.msg);
+	}
 	json_array_foreach(k.ports, i, p)
 	{
 		struct error perr = {0};
@@ -353,6 +381,7 @@ out:
 	json_decref(k.nets);
 	json_decref(k.ports);
 	dhcpd_begin(d);
+	mdd_begin(d);
 	return ret;
 }
 
@@ -456,6 +485,7 @@ static void api_network_create(struct api_ctx *c)
 	ret = STORE(c->s, network_get, 0, ref, &out, &err);
 	if (ret)
 		return api_fail(c, ret, &err, NULL);
+	netd_network_bridge(netd_s(out, "bridge"), netd_s(out, "cidr"));
 	api_ok(c, 201, netd_view(out));
 }
 
@@ -476,6 +506,7 @@ static void api_network_delete(struct api_ctx *c)
 	if (bridge[0])
 		netd_link_delete(bridge);
 	dhcpd_kick();
+	mdd_kick();
 	api_ok(c, 204, NULL);
 }
 

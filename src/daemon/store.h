@@ -97,6 +97,16 @@ struct store_network_new {
 	const char *cidr; /* checked by the caller: the store allocates from it */
 };
 
+/* What the metadata service serves an instance (NULL: none); the key is copied. */
+struct store_instance_meta {
+	const char *key_name, *public_key, *user_data_b64;
+};
+
+struct store_keypair_new {
+	int64_t tenant_id;
+	const char *name, *type, *public_key, *fingerprint;
+};
+
 struct store;
 
 struct store_ops {
@@ -214,6 +224,27 @@ struct store_ops {
 	 */
 	int (*instance_clone)(struct store *s, int64_t src_id, const char *prefix, int count,
 			      const struct store_capacity *cap, int64_t *ids, struct error *err);
+
+	/* Key pairs (keypair.c validates them): name unique per tenant. */
+	int (*keypair_create)(struct store *s, const struct store_keypair_new *k, int64_t *id,
+			      struct error *err);
+	int (*keypair_list)(struct store *s, int64_t tenant_id, json_t **out, struct error *err);
+	int (*keypair_get)(struct store *s, int64_t tenant_id, const char *name, json_t **out,
+			   struct error *err);
+	int (*keypair_delete)(struct store *s, int64_t id, struct error *err);
+	/*
+	 * The metadata service's view of the instance whose port holds ip on
+	 * network_id: id, name, tenant_id, flavor, mac, ip, network_cidr,
+	 * uuid (made now for an instance that has none), key_name, public_key,
+	 * user_data (base64). -ENOENT when no port holds ip.
+	 */
+	int (*instance_meta_lookup)(struct store *s, int64_t network_id, const char *ip,
+				    json_t **out, struct error *err);
+	/* instance_create_port, with the instance's metadata in the same transaction. */
+	int (*instance_create_meta)(struct store *s, const struct store_instance_new *in,
+				    const struct store_capacity *cap, int64_t network_id,
+				    const struct store_instance_meta *meta, int64_t *id,
+				    struct error *err);
 };
 
 struct store {

@@ -108,11 +108,23 @@ static const char *const sq_migrations[] = {
 	" mac TEXT NOT NULL, ip TEXT NOT NULL, created INTEGER NOT NULL,"
 	" UNIQUE(network_id, ip));",
 	/*
-	 * (dclone) instance clones: the instance a clone was copied from. No
+	 * 6: instance clones: the instance a clone was copied from. No
 	 * foreign key: the source may be deleted while its clones live on,
 	 * and where a clone came from stays part of its history.
 	 */
 	"ALTER TABLE instances ADD COLUMN cloned_from INTEGER;",
+	/*
+	 * 7: key pairs and what the metadata service hands an instance: its
+	 * uuid, the public key copied at create time (a later keypair delete
+	 * must not change a running instance) and its user data (base64).
+	 */
+	"CREATE TABLE keypairs(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+	" name TEXT NOT NULL, type TEXT NOT NULL, public_key TEXT NOT NULL,"
+	" fingerprint TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE(tenant_id, name));"
+	"CREATE TABLE instance_meta(instance_id INTEGER PRIMARY KEY"
+	" REFERENCES instances(id) ON DELETE CASCADE, uuid TEXT NOT NULL UNIQUE,"
+	" key_name TEXT, public_key TEXT, user_data TEXT);",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -748,10 +760,14 @@ static int sq_admit(sqlite3 *db, const struct store_instance_new *in, const json
 
 /* store_sqlite_net.inc: the port of a new instance, inside its create transaction. */
 static int sq_port_add(sqlite3 *db, int64_t network_id, int64_t instance_id, struct error *err);
+/* store_sqlite_meta.inc: its uuid, key and user data, in the same transaction. */
+static int sq_meta_add(sqlite3 *db, int64_t id, const struct store_instance_meta *meta,
+		       struct error *err);
 
-static int sq_instance_create_port(struct store *s, const struct store_instance_new *in,
+static int sq_instance_create_meta(struct store *s, const struct store_instance_new *in,
 				   const struct store_capacity *cap, int64_t network_id,
-				   int64_t *id, struct error *err)
+				   const struct store_instance_meta *meta, int64_t *id,
+				   struct error *err)
 {
 	sqlite3 *db = sq_db(s);
 	json_t *f = NULL;
@@ -777,7 +793,16 @@ static int sq_instance_create_port(struct store *s, const struct store_instance_
 		*id = sqlite3_last_insert_rowid(db);
 	if (!ret && network_id)
 		ret = sq_port_add(db, network_id, *id, err);
+	if (!ret)
+		ret = sq_meta_add(db, *id, meta, err);
 	return sq_end(db, ret, err);
+}
+
+static int sq_instance_create_port(struct store *s, const struct store_instance_new *in,
+				   const struct store_capacity *cap, int64_t network_id,
+				   int64_t *id, struct error *err)
+{
+	return sq_instance_create_meta(s, in, cap, network_id, NULL, id, err);
 }
 
 static int sq_instance_create(struct store *s, const struct store_instance_new *in,
@@ -932,6 +957,7 @@ static int sq_event_list(struct store *s, int64_t tenant_id, const char *target,
 #include "store_sqlite_net.inc"
 #include "store_sqlite_life.inc"
 #include "store_sqlite_clone.inc"
+#include "store_sqlite_meta.inc"
 
 static const struct store_ops sq_ops = {
 	.close = sq_close,
@@ -977,6 +1003,12 @@ static const struct store_ops sq_ops = {
 	.port_list = sq_port_list,
 	.instance_resize = sq_instance_resize,
 	.instance_clone = sq_instance_clone,
+	.keypair_create = sq_keypair_create,
+	.keypair_list = sq_keypair_list,
+	.keypair_get = sq_keypair_get,
+	.keypair_delete = sq_keypair_delete,
+	.instance_meta_lookup = sq_instance_meta_lookup,
+	.instance_create_meta = sq_instance_create_meta,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)

@@ -89,8 +89,11 @@ static int bridge_drop_other_addrs(struct hostnet *hn, const char *name, int ifi
 	for (o = nl_cache_get_first(cache); o && ret >= 0; o = nl_cache_get_next(o)) {
 		struct rtnl_addr *a = (struct rtnl_addr *)o;
 
+		const char *label = rtnl_addr_get_label(a);
+
+		/* A labelled one (addr.c's, the metadata service's) is someone else's. */
 		if (rtnl_addr_get_ifindex(a) != ifindex || rtnl_addr_get_family(a) != AF_INET ||
-		    bridge_addr_is(a, addr, prefix))
+		    bridge_addr_is(a, addr, prefix) || (label && strcmp(label, name)))
 			continue;
 		ret = rtnl_addr_delete(hn->sk, a, 0);
 	}

@@ -77,6 +77,16 @@ int hostnet_veth_create(struct hostnet *hn, const char *name, const char *peer, 
 int hostnet_veth_create_at(struct hostnet *hn, const char *name, const char *peer,
 			   const char *netns_path, struct error *err);
 
+/*
+ * addr.c: an extra address addr/prefix on link name, under label (e.g.
+ * "bn-5:md"; NULL: the link's name). Adding what is there is success, so
+ * is removing what is not (or a link that is gone).
+ */
+int hostnet_addr_add(struct hostnet *hn, const char *name, uint32_t addr, unsigned int prefix,
+		     const char *label, struct error *err);
+int hostnet_addr_del(struct hostnet *hn, const char *name, uint32_t addr, unsigned int prefix,
+		     struct error *err);
+
 /* Refuses what the kernel would (empty, too long, '/', ':', spaces, "." and ".."). */
 int hostnet_name_check(const char *name, struct error *err);
 
