@@ -71,5 +71,7 @@ void netd_bridges_gone(json_t *nets);
 extern const struct api_op api_lifecycle_ops[];
 /* console.c: GET /v1/instances/ID/console?follow=1 (a JSON chunk of the log from ?offset=N). */
 void console_follow(struct api_ctx *c, int64_t id);
+/* console_attach.c: GET /v1/instances/ID/console/attach, the interactive console (101). */
+extern const struct api_op api_console_ops[];
 
 #endif

@@ -49,6 +49,8 @@ struct daemon_opts {
 	const char *cgroup_parent;   /* instances' cgroups: PARENT/instance-ID */
 	uint64_t image_max_size;     /* the largest image an upload or conversion may make */
 	const char *network_pool;    /* network.c: default networks' /24s come from it */
+	/* tls.c: HTTPS on the TCP listeners */
+	const char *tls_cert, *tls_key;
 };
 
 struct store_pool;
@@ -63,6 +65,7 @@ struct daemon {
 	long host_cpus;
 	uint64_t host_ram_mib;
 	bool cgroups; /* jailed VMMs get a cgroup (the host has cpu, memory, pids) */
+	char *tls_cert_pem, *tls_key_pem; /* tls.c: --tls-cert and --tls-key, read and checked */
 };
 
 /* pool.c: store connections shared by the threads, one per user at a time. */
@@ -177,5 +180,10 @@ void dhcpd_sync_wait(void);
 
 /* api.c */
 extern const struct httpd_route daemon_routes[];
+
+/* tls.c: reads and checks --tls-cert and --tls-key; warns about plain HTTP to the network. */
+int dtls_load(struct daemon *d, struct error *err);
+void dtls_free(struct daemon *d);
+void dtls_warn_plain(const struct daemon *d, const char *listen);
 
 #endif
