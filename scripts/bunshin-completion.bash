@@ -4,8 +4,13 @@
 # this file does not go stale when commands are added.
 
 _bunshin_words() {
-	# "  resource verb ARGS" lines of `bunshin --help`
-	bunshin --help 2>/dev/null | awk '/^  [a-z]+ [a-z]+/ {print $1, $2}'
+	# "  resource verb ARGS" lines of `bunshin --help`; "  command  ARGS" for one without a verb
+	bunshin --help 2>/dev/null | awk '/^  [a-z]+ [a-z]+/ {print $1, $2} /^  [a-z]+  / {print $1}'
+}
+
+_bunshin_servers() {
+	# server names, when bunshind answers
+	bunshin --json server list 2>/dev/null | sed -n 's/^ *"name": "\(.*\)",$/\1/p'
 }
 
 _bunshin() {
@@ -25,7 +30,7 @@ _bunshin() {
 		return
 	fi
 	if [[ $cur == -* ]]; then
-		local opts="--json --endpoint --token --help"
+		local opts="--json --endpoint --token --cacert --help"
 		if [[ -n $verb ]]; then
 			opts+=" $(bunshin "$resource" "$verb" --help 2>/dev/null |
 				awk '/^  --/ {print $1}')"
@@ -35,12 +40,13 @@ _bunshin() {
 	fi
 	if [[ -z $resource ]]; then
 		COMPREPLY=($(compgen -W "$(_bunshin_words | awk '{print $1}' | sort -u)" -- "$cur"))
+	elif [[ $resource == console ]]; then
+		# `bunshin console NAME`: no verb, the server comes next
+		[[ -z $verb ]] && COMPREPLY=($(compgen -W "$(_bunshin_servers)" -- "$cur"))
 	elif [[ -z $verb ]]; then
 		COMPREPLY=($(compgen -W "$(_bunshin_words | awk -v r="$resource" '$1 == r {print $2}')" -- "$cur"))
 	elif [[ $resource == server && $verb != create && $verb != list ]]; then
-		# server names, when bunshind answers
-		COMPREPLY=($(compgen -W "$(bunshin --json server list 2>/dev/null |
-			sed -n 's/^ *"name": "\(.*\)",$/\1/p')" -- "$cur"))
+		COMPREPLY=($(compgen -W "$(_bunshin_servers)" -- "$cur"))
 	elif [[ $resource == keypair && ($verb == show || $verb == delete) ]]; then
 		# key pair names, when bunshind answers
 		COMPREPLY=($(compgen -W "$(bunshin --json keypair list 2>/dev/null |

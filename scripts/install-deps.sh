@@ -9,6 +9,7 @@ PACKAGES=(
 	libcriterion-dev acpica-tools python3
 	liburing-dev # the block layer's io_uring engine
 	libmicrohttpd-dev libjansson-dev # the control API: HTTP server and JSON
+	libgnutls28-dev openssl # httpc's https:// client; the TLS tests make their certificates
 	libseccomp-dev # the VMM's seccomp sandbox
 	qemu-system-x86 # the benchmark's reference VMM; also boots the test guest
 	iproute2 iputils-ping # network tests: namespaces, taps, pings

@@ -47,6 +47,7 @@ struct cli_cmd {
 struct cli {
 	const char *endpoint;
 	const char *token;
+	const char *cacert; /* https:// endpoints: the CA file (--cacert, BUNSHIN_CACERT, config) */
 	bool json;
 	const struct cli_cmd *cmd;
 	const char *pos[CLI_POS_MAX];
@@ -86,6 +87,11 @@ int cli_server_resize(struct cli *c);
 int cli_server_console_follow(struct cli *c);
 /* clone.c: server clone. */
 int cli_server_clone(struct cli *c);
+
+/* console.c: bunshin console NAME, server console NAME --attach. */
+int cli_console_attach(struct cli *c);
+/* Prints an API error answer (JSON body) and returns the exit code for its status. */
+int cli_http_error(int status, const char *body);
 
 /* upload.c */
 int cli_image_upload(struct cli *c);

@@ -238,6 +238,10 @@ static int cli_server_console(struct cli *c)
 	char path[512], *text = NULL;
 	int ret;
 
+	if (cli_opt(c, "attach") && cli_opt(c, "follow"))
+		return cli_usage_error("server console: --attach or --follow, not both");
+	if (cli_opt(c, "attach"))
+		return cli_console_attach(c);
 	if (cli_opt(c, "follow"))
 		return cli_server_console_follow(c);
 	cli_path(path, sizeof(path), "/v1/instances/", c->pos[0], "/console");
@@ -579,8 +583,8 @@ const struct cli_cmd cli_cmds[] = {
 	 "NAME|ID",
 	 1,
 	 "print the server's serial console log",
-	 {{"follow", NULL,
-	   "keep printing what it writes, like tail -f (output only: no input yet)"}},
+	 {{"follow", NULL, "keep printing what it writes, like tail -f (output only)"},
+	  {"attach", NULL, "interactive: as bunshin console NAME (Ctrl-] leaves)"}},
 	 cli_server_console},
 	{"server",
 	 "events",
@@ -765,5 +769,12 @@ const struct cli_cmd cli_cmds[] = {
 	 "delete a key pair (servers made with it keep their copy)",
 	 {{0}},
 	 cli_keypair_delete},
+	{"console",
+	 "",
+	 "NAME|ID",
+	 1,
+	 "type on the server's serial console (Ctrl-] leaves; a piped stdin is sent)",
+	 {{0}},
+	 cli_console_attach},
 	{NULL, NULL, NULL, 0, NULL, {{0}}, NULL},
 };

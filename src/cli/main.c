@@ -32,11 +32,14 @@ static void cli_help_main(void)
 {
 	const char *last = "";
 
-	printf("usage: bunshin [--endpoint unix:PATH|http://HOST:PORT] [--token T] [--json]\n"
-	       "               RESOURCE VERB [ARGS] [OPTIONS]\n\n"
+	printf("usage: bunshin [--endpoint unix:PATH|http://HOST:PORT|https://HOST:PORT]\n"
+	       "               [--token T] [--cacert FILE] [--json] RESOURCE VERB [ARGS] "
+	       "[OPTIONS]\n\n"
 	       "The endpoint and token come from the flags, else BUNSHIN_ENDPOINT and\n"
 	       "BUNSHIN_TOKEN, else ~/.config/bunshin/config (lines 'endpoint = ...',\n"
-	       "'token = ...'); the endpoint defaults to " CLI_DEFAULT_ENDPOINT ".\n\n"
+	       "'token = ...'); the endpoint defaults to " CLI_DEFAULT_ENDPOINT ".\n"
+	       "https:// servers are checked against the system's CAs, or the CA file of\n"
+	       "--cacert, BUNSHIN_CACERT or the config's 'cacert = ...'.\n\n"
 	       "Commands:\n");
 	for (const struct cli_cmd *cmd = cli_cmds; cmd->resource; cmd++) {
 		if (strcmp(last, cmd->resource))
@@ -87,7 +90,7 @@ const char *cli_opt(const struct cli *c, const char *name)
 /* Reads "key = value" from ~/.config/bunshin/config into out (static storage). */
 static const char *cli_conf(const char *key)
 {
-	static char vals[2][CLI_CONF_VALUE_MAX];
+	static char vals[3][CLI_CONF_VALUE_MAX];
 	static int used;
 	const char *home = getenv("HOME");
 	char path[1024], line[CLI_CONF_VALUE_MAX + 64];
@@ -104,7 +107,7 @@ static const char *cli_conf(const char *key)
 	f = fopen(path, "re");
 	if (!f)
 		return NULL;
-	while (!found && used < 2 && fgets(line, sizeof(line), f)) {
+	while (!found && used < 3 && fgets(line, sizeof(line), f)) {
 		char *k = line + strspn(line, " \t"), *eq = strchr(k, '='), *v, *end;
 
 		if (*k == '#' || !eq)
@@ -136,6 +139,11 @@ static void cli_resolve(struct cli *c)
 		c->token = getenv("BUNSHIN_TOKEN");
 	if (!c->token)
 		c->token = cli_conf("token");
+	if (!c->cacert)
+		c->cacert = getenv("BUNSHIN_CACERT");
+	if (!c->cacert)
+		c->cacert = cli_conf("cacert");
+	httpc_set_cacert(c->cacert);
 }
 
 /* ---- the API ---- */
@@ -342,13 +350,15 @@ static int cli_global(struct cli *c, int argc, char **argv, int *i, bool *was)
 		c->json = true;
 		return 0;
 	}
-	if (!strcmp(a, "--endpoint") || !strcmp(a, "--token")) {
+	if (!strcmp(a, "--endpoint") || !strcmp(a, "--token") || !strcmp(a, "--cacert")) {
 		if (*i + 1 >= argc)
 			return cli_usage_error("%s needs a value", a);
 		if (!strcmp(a, "--endpoint"))
 			c->endpoint = argv[++*i];
-		else
+		else if (!strcmp(a, "--token"))
 			c->token = argv[++*i];
+		else
+			c->cacert = argv[++*i];
 		return 0;
 	}
 	*was = false;
@@ -404,7 +414,10 @@ static int cli_parse(struct cli *c, int argc, char **argv)
 			help = true;
 		} else if (nwords < 2 && argv[i][0] != '-') {
 			words[nwords++] = argv[i];
-			if (nwords == 2 && !(c->cmd = cli_find(words[0], words[1], &known)))
+			/* a command without a verb (`bunshin console NAME`): arguments follow */
+			if (nwords == 1 && (c->cmd = cli_find(words[0], "", &known)))
+				nwords = 2;
+			else if (nwords == 2 && !(c->cmd = cli_find(words[0], words[1], &known)))
 				return known ? cli_usage_error("%s: unknown verb '%s'", words[0],
 							       words[1])
 					     : cli_usage_error("unknown resource '%s'", words[0]);
@@ -453,4 +466,9 @@ int main(int argc, char **argv)
 		return ret < 0 ? CLI_OK : ret;
 	cli_resolve(&c);
 	return c.cmd->fn(&c);
+}
+
+int cli_http_error(int status, const char *body)
+{
+	return cli_api_error(status, body);
 }

@@ -2,6 +2,7 @@
 #ifndef BUNSHIN_COMMON_HTTPC_H
 #define BUNSHIN_COMMON_HTTPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -13,8 +14,10 @@
  * connection (Connection: close), over a unix socket or TCP. What bunshind
  * uses to drive each VMM's control API, and bunshin to reach bunshind.
  *
- * endpoint: "unix:PATH", "/PATH" (a unix socket), "tcp:HOST:PORT" or
- * "http://HOST:PORT".
+ * endpoint: "unix:PATH", "/PATH" (a unix socket), "tcp:HOST:PORT",
+ * "http://HOST:PORT" or "https://HOST[:PORT]" (TLS, the server's
+ * certificate checked against httpc_set_cacert()'s file or the system's CAs,
+ * and against HOST).
  */
 
 #define HTTPC_RESPONSE_MAX (16 * 1024 * 1024)
@@ -47,5 +50,25 @@ int httpc_do(const char *endpoint, const struct httpc_request *req, struct httpc
 	     struct error *err);
 
 void httpc_response_free(struct httpc_response *resp);
+
+/* The CA certificates (PEM file) https:// servers are checked with; NULL: the system's. */
+void httpc_set_cacert(const char *path);
+
+/*
+ * A protocol switch: req (a GET, no body) goes with Connection: Upgrade and
+ * Upgrade: protocol. On 101 returns 0 with *conn, a raw byte stream both
+ * ways; on any other answer 0 with resp filled and *conn NULL; a negative
+ * errno with err when there was no answer.
+ */
+struct httpc_conn;
+int httpc_upgrade(const char *endpoint, const struct httpc_request *req, const char *protocol,
+		  struct httpc_conn **conn, struct httpc_response *resp, struct error *err);
+/* For poll(): but first read while httpc_conn_pending() says bytes are already in. */
+int httpc_conn_fd(const struct httpc_conn *c);
+bool httpc_conn_pending(const struct httpc_conn *c);
+/* As read()/write(): n, 0 at the end, -1 with errno. */
+ssize_t httpc_conn_read(struct httpc_conn *c, void *buf, size_t len);
+ssize_t httpc_conn_write(struct httpc_conn *c, const void *buf, size_t len);
+void httpc_conn_close(struct httpc_conn *c);
 
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,24 @@ struct httpd {
 	void (*thread_hook)(void); /* called once on each server thread, or NULL */
 	const struct httpd_stream_ops *stream;
 	size_t body_max;
+	bool tls;
+
+	/* Upgraded connections' threads: stopping ends them, and stop waits for them. */
+	volatile bool stopping;
+	pthread_mutex_t up_lock;
+	pthread_cond_t up_cond;
+	unsigned int upgraded;
+};
+
+struct httpd_upgrade {
+	char protocol[64];
+	const struct httpd_upgrade_ops *ops;
+	void *arg;
+	struct httpd *h;
+	struct MHD_UpgradeResponseHandle *urh;
+	int fd, peer;
+	char *extra;
+	size_t extra_len;
 };
 
 /* One request's body as it arrives, in pieces. */
@@ -44,6 +63,7 @@ struct httpd_conn {
 	void *stream;  /* a streamed body's state until end() or abort() */
 	bool draining; /* a small body read and dropped, then early is sent */
 	struct httpd_response early;
+	struct httpd_upgrade *upgrade; /* a 101 queued, until its switch takes it */
 };
 
 void httpd_error(struct httpd_response *resp, int status, const char *field, const char *fmt, ...)
@@ -212,8 +232,107 @@ static enum MHD_Result httpd_send(struct MHD_Connection *c, const char *url, con
 	return ret;
 }
 
+/* ---- protocol switches (101) ---- */
+
+struct httpd_upgrade *httpd_upgrade_new(const char *protocol, const struct httpd_upgrade_ops *ops,
+					void *arg)
+{
+	struct httpd_upgrade *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return NULL;
+	snprintf(u->protocol, sizeof(u->protocol), "%s", protocol);
+	u->ops = ops;
+	u->arg = arg;
+	u->fd = -1;
+	return u;
+}
+
+static void httpd_upgrade_free(struct httpd_upgrade *u)
+{
+	if (!u)
+		return;
+	u->ops->done(u->arg);
+	free(u->extra);
+	free(u);
+}
+
+static void *httpd_upgrade_main(void *arg)
+{
+	struct httpd_upgrade *u = arg;
+	struct httpd *h = u->h;
+
+	u->ops->run(u->arg, u->fd, u->peer, u->extra, u->extra_len, &h->stopping);
+	MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+	httpd_upgrade_free(u);
+	pthread_mutex_lock(&h->up_lock);
+	h->upgraded--;
+	pthread_cond_broadcast(&h->up_cond);
+	pthread_mutex_unlock(&h->up_lock);
+	return NULL;
+}
+
+/* On the server's thread, the 101 sent: the connection goes to a thread of its own. */
+static void httpd_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra,
+			   size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	struct httpd_upgrade *u = cls;
+	struct httpd_conn *hc = con_cls;
+	struct httpd *h = u->h;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	pthread_t t;
+
+	if (hc && hc->upgrade == u)
+		hc->upgrade = NULL; /* the thread's now */
+	u->fd = sock;
+	u->peer = ci ? ci->connect_fd : sock;
+	u->urh = urh;
+	u->extra = extra_len ? malloc(extra_len) : NULL;
+	if (u->extra) {
+		memcpy(u->extra, extra, extra_len);
+		u->extra_len = extra_len;
+	}
+	/* Counted under the lock httpd_stop() sets stopping under: none starts after its wait. */
+	pthread_mutex_lock(&h->up_lock);
+	if (!h->stopping && !pthread_create(&t, NULL, httpd_upgrade_main, u)) {
+		h->upgraded++;
+		pthread_mutex_unlock(&h->up_lock);
+		pthread_detach(t);
+		return;
+	}
+	pthread_mutex_unlock(&h->up_lock);
+	if (!h->stopping)
+		log_warn("api: no thread for an upgraded connection");
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+	httpd_upgrade_free(u);
+}
+
+static enum MHD_Result httpd_send_upgrade(struct httpd *h, struct MHD_Connection *c,
+					  const char *url, struct httpd_conn *hc,
+					  struct httpd_response *resp)
+{
+	struct httpd_upgrade *u = resp->upgrade;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	json_decref(resp->body);
+	free(resp->text);
+	u->h = h;
+	hc->upgrade = u; /* freed with the request unless the switch happens */
+	r = MHD_create_response_for_upgrade(httpd_upgraded, u);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, u->protocol);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+	log_debug("api: GET %s -> 101 %s", url, u->protocol);
+	ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result httpd_respond(struct httpd *h, struct MHD_Connection *c, const char *url,
-				     const char *method, const struct httpd_conn *hc)
+				     const char *method, struct httpd_conn *hc)
 {
 	struct httpd_request req = {.method = method, .path = url, .conn = c};
 	struct httpd_response resp = {0};
@@ -225,6 +344,8 @@ static enum MHD_Result httpd_respond(struct httpd *h, struct MHD_Connection *c, 
 	else if (h->nested_errors)
 		httpd_nest_error(&resp);
 	json_decref(req.body);
+	if (resp.upgrade)
+		return httpd_send_upgrade(h, c, url, hc, &resp);
 	return httpd_send(c, url, method, &resp);
 }
 
@@ -322,6 +443,8 @@ static void httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		json_decref(hc->early.body);
 		free(hc->early.text);
 	}
+	if (hc)
+		httpd_upgrade_free(hc->upgrade);
 	if (hc) {
 		free(hc->buf);
 		free(hc);
@@ -441,16 +564,28 @@ static int httpd_run(struct httpd *h, int fd, const struct httpd_opts *o, struct
 	struct MHD_OptionItem pool[] = {
 		{o->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, o->threads, NULL},
 		{MHD_OPTION_END, 0, NULL},
+		{MHD_OPTION_END, 0, NULL},
+		{MHD_OPTION_END, 0, NULL},
 	};
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			     MHD_ALLOW_UPGRADE;
 
+	if (h->tls) {
+		/* after the pool size, which may be an END that stops the list */
+		struct MHD_OptionItem *t = o->threads > 1 ? &pool[1] : &pool[0];
+
+		t[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+					       (void *)o->tls_cert_pem};
+		t[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem};
+		flags |= MHD_USE_TLS;
+	}
 	/* The logger goes first: MHD logs its option parsing with whatever is set by then. */
 	h->daemon = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-		httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER, httpd_log, h, MHD_OPTION_LISTEN_SOCKET,
-		fd, MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_CONNECTION_LIMIT,
-		max, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S,
-		MHD_OPTION_NOTIFY_CONNECTION, httpd_connection_notify, h, MHD_OPTION_ARRAY, pool,
-		MHD_OPTION_END);
+		flags, 0, NULL, NULL, httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER, httpd_log, h,
+		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h,
+		MHD_OPTION_CONNECTION_LIMIT, max, MHD_OPTION_CONNECTION_TIMEOUT,
+		HTTPD_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION, httpd_connection_notify, h,
+		MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
 	if (!h->daemon)
 		return error_set(err, EIO, "cannot start the HTTP server");
 	return 0;
@@ -473,6 +608,10 @@ struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts
 	h->thread_hook = opts->thread_hook;
 	h->stream = opts->stream;
 	h->body_max = opts->body_max ?: HTTPD_BODY_MAX;
+	/* The unix socket is reached only by who may open it: it stays plain HTTP. */
+	h->tls = !is_unix && opts->tls_cert_pem && opts->tls_key_pem;
+	pthread_mutex_init(&h->up_lock, NULL);
+	pthread_cond_init(&h->up_cond, NULL);
 	if (is_unix) {
 		h->path = strdup(listen + 5);
 		fd = h->path ? httpd_listen(h->path, err) : error_set(err, ENOMEM, "out of memory");
@@ -489,6 +628,8 @@ struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts
 		fd = -1;
 	}
 	if (fd < 0) {
+		pthread_mutex_destroy(&h->up_lock);
+		pthread_cond_destroy(&h->up_cond);
 		free(h->path);
 		free(h);
 		return NULL;
@@ -534,6 +675,12 @@ void httpd_stop(struct httpd *h)
 
 	if (!h)
 		return;
+	/* Upgraded connections first: MHD must not be stopped under them. */
+	pthread_mutex_lock(&h->up_lock);
+	h->stopping = true;
+	while (h->upgraded)
+		pthread_cond_wait(&h->up_cond, &h->up_lock);
+	pthread_mutex_unlock(&h->up_lock);
 	/* Quiescing hands the listening socket back, so it is closed exactly once, by us. */
 	fd = MHD_quiesce_daemon(h->daemon);
 	MHD_stop_daemon(h->daemon);
@@ -541,6 +688,8 @@ void httpd_stop(struct httpd *h)
 		close(fd);
 	if (h->path)
 		unlink(h->path);
+	pthread_mutex_destroy(&h->up_lock);
+	pthread_cond_destroy(&h->up_cond);
 	free(h->path);
 	free(h);
 }

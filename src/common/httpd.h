@@ -31,11 +31,14 @@ struct httpd_request {
 	void *conn;	    /* the connection, for httpd_header() and httpd_query() */
 };
 
+struct httpd_upgrade;
+
 struct httpd_response {
 	int status;	   /* HTTP status; 200 when left 0 and body is set, else 204 */
 	json_t *body;	   /* JSON to send (the server takes the reference), or NULL */
 	char *text;	   /* or plain text (malloc'd; the server frees it), e.g. metrics */
 	const char *ctype; /* content type of text; "text/plain; version=0.0.4" by default */
+	struct httpd_upgrade *upgrade; /* or a protocol switch (the server takes it), below */
 };
 
 /* Returns nothing: it fills resp, with httpd_error() for failures. */
@@ -89,7 +92,7 @@ int httpd_only_fields(const json_t *obj, const char *const *allowed, struct http
 
 /*
  * A server with more choices than httpd_start(): listen is "unix:PATH" or
- * "tcp:HOST:PORT" (plain HTTP; TLS is not there yet), threads > 1 serves
+ * "tcp:HOST:PORT" (HTTPS with tls_cert_pem and tls_key_pem), threads > 1 serves
  * that many requests at once (handlers must then lock for themselves), and
  * nested_errors words the server's own errors (bad JSON, no such route) as
  * {"error": {"code": "...", "message": "...", "field": "..."}}.
@@ -103,6 +106,9 @@ struct httpd_opts {
 	void (*thread_hook)(void);	       /* as httpd_start_hooked()'s, or NULL */
 	const struct httpd_stream_ops *stream; /* raw bodies streamed, or NULL */
 	size_t body_max;		       /* a JSON body's largest size; 0: HTTPD_BODY_MAX */
+	/* HTTPS on a tcp: listener: the certificate chain and its key, PEM in memory, or NULL. */
+	const char *tls_cert_pem;
+	const char *tls_key_pem;
 };
 
 struct httpd *httpd_start_opts(const char *listen, const struct httpd_opts *opts,
@@ -125,6 +131,29 @@ struct httpd_stream_ops {
 	void (*end)(void *state, const struct httpd_request *req, struct httpd_response *resp);
 	void (*abort)(void *state);
 };
+
+/*
+ * A protocol switch (HTTP 101, Upgrade: protocol): once the answer is out,
+ * the connection is no longer HTTP and run() gets its raw bytes (TLS
+ * already undone) on a thread of its own: extra holds what the client sent
+ * after its request's head. run() must return when *stop turns true (the
+ * server is stopping: it waits for every run() to end), so it polls with a
+ * short timeout; the connection closes when it returns. done() frees arg,
+ * whether run() ran or the switch never happened (the client left first).
+ *
+ * peer is the client's own socket, to be polled for POLLRDHUP only (never
+ * read): over TLS, fd is a socketpair libmicrohttpd relays through, and
+ * it (0.9.75) does not pass the client's leaving on to it.
+ */
+struct httpd_upgrade_ops {
+	void (*run)(void *arg, int fd, int peer, const char *extra, size_t extra_len,
+		    const volatile bool *stop);
+	void (*done)(void *arg);
+};
+
+/* NULL when out of memory (arg is then the caller's to free). */
+struct httpd_upgrade *httpd_upgrade_new(const char *protocol, const struct httpd_upgrade_ops *ops,
+					void *arg);
 
 /* A request header's value, or NULL. */
 const char *httpd_header(const struct httpd_request *req, const char *name);

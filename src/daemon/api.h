@@ -73,5 +73,7 @@ extern const struct api_op api_lifecycle_ops[];
 void console_follow(struct api_ctx *c, int64_t id);
 /* clone.c: POST /v1/instances/ID/clone. */
 extern const struct api_op api_clone_ops[];
+/* console_attach.c: GET /v1/instances/ID/console/attach, the interactive console (101). */
+extern const struct api_op api_console_ops[];
 
 #endif

@@ -50,6 +50,8 @@ struct daemon_opts {
 	uint64_t image_max_size;     /* the largest image an upload or conversion may make */
 	const char *network_pool;    /* network.c: default networks' /24s come from it */
 	bool imds_require_token;     /* metadata.c: EC2 GETs need an IMDSv2 token */
+	/* tls.c: HTTPS on the TCP listeners */
+	const char *tls_cert, *tls_key;
 };
 
 struct store_pool;
@@ -64,6 +66,7 @@ struct daemon {
 	long host_cpus;
 	uint64_t host_ram_mib;
 	bool cgroups; /* jailed VMMs get a cgroup (the host has cpu, memory, pids) */
+	char *tls_cert_pem, *tls_key_pem; /* tls.c: --tls-cert and --tls-key, read and checked */
 };
 
 /* pool.c: store connections shared by the threads, one per user at a time. */
@@ -191,5 +194,9 @@ int clone_vmm_argv(const struct daemon *d, const json_t *inst, const char *vdir,
 char *clone_cgroup_limits(const json_t *inst);
 /* Snapshots a killed bunshind left in an instance directory (supervisor_remove_dir()). */
 void clone_remove_leftovers(const char *dir);
+/* tls.c: reads and checks --tls-cert and --tls-key; warns about plain HTTP to the network. */
+int dtls_load(struct daemon *d, struct error *err);
+void dtls_free(struct daemon *d);
+void dtls_warn_plain(const struct daemon *d, const char *listen);
 
 #endif

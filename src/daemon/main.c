@@ -37,6 +37,8 @@ enum {
 	OPT_IMAGE_MAX_SIZE,
 	OPT_NETWORK_POOL,
 	OPT_IMDS_REQUIRE_TOKEN,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 };
 
 static const struct option main_options[] = {
@@ -58,6 +60,8 @@ static const struct option main_options[] = {
 	{"image-max-size", required_argument, NULL, OPT_IMAGE_MAX_SIZE},
 	{"network-pool", required_argument, NULL, OPT_NETWORK_POOL},
 	{"imds-require-token", no_argument, NULL, OPT_IMDS_REQUIRE_TOKEN},
+	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{NULL, 0, NULL, 0},
 };
 
@@ -70,7 +74,7 @@ static void main_usage(FILE *f)
 		"/var/lib/bunshin)\n"
 		"  --listen unix:PATH    the API on a unix socket (default DIR/bunshind.sock)\n"
 		"  --listen tcp:HOST:PORT\n"
-		"                        the API on TCP, plain HTTP (no TLS yet); repeatable\n"
+		"                        the API on TCP (HTTPS with --tls-cert); repeatable\n"
 		"  --vmm PATH            the bunshin-vmm binary (default: next to bunshind)\n"
 		"  --guest PATH          the test guest ELF, registered as image test-guest\n"
 		"  --cpu-ratio R         vCPUs per host CPU that may be handed out (default 4.0)\n"
@@ -90,7 +94,10 @@ static void main_usage(FILE *f)
 		"  --network-pool CIDR   tenants' default networks: one /24 each from it\n"
 		"                        (default " DAEMON_NETWORK_POOL ")\n"
 		"  --imds-require-token  the metadata service's EC2 layout answers only\n"
-		"                        with an IMDSv2 token (default: IMDSv1 too)\n");
+		"                        with an IMDSv2 token (default: IMDSv1 too)\n"
+		"  --tls-cert FILE       HTTPS on the TCP listeners: the certificate chain (PEM);\n"
+		"                        the unix socket stays plain HTTP\n"
+		"  --tls-key FILE        ... and its private key (PEM)\n");
 }
 
 static int main_ratio(const char *arg, double *out)
@@ -210,6 +217,12 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 		case OPT_NETWORK_POOL:
 			o->network_pool = optarg;
 			break;
+		case OPT_TLS_CERT:
+			o->tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o->tls_key = optarg;
+			break;
 		default:
 			return error_set(err, EINVAL, "see bunshind --help");
 		}
@@ -323,7 +336,9 @@ static int main_listen(struct daemon *d, struct error *err)
 				.nested_errors = true,
 				.stream = &dimage_stream_ops,
 				/* an instance's 64 KiB of user data, in base64 */
-				.body_max = 128 * 1024};
+				.body_max = 128 * 1024,
+				.tls_cert_pem = d->tls_cert_pem,
+				.tls_key_pem = d->tls_key_pem};
 
 	if (!d->opts.nlisten) {
 		snprintf(def, sizeof(def), "unix:%s/bunshind.sock", d->opts.state_dir);
@@ -333,7 +348,9 @@ static int main_listen(struct daemon *d, struct error *err)
 		d->httpd[i] = httpd_start_opts(d->opts.listen[i], &ho, daemon_routes, d, err);
 		if (!d->httpd[i])
 			return -err->code;
-		printf("bunshind: listening on %s\n", d->opts.listen[i]);
+		dtls_warn_plain(d, d->opts.listen[i]);
+		printf("bunshind: listening on %s%s\n", d->opts.listen[i],
+		       d->tls_cert_pem && !strncmp(d->opts.listen[i], "tcp:", 4) ? " (HTTPS)" : "");
 	}
 	fflush(stdout);
 	return 0;
@@ -369,7 +386,8 @@ static int main_run(struct daemon *d, struct error *err)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	main_host(d);
-	if (main_find_vmm(&d->opts, err) || main_state_dir(d, err))
+	/* before anything is started: a bad certificate must cost nothing */
+	if (dtls_load(d, err) || main_find_vmm(&d->opts, err) || main_state_dir(d, err))
 		return -err->code;
 	main_sandbox(d);
 	d->pool = pool_open(d->db_path, DAEMON_API_THREADS + 4, err);
@@ -397,6 +415,7 @@ static void main_cleanup(struct daemon *d)
 	if (d->pool)
 		supervisor_shutdown(d);
 	pool_close(d->pool);
+	dtls_free(d);
 }
 
 int main(int argc, char **argv)

@@ -83,8 +83,9 @@ static int sup_argv(struct daemon *d, const json_t *inst, const char *dir, char 
 	/* A guest reboot stays inside its VMM, as on real hardware. */
 	argv[n++] = strdup("--on-reboot");
 	argv[n++] = strdup("restart");
+	/* the log for `console`, the socket for `console attach` (console_attach.c) */
 	argv[n++] = strdup("--serial");
-	if (asprintf(&argv[n++], "file:%s/console.log", vdir) < 0)
+	if (asprintf(&argv[n++], "unix:%s/console.sock,log=%s/console.log", vdir, vdir) < 0)
 		argv[n - 1] = NULL;
 	*argc = n;
 	for (int i = 0; i < n; i++) {
@@ -300,7 +301,7 @@ void supervisor_remove_dir(const struct daemon *d, int64_t id)
 	static const char *const files[] = {
 		"api.sock", "console.log",	     "vmm.log",
 		"vmm.pid",  "vmm.pid.tmp",	     "disk.overlay",
-		"kernel",   CLONE_SNAP_DIR "/state", CLONE_SNAP_DIR "/memory"};
+		"kernel",   "console.sock",	     CLONE_SNAP_DIR "/state", CLONE_SNAP_DIR "/memory"};
 	/* the jail's mount points, empty outside its mount namespace */
 	static const char *const dirs[] = {"dev/net", "dev", "proc", CLONE_SNAP_DIR};
 	char dir[4096], path[4300];

@@ -392,3 +392,71 @@ Test(chardev, stdout_reader_gone_is_not_fatal)
 	chardev_close(c);
 	close(p.in_w);
 }
+
+static size_t file_size(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+	return (size_t)st.st_size;
+}
+
+Test(chardev, unix_log_keeps_everything)
+{
+	char path[128], log[128], spec[300], buf[8];
+	struct chardev *c;
+	struct error err;
+	uint8_t chunk[4096];
+	struct timespec t0, t1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/console.sock", tmpdir);
+	snprintf(log, sizeof(log), "%s/console.log", tmpdir);
+	snprintf(spec, sizeof(spec), "unix:%s,log=%s", path, log);
+	cr_assert_eq(chardev_open(spec, &c, &err), 0, "%s", err.msg);
+	cr_assert_eq(chardev_start_input(c, sink_fn, &sink, &err), 0, "%s", err.msg);
+
+	/* No client: the log has it, and nothing counts as dropped. */
+	chardev_write(c, (const uint8_t *)"boot", 4);
+	cr_assert_eq(file_size(log), 4);
+	cr_assert_eq(chardev_dropped(c), 0);
+
+	fd = unix_connect(path);
+	cr_assert_eq(write(fd, "in", 2), 2);
+	cr_assert_eq(sink_wait(&sink, 2), 2);
+	chardev_write(c, (const uint8_t *)"both", 4);
+	read_exact(fd, buf, 4);
+	cr_assert_eq(memcmp(buf, "both", 4), 0);
+	cr_assert_eq(file_size(log), 8);
+
+	/* A client that never reads: it loses output, the log and the writer do not wait. */
+	memset(chunk, 'x', sizeof(chunk));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 1024; i++)
+		chardev_write(c, chunk, sizeof(chunk));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_lt(t1.tv_sec - t0.tv_sec, 3, "writes waited for the stuck client");
+	cr_assert_eq(file_size(log), 8 + 1024 * sizeof(chunk));
+	cr_assert_gt(chardev_dropped(c), 0);
+	close(fd);
+	chardev_close(c);
+}
+
+Test(chardev, unix_log_bad_specs)
+{
+	struct chardev *c = NULL;
+	struct error err;
+	char spec[300];
+
+	snprintf(spec, sizeof(spec), "unix:%s/s.sock,log=", tmpdir);
+	cr_assert_eq(chardev_open(spec, &c, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "log="), "%s", err.msg);
+	cr_assert_null(c);
+	snprintf(spec, sizeof(spec), "unix:%s/s.sock,log=/nonexistent-dir/log", tmpdir);
+	cr_assert_eq(chardev_open(spec, &c, &err), -ENOENT);
+	cr_assert_not_null(strstr(err.msg, "/nonexistent-dir/log"), "%s", err.msg);
+	cr_assert_null(c);
+	snprintf(spec, sizeof(spec), "unix:,log=%s/log", tmpdir);
+	cr_assert_eq(chardev_open(spec, &c, &err), -EINVAL);
+	cr_assert_null(c);
+}

@@ -32,7 +32,7 @@ enum chardev_kind {
 struct chardev {
 	enum chardev_kind kind;
 	int in_fd;     /* stdio: 0, -1 after EOF */
-	int out_fd;    /* stdio: 1; file: the file */
+	int out_fd;    /* stdio: 1; file: the file; unix: the log (log=FILE) or -1 */
 	int listen_fd; /* unix */
 	int client_fd; /* unix: the connected client or -1; guarded by out_lock */
 	char *path;    /* unix: unlinked at close */
@@ -196,6 +196,30 @@ static int chardev_open_unix(struct chardev *c, const char *path, struct error *
 	return 0;
 }
 
+/*
+ * unix:PATH,log=FILE: the socket, and a log that gets every byte whether a
+ * client is there or not (what bunshind's console log and attach share).
+ */
+static int chardev_open_unix_log(struct chardev *c, const char *spec, struct error *err)
+{
+	const char *log = strstr(spec, ",log=");
+	char *path;
+	int ret;
+
+	if (!log)
+		return chardev_open_unix(c, spec, err);
+	path = strndup(spec, (size_t)(log - spec));
+	if (!path)
+		return error_set(err, ENOMEM, "out of memory");
+	ret = chardev_open_unix(c, path, err);
+	free(path);
+	if (ret)
+		return ret;
+	if (!log[5])
+		return error_set(err, EINVAL, "log= needs a path (unix:PATH,log=FILE)");
+	return chardev_open_file(c, log + 5, err);
+}
+
 static int chardev_open_spec(struct chardev *c, const char *spec, struct error *err)
 {
 	if (strcmp(spec, "stdio") == 0) {
@@ -212,7 +236,7 @@ static int chardev_open_spec(struct chardev *c, const char *spec, struct error *
 	}
 	if (strncmp(spec, "unix:", 5) == 0) {
 		c->kind = CHARDEV_UNIX;
-		return chardev_open_unix(c, spec + 5, err);
+		return chardev_open_unix_log(c, spec + 5, err);
 	}
 	return error_set(err, EINVAL,
 			 "unknown backend '%s' (expected stdio, file:PATH or unix:PATH)", spec);
@@ -338,10 +362,17 @@ static size_t write_fd_bounded(struct chardev *c, const uint8_t *buf, size_t len
 	return done;
 }
 
-/* The socket client: never wait; what does not fit now is dropped. */
+/*
+ * The socket client: never wait; what does not fit now is dropped. With a
+ * log, the log is the record and the client only a viewer: bytes no client
+ * was there to see are not lost, only those a connected client missed.
+ */
 static size_t write_client(struct chardev *c, const uint8_t *buf, size_t len)
 {
 	size_t done = 0;
+
+	if (c->out_fd >= 0 && c->client_fd < 0)
+		return len;
 
 	while (c->client_fd >= 0 && done < len) {
 		ssize_t n = send(c->client_fd, buf + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -362,6 +393,8 @@ void chardev_write(struct chardev *c, const uint8_t *buf, size_t len)
 	if (!c || !len)
 		return;
 	pthread_mutex_lock(&c->out_lock);
+	if (c->kind == CHARDEV_UNIX && c->out_fd >= 0)
+		c->dropped += len - write_fd_bounded(c, buf, len); /* the log first */
 	if (c->kind == CHARDEV_UNIX)
 		done = write_client(c, buf, len);
 	else

@@ -11,8 +11,11 @@
 /*
  * A character backend for consoles: "stdio", "file:PATH" (output only) or
  * "unix:PATH" (a listening socket; one client at a time gets input and
- * output). Output never blocks a vCPU: what cannot be written right now
- * (no client, full socket) is dropped and counted.
+ * output), or "unix:PATH,log=FILE" (the same, and every output byte also
+ * appended to FILE, client or not). Output never blocks a vCPU: what
+ * cannot be written right now (no client without a log, full socket) is
+ * dropped and counted. A second client is refused (closed at once), not
+ * let in over the first: whoever is typing keeps the console.
  */
 struct chardev;
 

@@ -1,16 +1,26 @@
 // SPDX-License-Identifier: MIT
 /* Every path of a VMM configuration, checked inside the jail (jail_check_path()). */
+#include <errno.h>
 #include <string.h>
 
 #include "../config.h"
 #include "jail.h"
 
-/* file:PATH and unix:PATH backends; stdio has no path. */
+/* file:PATH, unix:PATH and unix:PATH,log=FILE backends; stdio has no path. */
 static int jail_check_chardev(const char *opt, const char *spec, struct error *err)
 {
+	const char *log = spec ? strstr(spec, ",log=") : NULL;
+	char sock[4096];
+
 	if (!spec || (strncmp(spec, "file:", 5) && strncmp(spec, "unix:", 5)))
 		return 0;
-	return jail_check_path(opt, spec + 5, true, err);
+	if (strncmp(spec, "unix:", 5) || !log)
+		return jail_check_path(opt, spec + 5, true, err);
+	if ((size_t)(log - spec - 5) >= sizeof(sock))
+		return error_set(err, ENAMETOOLONG, "%s: %s: too long", opt, spec);
+	memcpy(sock, spec + 5, (size_t)(log - spec - 5));
+	sock[log - spec - 5] = 0;
+	return jail_check_path(opt, sock, true, err) ?: jail_check_path(opt, log + 5, true, err);
 }
 
 static int jail_check_optional(const char *opt, const char *path, bool may_be_missing,
