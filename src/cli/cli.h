@@ -85,6 +85,11 @@ int cli_server_resize(struct cli *c);
 /* server console --follow: until interrupted, or the server is gone. */
 int cli_server_console_follow(struct cli *c);
 
+/* forward.c: server expose, unexpose, forwards. */
+int cli_server_expose(struct cli *c);
+int cli_server_unexpose(struct cli *c);
+int cli_server_forwards(struct cli *c);
+
 /* upload.c */
 int cli_image_upload(struct cli *c);
 

@@ -72,4 +72,8 @@ extern const struct api_op api_lifecycle_ops[];
 /* console.c: GET /v1/instances/ID/console?follow=1 (a JSON chunk of the log from ?offset=N). */
 void console_follow(struct api_ctx *c, int64_t id);
 
+/* forward.c: /v1/instances/ID/forwards; an instance's JSON gets its "forwards". */
+extern const struct api_op api_forward_ops[];
+json_t *fwd_attach(struct api_ctx *c, json_t *inst);
+
 #endif

@@ -49,6 +49,7 @@ struct daemon_opts {
 	const char *cgroup_parent;   /* instances' cgroups: PARENT/instance-ID */
 	uint64_t image_max_size;     /* the largest image an upload or conversion may make */
 	const char *network_pool;    /* network.c: default networks' /24s come from it */
+	int64_t max_forwards;	     /* forward.c: port forwards per tenant */
 };
 
 struct store_pool;

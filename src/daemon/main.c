@@ -36,6 +36,7 @@ enum {
 	OPT_NO_CGROUP,
 	OPT_IMAGE_MAX_SIZE,
 	OPT_NETWORK_POOL,
+	OPT_MAX_FORWARDS,
 };
 
 static const struct option main_options[] = {
@@ -56,6 +57,7 @@ static const struct option main_options[] = {
 	{"no-cgroup", no_argument, NULL, OPT_NO_CGROUP},
 	{"image-max-size", required_argument, NULL, OPT_IMAGE_MAX_SIZE},
 	{"network-pool", required_argument, NULL, OPT_NETWORK_POOL},
+	{"max-forwards", required_argument, NULL, OPT_MAX_FORWARDS},
 	{NULL, 0, NULL, 0},
 };
 
@@ -86,7 +88,8 @@ static void main_usage(FILE *f)
 		"  --image-max-size SIZE the largest image an upload or qcow2 conversion may\n"
 		"                        make (K, M, G, T suffixes; default 64G)\n"
 		"  --network-pool CIDR   tenants' default networks: one /24 each from it\n"
-		"                        (default " DAEMON_NETWORK_POOL ")\n");
+		"                        (default " DAEMON_NETWORK_POOL ")\n"
+		"  --max-forwards N      port forwards a tenant may hold (default 10)\n");
 }
 
 static int main_ratio(const char *arg, double *out)
@@ -202,6 +205,12 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 			break;
 		case OPT_NETWORK_POOL:
 			o->network_pool = optarg;
+			break;
+		case OPT_MAX_FORWARDS:
+			if (parse_uint(optarg, 0, 65535, &v))
+				return error_set(err, EINVAL,
+						 "--max-forwards: '%s' is not 0 to 65535", optarg);
+			o->max_forwards = (int64_t)v;
 			break;
 		default:
 			return error_set(err, EINVAL, "see bunshind --help");
@@ -399,7 +408,8 @@ int main(int argc, char **argv)
 				    .stop_timeout_s = 30,
 				    .uid_base = 100000,
 				    .cgroup_parent = "bunshin",
-				    .image_max_size = 64ULL << 30}};
+				    .image_max_size = 64ULL << 30,
+				    .max_forwards = 10}};
 	struct error err = {0};
 	int ret;
 

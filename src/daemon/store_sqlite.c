@@ -107,6 +107,19 @@ static const char *const sq_migrations[] = {
 	" instance_id INTEGER NOT NULL UNIQUE REFERENCES instances(id) ON DELETE CASCADE,"
 	" mac TEXT NOT NULL, ip TEXT NOT NULL, created INTEGER NOT NULL,"
 	" UNIQUE(network_id, ip));",
+	/*
+	 * firewall.c: a network may be isolated (no egress), and host ports
+	 * forwarded to an instance's port. A host port is the whole host's,
+	 * whichever tenant asks, so it is unique per protocol; forwards go
+	 * with their instance.
+	 */
+	"ALTER TABLE networks ADD COLUMN isolated INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE forwards(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+	" proto TEXT NOT NULL CHECK(proto IN ('tcp','udp')),"
+	" host_port INTEGER NOT NULL CHECK(host_port BETWEEN 1 AND 65535),"
+	" guest_port INTEGER NOT NULL CHECK(guest_port BETWEEN 1 AND 65535),"
+	" created INTEGER NOT NULL, UNIQUE(proto, host_port));",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -924,6 +937,7 @@ static int sq_event_list(struct store *s, int64_t tenant_id, const char *target,
 
 #include "store_sqlite_net.inc"
 #include "store_sqlite_life.inc"
+#include "store_sqlite_fw.inc"
 
 static const struct store_ops sq_ops = {
 	.close = sq_close,
@@ -968,6 +982,10 @@ static const struct store_ops sq_ops = {
 	.network_delete = sq_network_delete,
 	.port_list = sq_port_list,
 	.instance_resize = sq_instance_resize,
+	.network_set_isolated = sq_network_set_isolated,
+	.forward_create = sq_forward_create,
+	.forward_list = sq_forward_list,
+	.forward_delete = sq_forward_delete,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)

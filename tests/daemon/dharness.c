@@ -41,16 +41,23 @@ void dh_need_kvm(void)
  * already in a namespace of its own (test_net) keeps it, and a TCP
  * listener stays where the test can reach it (it starts no instance).
  */
-static void dh_private_netns(const char *const *extra)
+static void dh_private_netns(const char *const *extra, pid_t runner)
 {
 	struct stat self, init;
+	char path[64];
 
 	for (; extra && *extra; extra++) {
 		if (!strncmp(*extra, "tcp:", 4))
 			return;
 	}
-	if (stat("/proc/self/ns/net", &self) || stat("/proc/1/ns/net", &init) ||
-	    self.st_ino != init.st_ino)
+	/*
+	 * Where PID 1's namespace cannot be read (a container), the test's
+	 * runner (the test process's parent) is the reference: a test that
+	 * made a namespace of its own is in another one than its runner.
+	 */
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)runner);
+	if (stat("/proc/self/ns/net", &self) ||
+	    (stat("/proc/1/ns/net", &init) && stat(path, &init)) || self.st_ino != init.st_ino)
 		return;
 	if (unshare(CLONE_NEWNET))
 		_exit(126);
@@ -60,6 +67,7 @@ static void dh_spawn(struct dh *h, const char *const *extra)
 {
 	const char *argv[32];
 	char listen[200];
+	pid_t runner;
 	int n = 0, fd;
 
 	snprintf(listen, sizeof(listen), "unix:%s/api.sock", h->dir);
@@ -77,13 +85,14 @@ static void dh_spawn(struct dh *h, const char *const *extra)
 	/* instance ids start at 1 in every state directory: cgroups apart */
 	argv[n++] = "--cgroup-parent";
 	argv[n++] = h->cgparent;
-	for (; extra && *extra && n < 31; extra++)
-		argv[n++] = *extra;
+	for (const char *const *e = extra; e && *e && n < 31; e++)
+		argv[n++] = *e;
 	argv[n] = NULL;
+	runner = getppid();
 	h->pid = fork();
 	cr_assert_geq(h->pid, 0);
 	if (!h->pid) {
-		dh_private_netns(extra);
+		dh_private_netns(extra, runner);
 		fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 1);
 		dup2(fd, 2);
