@@ -18,6 +18,7 @@ PACKAGES=(
 	libnl-3-dev libnl-route-3-dev # src/hostnet: bridges, taps, veths over rtnetlink
 	qemu-utils # bunshind: qemu-img converts qcow2 images to raw on import
 	dnsmasq-base # bunshind: DHCP on instance networks; the guest DHCP test's server
+	libnftables-dev nftables # bunshind: its NAT and filter tables (firewall.c); nft(8) to inspect them
 )
 
 missing=()

@@ -93,6 +93,11 @@ int cli_console_attach(struct cli *c);
 /* Prints an API error answer (JSON body) and returns the exit code for its status. */
 int cli_http_error(int status, const char *body);
 
+/* forward.c: server expose, unexpose, forwards. */
+int cli_server_expose(struct cli *c);
+int cli_server_unexpose(struct cli *c);
+int cli_server_forwards(struct cli *c);
+
 /* upload.c */
 int cli_image_upload(struct cli *c);
 

@@ -527,7 +527,9 @@ static int cli_network_create(struct cli *c)
 	if (!cidr)
 		return cli_usage_error("network create: --cidr is required");
 	return cli_send(c, "POST", "/v1/networks",
-			json_pack("{s:s, s:s}", "name", c->pos[0], "cidr", cidr), NULL);
+			json_pack("{s:s, s:s, s:b}", "name", c->pos[0], "cidr", cidr, "isolated",
+				  cli_opt(c, "isolated") != NULL),
+			NULL);
 }
 
 static int cli_network_delete(struct cli *c)
@@ -721,7 +723,8 @@ const struct cli_cmd cli_cmds[] = {
 	 "NAME",
 	 1,
 	 "create a private network of your tenant",
-	 {{"cidr", "CIDR", "its IPv4 subnet, /16 to /29 (e.g. 10.20.0.0/24)"}},
+	 {{"cidr", "CIDR", "its IPv4 subnet, /16 to /29 (e.g. 10.20.0.0/24)"},
+	  {"isolated", NULL, "no traffic leaves it (DHCP, DNS and metadata still answer)"}},
 	 cli_network_create},
 	{"network",
 	 "delete",
@@ -776,5 +779,26 @@ const struct cli_cmd cli_cmds[] = {
 	 "type on the server's serial console (Ctrl-] leaves; a piped stdin is sent)",
 	 {{0}},
 	 cli_console_attach},
+	{"server",
+	 "expose",
+	 "NAME|ID HOST_PORT:GUEST_PORT[/udp]",
+	 2,
+	 "forward a host port to the server (tcp unless /udp; below 1024: operator)",
+	 {{0}},
+	 cli_server_expose},
+	{"server",
+	 "unexpose",
+	 "NAME|ID HOST_PORT[/udp]",
+	 2,
+	 "remove the server's forward of that host port",
+	 {{0}},
+	 cli_server_unexpose},
+	{"server",
+	 "forwards",
+	 "NAME|ID",
+	 1,
+	 "list the server's port forwards",
+	 {{0}},
+	 cli_server_forwards},
 	{NULL, NULL, NULL, 0, NULL, {{0}}, NULL},
 };

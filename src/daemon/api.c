@@ -21,6 +21,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "api.h"
+#include "firewall.h"
 #include "meta.h"
 
 #define API_EVENTS_DEFAULT 100
@@ -270,6 +271,7 @@ static void api_tenant_delete(struct api_ctx *c)
 		return api_fail(c, ret, &err, NULL);
 	}
 	netd_bridges_gone(nets);
+	fw_changed(c->d, c->s);
 	api_ok(c, 204, NULL);
 }
 
@@ -615,9 +617,9 @@ static bool api_match(const struct api_op *op, const struct api_ctx *c, bool *pa
 
 static const struct api_op *api_find(struct api_ctx *c)
 {
-	const struct api_op *tables[] = {api_ops, api_resource_ops, api_network_ops,
-					 api_lifecycle_ops, api_clone_ops, api_keypair_ops,
-					 api_console_ops};
+	const struct api_op *tables[] = {api_ops,	    api_resource_ops, api_network_ops,
+					 api_lifecycle_ops, api_clone_ops,    api_keypair_ops,
+					 api_console_ops,   api_forward_ops};
 	bool known = false;
 
 	for (unsigned int t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {

@@ -76,4 +76,8 @@ extern const struct api_op api_clone_ops[];
 /* console_attach.c: GET /v1/instances/ID/console/attach, the interactive console (101). */
 extern const struct api_op api_console_ops[];
 
+/* forward.c: /v1/instances/ID/forwards; an instance's JSON gets its "forwards". */
+extern const struct api_op api_forward_ops[];
+json_t *fwd_attach(struct api_ctx *c, json_t *inst);
+
 #endif

@@ -11,6 +11,7 @@
 #include "../common/log.h"
 #include "api.h"
 #include "meta.h"
+#include "firewall.h"
 
 #define API_CONSOLE_MAX (64 * 1024) /* the console's tail a GET returns */
 
@@ -378,7 +379,7 @@ static void api_instance_answer(struct api_ctx *c, int64_t id, int status)
 	ret = STORE(c->s, instance_get, 0, ref, &inst, &err);
 	if (ret)
 		return api_fail(c, ret, &err, NULL);
-	api_ok(c, status, api_instance_view(inst));
+	api_ok(c, status, fwd_attach(c, api_instance_view(inst)));
 }
 
 static void api_instance_show(struct api_ctx *c)
@@ -386,7 +387,7 @@ static void api_instance_show(struct api_ctx *c)
 	json_t *inst = api_instance_lookup(c);
 
 	if (inst)
-		api_ok(c, 200, api_instance_view(inst));
+		api_ok(c, 200, fwd_attach(c, api_instance_view(inst)));
 }
 
 /* Looks up the flavor and image a create names; false after answering. */
@@ -473,6 +474,7 @@ static void api_instance_create(struct api_ctx *c)
 	if (ret)
 		return api_fail(c, ret, &err, ret == -EEXIST ? "name" : NULL);
 	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)id);
+	fw_changed(c->d, c->s); /* its port's rules, before its tap can exist */
 	if (start)
 		api_instance_boot(c, id);
 	api_instance_answer(c, id, 201);
@@ -497,6 +499,7 @@ static void api_instance_delete(struct api_ctx *c)
 		return api_fail(c, ret, &err, NULL);
 	supervisor_remove_dir(c->d, id);
 	netd_instance_gone(id);
+	fw_changed(c->d, c->s); /* its forwards went with it */
 	api_ok(c, 204, NULL);
 }
 

@@ -52,6 +52,7 @@ struct daemon_opts {
 	bool imds_require_token;     /* metadata.c: EC2 GETs need an IMDSv2 token */
 	/* tls.c: HTTPS on the TCP listeners */
 	const char *tls_cert, *tls_key;
+	int64_t max_forwards; /* forward.c: port forwards per tenant */
 };
 
 struct store_pool;

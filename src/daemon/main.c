@@ -39,6 +39,7 @@ enum {
 	OPT_IMDS_REQUIRE_TOKEN,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
+	OPT_MAX_FORWARDS,
 };
 
 static const struct option main_options[] = {
@@ -62,6 +63,7 @@ static const struct option main_options[] = {
 	{"imds-require-token", no_argument, NULL, OPT_IMDS_REQUIRE_TOKEN},
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	{"max-forwards", required_argument, NULL, OPT_MAX_FORWARDS},
 	{NULL, 0, NULL, 0},
 };
 
@@ -97,7 +99,8 @@ static void main_usage(FILE *f)
 		"                        with an IMDSv2 token (default: IMDSv1 too)\n"
 		"  --tls-cert FILE       HTTPS on the TCP listeners: the certificate chain (PEM);\n"
 		"                        the unix socket stays plain HTTP\n"
-		"  --tls-key FILE        ... and its private key (PEM)\n");
+		"  --tls-key FILE        ... and its private key (PEM)\n"
+		"  --max-forwards N      port forwards a tenant may hold (default 10)\n");
 }
 
 static int main_ratio(const char *arg, double *out)
@@ -222,6 +225,12 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 			break;
 		case OPT_TLS_KEY:
 			o->tls_key = optarg;
+			break;
+		case OPT_MAX_FORWARDS:
+			if (parse_uint(optarg, 0, 65535, &v))
+				return error_set(err, EINVAL,
+						 "--max-forwards: '%s' is not 0 to 65535", optarg);
+			o->max_forwards = (int64_t)v;
 			break;
 		default:
 			return error_set(err, EINVAL, "see bunshind --help");
@@ -427,7 +436,8 @@ int main(int argc, char **argv)
 				    .stop_timeout_s = 30,
 				    .uid_base = 100000,
 				    .cgroup_parent = "bunshin",
-				    .image_max_size = 64ULL << 30}};
+				    .image_max_size = 64ULL << 30,
+				    .max_forwards = 10}};
 	struct error err = {0};
 	int ret;
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "firewall.h"
 
 static const double metrics_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 					0.1,   0.25,   0.5,   1,    2.5,   10};
@@ -135,6 +136,20 @@ static void metrics_latency(struct metrics_buf *b)
 	pthread_mutex_unlock(&metrics.lock);
 }
 
+/* The firewall's drop counters by reason: they start again from 0 at each rebuild. */
+static void metrics_firewall(struct metrics_buf *b)
+{
+	static const char *const reasons[] = FW_REASONS;
+	uint64_t n[FW_NREASONS];
+
+	fw_dropped(n);
+	mb_add(b, "# HELP bunshind_firewall_dropped_total Packets the firewall dropped.\n"
+		  "# TYPE bunshind_firewall_dropped_total counter\n");
+	for (unsigned int r = 0; r < FW_NREASONS; r++)
+		mb_add(b, "bunshind_firewall_dropped_total{reason=\"%s\"} %llu\n", reasons[r],
+		       (unsigned long long)n[r]);
+}
+
 void metrics_show(struct api_ctx *c)
 {
 	struct metrics_buf b = {0};
@@ -169,6 +184,7 @@ void metrics_show(struct api_ctx *c)
 	       (long long)cap.vcpus, (long long)cap.ram_mib, (long long)vcpus, (long long)ram);
 	metrics_tenants(&b, usage);
 	metrics_latency(&b);
+	metrics_firewall(&b);
 	json_decref(list);
 	json_decref(usage);
 	if (b.oom) {

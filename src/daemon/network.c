@@ -8,8 +8,8 @@
  *
  * The store is the truth; links are made again whenever they are needed
  * (creation is idempotent), so a failure to make one is a failed start of
- * the instance, not lost state. DHCP is dhcp.c's (told of changes here);
- * NAT and metadata are not here yet.
+ * the instance, not lost state. DHCP is dhcp.c's, NAT and filtering
+ * firewall.c's (both told of changes here).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +22,7 @@
 #include "../hostnet/link.h"
 #include "api.h"
 #include "meta.h"
+#include "firewall.h"
 
 #define NETD_BRIDGE_PREFIX "bn-"
 #define NETD_TAP_PREFIX	   "bt-"
@@ -236,6 +237,10 @@ int netd_vmm_args(const struct daemon *d, const json_t *inst, char **argv, int *
 	if (ret)
 		return error_wrap(err, "network");
 	dhcpd_sync_wait(); /* its lease in dnsmasq's hosts file before it boots */
+	/* Its tap's anti-spoofing rules in place before it can send. */
+	ret = fw_sync(d, NULL, err);
+	if (ret)
+		return ret;
 	netd_tap_name(netd_i(inst, "id"), tap);
 	argv[*argc] = strdup("--net");
 	/* A clone's restore replaces the snapshot's NIC: the daemon gives only one, net0. */
@@ -339,6 +344,18 @@ static int netd_sweep_one(const struct hostnet_link *link, void *opaque)
 	return 0;
 }
 
+/*
+ * Without nftables bunshind still serves its API, but instances with a
+ * port fail to start (netd_vmm_args()) rather than run unfiltered.
+ */
+static void netd_firewall_begin(struct daemon *d)
+{
+	struct error err = {0};
+
+	if (fw_begin(d, &err))
+		log_error("%s: instances on networks cannot start until it works", err.msg);
+}
+
 int netd_reconcile(struct daemon *d, struct error *err)
 {
 	struct netd_known k = {0};
@@ -382,6 +399,7 @@ out:
 	json_decref(k.ports);
 	dhcpd_begin(d);
 	mdd_begin(d);
+	netd_firewall_begin(d);
 	return ret;
 }
 
@@ -411,6 +429,7 @@ static json_t *netd_view(json_t *n)
 	struct error err = {0};
 
 	json_object_del(n, "tenant_id");
+	json_object_set_new(n, "isolated", json_boolean(netd_i(n, "isolated")));
 	if (!ipam_parse_cidr(netd_s(n, "cidr"), &net, &err)) {
 		ipam_format_addr(net.gateway, gw);
 		json_object_set_new(n, "gateway", json_string(gw));
@@ -456,10 +475,11 @@ static void api_network_show(struct api_ctx *c)
 
 static void api_network_create(struct api_ctx *c)
 {
-	static const char *const fields[] = {"name", "cidr", NULL};
+	static const char *const fields[] = {"name", "cidr", "isolated", NULL};
 	struct store_network_new n = {.tenant_id = c->who.tenant_id};
 	struct ipam_net net;
 	struct error err = {0};
+	bool isolated = false;
 	char ref[24];
 	json_t *out;
 	int64_t id;
@@ -476,11 +496,18 @@ static void api_network_create(struct api_ctx *c)
 			       "cidr is required, a string like 10.20.0.0/24");
 	if (ipam_parse_cidr(n.cidr, &net, &err))
 		return api_err(c, 400, "invalid_request", "cidr", "cidr: %s", err.msg);
+	if (httpd_field_bool(c->req->body, "isolated", false, &isolated, c->resp))
+		return api_err(c, 400, "invalid_request", "isolated", "isolated must be a boolean");
 	snprintf(c->target, sizeof(c->target), "network %s", n.name);
 	ret = STORE(c->s, network_create, &n, &id, &err);
 	if (ret)
 		return api_fail(c, ret, &err, ret == -EEXIST ? "name" : NULL);
 	snprintf(c->target, sizeof(c->target), "network %lld", (long long)id);
+	/* No port can be on it yet: a moment not isolated lets nothing through. */
+	ret = isolated ? STORE(c->s, network_set_isolated, id, true, &err) : 0;
+	if (ret)
+		return api_fail(c, ret, &err, NULL);
+	fw_changed(c->d, c->s);
 	snprintf(ref, sizeof(ref), "%lld", (long long)id);
 	ret = STORE(c->s, network_get, 0, ref, &out, &err);
 	if (ret)
@@ -507,6 +534,7 @@ static void api_network_delete(struct api_ctx *c)
 		netd_link_delete(bridge);
 	dhcpd_kick();
 	mdd_kick();
+	fw_changed(c->d, c->s);
 	api_ok(c, 204, NULL);
 }
 

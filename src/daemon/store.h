@@ -107,6 +107,12 @@ struct store_keypair_new {
 	const char *name, *type, *public_key, *fingerprint;
 };
 
+struct store_forward_new {
+	int64_t instance_id;
+	const char *proto; /* "tcp" or "udp" */
+	int64_t host_port, guest_port;
+};
+
 struct store;
 
 struct store_ops {
@@ -245,6 +251,20 @@ struct store_ops {
 				    const struct store_capacity *cap, int64_t network_id,
 				    const struct store_instance_meta *meta, int64_t *id,
 				    struct error *err);
+
+	/* firewall.c: an isolated network has no egress (store_sqlite_fw.inc). */
+	int (*network_set_isolated)(struct store *s, int64_t id, bool isolated, struct error *err);
+	/*
+	 * A host port forwarded to an instance's port: -EEXIST when the host
+	 * port is taken, -EDQUOT past max forwards for the instance's tenant,
+	 * -EINVAL when the instance has no port; checked and inserted in one
+	 * write transaction.
+	 */
+	int (*forward_create)(struct store *s, const struct store_forward_new *f, int64_t max,
+			      int64_t *id, struct error *err);
+	/* instance_id 0: every forward, each with its port's ip and bridge. */
+	int (*forward_list)(struct store *s, int64_t instance_id, json_t **out, struct error *err);
+	int (*forward_delete)(struct store *s, int64_t instance_id, int64_t id, struct error *err);
 };
 
 struct store {

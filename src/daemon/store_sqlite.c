@@ -125,6 +125,19 @@ static const char *const sq_migrations[] = {
 	"CREATE TABLE instance_meta(instance_id INTEGER PRIMARY KEY"
 	" REFERENCES instances(id) ON DELETE CASCADE, uuid TEXT NOT NULL UNIQUE,"
 	" key_name TEXT, public_key TEXT, user_data TEXT);",
+	/*
+	 * 8: firewall.c: a network may be isolated (no egress), and host ports
+	 * forwarded to an instance's port. A host port is the whole host's,
+	 * whichever tenant asks, so it is unique per protocol; forwards go
+	 * with their instance.
+	 */
+	"ALTER TABLE networks ADD COLUMN isolated INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE forwards(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+	" proto TEXT NOT NULL CHECK(proto IN ('tcp','udp')),"
+	" host_port INTEGER NOT NULL CHECK(host_port BETWEEN 1 AND 65535),"
+	" guest_port INTEGER NOT NULL CHECK(guest_port BETWEEN 1 AND 65535),"
+	" created INTEGER NOT NULL, UNIQUE(proto, host_port));",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -958,6 +971,7 @@ static int sq_event_list(struct store *s, int64_t tenant_id, const char *target,
 #include "store_sqlite_life.inc"
 #include "store_sqlite_clone.inc"
 #include "store_sqlite_meta.inc"
+#include "store_sqlite_fw.inc"
 
 static const struct store_ops sq_ops = {
 	.close = sq_close,
@@ -1009,6 +1023,10 @@ static const struct store_ops sq_ops = {
 	.keypair_delete = sq_keypair_delete,
 	.instance_meta_lookup = sq_instance_meta_lookup,
 	.instance_create_meta = sq_instance_create_meta,
+	.network_set_isolated = sq_network_set_isolated,
+	.forward_create = sq_forward_create,
+	.forward_list = sq_forward_list,
+	.forward_delete = sq_forward_delete,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)
