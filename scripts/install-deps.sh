@@ -17,6 +17,7 @@ PACKAGES=(
 	libnl-3-dev libnl-route-3-dev # src/hostnet: bridges, taps, veths over rtnetlink
 	qemu-utils # bunshind: qemu-img converts qcow2 images to raw on import
 	dnsmasq-base # bunshind: DHCP on instance networks; the guest DHCP test's server
+	procps # pgrep: tests/daemon/quickstart_test.sh finds the VMMs it left
 )
 
 missing=()

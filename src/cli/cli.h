@@ -88,6 +88,14 @@ int cli_server_console_follow(struct cli *c);
 /* upload.c */
 int cli_image_upload(struct cli *c);
 
+/* Option --opt into body's field: an integer >= 0 (a usage error otherwise), a string. */
+int cli_int_field(struct cli *c, json_t *body, const char *opt, const char *field);
+void cli_str_field(struct cli *c, json_t *body, const char *opt, const char *field);
+
+/* ops.c: quota move; image import's --initrd (made absolute: the daemon reads it). */
+int cli_quota_move(struct cli *c);
+int cli_image_initrd_field(struct cli *c, json_t *body);
+
 /* Prints an object (--json, else "key: value" lines) or an array as a table of these columns. */
 void cli_print(const struct cli *c, json_t *v, const char *const *columns);
 

@@ -72,4 +72,7 @@ extern const struct api_op api_lifecycle_ops[];
 /* console.c: GET /v1/instances/ID/console?follow=1 (a JSON chunk of the log from ?offset=N). */
 void console_follow(struct api_ctx *c, int64_t id);
 
+/* quota_move.c: POST /v1/quotas/move, capacity from one tenant to another in one step. */
+extern const struct api_op api_quota_ops[];
+
 #endif
