@@ -19,6 +19,7 @@ PACKAGES=(
 	qemu-utils # bunshind: qemu-img converts qcow2 images to raw on import
 	dnsmasq-base # bunshind: DHCP on instance networks; the guest DHCP test's server
 	libnftables-dev nftables # bunshind: its NAT and filter tables (firewall.c); nft(8) to inspect them
+	procps # pgrep: tests/daemon/quickstart_test.sh finds the VMMs it left
 )
 
 missing=()

@@ -107,6 +107,13 @@ int cli_keypair_list(struct cli *c);
 int cli_keypair_show(struct cli *c);
 int cli_keypair_delete(struct cli *c);
 int cli_server_meta_fields(struct cli *c, json_t *body);
+/* Option --opt into body's field: an integer >= 0 (a usage error otherwise), a string. */
+int cli_int_field(struct cli *c, json_t *body, const char *opt, const char *field);
+void cli_str_field(struct cli *c, json_t *body, const char *opt, const char *field);
+
+/* ops.c: quota move; image import's --initrd (made absolute: the daemon reads it). */
+int cli_quota_move(struct cli *c);
+int cli_image_initrd_field(struct cli *c, json_t *body);
 
 /* Prints an object (--json, else "key: value" lines) or an array as a table of these columns. */
 void cli_print(const struct cli *c, json_t *v, const char *const *columns);

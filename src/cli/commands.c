@@ -51,7 +51,7 @@ int cli_send(struct cli *c, const char *method, const char *path, json_t *body,
 }
 
 /* Adds --NAME's value as an integer field; usage error when it is not one. */
-static int cli_int_field(struct cli *c, json_t *body, const char *opt, const char *field)
+int cli_int_field(struct cli *c, json_t *body, const char *opt, const char *field)
 {
 	const char *v = cli_opt(c, opt);
 	char *end;
@@ -66,7 +66,7 @@ static int cli_int_field(struct cli *c, json_t *body, const char *opt, const cha
 	return 0;
 }
 
-static void cli_str_field(struct cli *c, json_t *body, const char *opt, const char *field)
+void cli_str_field(struct cli *c, json_t *body, const char *opt, const char *field)
 {
 	const char *v = cli_opt(c, opt);
 
@@ -335,6 +335,9 @@ static int cli_image_import(struct cli *c)
 	cli_str_field(c, body, "kind", "kind");
 	cli_str_field(c, body, "cmdline", "cmdline");
 	cli_str_field(c, body, "tenant", "tenant");
+	cli_str_field(c, body, "kernel", "kernel");
+	if (cli_opt(c, "initrd") && cli_image_initrd_field(c, body))
+		return CLI_USAGE;
 	return cli_send(c, "POST", "/v1/images", body, NULL);
 }
 
@@ -623,7 +626,9 @@ const struct cli_cmd cli_cmds[] = {
 	 "import an image from a file on the daemon's host (operator)",
 	 {{"kind", "raw|kernel", "a raw disk image (default) or a kernel"},
 	  {"cmdline", "CMDLINE", "a kernel image's command line"},
-	  {"tenant", "TENANT", "only for this tenant (default: public)"}},
+	  {"tenant", "TENANT", "only for this tenant (default: public)"},
+	  {"kernel", "IMAGE", "a raw image: the kernel image it boots with"},
+	  {"initrd", "FILE", "a kernel image: its initrd (on the daemon's host)"}},
 	 cli_image_import},
 	{"image",
 	 "upload",
@@ -634,7 +639,10 @@ const struct cli_cmd cli_cmds[] = {
 	  {"public", NULL, "a public image (operator; default: your tenant's)"},
 	  {"sha256", "HEX", "the file's expected SHA-256: refused unless it matches"},
 	  {"kind", "raw|kernel", "a raw disk image (default) or a kernel"},
-	  {"tenant", "TENANT", "for this tenant (operator)"}},
+	  {"tenant", "TENANT", "for this tenant (operator)"},
+	  {"kernel", "IMAGE", "a raw image: the kernel image it boots with"},
+	  {"initrd", "FILE", "a kernel image: its initrd, uploaded after it"},
+	  {"cmdline", "CMDLINE", "a kernel image's command line"}},
 	 cli_image_upload},
 	{"image",
 	 "delete",
@@ -800,5 +808,16 @@ const struct cli_cmd cli_cmds[] = {
 	 "list the server's port forwards",
 	 {{0}},
 	 cli_server_forwards},
+	{"quota",
+	 "move",
+	 "",
+	 0,
+	 "move quota from one tenant to another in one step (operator)",
+	 {{"from", "TENANT", "the donor (keeps at least what it uses)"},
+	  {"to", "TENANT", "the receiver"},
+	  {"instances", "N", "instances"},
+	  {"vcpus", "N", "vCPUs"},
+	  {"ram", "MIB", "RAM in MiB"}},
+	 cli_quota_move},
 	{NULL, NULL, NULL, 0, NULL, {{0}}, NULL},
 };

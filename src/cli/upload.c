@@ -68,7 +68,7 @@ static ssize_t cli_upload_read(void *arg, char *buf, size_t size)
 static int cli_upload_path(struct cli *c, char *path, size_t size)
 {
 	const char *kind = cli_opt(c, "kind"), *tenant = cli_opt(c, "tenant");
-	char q[400] = "", part[300];
+	char q[8192] = "", part[4096];
 
 	if (cli_opt(c, "public") && tenant)
 		return cli_usage_error("image upload: --public and --tenant exclude each other");
@@ -82,6 +82,18 @@ static int cli_upload_path(struct cli *c, char *path, size_t size)
 		cli_path(part, sizeof(part), "&tenant=", tenant, NULL);
 		strncat(q, part, sizeof(q) - strlen(q) - 1);
 	}
+	if (cli_opt(c, "cmdline")) {
+		/* escaped, each byte may take three: refuse what would not fit whole */
+		if (strlen(cli_opt(c, "cmdline")) > (sizeof(part) - 16) / 3)
+			return cli_usage_error("--cmdline: longer than %zu bytes",
+					       (sizeof(part) - 16) / 3);
+		cli_path(part, sizeof(part), "&cmdline=", cli_opt(c, "cmdline"), NULL);
+		strncat(q, part, sizeof(q) - strlen(q) - 1);
+	}
+	if (cli_opt(c, "kernel")) {
+		cli_path(part, sizeof(part), "&kernel=", cli_opt(c, "kernel"), NULL);
+		strncat(q, part, sizeof(q) - strlen(q) - 1);
+	}
 	if (q[0])
 		q[0] = '?';
 	cli_path(path, size, "/v1/images/", c->pos[0], "/data");
@@ -89,11 +101,25 @@ static int cli_upload_path(struct cli *c, char *path, size_t size)
 	return 0;
 }
 
-int cli_image_upload(struct cli *c)
+/* The same query (owner) for PUT .../initrd: ?public=true or ?tenant=T only. */
+static void cli_upload_initrd_path(struct cli *c, char *path, size_t size)
+{
+	char q[300] = "";
+
+	if (cli_opt(c, "public"))
+		snprintf(q, sizeof(q), "?public=true");
+	else if (cli_opt(c, "tenant"))
+		cli_path(q, sizeof(q), "?tenant=", cli_opt(c, "tenant"), NULL);
+	cli_path(path, size, "/v1/images/", c->pos[0], "/initrd");
+	strncat(path, q, size - strlen(path) - 1);
+}
+
+/* One streamed PUT of file to path; *out the answer. */
+static int cli_upload_file(struct cli *c, const char *path, const char *file, const char *sha,
+			   json_t **out)
 {
 	struct cli_upload u = {.progress = cli_opt(c, "progress") || isatty(2)};
-	const char *sha = cli_opt(c, "sha256");
-	char path[1024], hdr[128];
+	char hdr[128];
 	const char *headers[] = {sha ? hdr : NULL, NULL};
 	struct httpc_request req = {.method = "PUT",
 				    .path = path,
@@ -102,18 +128,12 @@ int cli_image_upload(struct cli *c)
 				    .body_arg = &u,
 				    .headers = headers};
 	struct stat st;
-	json_t *out = NULL;
 	int ret;
 
-	if (sha && (strlen(sha) != 64 || strspn(sha, "0123456789abcdefABCDEF") != 64))
-		return cli_usage_error("--sha256: '%s' is not 64 hex digits", sha);
 	snprintf(hdr, sizeof(hdr), "X-Checksum-SHA256: %s", sha ? sha : "");
-	ret = cli_upload_path(c, path, sizeof(path));
-	if (ret)
-		return ret;
-	u.fd = open(c->pos[1], O_RDONLY | O_CLOEXEC);
+	u.fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (u.fd < 0 || fstat(u.fd, &st) || !S_ISREG(st.st_mode) || !st.st_size) {
-		fprintf(stderr, "bunshin: %s: %s\n", c->pos[1],
+		fprintf(stderr, "bunshin: %s: %s\n", file,
 			u.fd < 0 ? strerror(errno) : "not a non-empty regular file");
 		if (u.fd >= 0)
 			close(u.fd);
@@ -121,10 +141,36 @@ int cli_image_upload(struct cli *c)
 	}
 	u.size = req.body_len = (uint64_t)st.st_size;
 	u.t0 = u.last = cli_upload_now();
-	ret = cli_call_req(c, &req, &out);
+	ret = cli_call_req(c, &req, out);
 	close(u.fd);
 	if (u.shown && u.sent < u.size)
 		fputc('\n', stderr); /* the progress line stopped short */
+	return ret;
+}
+
+int cli_image_upload(struct cli *c)
+{
+	const char *sha = cli_opt(c, "sha256"), *initrd = cli_opt(c, "initrd");
+	char path[12288];
+	json_t *out = NULL;
+	int ret;
+
+	if (sha && (strlen(sha) != 64 || strspn(sha, "0123456789abcdefABCDEF") != 64))
+		return cli_usage_error("--sha256: '%s' is not 64 hex digits", sha);
+	if (initrd && strcmp(cli_opt(c, "kind") ?: "raw", "kernel"))
+		return cli_usage_error("image upload: --initrd needs --kind kernel");
+	if (initrd && access(initrd, R_OK)) {
+		fprintf(stderr, "bunshin: --initrd %s: %s\n", initrd, strerror(errno));
+		return CLI_USAGE;
+	}
+	ret = cli_upload_path(c, path, sizeof(path));
+	ret = ret ?: cli_upload_file(c, path, c->pos[1], sha, &out);
+	if (!ret && initrd) { /* the kernel image is there: its initrd follows */
+		json_decref(out);
+		out = NULL;
+		cli_upload_initrd_path(c, path, sizeof(path));
+		ret = cli_upload_file(c, path, initrd, NULL, &out);
+	}
 	if (!ret)
 		cli_print(c, out, NULL);
 	json_decref(out);

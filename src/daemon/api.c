@@ -619,7 +619,7 @@ static const struct api_op *api_find(struct api_ctx *c)
 {
 	const struct api_op *tables[] = {api_ops,	    api_resource_ops, api_network_ops,
 					 api_lifecycle_ops, api_clone_ops,    api_keypair_ops,
-					 api_console_ops,   api_forward_ops};
+					 api_console_ops,   api_forward_ops,  api_quota_ops};
 	bool known = false;
 
 	for (unsigned int t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {

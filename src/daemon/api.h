@@ -80,4 +80,7 @@ extern const struct api_op api_console_ops[];
 extern const struct api_op api_forward_ops[];
 json_t *fwd_attach(struct api_ctx *c, json_t *inst);
 
+/* quota_move.c: POST /v1/quotas/move, capacity from one tenant to another in one step. */
+extern const struct api_op api_quota_ops[];
+
 #endif

@@ -185,6 +185,7 @@ static void api_flavor_delete(struct api_ctx *c)
 static json_t *api_image_view(json_t *im)
 {
 	json_object_del(im, "path"); /* a host path is the operator's business */
+	json_object_del(im, "initrd_path");
 	return im;
 }
 
@@ -259,10 +260,11 @@ int daemon_image_copy(const struct daemon *d, const char *src, const char *name,
 
 static void api_image_create(struct api_ctx *c)
 {
-	static const char *const fields[] = {"name", "path", "kind", "cmdline", "tenant", NULL};
+	static const char *const fields[] = {"name",   "path",	 "kind",   "cmdline",
+					     "tenant", "kernel", "initrd", NULL};
 	struct store_image_new im = {.kind = "raw"};
-	char dst[4200], sha[AUTH_SHA256_HEX];
-	const char *src;
+	char dst[4200], sha[AUTH_SHA256_HEX], idst[4200] = "", isha[AUTH_SHA256_HEX];
+	const char *src, *kernel = NULL, *initrd = NULL;
 	struct error err = {0};
 	json_t *out;
 	int64_t id;
@@ -273,21 +275,43 @@ static void api_image_create(struct api_ctx *c)
 	    !api_valid_name(c, "name", im.name) ||
 	    !api_fix(c, httpd_field_str(c->req->body, "path", true, &src, c->resp)) ||
 	    !api_fix(c, httpd_field_str(c->req->body, "kind", false, &im.kind, c->resp)) ||
-	    !api_fix(c, httpd_field_str(c->req->body, "cmdline", false, &im.cmdline, c->resp)))
+	    !api_fix(c, httpd_field_str(c->req->body, "cmdline", false, &im.cmdline, c->resp)) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "kernel", false, &kernel, c->resp)) ||
+	    !api_fix(c, httpd_field_str(c->req->body, "initrd", false, &initrd, c->resp)))
 		return;
 	if (strcmp(im.kind, "raw") && strcmp(im.kind, "kernel"))
 		return api_err(c, 400, "invalid_request", "kind", "kind must be raw or kernel");
 	if (src[0] != '/')
 		return api_err(c, 400, "invalid_request", "path", "path must be absolute");
+	if (initrd && strcmp(im.kind, "kernel"))
+		return api_err(c, 400, "invalid_request", "initrd",
+			       "an initrd belongs to a kernel image (a raw image boots with its"
+			       " kernel image's)");
 	im.tenant_id = api_owner(c);
 	if (im.tenant_id < 0)
 		return;
 	snprintf(c->target, sizeof(c->target), "image %s", im.name);
-	ret = daemon_image_copy(c->d, src, im.name, dst, sizeof(dst), sha, &im.size, &err);
-	if (ret == -EFBIG) /* a qcow2 image larger than --image-max-size once raw */
-		return api_err(c, 413, "too_large", "path", "%s", err.msg);
+	ret = dboot_kernel_ref(c->s, im.tenant_id, im.kind, kernel, &im.kernel_id, &err);
 	if (ret)
+		return api_fail(c, ret, &err, "kernel");
+	if (initrd) {
+		ret = dboot_initrd_copy(c->d, initrd, im.name, idst, sizeof(idst), isha,
+					&im.initrd_size, &err);
+		if (ret == -EFBIG)
+			return api_err(c, 413, "too_large", "initrd", "%s", err.msg);
+		if (ret)
+			return api_fail(c, ret, &err, "initrd");
+		im.initrd_path = idst;
+		im.initrd_sha256 = isha;
+	}
+	ret = daemon_image_copy(c->d, src, im.name, dst, sizeof(dst), sha, &im.size, &err);
+	if (ret) {
+		if (idst[0])
+			unlink(idst);
+		if (ret == -EFBIG) /* a qcow2 image larger than --image-max-size once raw */
+			return api_err(c, 413, "too_large", "path", "%s", err.msg);
 		return api_fail(c, ret, &err, "path");
+	}
 	im.path = dst;
 	im.sha256 = sha;
 	ret = STORE(c->s, image_create, &im, &id, &err);
@@ -295,6 +319,8 @@ static void api_image_create(struct api_ctx *c)
 		ret = STORE(c->s, image_get, im.tenant_id, im.name, &out, &err);
 	if (ret) {
 		unlink(dst);
+		if (idst[0])
+			unlink(idst);
 		return api_fail(c, ret, &err, "name");
 	}
 	api_ok(c, 201, out);
@@ -303,7 +329,7 @@ static void api_image_create(struct api_ctx *c)
 static void api_image_delete(struct api_ctx *c)
 {
 	struct error err = {0};
-	char path[4200];
+	char path[4200], initrd[4200];
 	json_t *im;
 	int64_t id;
 	int ret;
@@ -317,6 +343,7 @@ static void api_image_delete(struct api_ctx *c)
 		return;
 	}
 	snprintf(path, sizeof(path), "%s", api_s(im, "path"));
+	snprintf(initrd, sizeof(initrd), "%s", api_s(im, "initrd_path") ?: "");
 	json_decref(im);
 	ret = STORE(c->s, image_delete, id, &err);
 	if (ret)
@@ -324,6 +351,8 @@ static void api_image_delete(struct api_ctx *c)
 	/* The row went first: a file without a row is garbage, a row without a file a lie. */
 	if (unlink(path))
 		log_warn("%s: %s", path, strerror(errno));
+	if (initrd[0] && unlink(initrd))
+		log_warn("%s: %s", initrd, strerror(errno));
 	api_ok(c, 204, NULL);
 }
 
@@ -331,8 +360,9 @@ static void api_image_delete(struct api_ctx *c)
 
 static json_t *api_instance_view(json_t *inst)
 {
-	static const char *const internal[] = {"image_path", "image_cmdline", "pid_start",
-					       "api_sock", "tenant_id"};
+	static const char *const internal[] = {"image_path",	 "image_cmdline", "pid_start",
+					       "api_sock",	 "tenant_id",	  "kernel_path",
+					       "kernel_cmdline", "initrd_path"};
 
 	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
 		json_object_del(inst, internal[i]);
@@ -410,7 +440,7 @@ static bool api_instance_refs(struct api_ctx *c, const char *flavor, const char 
 	}
 	*fid = api_i(f, "id");
 	*iid = api_i(im, "id");
-	ret = disk_check(api_s(im, "kind"), &err);
+	ret = disk_check(im, &err);
 	json_decref(f);
 	json_decref(im);
 	if (ret)

@@ -425,6 +425,14 @@ static void clone_post(struct api_ctx *c)
 		api_err(c, 409, "conflict", NULL,
 			"the instance is %s: only a running or paused instance can be cloned",
 			state);
+	else if (clone_s(src, "image_kind") && !strcmp(clone_s(src, "image_kind"), "raw"))
+		/*
+		 * Its disk's frozen layers would have to be linked into each
+		 * clone's jail and chained under a top of its own: not yet.
+		 */
+		api_err(c, 409, "conflict", NULL,
+			"the instance boots from a disk image: clones of instances with a disk are "
+			"not supported yet");
 	else
 		clone_run(c, src, &r);
 out:

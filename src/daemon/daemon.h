@@ -129,8 +129,8 @@ void supervisor_instance_dir(const struct daemon *d, int64_t id, char *out, size
 /* Removes it and the files bunshind and the VMM put there. */
 void supervisor_remove_dir(const struct daemon *d, int64_t id);
 
-/* disk.c: the VMM arguments for an instance's disk; disk_check: can this kind boot here? */
-int disk_check(const char *kind, struct error *err);
+/* disk.c: the VMM arguments for an instance's disk; disk_check: can this image boot here? */
+int disk_check(const json_t *image, struct error *err);
 int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, char **argv,
 		  int *argc, int max, struct error *err);
 
@@ -199,5 +199,23 @@ void clone_remove_leftovers(const char *dir);
 int dtls_load(struct daemon *d, struct error *err);
 void dtls_free(struct daemon *d);
 void dtls_warn_plain(const struct daemon *d, const char *listen);
+
+/*
+ * image_boot.c: how an image boots. A raw image's kernel image (by name,
+ * as visible to tenant_id; *kernel_id 0 when kernel is NULL); an initrd
+ * copied or moved into STATE_DIR/images; the VMM's --kernel, --initrd and
+ * --cmdline for an instance; its jail's kernel, initrd and disk.base.
+ */
+int dboot_kernel_ref(struct store *s, int64_t tenant_id, const char *kind, const char *kernel,
+		     int64_t *kernel_id, struct error *err);
+int dboot_initrd_copy(const struct daemon *d, const char *src, const char *name, char *dst,
+		      size_t size, char sha[AUTH_SHA256_HEX], int64_t *bytes, struct error *err);
+int dboot_initrd_finish(const struct daemon *d, const char *tmp, const char *name, char *dst,
+			size_t size, char sha[AUTH_SHA256_HEX], int64_t *bytes, struct error *err);
+int dboot_vmm_args(const json_t *inst, bool jail, char **argv, int *argc, int max,
+		   struct error *err);
+int dboot_jail_files(const json_t *inst, const char *dir, struct error *err);
+/* jail.c: DIR/NAME, a hard link to (or copy of) image, readable by the VMM's user. */
+int djail_link(const char *image, const char *dir, const char *name, struct error *err);
 
 #endif

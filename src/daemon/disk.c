@@ -5,8 +5,8 @@
  * copy-on-write overlay over the shared base, which bunshin-vmm takes as
  * --disk path=BASE,overlay=FILE. bunshin-vmm has no firmware, so a raw
  * image cannot be the boot source on its own: it needs a kernel image
- * beside it (kernel + root disk, as Firecracker boots), which instances
- * cannot name yet; until they can, raw-image instances are refused.
+ * beside it (kernel + root disk, as Firecracker boots): the kernel image
+ * it names at import (image_boot.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,16 +14,17 @@
 
 #include "daemon.h"
 
-#define DISK_RAW_BOOTS 0 /* set once an instance names a kernel beside its raw disk */
-
-int disk_check(const char *kind, struct error *err)
+int disk_check(const json_t *image, struct error *err)
 {
-	if (!strcmp(kind, "kernel"))
+	const char *kind = json_string_value(json_object_get(image, "kind"));
+
+	if (!kind || !strcmp(kind, "kernel"))
 		return 0;
-	if (!DISK_RAW_BOOTS)
-		return error_set(err, ENOTSUP,
-				 "a raw disk image needs a kernel image to boot with, and"
-				 " instances cannot name one yet: use a kernel image");
+	if (!json_string_value(json_object_get(image, "kernel")))
+		return error_set(err, EINVAL,
+				 "raw disk image %s names no kernel image to boot with (import "
+				 "it with kernel=NAME)",
+				 json_string_value(json_object_get(image, "name")));
 	return 0;
 }
 
@@ -32,20 +33,17 @@ int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, c
 {
 	const char *kind = json_string_value(json_object_get(inst, "image_kind"));
 	const char *base = json_string_value(json_object_get(inst, "image_path"));
-	int ret;
 
-	(void)d;
 	if (!kind || !base)
 		return error_set(err, EINVAL, "the instance has no image");
 	if (!strcmp(kind, "kernel"))
 		return 0;
-	ret = disk_check(kind, err);
-	if (ret)
-		return ret;
 	if (*argc + 2 > max)
 		return error_set(err, E2BIG, "too many VMM arguments");
 	argv[(*argc)++] = strdup("--disk");
-	if (asprintf(&argv[*argc], "path=%s,overlay=%s/disk.overlay", base, dir) < 0)
+	/* Jailed, the base is the jail's hard link to it (image_boot.c). */
+	if (asprintf(&argv[*argc], "path=%s,overlay=%s/disk.overlay",
+		     d->opts.no_jail ? base : "/disk.base", dir) < 0)
 		return error_set(err, ENOMEM, "out of memory");
 	(*argc)++;
 	return 0;

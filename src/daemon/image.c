@@ -266,6 +266,9 @@ struct dimage_upload {
 	struct sha256_ctx sha;
 	int write_err; /* the first write's errno: the rest of the body is discarded */
 	double t0;
+	bool initrd;	   /* PUT .../initrd: a kernel image's initrd, not a new image */
+	int64_t image_id;  /* initrd: the kernel image it is for */
+	int64_t kernel_id; /* raw: ?kernel=NAME, the kernel image it boots with */
 };
 
 static double dimage_now(void)
@@ -276,8 +279,8 @@ static double dimage_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* "/v1/images/NAME/data" to NAME; false for any other path. */
-static bool dimage_path_name(const char *path, char *name, size_t size)
+/* "/v1/images/NAME/data" (or "/initrd") to NAME; false for any other path. */
+static bool dimage_path_name(const char *path, char *name, size_t size, bool *initrd)
 {
 	const char *p;
 	size_t n;
@@ -286,7 +289,8 @@ static bool dimage_path_name(const char *path, char *name, size_t size)
 		return false;
 	p = path + strlen("/v1/images/");
 	n = strcspn(p, "/");
-	if (!n || n >= size || strcmp(p + n, "/data"))
+	*initrd = !strcmp(p + n, "/initrd");
+	if (!n || n >= size || (strcmp(p + n, "/data") && !*initrd))
 		return false;
 	memcpy(name, p, n);
 	name[n] = 0;
@@ -354,6 +358,10 @@ static bool dimage_params(struct api_ctx *c, struct dimage_upload *u)
 			(unsigned long long)max, (unsigned long long)u->expect);
 		return false;
 	}
+	if (u->initrd && httpd_query(c->req, "kind")) {
+		api_err(c, 400, "invalid_request", "kind", "an initrd has no kind");
+		return false;
+	}
 	if (strcmp(kind, "raw") && strcmp(kind, "kernel")) {
 		api_err(c, 400, "invalid_request", "kind", "kind must be raw or kernel");
 		return false;
@@ -373,6 +381,47 @@ static bool dimage_params(struct api_ctx *c, struct dimage_upload *u)
 	return true;
 }
 
+/* A raw upload's ?kernel=NAME: a kernel image the new image's owner sees. */
+static bool dimage_admit_kernel(struct api_ctx *c, struct dimage_upload *u)
+{
+	struct error err = {0};
+	int ret = dboot_kernel_ref(c->s, u->tenant_id, u->kind, httpd_query(c->req, "kernel"),
+				   &u->kernel_id, &err);
+
+	if (ret)
+		api_fail(c, ret, &err, "kernel");
+	return !ret;
+}
+
+/* PUT .../initrd: the owner's own kernel image, which has no initrd yet. */
+static bool dimage_admit_initrd(struct api_ctx *c, struct dimage_upload *u)
+{
+	struct error err = {0};
+	const char *owner, *kind;
+	bool ok = false;
+	json_t *im;
+	int ret = STORE(c->s, image_get, u->tenant_id, u->name, &im, &err);
+
+	if (ret) {
+		api_fail(c, ret, &err, "name");
+		return false;
+	}
+	owner = json_string_value(json_object_get(im, "tenant"));
+	kind = json_string_value(json_object_get(im, "kind"));
+	u->image_id = json_integer_value(json_object_get(im, "id"));
+	if (u->tenant_id ? !owner : !!owner) /* a public image of that name is not the tenant's */
+		api_err(c, 404, "not_found", "name", "no such image");
+	else if (strcmp(kind, "kernel"))
+		api_err(c, 400, "invalid_request", "name",
+			"image %s is a raw image: only a kernel image carries an initrd", u->name);
+	else if (json_string_value(json_object_get(im, "initrd_sha256")))
+		api_err(c, 409, "conflict", "name", "image %s already has an initrd", u->name);
+	else
+		ok = true;
+	json_decref(im);
+	return ok;
+}
+
 /* Everything that can be refused before a byte of the body is read. */
 static bool dimage_admit(struct api_ctx *c, struct dimage_upload *u)
 {
@@ -384,8 +433,10 @@ static bool dimage_admit(struct api_ctx *c, struct dimage_upload *u)
 	    !api_valid_name(c, "name", u->name) || !dimage_owner(c, u) || !dimage_params(c, u))
 		return false;
 	snprintf(c->target, sizeof(c->target), "image %s", u->name);
+	if (u->initrd ? !dimage_admit_initrd(c, u) : !dimage_admit_kernel(c, u))
+		return false;
 	ret = STORE(c->s, image_get, u->tenant_id, u->name, &im, &err);
-	if (!ret) {
+	if (!ret && !u->initrd) {
 		const char *owner = json_string_value(json_object_get(im, "tenant"));
 		bool same = u->tenant_id ? owner != NULL : owner == NULL;
 
@@ -394,7 +445,8 @@ static bool dimage_admit(struct api_ctx *c, struct dimage_upload *u)
 			api_err(c, 409, "conflict", "name", "image %s already exists", u->name);
 			return false;
 		}
-	}
+	} else if (!ret)
+		json_decref(im);
 	snprintf(u->tmp, sizeof(u->tmp), "%s/images/.upload-XXXXXX", c->d->opts.state_dir);
 	u->fd = mkostemp(u->tmp, O_CLOEXEC);
 	if (u->fd < 0) {
@@ -421,7 +473,7 @@ static void *dimage_begin(void *ctx, const struct httpd_request *req, struct htt
 	if (strcmp(req->method, "PUT"))
 		return NULL;
 	u = calloc(1, sizeof(*u));
-	if (!u || !dimage_path_name(req->path, u->name, sizeof(u->name))) {
+	if (!u || !dimage_path_name(req->path, u->name, sizeof(u->name), &u->initrd)) {
 		free(u);
 		return NULL; /* not ours: the route table answers */
 	}
@@ -484,6 +536,25 @@ static int dimage_row(struct store *s, int64_t id, json_t **out, struct error *e
 	return *out ? 0 : error_set(err, ENOENT, "image %lld vanished", (long long)id);
 }
 
+/* A whole initrd: filed beside its kernel image, then recorded in its row. */
+static int dimage_commit_initrd(struct api_ctx *c, struct dimage_upload *u, json_t **out,
+				struct error *err)
+{
+	char sha[AUTH_SHA256_HEX], dst[4200];
+	int64_t size;
+	int ret = dboot_initrd_finish(c->d, u->tmp, u->name, dst, sizeof(dst), sha, &size, err);
+
+	if (ret)
+		return ret;
+	u->tmp[0] = 0; /* renamed */
+	ret = STORE(c->s, image_set_initrd, u->image_id, dst, size, sha, err);
+	if (ret) {
+		unlink(dst);
+		return ret;
+	}
+	return dimage_row(c->s, u->image_id, out, err);
+}
+
 /* The body is whole: check it, convert it if need be, then file and row in one step. */
 static int dimage_commit(struct api_ctx *c, struct dimage_upload *u, json_t **out,
 			 struct error *err)
@@ -514,7 +585,10 @@ static int dimage_commit(struct api_ctx *c, struct dimage_upload *u, json_t **ou
 		return error_set(err, errno, "fsync: %s", strerror(errno));
 	close(u->fd);
 	u->fd = -1;
+	if (u->initrd)
+		return dimage_commit_initrd(c, u, out, err);
 	im.size = (int64_t)u->got;
+	im.kernel_id = u->kernel_id;
 	ret = dimage_finish(c->d, u->tmp, sizeof(u->tmp), u->name, dst, sizeof(dst), sha, &im.size,
 			    true, &converted, err);
 	u->tmp[0] = 0; /* dimage_finish() removed or renamed it */
@@ -550,8 +624,10 @@ static void dimage_end(void *state, const struct httpd_request *req, struct http
 	else if (ret)
 		api_fail(&c, ret, &err, ret == -EEXIST ? "name" : NULL);
 	else {
+		if (!api_is_operator(&c)) /* host paths are the operator's business */
+			json_object_del(out, "initrd_path");
 		if (!api_is_operator(&c))
-			json_object_del(out, "path"); /* a host path is the operator's business */
+			json_object_del(out, "path");
 		api_ok(&c, 201, out);
 	}
 	if (u->tmp[0])

@@ -102,17 +102,18 @@ static int djail_copy(const char *src, const char *dst, struct error *err)
 }
 
 /*
- * DIR/kernel: made anew at each start, so nothing the VMM left there is
- * booted. The image (0600 in images/) becomes 0644: the VMM reads it as
- * its own user; images/ stays 0700, so on the host only root reaches it.
+ * DIR/NAME (kernel, initrd, disk.base): made anew at each start, so
+ * nothing the VMM left there is booted. The image (0600 in images/)
+ * becomes 0644: the VMM reads it as its own user; images/ stays 0700, so
+ * on the host only root reaches it.
  */
-static int djail_kernel(const char *image, const char *dir, struct error *err)
+int djail_link(const char *image, const char *dir, const char *name, struct error *err)
 {
 	char dst[4200];
 
 	if (!image)
 		return error_set(err, EINVAL, "the instance has no image");
-	snprintf(dst, sizeof(dst), "%s/kernel", dir);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
 	if (unlink(dst) && errno != ENOENT)
 		return error_set(err, errno, "%s: %s", dst, strerror(errno));
 	if (chmod(image, 0644))
@@ -153,15 +154,12 @@ static int djail_console(const char *dir, uid_t uid, gid_t gid, struct error *er
 
 int djail_setup(const struct daemon *d, const json_t *inst, const char *dir, struct error *err)
 {
-	const char *image = sup_str(inst, "image_path");
 	uid_t uid = 0;
 	gid_t gid = 0;
 	int ret = djail_ids(d, sup_int(inst, "id"), &uid, &gid, err);
 
 	if (ret)
 		return ret;
-	if (strcmp(sup_str(inst, "image_kind") ?: "", "kernel"))
-		return error_set(err, ENOTSUP, "a jailed instance boots a kernel image only");
 	/*
 	 * A killed launcher's VMM dies a moment after it (its parent-death
 	 * signal) and leaves the cgroup behind: the next VMM's launcher
@@ -171,7 +169,7 @@ int djail_setup(const struct daemon *d, const json_t *inst, const char *dir, str
 	/* Its socket is made in the jail's /: the directory is the VMM user's. */
 	if (chown(dir, uid, gid) || chmod(dir, 0700))
 		return error_set(err, errno, "%s: %s", dir, strerror(errno));
-	ret = djail_kernel(image, dir, err);
+	ret = dboot_jail_files(inst, dir, err);
 	return ret ?: djail_console(dir, uid, gid, err);
 }
 

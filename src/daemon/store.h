@@ -62,8 +62,12 @@ struct store_image_new {
 	const char *path;
 	const char *cmdline; /* kernel images: the command line, may be NULL */
 	int64_t size;
-	const char *sha256; /* hex */
-	int64_t tenant_id;  /* 0: public */
+	const char *sha256;	 /* hex */
+	int64_t tenant_id;	 /* 0: public */
+	int64_t kernel_id;	 /* raw images: the kernel image it boots with, 0: none */
+	const char *initrd_path; /* kernel images: their initrd, may be NULL */
+	int64_t initrd_size;
+	const char *initrd_sha256;
 };
 
 struct store_instance_new {
@@ -265,6 +269,16 @@ struct store_ops {
 	/* instance_id 0: every forward, each with its port's ip and bridge. */
 	int (*forward_list)(struct store *s, int64_t instance_id, json_t **out, struct error *err);
 	int (*forward_delete)(struct store *s, int64_t instance_id, int64_t id, struct error *err);
+	/* A kernel image's initrd, once: -EEXIST when it has one, -EINVAL for a raw image. */
+	int (*image_set_initrd)(struct store *s, int64_t id, const char *path, int64_t size,
+				const char *sha256, struct error *err);
+	/*
+	 * Moves quota from one tenant to another in one write transaction:
+	 * -EBUSY (err naming the resource) when the donor would be left with
+	 * less than its instances hold, and nothing changed.
+	 */
+	int (*quota_move)(struct store *s, int64_t from, int64_t to, const struct store_quota *q,
+			  struct error *err);
 };
 
 struct store {

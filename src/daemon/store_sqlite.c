@@ -138,6 +138,15 @@ static const char *const sq_migrations[] = {
 	" host_port INTEGER NOT NULL CHECK(host_port BETWEEN 1 AND 65535),"
 	" guest_port INTEGER NOT NULL CHECK(guest_port BETWEEN 1 AND 65535),"
 	" created INTEGER NOT NULL, UNIQUE(proto, host_port));",
+	/*
+	 * 9: raw images that boot: a raw image names the kernel image it
+	 * boots with (which then cannot be deleted under it), and a kernel
+	 * image may carry an initrd, a file of its own beside the kernel's.
+	 */
+	"ALTER TABLE images ADD COLUMN kernel_id INTEGER REFERENCES images(id);"
+	"ALTER TABLE images ADD COLUMN initrd_path TEXT;"
+	"ALTER TABLE images ADD COLUMN initrd_size INTEGER;"
+	"ALTER TABLE images ADD COLUMN initrd_sha256 TEXT;",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -583,7 +592,14 @@ static int sq_flavor_delete(struct store *s, int64_t id, struct error *err)
 
 static int sq_image_delete(struct store *s, int64_t id, struct error *err)
 {
-	return sq_delete_id(s, "images", "image", id, err);
+	int ret = sq_delete_id(s, "images", "image", id, err);
+
+	/* The foreign key that held it: an instance's, or a raw image's kernel_id. */
+	if (ret == -EBUSY)
+		return error_set(err, EBUSY,
+				 "the image is in use by instances or by raw images that boot"
+				 " with it");
+	return ret;
 }
 
 static int sq_token_create(struct store *s, int64_t user_id, const char *hash,
@@ -671,9 +687,11 @@ static int sq_image_create(struct store *s, const struct store_image_new *im, in
 	sqlite3 *db = sq_db(s);
 	int ret = sq_exec(db, err, NULL,
 			  "INSERT INTO images(name, kind, path, cmdline, size, sha256, tenant_id,"
-			  " created) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-			  "ssssisni", im->name, im->kind, im->path, im->cmdline, im->size,
-			  im->sha256, im->tenant_id, sq_now());
+			  " created, kernel_id, initrd_path, initrd_size, initrd_sha256)"
+			  " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			  "ssssisninsns", im->name, im->kind, im->path, im->cmdline, im->size,
+			  im->sha256, im->tenant_id, sq_now(), im->kernel_id, im->initrd_path,
+			  im->initrd_size, im->initrd_sha256);
 
 	if (ret == -EEXIST)
 		return error_set(err, EEXIST, "image %s already exists", im->name);
@@ -684,7 +702,9 @@ static int sq_image_create(struct store *s, const struct store_image_new *im, in
 
 #define SQ_IMAGE_SELECT                                                                            \
 	"SELECT i.id, i.name, i.kind, i.path, i.cmdline, i.size, i.sha256, t.name AS tenant,"      \
-	" i.created FROM images i LEFT JOIN tenants t ON t.id = i.tenant_id"
+	" i.created, k.name AS kernel, i.initrd_path, i.initrd_size, i.initrd_sha256"              \
+	" FROM images i LEFT JOIN tenants t ON t.id = i.tenant_id"                                 \
+	" LEFT JOIN images k ON k.id = i.kernel_id"
 
 static int sq_image_list(struct store *s, int64_t tenant_id, json_t **out, struct error *err)
 {
@@ -830,11 +850,14 @@ static int sq_instance_create(struct store *s, const struct store_instance_new *
 	" im.path AS image_path, im.cmdline AS image_cmdline, i.state, i.pid, i.pid_start,"        \
 	" i.api_sock, i.error, i.restart_policy, i.restarts, i.created, i.updated,"                \
 	" i.cloned_from,"                                                                          \
-	" pn.name AS network, p.network_id, p.mac, p.ip, pn.bridge, pn.cidr AS network_cidr"       \
+	" pn.name AS network, p.network_id, p.mac, p.ip, pn.bridge, pn.cidr AS network_cidr,"      \
+	" bk.path AS kernel_path, bk.cmdline AS kernel_cmdline,"                                   \
+	" coalesce(bk.initrd_path, im.initrd_path) AS initrd_path"                                 \
 	" FROM instances i"                                                                        \
 	" JOIN tenants t ON t.id = i.tenant_id JOIN flavors f ON f.id = i.flavor_id"               \
 	" JOIN images im ON im.id = i.image_id"                                                    \
-	" LEFT JOIN ports p ON p.instance_id = i.id LEFT JOIN networks pn ON pn.id = p.network_id"
+	" LEFT JOIN ports p ON p.instance_id = i.id LEFT JOIN networks pn ON pn.id = p.network_id" \
+	" LEFT JOIN images bk ON bk.id = im.kernel_id"
 
 static int sq_instance_list(struct store *s, int64_t tenant_id, json_t **out, struct error *err)
 {
@@ -972,6 +995,7 @@ static int sq_event_list(struct store *s, int64_t tenant_id, const char *target,
 #include "store_sqlite_clone.inc"
 #include "store_sqlite_meta.inc"
 #include "store_sqlite_fw.inc"
+#include "store_sqlite_ops.inc"
 
 static const struct store_ops sq_ops = {
 	.close = sq_close,
@@ -1027,6 +1051,8 @@ static const struct store_ops sq_ops = {
 	.forward_create = sq_forward_create,
 	.forward_list = sq_forward_list,
 	.forward_delete = sq_forward_delete,
+	.image_set_initrd = sq_image_set_initrd,
+	.quota_move = sq_quota_move,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)

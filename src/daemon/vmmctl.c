@@ -42,7 +42,6 @@ static void sup_argv_free(char **argv, int argc)
 static int sup_argv(struct daemon *d, const json_t *inst, const char *dir, char **argv, int *argc,
 		    struct error *err)
 {
-	const char *cmdline = sup_str(inst, "image_cmdline");
 	bool jail = !d->opts.no_jail;
 	const char *vdir = jail ? "" : dir;
 	int n = 1, ret;
@@ -54,22 +53,17 @@ static int sup_argv(struct daemon *d, const json_t *inst, const char *dir, char 
 	ret = ret ?: (jail ? djail_argv(d, inst, dir, argv, argc, SUP_ARGV_MAX - 1, err) : 0);
 	if (ret)
 		return ret;
-	n = *argc;
 	/* A clone's first start (clone.c): the snapshot fixes kernel, CPUs and memory. */
 	if (sup_str(inst, "restore")) {
 		ret = clone_vmm_argv(d, inst, vdir, argv, argc, SUP_ARGV_MAX - 1, err);
 		if (ret)
 			return ret;
 		n = *argc;
-	} else if (!strcmp(sup_str(inst, "image_kind"), "kernel")) {
-		argv[n++] = strdup("--kernel");
-		argv[n++] = jail ? strdup("/kernel") : strdup(sup_str(inst, "image_path"));
-		if (cmdline) {
-			argv[n++] = strdup("--cmdline");
-			argv[n++] = strdup(cmdline);
-		}
-	}
-	if (!sup_str(inst, "restore")) {
+	} else {
+		ret = dboot_vmm_args(inst, jail, argv, argc, SUP_ARGV_MAX - 1, err);
+		if (ret)
+			return ret;
+		n = *argc;
 		argv[n++] = strdup("--cpus");
 		if (asprintf(&argv[n++], "%lld", (long long)sup_int(inst, "vcpus")) < 0)
 			argv[n - 1] = NULL;
@@ -298,10 +292,18 @@ int supervisor_spawn(struct daemon *d, struct store *s, const json_t *inst, stru
 
 void supervisor_remove_dir(const struct daemon *d, int64_t id)
 {
-	static const char *const files[] = {
-		"api.sock", "console.log",	     "vmm.log",
-		"vmm.pid",  "vmm.pid.tmp",	     "disk.overlay",
-		"kernel",   "console.sock",	     CLONE_SNAP_DIR "/state", CLONE_SNAP_DIR "/memory"};
+	static const char *const files[] = {"api.sock",
+					    "console.log",
+					    "vmm.log",
+					    "vmm.pid",
+					    "vmm.pid.tmp",
+					    "disk.overlay",
+					    "kernel",
+					    "initrd",
+					    "disk.base",
+					    "console.sock",
+					    CLONE_SNAP_DIR "/state",
+					    CLONE_SNAP_DIR "/memory"};
 	/* the jail's mount points, empty outside its mount namespace */
 	static const char *const dirs[] = {"dev/net", "dev", "proc", CLONE_SNAP_DIR};
 	char dir[4096], path[4300];

@@ -254,11 +254,11 @@ Test(api, images_import_and_refuse)
 	cr_expect_eq(dh_req(&h, h.admin, "POST", "/v1/images",
 			    "{\"name\":\"x\",\"path\":\"/etc/hostname\",\"kind\":\"qcow2\"}", NULL),
 		     400);
-	/* Raw images cannot boot without a kernel beside them yet: refused, nothing created. */
+	/* A raw image that names no kernel image cannot boot: refused, nothing created. */
 	cr_expect_eq(dh_req(&h, h.admin, "POST", "/v1/instances",
 			    "{\"name\":\"r\",\"flavor\":\"tiny\",\"image\":\"disk\"}", &out),
-		     501);
-	cr_expect_str_eq(dh_code(out), "not_implemented");
+		     400);
+	cr_expect_str_eq(dh_code(out), "invalid_request");
 	json_decref(out);
 	cr_expect_eq(count_instances(h.admin), 0);
 }

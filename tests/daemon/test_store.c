@@ -50,11 +50,15 @@ static void seed(struct store *s, int64_t *tenant, int64_t *flavor, int64_t *ima
 	cr_assert_eq(STORE(s, flavor_create, &(struct store_flavor_new){"small", 2, 512, 0, 0},
 			   flavor, &err),
 		     0, "%s", err.msg);
-	cr_assert_eq(
-		STORE(s, image_create,
-		      &(struct store_image_new){"img", "kernel", "/x", "test=boot", 1, "00", 0},
-		      image, &err),
-		0, "%s", err.msg);
+	cr_assert_eq(STORE(s, image_create,
+			   &(struct store_image_new){.name = "img",
+						     .kind = "kernel",
+						     .path = "/x",
+						     .cmdline = "test=boot",
+						     .size = 1,
+						     .sha256 = "00"},
+			   image, &err),
+		     0, "%s", err.msg);
 }
 
 Test(store, new_database_has_latest_schema)

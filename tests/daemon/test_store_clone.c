@@ -33,11 +33,15 @@ static void setup(void)
 	cr_assert_eq(STORE(s, flavor_create, &(struct store_flavor_new){"tiny", 1, 64, 0, 0},
 			   &flavor, &err),
 		     0, "%s", err.msg);
-	cr_assert_eq(
-		STORE(s, image_create,
-		      &(struct store_image_new){"img", "kernel", "/x", "test=boot", 1, "00", 0},
-		      &image, &err),
-		0, "%s", err.msg);
+	cr_assert_eq(STORE(s, image_create,
+			   &(struct store_image_new){.name = "img",
+						     .kind = "kernel",
+						     .path = "/x",
+						     .cmdline = "test=boot",
+						     .size = 1,
+						     .sha256 = "00"},
+			   &image, &err),
+		     0, "%s", err.msg);
 	n.tenant_id = tenant;
 	cr_assert_eq(STORE(s, network_create, &n, &net, &err), 0, "%s", err.msg);
 	cr_assert_eq(STORE(s, instance_create_port,
