@@ -110,7 +110,7 @@ static int main_ratio(const char *arg, double *out)
 
 	errno = 0;
 	v = strtod(arg, &end);
-	if (errno || end == arg || *end || !(v > 0 && v <= 64))
+	if (errno || end == arg || *end || !(v > 0 && v <= 1024))
 		return -1;
 	*out = v;
 	return 0;
@@ -181,7 +181,7 @@ static int main_parse(int argc, char **argv, struct daemon_opts *o, struct error
 		case OPT_RAM_RATIO:
 			if (main_ratio(optarg, c == OPT_CPU_RATIO ? &o->cpu_ratio : &o->ram_ratio))
 				return error_set(
-					err, EINVAL, "--%s: '%s' is not a ratio between 0 and 64",
+					err, EINVAL, "--%s: '%s' is not a ratio between 0 and 1024",
 					c == OPT_CPU_RATIO ? "cpu-ratio" : "ram-ratio", optarg);
 			break;
 		case OPT_STOP_TIMEOUT:

@@ -34,6 +34,55 @@ void dh_need_kvm(void)
 	close(fd);
 }
 
+void dh_need_dnsmasq(void)
+{
+	if (access("/usr/sbin/dnsmasq", X_OK) && access("/sbin/dnsmasq", X_OK) &&
+	    access("/usr/bin/dnsmasq", X_OK))
+		cr_skip_test("skipped: no dnsmasq (dnsmasq-base) for bunshind to run");
+}
+
+const char *dh_jstr(const json_t *o, const char *sub, const char *key)
+{
+	if (sub)
+		o = json_object_get(o, sub);
+	return json_string_value(json_object_get(o, key)) ?: "";
+}
+
+char *dh_console_until(struct dh *h, const char *ref, const char *text, int ms)
+{
+	char path[128], *body = NULL;
+
+	snprintf(path, sizeof(path), "/v1/instances/%s/console", ref);
+	for (int t = 0; t < ms; t += 100) {
+		const char *at;
+
+		free(body);
+		body = NULL;
+		at = dh_text(h, h->admin, path, &body) == 200 ? strstr(body, text) : NULL;
+		if (at && strchr(at, '\n'))
+			return body;
+		usleep(100000);
+	}
+	return body ?: strdup("");
+}
+
+const char *dh_test_field(const char *console, const char *name, const char *key)
+{
+	static char val[64];
+	char pat[48];
+	const char *line, *p;
+
+	val[0] = 0;
+	snprintf(pat, sizeof(pat), "BUNSHIN-TEST name=%s ", name);
+	line = strstr(console, pat);
+	snprintf(pat, sizeof(pat), " %s=", key);
+	if (!line || !(p = strstr(line, pat)) || (strchr(line, '\n') && strchr(line, '\n') < p))
+		return val;
+	p += strlen(pat);
+	snprintf(val, sizeof(val), "%.*s", (int)strcspn(p, " \r\n"), p);
+	return val;
+}
+
 static pid_t dh_ppid(const char *pid);
 
 /*

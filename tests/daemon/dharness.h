@@ -62,5 +62,17 @@ pid_t dh_jailed_vmm(pid_t launcher);
 
 /* Skips the test (with a printed reason) when /dev/kvm cannot be used. */
 void dh_need_kvm(void);
+/* Skips the test (with a printed reason) when there is no dnsmasq for bunshind to run. */
+void dh_need_dnsmasq(void);
+
+/* o's string key, or o[sub]'s when sub is not NULL; "" when absent. */
+const char *dh_jstr(const json_t *o, const char *sub, const char *key);
+/* The instance's console once it holds a whole line with text (or after ms); malloc'd. */
+char *dh_console_until(struct dh *h, const char *ref, const char *text, int ms);
+/*
+ * KEY's value on the guest's "BUNSHIN-TEST name=NAME ..." line in console,
+ * "" when absent; in a static buffer (the next call overwrites it).
+ */
+const char *dh_test_field(const char *console, const char *name, const char *key);
 
 #endif

@@ -24,9 +24,7 @@ static struct dh h;
 
 static void setup(void)
 {
-	if (access("/usr/sbin/dnsmasq", X_OK) && access("/sbin/dnsmasq", X_OK) &&
-	    access("/usr/bin/dnsmasq", X_OK))
-		cr_skip_test("skipped: no dnsmasq (dnsmasq-base) for bunshind to run");
+	dh_need_dnsmasq();
 	if (unshare(CLONE_NEWNET))
 		cr_skip_test("cannot unshare a network namespace: %s", strerror(errno));
 	dh_start(&h, NULL);
@@ -38,48 +36,6 @@ static void teardown(void)
 }
 
 TestSuite(dhcp, .init = setup, .fini = teardown, .timeout = 300);
-
-static const char *jstr(const json_t *o, const char *path1, const char *key)
-{
-	if (path1)
-		o = json_object_get(o, path1);
-	return json_string_value(json_object_get(o, key)) ?: "";
-}
-
-/* The console through the API once it holds a whole line with text (or after ms); malloc'd. */
-static char *console_until(const char *ref, const char *text, int ms)
-{
-	char path[128], *body = NULL;
-
-	snprintf(path, sizeof(path), "/v1/instances/%s/console", ref);
-	for (int t = 0; t < ms; t += 100) {
-		free(body);
-		body = NULL;
-		const char *at =
-			dh_text(&h, h.admin, path, &body) == 200 ? strstr(body, text) : NULL;
-
-		if (at && strchr(at, '\n'))
-			return body;
-		usleep(100000);
-	}
-	return body ?: strdup("");
-}
-
-/* "KEY=" on the guest's dhcp result line, "" when absent. */
-static const char *field(const char *console, const char *key)
-{
-	static char val[64];
-	char pat[32];
-	const char *line = strstr(console, "BUNSHIN-TEST name=dhcp "), *p;
-
-	val[0] = 0;
-	snprintf(pat, sizeof(pat), " %s=", key);
-	if (!line || !(p = strstr(line, pat)) || strchr(line, '\n') < p)
-		return val;
-	p += strlen(pat);
-	snprintf(val, sizeof(val), "%.*s", (int)strcspn(p, " \r\n"), p);
-	return val;
-}
 
 static char *slurp(const char *path)
 {
@@ -148,10 +104,10 @@ static int64_t create(const char *name, char *mac, char *ip, size_t size)
 		 "{\"name\":\"%s\",\"flavor\":\"tiny\",\"image\":\"dhcp-guest\",\"start\":true}",
 		 name);
 	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances", body, &out), 201, "%s: %s", name,
-		     jstr(out, "error", "message"));
+		     dh_jstr(out, "error", "message"));
 	id = json_integer_value(json_object_get(out, "id"));
-	snprintf(mac, size, "%s", jstr(out, "port", "mac"));
-	snprintf(ip, size, "%s", jstr(out, "port", "ip"));
+	snprintf(mac, size, "%s", dh_jstr(out, "port", "mac"));
+	snprintf(ip, size, "%s", dh_jstr(out, "port", "ip"));
 	json_decref(out);
 	return id;
 }
@@ -174,7 +130,7 @@ static int64_t default_network(char *gw, size_t size)
 
 	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/networks/default", NULL, &out), 200);
 	nid = json_integer_value(json_object_get(out, "id"));
-	snprintf(gw, size, "%s", jstr(out, NULL, "gateway"));
+	snprintf(gw, size, "%s", dh_jstr(out, NULL, "gateway"));
 	json_decref(out);
 	return nid;
 }
@@ -190,14 +146,15 @@ Test(dhcp, guest_gets_its_port_address_from_the_daemons_dnsmasq)
 	register_image();
 	create("d1", mac, ip, sizeof(mac));
 	nid = default_network(gw, sizeof(gw));
-	con = console_until("d1", "BUNSHIN-TEST name=dhcp", 60000);
+	con = dh_console_until(&h, "d1", "BUNSHIN-TEST name=dhcp", 60000);
 	cr_assert(strstr(con, "BUNSHIN-TEST name=dhcp result=pass"), "console:\n%s", con);
-	cr_expect_str_eq(field(con, "mac"), mac);
-	cr_expect_str_eq(field(con, "ip"), ip, "the guest got %s, its port holds %s",
-			 field(con, "ip"), ip);
-	cr_expect_str_eq(field(con, "router"), gw);
-	cr_expect_str_eq(field(con, "server"), gw);
-	cr_expect_str_eq(field(con, "ping"), "ok", "console:\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "dhcp", "mac"), mac);
+	cr_expect_str_eq(dh_test_field(con, "dhcp", "ip"), ip,
+			 "the guest got %s, its port holds %s", dh_test_field(con, "dhcp", "ip"),
+			 ip);
+	cr_expect_str_eq(dh_test_field(con, "dhcp", "router"), gw);
+	cr_expect_str_eq(dh_test_field(con, "dhcp", "server"), gw);
+	cr_expect_str_eq(dh_test_field(con, "dhcp", "ping"), "ok", "console:\n%s", con);
 	free(con);
 	snprintf(line, sizeof(line), "%s,%s\n", mac, ip);
 	cr_expect(wait_hosts(nid, line, true, 0), "hosts file lacks %s", line);
@@ -214,8 +171,8 @@ Test(dhcp, guest_gets_its_port_address_from_the_daemons_dnsmasq)
 	create("d2", mac2, ip2, sizeof(mac2));
 	snprintf(line, sizeof(line), "%s,%s\n", mac2, ip2);
 	cr_expect(wait_hosts(nid, line, true, 0), "hosts file lacks %s before d2 boots", line);
-	con = console_until("d2", "BUNSHIN-TEST name=dhcp", 60000);
-	cr_expect_str_eq(field(con, "ip"), ip2, "console:\n%s", con);
+	con = dh_console_until(&h, "d2", "BUNSHIN-TEST name=dhcp", 60000);
+	cr_expect_str_eq(dh_test_field(con, "dhcp", "ip"), ip2, "console:\n%s", con);
 	free(con);
 
 	/* A daemon restart restarts dnsmasq (a new process reading today's files). */

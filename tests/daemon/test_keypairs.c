@@ -52,13 +52,6 @@ static void teardown(void)
 
 TestSuite(keypairs, .init = setup, .fini = teardown, .timeout = 300);
 
-static const char *jstr(const json_t *o, const char *path1, const char *key)
-{
-	if (path1)
-		o = json_object_get(o, path1);
-	return json_string_value(json_object_get(o, key)) ?: "";
-}
-
 static void import_ok(const char *name, const char *key, const char *fp, const char *type)
 {
 	char body[2048];
@@ -66,11 +59,11 @@ static void import_ok(const char *name, const char *key, const char *fp, const c
 
 	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"public_key\":\"%s\"}", name, key);
 	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/keypairs", body, &out), 201, "%s: %s", name,
-		     jstr(out, "error", "message"));
-	cr_expect_str_eq(jstr(out, NULL, "fingerprint"), fp, "%s", name);
-	cr_expect_str_eq(jstr(out, NULL, "type"), type);
-	cr_expect_str_eq(jstr(out, NULL, "public_key"), key);
-	cr_expect_str_eq(jstr(out, NULL, "name"), name);
+		     dh_jstr(out, "error", "message"));
+	cr_expect_str_eq(dh_jstr(out, NULL, "fingerprint"), fp, "%s", name);
+	cr_expect_str_eq(dh_jstr(out, NULL, "type"), type);
+	cr_expect_str_eq(dh_jstr(out, NULL, "public_key"), key);
+	cr_expect_str_eq(dh_jstr(out, NULL, "name"), name);
 	json_decref(out);
 }
 
@@ -87,14 +80,14 @@ Test(keypairs, import_list_show_delete_and_tenants_apart)
 	cr_expect_eq(json_array_size(out), 4);
 	json_decref(out);
 	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/keypairs/ed", NULL, &out), 200);
-	cr_expect_str_eq(jstr(out, NULL, "fingerprint"), ED25519_FP);
+	cr_expect_str_eq(dh_jstr(out, NULL, "fingerprint"), ED25519_FP);
 	cr_expect_neq(json_integer_value(json_object_get(out, "created")), 0);
 	json_decref(out);
 	/* names are unique per tenant */
 	cr_expect_eq(dh_req(&h, h.admin, "POST", "/v1/keypairs",
 			    "{\"name\":\"ed\",\"public_key\":\"" ED25519 "\"}", &out),
 		     409);
-	cr_expect_str_eq(jstr(out, "error", "field"), "name");
+	cr_expect_str_eq(dh_jstr(out, "error", "field"), "name");
 	json_decref(out);
 	/* another tenant sees none of them, and may use the same name */
 	dh_tenant_user(&h, "team-b", "bob", "member", tb, sizeof(tb));
@@ -117,7 +110,7 @@ Test(keypairs, import_list_show_delete_and_tenants_apart)
 	cr_expect_eq(dh_req(&h, h.admin, "DELETE", "/v1/keypairs/ed", NULL, NULL), 204);
 	/* the operator sees every tenant's: team-b's "ed" is what is left of that name */
 	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/keypairs/ed", NULL, &out), 200);
-	cr_expect_str_eq(jstr(out, NULL, "tenant"), "team-b");
+	cr_expect_str_eq(dh_jstr(out, NULL, "tenant"), "team-b");
 	json_decref(out);
 	cr_expect_eq(dh_req(&h, tb, "GET", "/v1/keypairs/ed", NULL, NULL), 200);
 }
@@ -129,8 +122,8 @@ static void bad(const char *path, const char *body, const char *field, const cha
 	int st = dh_req(&h, h.admin, "POST", path, body, &out);
 
 	cr_expect_eq(st, 400, "%s: got %d", why, st);
-	cr_expect_str_eq(jstr(out, "error", "field"), field, "%s: %s", why,
-			 jstr(out, "error", "message"));
+	cr_expect_str_eq(dh_jstr(out, "error", "field"), field, "%s: %s", why,
+			 dh_jstr(out, "error", "message"));
 	json_decref(out);
 }
 
@@ -197,8 +190,8 @@ static void create_bad(const char *extra, int status, const char *field, const c
 		 extra);
 	st = dh_req(&h, h.admin, "POST", "/v1/instances", body, &out);
 	cr_expect_eq(st, status, "%s: got %d", why, st);
-	cr_expect_str_eq(jstr(out, "error", "field"), field, "%s: %s", why,
-			 jstr(out, "error", "message"));
+	cr_expect_str_eq(dh_jstr(out, "error", "field"), field, "%s: %s", why,
+			 dh_jstr(out, "error", "message"));
 	json_decref(out);
 }
 
@@ -243,7 +236,7 @@ Test(keypairs, instances_take_a_key_and_user_data_within_limits)
 		 b64);
 	free(b64);
 	cr_expect_eq(dh_req(&h, h.admin, "POST", "/v1/instances", extra, &out), 201, "%s",
-		     jstr(out, "error", "message"));
+		     dh_jstr(out, "error", "message"));
 	json_decref(out);
 }
 

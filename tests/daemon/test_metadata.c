@@ -54,13 +54,6 @@ static void teardown(void)
 TestSuite(metadata, .init = setup, .fini = teardown, .timeout = 300);
 TestSuite(metadata_v2, .init = setup_v2, .fini = teardown, .timeout = 300);
 
-static const char *jstr(const json_t *o, const char *path1, const char *key)
-{
-	if (path1)
-		o = json_object_get(o, path1);
-	return json_string_value(json_object_get(o, key)) ?: "";
-}
-
 struct inst {
 	int64_t id;
 	char mac[32], ip[32], cidr[32], gw[32], bridge[16];
@@ -80,17 +73,17 @@ static void create(const char *token, const char *name, const char *network, con
 		 name, network ? ",\"network\":\"" : "", network ?: "", network ? "\"" : "",
 		 extra ?: "");
 	cr_assert_eq(dh_req(&h, token, "POST", "/v1/instances", body, &out), 201, "%s: %s", name,
-		     jstr(out, "error", "message"));
+		     dh_jstr(out, "error", "message"));
 	in->id = json_integer_value(json_object_get(out, "id"));
-	snprintf(in->mac, sizeof(in->mac), "%s", jstr(out, "port", "mac"));
-	snprintf(in->ip, sizeof(in->ip), "%s", jstr(out, "port", "ip"));
-	snprintf(path, sizeof(path), "/v1/networks/%s", jstr(out, "port", "network"));
+	snprintf(in->mac, sizeof(in->mac), "%s", dh_jstr(out, "port", "mac"));
+	snprintf(in->ip, sizeof(in->ip), "%s", dh_jstr(out, "port", "ip"));
+	snprintf(path, sizeof(path), "/v1/networks/%s", dh_jstr(out, "port", "network"));
 	json_decref(out);
 	cr_assert_eq(dh_req(&h, token, "GET", path, NULL, &out), 200);
 	nid = json_integer_value(json_object_get(out, "id"));
-	snprintf(in->gw, sizeof(in->gw), "%s", jstr(out, NULL, "gateway"));
+	snprintf(in->gw, sizeof(in->gw), "%s", dh_jstr(out, NULL, "gateway"));
 	snprintf(in->cidr, sizeof(in->cidr), "%s/%s", in->ip,
-		 strchr(jstr(out, NULL, "cidr"), '/') + 1);
+		 strchr(dh_jstr(out, NULL, "cidr"), '/') + 1);
 	snprintf(in->bridge, sizeof(in->bridge), "bn-%lld", (long long)nid);
 	json_decref(out);
 }
@@ -143,13 +136,13 @@ Test(metadata, both_layouts_serve_the_callers_keys_and_user_data)
 	md = json_loads(body, 0, NULL);
 	cr_assert_not_null(md, "%s", body);
 	free(body);
-	cr_expect_eq(strlen(jstr(md, NULL, "uuid")), 36);
-	cr_expect_str_eq(jstr(md, NULL, "name"), "web1");
-	cr_expect_str_eq(jstr(md, NULL, "hostname"), "web1.bunshin.internal");
-	cr_expect_str_eq(jstr(md, NULL, "availability_zone"), "nova");
-	cr_expect(*jstr(md, NULL, "project_id"), "no project_id");
+	cr_expect_eq(strlen(dh_jstr(md, NULL, "uuid")), 36);
+	cr_expect_str_eq(dh_jstr(md, NULL, "name"), "web1");
+	cr_expect_str_eq(dh_jstr(md, NULL, "hostname"), "web1.bunshin.internal");
+	cr_expect_str_eq(dh_jstr(md, NULL, "availability_zone"), "nova");
+	cr_expect(*dh_jstr(md, NULL, "project_id"), "no project_id");
 	cr_expect_eq(json_integer_value(json_object_get(md, "launch_index")), 0);
-	cr_expect_str_eq(jstr(md, "public_keys", "mykey"), ED25519);
+	cr_expect_str_eq(dh_jstr(md, "public_keys", "mykey"), ED25519);
 	cr_expect_str_eq(json_string_value(json_object_get(
 				 json_array_get(json_object_get(md, "keys"), 0), "data"))
 				 ?: "",
@@ -157,7 +150,7 @@ Test(metadata, both_layouts_serve_the_callers_keys_and_user_data)
 	body = get_ok(&f, "/openstack/2018-08-27/meta_data.json", NULL);
 	md2 = json_loads(body, 0, NULL);
 	free(body);
-	cr_expect_str_eq(jstr(md2, NULL, "uuid"), jstr(md, NULL, "uuid"), "the dated alias");
+	cr_expect_str_eq(dh_jstr(md2, NULL, "uuid"), dh_jstr(md, NULL, "uuid"), "the dated alias");
 	json_decref(md2);
 	expect_get(&f, "/openstack/latest/user_data", USER_DATA);
 	expect_get(&f, "/openstack/latest/vendor_data.json", "{}");

@@ -27,9 +27,7 @@ static void setup(void)
 {
 	static const char *const extra[] = {"--imds-require-token", NULL};
 
-	if (access("/usr/sbin/dnsmasq", X_OK) && access("/sbin/dnsmasq", X_OK) &&
-	    access("/usr/bin/dnsmasq", X_OK))
-		cr_skip_test("skipped: no dnsmasq (dnsmasq-base) for bunshind to run");
+	dh_need_dnsmasq();
 	if (unshare(CLONE_NEWNET))
 		cr_skip_test("cannot unshare a network namespace: %s", strerror(errno));
 	dh_start(&h, extra);
@@ -41,48 +39,6 @@ static void teardown(void)
 }
 
 TestSuite(metaguest, .init = setup, .fini = teardown, .timeout = 300);
-
-static const char *jstr(const json_t *o, const char *path1, const char *key)
-{
-	if (path1)
-		o = json_object_get(o, path1);
-	return json_string_value(json_object_get(o, key)) ?: "";
-}
-
-/* The console once it holds a whole line with text (or after ms); malloc'd. */
-static char *console_until(const char *ref, const char *text, int ms)
-{
-	char path[128], *body = NULL;
-
-	snprintf(path, sizeof(path), "/v1/instances/%s/console", ref);
-	for (int t = 0; t < ms; t += 200) {
-		free(body);
-		body = NULL;
-		const char *at =
-			dh_text(&h, h.admin, path, &body) == 200 ? strstr(body, text) : NULL;
-
-		if (at && strchr(at, '\n'))
-			return body;
-		usleep(200000);
-	}
-	return body ?: strdup("");
-}
-
-/* "KEY=" on the netprobe result line, "" when absent. */
-static const char *field(const char *console, const char *key)
-{
-	static char val[64];
-	char pat[32];
-	const char *line = strstr(console, "BUNSHIN-TEST name=netprobe "), *p;
-
-	val[0] = 0;
-	snprintf(pat, sizeof(pat), " %s=", key);
-	if (!line || !(p = strstr(line, pat)) || strchr(line, '\n') < p)
-		return val;
-	p += strlen(pat);
-	snprintf(val, sizeof(val), "%.*s", (int)strcspn(p, " \r\n"), p);
-	return val;
-}
 
 /* The body the guest printed for an action ("http1"), up to the line's end; malloc'd. */
 static char *data(const char *console, const char *action)
@@ -137,18 +93,21 @@ Test(metaguest, the_real_guest_fetches_its_own_metadata_with_an_imdsv2_token)
 		 "server create vm1 --flavor tiny --image probe --key k1 --user-data %s", ud);
 	cr_assert_eq(cli(args), 0, "see %s", h.log);
 
-	con = console_until("vm1", "BUNSHIN-TEST name=netprobe", 90000);
+	con = dh_console_until(&h, "vm1", "BUNSHIN-TEST name=netprobe", 90000);
 	cr_assert(strstr(con, "BUNSHIN-TEST name=netprobe result=pass"), "console:\n%s", con);
 	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/instances/vm1", NULL, &out), 200);
-	cr_expect_str_eq(field(con, "ip"), jstr(out, "port", "ip"), "console:\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "ip"), dh_jstr(out, "port", "ip"),
+			 "console:\n%s", con);
 	json_decref(out);
 	/* the DHCP answer names the gateway as DNS server */
-	cr_expect_str_eq(field(con, "dns"), field(con, "router"), "console:\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "dns"),
+			 dh_test_field(con, "netprobe", "router"), "console:\n%s", con);
 	for (int i = 1; i <= 4; i++) {
 		char name[8];
 
 		snprintf(name, sizeof(name), "http%d", i);
-		cr_expect_str_eq(field(con, name), "200", "%s; console:\n%s", name, con);
+		cr_expect_str_eq(dh_test_field(con, "netprobe", name), "200", "%s; console:\n%s",
+				 name, con);
 	}
 	d = data(con, "http1");
 	cr_expect(strstr(d, "\"name\":\"vm1\"") && strstr(d, ED25519) &&

@@ -135,13 +135,6 @@ static bool tap_carrier(const char *name)
 	return c == 1;
 }
 
-static const char *jstr(const json_t *o, const char *path1, const char *key)
-{
-	if (path1)
-		o = json_object_get(o, path1);
-	return json_string_value(json_object_get(o, key)) ?: "";
-}
-
 /* Creates an instance; its id, and its port's ip into ip (may be NULL). */
 static int64_t create(const char *token, const char *name, const char *network, bool start,
 		      char *ip, size_t size)
@@ -156,10 +149,10 @@ static int64_t create(const char *token, const char *name, const char *network, 
 		 "{\"name\":\"%s\",\"flavor\":\"tiny\",\"image\":\"test-guest\",\"start\":%s%s}",
 		 name, start ? "true" : "false", net);
 	cr_assert_eq(dh_req(&h, token, "POST", "/v1/instances", body, &out), 201, "%s: %s", name,
-		     jstr(out, "error", "message"));
+		     dh_jstr(out, "error", "message"));
 	id = json_integer_value(json_object_get(out, "id"));
 	if (ip)
-		snprintf(ip, size, "%s", jstr(out, "port", "ip"));
+		snprintf(ip, size, "%s", dh_jstr(out, "port", "ip"));
 	json_decref(out);
 	return id;
 }
@@ -201,14 +194,15 @@ Test(net, first_instance_gets_default_network_bridge_and_owned_tap)
 			    &out),
 		     201);
 	id = json_integer_value(json_object_get(out, "id"));
-	cr_expect_str_eq(jstr(out, "port", "network"), "default");
-	cr_expect_str_eq(jstr(out, "port", "ip"), "10.128.0.2");
-	cr_expect(!strncmp(jstr(out, "port", "mac"), "02:b5:", 6), "%s", jstr(out, "port", "mac"));
+	cr_expect_str_eq(dh_jstr(out, "port", "network"), "default");
+	cr_expect_str_eq(dh_jstr(out, "port", "ip"), "10.128.0.2");
+	cr_expect(!strncmp(dh_jstr(out, "port", "mac"), "02:b5:", 6), "%s",
+		  dh_jstr(out, "port", "mac"));
 	json_decref(out);
 
 	cr_assert_eq(dh_req(&h, a, "GET", "/v1/networks/default", NULL, &out), 200);
-	cr_expect_str_eq(jstr(out, NULL, "cidr"), "10.128.0.0/24");
-	cr_expect_str_eq(jstr(out, NULL, "gateway"), "10.128.0.1");
+	cr_expect_str_eq(dh_jstr(out, NULL, "cidr"), "10.128.0.0/24");
+	cr_expect_str_eq(dh_jstr(out, NULL, "gateway"), "10.128.0.1");
 	nid = json_integer_value(json_object_get(out, "id"));
 	json_decref(out);
 	names(id, nid, tap, bridge);
@@ -233,7 +227,7 @@ Test(net, first_instance_gets_default_network_bridge_and_owned_tap)
 	/* Another tenant: a default network of its own, another /24; A's is not there for it. */
 	create(b, "web1", NULL, false, NULL, 0);
 	cr_assert_eq(dh_req(&h, b, "GET", "/v1/networks/default", NULL, &out), 200);
-	cr_expect_str_eq(jstr(out, NULL, "cidr"), "10.128.1.0/24");
+	cr_expect_str_eq(dh_jstr(out, NULL, "cidr"), "10.128.1.0/24");
 	bid = json_integer_value(json_object_get(out, "id"));
 	json_decref(out);
 	cr_expect_neq(bid, nid);
@@ -305,7 +299,7 @@ Test(net, bad_networks_are_refused_naming_the_field)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_expect_eq(dh_req(&h, a, "POST", "/v1/networks", bad[i], &out), 400, "%s",
 			     bad[i]);
-		cr_expect_str_eq(jstr(out, "error", "field"), "cidr", "%s", bad[i]);
+		cr_expect_str_eq(dh_jstr(out, "error", "field"), "cidr", "%s", bad[i]);
 		json_decref(out);
 	}
 	cr_expect_eq(dh_req(&h, a, "POST", "/v1/networks",
@@ -416,8 +410,8 @@ Test(net, cli_network_commands)
 		cli(a, "server create s1 --flavor tiny --image test-guest --stopped --network lab"),
 		0);
 	cr_assert_eq(dh_req(&h, a, "GET", "/v1/instances/s1", NULL, &out), 200);
-	cr_expect_str_eq(jstr(out, "port", "network"), "lab");
-	cr_expect_str_eq(jstr(out, "port", "ip"), "10.30.0.2");
+	cr_expect_str_eq(dh_jstr(out, "port", "network"), "lab");
+	cr_expect_str_eq(dh_jstr(out, "port", "ip"), "10.30.0.2");
 	json_decref(out);
 	cr_expect_neq(cli(a, "network delete lab"), 0, "in use");
 	cr_expect_eq(cli(a, "server delete s1"), 0);
@@ -445,8 +439,8 @@ static void *racer(void *arg)
 		 "\"network\":\"lab\"}",
 		 r->n);
 	r->status = dh_req(&h, r->token, "POST", "/v1/instances", body, &out);
-	snprintf(r->ip, sizeof(r->ip), "%s", jstr(out, "port", "ip"));
-	snprintf(r->msg, sizeof(r->msg), "%s", jstr(out, "error", "message"));
+	snprintf(r->ip, sizeof(r->ip), "%s", dh_jstr(out, "port", "ip"));
+	snprintf(r->msg, sizeof(r->msg), "%s", dh_jstr(out, "error", "message"));
 	json_decref(out);
 	return NULL;
 }
@@ -506,16 +500,16 @@ Test(net, network_pool_is_carved_into_24s)
 	create(a, "x", NULL, false, NULL, 0);
 	create(b, "x", NULL, false, NULL, 0);
 	cr_assert_eq(dh_req(&h, a, "GET", "/v1/networks/default", NULL, &out), 200);
-	cr_expect_str_eq(jstr(out, NULL, "cidr"), "192.168.4.0/24");
+	cr_expect_str_eq(dh_jstr(out, NULL, "cidr"), "192.168.4.0/24");
 	json_decref(out);
 	cr_assert_eq(dh_req(&h, b, "GET", "/v1/networks/default", NULL, &out), 200);
-	cr_expect_str_eq(jstr(out, NULL, "cidr"), "192.168.5.0/24");
+	cr_expect_str_eq(dh_jstr(out, NULL, "cidr"), "192.168.5.0/24");
 	json_decref(out);
 	cr_expect_eq(dh_req(&h, cc, "POST", "/v1/instances",
 			    "{\"name\":\"x\",\"flavor\":\"tiny\",\"image\":\"test-guest\","
 			    "\"start\":false}",
 			    &out),
 		     409);
-	cr_expect_str_eq(jstr(out, "error", "field"), "network");
+	cr_expect_str_eq(dh_jstr(out, "error", "field"), "network");
 	json_decref(out);
 }
