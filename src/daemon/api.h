@@ -68,6 +68,12 @@ json_t *netd_tenant_bridges(struct api_ctx *c, const char *tenant);
 void netd_bridges_gone(json_t *nets);
 
 /* lifecycle.c: /v1/instances/ID/reboot and /resize. */
+/*
+ * api_resources.c: the instance the path names (seg[1], an id or a name),
+ * as the caller may see it, with c->target set; NULL after answering (404:
+ * another tenant's looks absent). The caller owns the reference.
+ */
+json_t *api_instance_lookup(struct api_ctx *c);
 extern const struct api_op api_lifecycle_ops[];
 /* console.c: GET /v1/instances/ID/console?follow=1 (a JSON chunk of the log from ?offset=N). */
 void console_follow(struct api_ctx *c, int64_t id);

@@ -382,8 +382,7 @@ static void api_instance_list(struct api_ctx *c)
 	api_ok(c, 200, out);
 }
 
-/* The instance in the path, or NULL after a 404 (another tenant's looks absent). */
-static json_t *api_instance_lookup(struct api_ctx *c)
+json_t *api_instance_lookup(struct api_ctx *c)
 {
 	struct error err = {0};
 	json_t *inst;

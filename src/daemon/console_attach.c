@@ -170,22 +170,6 @@ static const struct httpd_upgrade_ops console_upgrade_ops = {
 	.done = console_done,
 };
 
-/* The instance in the path, or NULL after a 404 (another tenant's looks absent). */
-static json_t *console_lookup(struct api_ctx *c)
-{
-	struct error err = {0};
-	json_t *inst;
-	int ret = STORE(c->s, instance_get, api_scope(c), c->seg[1], &inst, &err);
-
-	snprintf(c->target, sizeof(c->target), "instance %s", c->seg[1]);
-	if (ret) {
-		api_fail(c, ret, &err, NULL);
-		return NULL;
-	}
-	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)sup_int(inst, "id"));
-	return inst;
-}
-
 /* Everything but the switch itself: false after answering. */
 static bool console_may_attach(struct api_ctx *c, const json_t *inst)
 {
@@ -242,7 +226,7 @@ static void console_switch(struct api_ctx *c, int64_t id)
 
 static void console_attach(struct api_ctx *c)
 {
-	json_t *inst = console_lookup(c);
+	json_t *inst = api_instance_lookup(c);
 
 	if (inst && console_may_attach(c, inst))
 		console_switch(c, sup_int(inst, "id"));

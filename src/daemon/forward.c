@@ -34,19 +34,10 @@ static json_t *fwd_view(json_t *f)
 /* The instance in the path, as the caller may see it: its id, or 0 after answering. */
 static int64_t fwd_instance(struct api_ctx *c)
 {
-	struct error err = {0};
-	json_t *inst;
-	int64_t id;
-	int ret = STORE(c->s, instance_get, api_scope(c), c->seg[1], &inst, &err);
+	json_t *inst = api_instance_lookup(c);
+	int64_t id = inst ? fwd_i(inst, "id") : 0;
 
-	snprintf(c->target, sizeof(c->target), "instance %s", c->seg[1]);
-	if (ret) {
-		api_fail(c, ret, &err, NULL);
-		return 0;
-	}
-	id = fwd_i(inst, "id");
 	json_decref(inst);
-	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)id);
 	return id;
 }
 

@@ -56,22 +56,6 @@ static bool life_field_ok(struct api_ctx *c, int ret)
 	return false;
 }
 
-/* The instance in the path, or NULL after a 404 (another tenant's looks absent). */
-static json_t *life_lookup(struct api_ctx *c)
-{
-	struct error err = {0};
-	json_t *inst;
-	int ret = STORE(c->s, instance_get, api_scope(c), c->seg[1], &inst, &err);
-
-	snprintf(c->target, sizeof(c->target), "instance %s", c->seg[1]);
-	if (ret) {
-		api_fail(c, ret, &err, NULL);
-		return NULL;
-	}
-	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)life_i(inst, "id"));
-	return inst;
-}
-
 /* Answers with the instance as it is now, in the API's view of it. */
 static void life_answer(struct api_ctx *c, int64_t id, int status)
 {
@@ -184,7 +168,7 @@ static void life_reboot(struct api_ctx *c)
 	if (!api_need_writer(c) || !api_body(c, fields, false) ||
 	    (c->req->body &&
 	     !life_field_ok(c, httpd_field_bool(c->req->body, "hard", false, &hard, c->resp))) ||
-	    !(inst = life_lookup(c)))
+	    !(inst = api_instance_lookup(c)))
 		return;
 	if (hard)
 		life_reboot_hard(c, inst);
@@ -269,7 +253,7 @@ static void life_resize(struct api_ctx *c)
 
 	if (!api_need_writer(c) || !api_body(c, fields, true) ||
 	    !life_field_ok(c, httpd_field_str(c->req->body, "flavor", true, &name, c->resp)) ||
-	    !(inst = life_lookup(c)))
+	    !(inst = api_instance_lookup(c)))
 		return;
 	state = life_s(inst, "state");
 	running = !strcmp(state, ST_RUNNING) || !strcmp(state, ST_PAUSED);
