@@ -73,15 +73,9 @@ vmm=$build/src/vmm/bunshin-vmm
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 state=$work/state
-mkdir -p "$state"
-unshare -n "$build/src/daemon/bunshind" --state-dir "$state" --guest "$guest" \
-	--stop-timeout 1 --stop-vms-on-exit --cpu-ratio "$cpu_ratio" --ram-ratio "$ram_ratio" \
-	--cgroup-parent "bunshin-capacity-$$" >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 100); do
-	[ -S "$state/bunshind.sock" ] && [ -s "$state/admin.token" ] && break
-	sleep 0.1
-done
+BENCH_DAEMON_WRAP="unshare -n" bench_daemon_start "$state" "$work/daemon.log" --stop-timeout 1 \
+	--stop-vms-on-exit --cpu-ratio "$cpu_ratio" --ram-ratio "$ram_ratio" \
+	--cgroup-parent "bunshin-capacity-$$"
 token=$(cat "$state/admin.token")
 endpoint=unix:$state/bunshind.sock
 "$build/src/cli/bunshin" --endpoint "$endpoint" --token "$token" quota set admin \
@@ -218,12 +212,5 @@ $qemu_line
 <!-- END capacity -->
 EOT
 
-mkdir -p "$(dirname "$doc")"
-touch "$doc"
-awk -v sect="$section" '
-	/^<!-- BEGIN capacity/ { skip = 1; while ((getline l < sect) > 0) print l; done = 1; next }
-	/^<!-- END capacity/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$work/doc"
-cp "$work/doc" "$doc"
+bench_doc_section "$doc" capacity "$section"
 echo "== wrote the capacity section of $doc" >&2

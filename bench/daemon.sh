@@ -50,13 +50,7 @@ bench_build "$work/build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf src/da
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 state=$work/state
-"$build/src/daemon/bunshind" --state-dir "$state" --guest "$build/guest/bunshin-guest.elf" \
-	--stop-timeout 1 --stop-vms-on-exit --cpu-ratio 64 >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 100); do
-	[ -S "$state/bunshind.sock" ] && [ -s "$state/admin.token" ] && break
-	sleep 0.1
-done
+bench_daemon_start "$state" "$work/daemon.log" --stop-timeout 1 --stop-vms-on-exit --cpu-ratio 64
 token=$(cat "$state/admin.token")
 endpoint=unix:$state/bunshind.sock
 # Room in the quota for every instance the run creates (the host's capacity still applies).

@@ -46,13 +46,7 @@ trap cleanup EXIT
 now_ms() { date +%s%3N; }
 
 state=$work/state
-"$build/src/daemon/bunshind" --state-dir "$state" --guest "$build/guest/bunshin-guest.elf" \
-	--stop-timeout 1 --stop-vms-on-exit --cpu-ratio 64 >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 100); do
-	[ -S "$state/bunshind.sock" ] && [ -s "$state/admin.token" ] && break
-	sleep 0.1
-done
+bench_daemon_start "$state" "$work/daemon.log" --stop-timeout 1 --stop-vms-on-exit --cpu-ratio 64
 cli() { "$build/src/cli/bunshin" --endpoint "unix:$state/bunshind.sock" \
 	--token "$(cat "$state/admin.token")" "$@"; }
 room=$((count + 2))
@@ -117,12 +111,5 @@ COUNT=$count bench/dclone.sh
 \`\`\`
 <!-- END dclone -->
 EOT
-mkdir -p "$(dirname "$doc")"
-touch "$doc"
-awk -v sect="$section" '
-	/^<!-- BEGIN dclone/ { skip = 1; while ((getline l < sect) > 0) print l; done = 1; next }
-	/^<!-- END dclone/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$work/doc"
-cp "$work/doc" "$doc"
+bench_doc_section "$doc" dclone "$section"
 echo "== wrote the bunshind clone section of $doc" >&2

@@ -1,4 +1,5 @@
 # bench/lib.sh: what every benchmark script does the same way; sourced, not run.
+# shellcheck shell=bash
 # Each script sets $build (its build directory) before calling these.
 
 # bench_require_kvm: /dev/kvm must be there and usable, or the script stops.
@@ -74,4 +75,24 @@ bench_doc_section() {
 		END { if (!done) { print ""; while ((getline l < sect) > 0) print l } }' "$doc" >"$tmp"
 	cat "$tmp" >"$doc"
 	rm -f "$tmp"
+}
+
+# bench_daemon_start STATE LOG [ARG...]: bunshind from $build on the state
+# directory STATE (stdout and stderr into LOG), with ARGs; sets daemon_pid
+# and waits (up to 10 s) for its socket and admin token. Prefix the call
+# with BENCH_DAEMON_WRAP="unshare -n" for a network namespace of its own.
+bench_daemon_start() {
+	local state=$1 log=$2
+	shift 2
+	mkdir -p "$state"
+	${BENCH_DAEMON_WRAP:-} "$build/src/daemon/bunshind" --state-dir "$state" \
+		--guest "$build/guest/bunshin-guest.elf" "$@" >"$log" 2>&1 &
+	daemon_pid=$!
+	for _ in $(seq 100); do
+		[ -S "$state/bunshind.sock" ] && [ -s "$state/admin.token" ] && return 0
+		sleep 0.1
+	done
+	echo "${0##*/}: bunshind did not start; its log:" >&2
+	tail -n 20 "$log" >&2
+	exit 1
 }
