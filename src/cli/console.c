@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../common/httpc.h"
+#include "../common/util.h"
 #include "cli.h"
 
 #define CONSOLE_ESCAPE	 0x1d /* Ctrl-] */
@@ -73,36 +74,6 @@ static void console_make_raw(void)
 	atexit(console_restore);
 }
 
-static bool console_write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-static bool console_send_all(struct httpc_conn *conn, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = httpc_conn_write(conn, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 enum console_end { CONSOLE_GOING, CONSOLE_ESCAPED, CONSOLE_CLOSED, CONSOLE_INPUT_DONE };
 
 struct console {
@@ -123,7 +94,7 @@ static enum console_end console_from_stdin(struct console *s)
 	if (n == 0)
 		return CONSOLE_INPUT_DONE;
 	esc = s->tty ? memchr(buf, CONSOLE_ESCAPE, (size_t)n) : NULL;
-	if (!console_send_all(s->conn, buf, esc ? (size_t)(esc - buf) : (size_t)n))
+	if (httpc_conn_write_full(s->conn, buf, esc ? (size_t)(esc - buf) : (size_t)n))
 		return CONSOLE_CLOSED;
 	return esc ? CONSOLE_ESCAPED : CONSOLE_GOING;
 }
@@ -135,7 +106,7 @@ static enum console_end console_from_server(struct console *s)
 
 	if (n < 0 && errno == EINTR)
 		return CONSOLE_GOING;
-	if (n <= 0 || !console_write_all(STDOUT_FILENO, buf, (size_t)n))
+	if (n <= 0 || write_full(STDOUT_FILENO, buf, (size_t)n))
 		return CONSOLE_CLOSED;
 	return CONSOLE_GOING;
 }

@@ -589,6 +589,13 @@ ssize_t httpc_conn_write(struct httpc_conn *c, const void *buf, size_t len)
 	return httpc_send(c, buf, len);
 }
 
+int httpc_conn_write_full(struct httpc_conn *c, const void *buf, size_t len)
+{
+	struct error err = {0};
+
+	return httpc_write_all(c, buf, len, &err) ? -1 : 0;
+}
+
 void httpc_conn_close(struct httpc_conn *c)
 {
 	if (!c)

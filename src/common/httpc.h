@@ -69,6 +69,8 @@ bool httpc_conn_pending(const struct httpc_conn *c);
 /* As read()/write(): n, 0 at the end, -1 with errno. */
 ssize_t httpc_conn_read(struct httpc_conn *c, void *buf, size_t len);
 ssize_t httpc_conn_write(struct httpc_conn *c, const void *buf, size_t len);
+/* All len bytes (EINTR and short writes retried): 0, or -1 with errno. */
+int httpc_conn_write_full(struct httpc_conn *c, const void *buf, size_t len);
 void httpc_conn_close(struct httpc_conn *c);
 
 #endif

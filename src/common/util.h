@@ -55,5 +55,7 @@ int file_write_atomic(const char *path, file_fill_fn fill, void *ctx);
 
 /* pwrite() until all len bytes are written (EINTR and short writes retried): 0 or -errno. */
 int pwrite_full(int fd, const void *buf, size_t len, off_t off);
+/* write() until all len bytes are written (EINTR and short writes retried): 0 or -errno. */
+int write_full(int fd, const void *buf, size_t len);
 
 #endif

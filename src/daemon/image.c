@@ -503,18 +503,7 @@ static void dimage_data(void *state, const char *buf, size_t len)
 	if (u->write_err)
 		return;
 	sha256_update(&u->sha, len, (const uint8_t *)buf);
-	while (len) {
-		ssize_t n = write(u->fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			u->write_err = n < 0 ? errno : EIO;
-			return;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
+	u->write_err = -write_full(u->fd, buf, len);
 }
 
 /* The image row with this id: by name, a public image and a tenant's of that name would mix. */
