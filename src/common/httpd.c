@@ -567,7 +567,12 @@ static int httpd_run(struct httpd *h, int fd, const struct httpd_opts *o, struct
 		{MHD_OPTION_END, 0, NULL},
 		{MHD_OPTION_END, 0, NULL},
 	};
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+	/*
+	 * MHD_USE_AUTO: epoll on Linux. The default, select(), cannot watch a
+	 * descriptor numbered past FD_SETSIZE (1024), and bunshind holds one
+	 * pidfd per VMM: past ~1000 instances it dropped every new connection.
+	 */
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
 			     MHD_ALLOW_UPGRADE;
 
 	if (h->tls) {
