@@ -41,6 +41,7 @@
 #include "../common/util.h"
 #include "../hostnet/ipam.h"
 #include "daemon.h"
+#include "netroute.h"
 #include "supervisor.h"
 
 #define DHCPD_PERIOD_MS	 2000 /* a sync even without a kick: bridges made or lost meanwhile */
@@ -56,8 +57,6 @@ struct dhcpd_net {
 	int pidfd;
 	char *hosts; /* what the hosts file holds now */
 	char *names; /* ... and the names file */
-	bool dns;    /* it answers DNS (else dns_owner, with the same gateway, does) */
-	int64_t dns_owner;
 	uint64_t next_start_ms;
 	bool seen;
 	struct dhcpd_net *next;
@@ -110,25 +109,26 @@ static __attribute__((noreturn)) void dhcpd_child(char **argv, int logfd)
 }
 
 /*
- * DNS on the gateway: dnsmasq binds port 53 on the bridge's addresses
- * that carry the bridge's own label (metadata.c labels 169.254.169.254
- * apart, so every bridge's copy of it does not collide). Two networks with
- * the same gateway (tenants' subnets may overlap) cannot both have it:
- * dnsmasq binds the address, not the device, with --bind-interfaces and
- * --bind-dynamic alike (tried: the second fails with EADDRINUSE), so only
- * the lowest-numbered one gets DNS and the others run with --port=0.
+ * DNS on the gateway: dnsmasq binds the bridge's addresses that carry the
+ * bridge's own label (metadata.c labels 169.254.169.254 apart). Two
+ * networks may have the same gateway address (tenants' subnets overlap),
+ * and dnsmasq binds the address, not the device, so each listens on a
+ * port of its own (netroute.h) and firewall.c redirects GATEWAY:53 from
+ * the network's bridge there; its answers find their bridge by the
+ * connection's mark.
  */
 #define DHCPD_DOMAIN "bunshin.internal"
 
 static int dhcpd_dns_args(struct dhcpd_net *e, const char *gw, char **argv, int n, char a[][4200])
 {
-	if (!e->dns) {
-		log_warn("network %lld: no DNS: network %lld has the same gateway address %s and "
-			 "answers DNS on it (dnsmasq cannot bind one address twice)",
-			 (long long)e->id, (long long)e->dns_owner, gw);
+	if (!netr_dns_port(e->id)) {
+		log_warn("network %lld: no DNS: network ids past %d get no DNS port",
+			 (long long)e->id, NETR_DNS_MAX_ID);
 		argv[n++] = "--port=0";
 		return n;
 	}
+	snprintf(a[9], sizeof(a[9]), "--port=%d", netr_dns_port(e->id));
+	argv[n++] = a[9];
 	argv[n++] = "--domain=" DHCPD_DOMAIN;
 	argv[n++] = "--local=/" DHCPD_DOMAIN "/";
 	argv[n++] = "--expand-hosts";
@@ -144,7 +144,7 @@ static int dhcpd_dns_args(struct dhcpd_net *e, const char *gw, char **argv, int 
 
 static int dhcpd_start(struct dhcpd_net *e, const char *cidr)
 {
-	char a[9][4200], net[IPAM_ADDR_STRLEN], mask[IPAM_ADDR_STRLEN], gw[IPAM_ADDR_STRLEN];
+	char a[10][4200], net[IPAM_ADDR_STRLEN], mask[IPAM_ADDR_STRLEN], gw[IPAM_ADDR_STRLEN];
 	char *argv[24];
 	struct ipam_net in;
 	struct error err = {0};
@@ -199,7 +199,7 @@ static int dhcpd_start(struct dhcpd_net *e, const char *cidr)
 		return -errno;
 	}
 	log_info("network %lld: dnsmasq (pid %d) serves DHCP%s on %s", (long long)e->id,
-		 (int)e->pid, e->dns ? " and DNS" : "", e->bridge);
+		 (int)e->pid, netr_dns_port(e->id) ? " and DNS" : "", e->bridge);
 	return 0;
 }
 
@@ -385,47 +385,7 @@ static void dhcpd_drop(struct dhcpd_net **link)
 	free(e);
 }
 
-/*
- * The network with the lowest id among those with a bridge and the same
- * gateway as n: the one that gets DNS (see dhcpd_dns_args()).
- */
-static int64_t dhcpd_dns_owner(const json_t *n, const json_t *nets)
-{
-	struct ipam_net mine, other;
-	struct error err = {0};
-	int64_t owner = sup_int(n, "id");
-	const json_t *o;
-	size_t i;
-
-	if (ipam_parse_cidr(sup_str(n, "cidr"), &mine, &err))
-		return owner;
-	json_array_foreach(nets, i, o)
-	{
-		const char *bridge = sup_str(o, "bridge");
-
-		if (sup_int(o, "id") < owner && bridge && if_nametoindex(bridge) &&
-		    !ipam_parse_cidr(sup_str(o, "cidr"), &other, &err) &&
-		    other.gateway == mine.gateway)
-			owner = sup_int(o, "id");
-	}
-	return owner;
-}
-
-/* Whether e's dnsmasq should answer DNS; one running the other way is stopped (restarted next). */
-static void dhcpd_sync_dns(struct dhcpd_net *e, const json_t *n, const json_t *nets)
-{
-	int64_t owner = dhcpd_dns_owner(n, nets);
-	bool want = owner == e->id;
-
-	e->dns_owner = owner;
-	if (want == e->dns)
-		return;
-	if (e->pid)
-		dhcpd_stop(e);
-	e->dns = want;
-}
-
-static void dhcpd_sync_net(const json_t *n, const json_t *nets, const json_t *ports, uint64_t now)
+static void dhcpd_sync_net(const json_t *n, const json_t *ports, uint64_t now)
 {
 	const char *bridge = sup_str(n, "bridge");
 	char dir[4200];
@@ -444,7 +404,6 @@ static void dhcpd_sync_net(const json_t *n, const json_t *nets, const json_t *po
 		return;
 	}
 	dhcpd_sync_hosts(e, ports);
-	dhcpd_sync_dns(e, n, nets);
 	if (e->pid || !e->hosts || now < e->next_start_ms)
 		return;
 	ret = dhcpd_start(e, sup_str(n, "cidr"));
@@ -470,7 +429,7 @@ static void dhcpd_sync(void)
 	}
 	for (struct dhcpd_net *e = dhcpd.nets; e; e = e->next)
 		e->seen = false;
-	json_array_foreach(nets, i, n) dhcpd_sync_net(n, nets, ports, now);
+	json_array_foreach(nets, i, n) dhcpd_sync_net(n, ports, now);
 	for (struct dhcpd_net **l = &dhcpd.nets; *l;) {
 		if ((*l)->seen)
 			l = &(*l)->next;

@@ -25,13 +25,14 @@
 
 #include "../hostnet/ipam.h"
 #include "firewall.h"
+#include "netroute.h"
 
 #define FW_BRIDGE_PREFIX "bn-"
 #define FW_TAP_PREFIX	 "bt-"
 #define FW_METADATA	 "169.254.169.254"
 
 struct fw_net {
-	int64_t tenant;
+	int64_t id, tenant;
 	char bridge[16];
 	char cidr[IPAM_CIDR_STRLEN];
 	char gateway[IPAM_ADDR_STRLEN];
@@ -98,6 +99,7 @@ static bool fw_net_parse(const json_t *row, struct fw_net *n)
 	if (!fw_bridge_ok(fw_s(row, "bridge")) || !fw_s(row, "cidr") ||
 	    ipam_parse_cidr(fw_s(row, "cidr"), &net, &err))
 		return false;
+	n->id = fw_i(row, "id");
 	n->tenant = fw_i(row, "tenant_id");
 	snprintf(n->bridge, sizeof(n->bridge), "%s", fw_s(row, "bridge"));
 	ipam_format_cidr(&net, n->cidr);
@@ -230,19 +232,49 @@ static void fw_input_chain(struct fw_gen *g)
 	for (size_t i = 0; i < g->nnets; i++) {
 		const struct fw_net *n = &g->nets[i];
 
+		/* DNS: redirected from port 53 to its own dnsmasq's (fw_dns_redirect()). */
 		fprintf(g->f,
-			"\t\tiifname \"%s\" ip daddr %s meta l4proto { tcp, udp } th dport 53 "
+			"\t\tiifname \"%s\" ip daddr %s meta l4proto { tcp, udp } th dport %d "
 			"accept\n"
 			"\t\tiifname \"%s\" ip daddr %s icmp type echo-request accept\n",
-			n->bridge, n->gateway, n->bridge, n->gateway);
+			n->bridge, n->gateway, netr_dns_port(n->id) ?: 53, n->bridge, n->gateway);
 	}
 	fprintf(g->f, "\t\tcounter name \"host\" drop\n\t}\n");
+}
+
+/*
+ * A forward into network ID is routed by its mark (netroute.h): its
+ * address may be another network's too, and the main table knows only one.
+ */
+static const char *fw_forward_mark(const char *bridge, char buf[64])
+{
+	int64_t id = netr_bridge_id(bridge);
+
+	if (!netr_routed(id))
+		return "";
+	snprintf(buf, 64, " meta mark set %" PRId64 " ct mark set %" PRId64, id, id);
+	return buf;
+}
+
+/* Each network's DNS on its gateway's port 53 goes to its own dnsmasq's port. */
+static void fw_dns_redirect(struct fw_gen *g)
+{
+	static const char *const protos[] = {"udp", "tcp"};
+
+	for (size_t i = 0; i < g->nnets; i++) {
+		const struct fw_net *n = &g->nets[i];
+
+		for (int p = 0; p < 2 && netr_dns_port(n->id); p++)
+			fprintf(g->f,
+				"\t\tiifname \"%s\" ip daddr %s %s dport 53 dnat ip to %s:%d\n",
+				n->bridge, n->gateway, protos[p], n->gateway, netr_dns_port(n->id));
+	}
 }
 
 /* DNAT in prerouting (from outside and from instances) and output (from the host itself). */
 static void fw_dnat_chain(struct fw_gen *g, const json_t *fwds, const char *name, const char *hook)
 {
-	char ip[IPAM_ADDR_STRLEN];
+	char ip[IPAM_ADDR_STRLEN], mark[64];
 	const json_t *row;
 	const char *proto;
 	int64_t hp, gp;
@@ -256,9 +288,12 @@ static void fw_dnat_chain(struct fw_gen *g, const json_t *fwds, const char *name
 		if (!fw_forward_parse(row, ip, &proto, &hp, &gp))
 			continue; /* counted by fw_forward_accepts() */
 		fprintf(g->f,
-			"\t\tfib daddr type local %s dport %" PRId64 " dnat ip to %s:%" PRId64 "\n",
-			proto, hp, ip, gp);
+			"\t\tfib daddr type local %s dport %" PRId64 "%s dnat ip to %s:%" PRId64
+			"\n",
+			proto, hp, fw_forward_mark(fw_s(row, "bridge"), mark), ip, gp);
 	}
+	if (!strcmp(hook, "prerouting"))
+		fw_dns_redirect(g);
 	fprintf(g->f, "\t}\n");
 }
 
@@ -287,11 +322,52 @@ static void fw_postrouting_chain(struct fw_gen *g)
 	fprintf(g->f, "\t}\n");
 }
 
+/*
+ * Overlapping subnets (netroute.h): a zone per bridge for what it sends
+ * (original direction: replies from outside are looked up in the default
+ * zone, where masquerade made their tuples unique), a connection mark
+ * per bridge (or per forward's network, set with its DNAT), and every
+ * packet of a marked connection marked for the policy rules: replies
+ * must find their bridge, and so must a forward's later packets (only
+ * its first one passes the nat chain that routed it).
+ */
+static void fw_overlap_chains(struct fw_gen *g)
+{
+	/*
+	 * DHCP stays in the default zone: every client's first request has
+	 * the same tuple (0.0.0.0:68 -> 255.255.255.255:67), so zoned ones
+	 * from two bridges would share one reply tuple and the second would
+	 * be dropped; dnsmasq answers on sockets bound to their bridge anyway.
+	 */
+	fprintf(g->f, "\tchain overlap_zone {\n"
+		      "\t\ttype filter hook prerouting priority raw; policy accept;\n"
+		      "\t\tiifname \"" FW_BRIDGE_PREFIX "*\" udp dport 67 accept\n");
+	for (size_t i = 0; i < g->nnets; i++) {
+		if (netr_routed(g->nets[i].id))
+			fprintf(g->f, "\t\tiifname \"%s\" ct original zone set %" PRId64 "\n",
+				g->nets[i].bridge, g->nets[i].id);
+	}
+	fprintf(g->f, "\t}\n\tchain overlap_mark {\n"
+		      "\t\ttype filter hook prerouting priority mangle; policy accept;\n"
+		      "\t\tct mark != 0 meta mark set ct mark\n");
+	for (size_t i = 0; i < g->nnets; i++) {
+		if (netr_routed(g->nets[i].id))
+			fprintf(g->f, "\t\tiifname \"%s\" ct state new ct mark set %" PRId64 "\n",
+				g->nets[i].bridge, g->nets[i].id);
+	}
+	/* The host's own answers (DNS, ping) to an instance: rerouted by the mark too. */
+	fprintf(g->f, "\t}\n\tchain overlap_route {\n"
+		      "\t\ttype route hook output priority mangle; policy accept;\n"
+		      "\t\tct mark != 0 meta mark set ct mark\n"
+		      "\t}\n");
+}
+
 static void fw_inet_table(struct fw_gen *g, const json_t *fwds)
 {
 	fprintf(g->f, "table inet bunshin {}\ndelete table inet bunshin\ntable inet bunshin {\n"
 		      "\tcounter tenant {}\n\tcounter host {}\n\tcounter isolated {}\n"
 		      "\tcounter inbound {}\n\tcounter spoof {}\n");
+	fw_overlap_chains(g);
 	fw_forward_chain(g, fwds);
 	fw_input_chain(g);
 	fw_dnat_chain(g, fwds, "prerouting", "prerouting");

@@ -23,6 +23,7 @@
 #include "api.h"
 #include "meta.h"
 #include "firewall.h"
+#include "netroute.h"
 
 #define NETD_BRIDGE_PREFIX "bn-"
 #define NETD_TAP_PREFIX	   "bt-"
@@ -186,7 +187,8 @@ static int netd_bridge(struct hostnet *hn, const char *bridge, const char *cidr,
 	struct ipam_net net;
 	int ret = ipam_parse_cidr(cidr, &net, err);
 
-	return ret ?: hostnet_bridge_create(hn, bridge, net.gateway, net.prefix, err);
+	ret = ret ?: hostnet_bridge_create(hn, bridge, net.gateway, net.prefix, err);
+	return ret ?: netr_bridge_up(hn, bridge, &net, err);
 }
 
 /* A port's tap, owned by its VMM's user, on its bridge (made if absent), up. */
@@ -297,6 +299,7 @@ void netd_bridges_gone(json_t *nets)
 	{
 		if (netd_s(n, "bridge"))
 			netd_link_delete(netd_s(n, "bridge"));
+		netr_network_gone(netd_i(n, "id"));
 	}
 	json_decref(nets);
 	dhcpd_kick();
@@ -372,6 +375,7 @@ int netd_reconcile(struct daemon *d, struct error *err)
 	/* Taps first: a bridge's deletion would only detach them. */
 	ret = hostnet_link_list(k.hn, NETD_TAP_PREFIX, netd_sweep_one, &k, err)
 		      ?: hostnet_link_list(k.hn, NETD_BRIDGE_PREFIX, netd_sweep_one, &k, err);
+	netr_reconcile(k.hn, k.nets);
 	json_array_foreach(k.nets, i, p)
 	{
 		struct error perr = {0};
@@ -520,18 +524,21 @@ static void api_network_delete(struct api_ctx *c)
 {
 	struct error err = {0};
 	char bridge[IF_NAMESIZE];
+	int64_t id;
 	json_t *n;
 	int ret;
 
 	if (!api_need_writer(c) || !(n = netd_lookup(c)))
 		return;
+	id = netd_i(n, "id");
 	snprintf(bridge, sizeof(bridge), "%s", netd_s(n, "bridge") ?: "");
-	ret = STORE(c->s, network_delete, netd_i(n, "id"), &err);
+	ret = STORE(c->s, network_delete, id, &err);
 	json_decref(n);
 	if (ret)
 		return api_fail(c, ret, &err, NULL);
 	if (bridge[0])
 		netd_link_delete(bridge);
+	netr_network_gone(id);
 	dhcpd_kick();
 	mdd_kick();
 	fw_changed(c->d, c->s);

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * DNS on instance networks: each network's dnsmasq answers on its
- * gateway with its instances' names; a network whose gateway address is
- * already another network's (overlapping subnets) gets none, and says so.
- * Fake instances (fakeinst.h) ask with a DNS message of the test's making.
+ * gateway with its instances' names (networks that share a gateway
+ * address: test_overlap.c). Fake instances (fakeinst.h) ask with a DNS
+ * message of the test's making.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -86,14 +86,6 @@ static const char *resolve(struct fake *f, const char *gw, const char *name, int
 	return ip;
 }
 
-static bool log_has(const char *text)
-{
-	char cmd[400];
-
-	snprintf(cmd, sizeof(cmd), "grep -q -- '%s' '%s'", text, h.log);
-	return system(cmd) == 0;
-}
-
 /* The argument of a dnsmasq of network nid that starts with prefix, or "". */
 static const char *dnsmasq_arg(int64_t nid, const char *prefix)
 {
@@ -157,36 +149,4 @@ Test(dns, instance_names_resolve_on_the_gateway)
 		usleep(250000);
 	cr_expect_str_eq(fake_dns_a(&f, a.gw, "db1"), "", "a deleted instance still resolves");
 	fake_free(&f);
-}
-
-Test(dns, a_second_network_with_the_same_gateway_gets_no_dns_and_says_so)
-{
-	char tb[128];
-	struct inst a, b;
-	struct fake fa, fb;
-
-	dh_tenant_user(&h, "team-b", "bob", "member", tb, sizeof(tb));
-	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/networks",
-			    "{\"name\":\"lab\",\"cidr\":\"10.44.0.0/24\"}", NULL),
-		     201);
-	cr_assert_eq(dh_req(&h, tb, "POST", "/v1/networks",
-			    "{\"name\":\"lab\",\"cidr\":\"10.44.0.0/24\"}", NULL),
-		     201);
-	create(h.admin, "alpha", "lab", &a);
-	create(tb, "beta", "lab", &b);
-	cr_assert_str_eq(a.gw, b.gw);
-	fake_make(&fa, "vf-a", a.bridge, a.mac, a.cidr, a.gw);
-	fake_make(&fb, "vf-b", b.bridge, b.mac, b.cidr, b.gw);
-	cr_expect_str_eq(resolve(&fa, a.gw, "alpha", 10000), a.ip);
-	cr_expect(log_has("no DNS: network"), "no log line for the refused DNS; see %s", h.log);
-	cr_expect_str_eq(dnsmasq_arg(b.nid, "--port="), "--port=0");
-	cr_expect_str_eq(fake_dns_a(&fb, b.gw, "beta"), "");
-	cr_expect_str_eq(fake_dns_a(&fb, b.gw, "alpha"), "", "another tenant's name leaked");
-
-	/* the first network gone, the second gets DNS */
-	cr_assert_eq(dh_req(&h, h.admin, "DELETE", "/v1/instances/alpha", NULL, NULL), 204);
-	cr_assert_eq(dh_req(&h, h.admin, "DELETE", "/v1/networks/lab", NULL, NULL), 204);
-	cr_expect_str_eq(resolve(&fb, b.gw, "beta", 15000), b.ip);
-	fake_free(&fa);
-	fake_free(&fb);
 }

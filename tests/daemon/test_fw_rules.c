@@ -120,7 +120,14 @@ Test(fw_rules, host_answers_dhcp_dns_ping_and_metadata_only)
 	HAS(t, "iifname != \"bn-*\" accept");
 	HAS(t, "udp sport 68 udp dport 67 accept");
 	HAS(t, "ip daddr 169.254.169.254 tcp dport 80 accept");
-	HAS(t, "iifname \"bn-1\" ip daddr 10.0.0.1 meta l4proto { tcp, udp } th dport 53 accept");
+	/* DNS: port 53 is redirected to the network's own dnsmasq's port (netroute.h). */
+	HAS(t,
+	    "iifname \"bn-1\" ip daddr 10.0.0.1 meta l4proto { tcp, udp } th dport 20001 accept");
+	HAS(t,
+	    "iifname \"bn-3\" ip daddr 10.0.0.1 meta l4proto { tcp, udp } th dport 20003 accept");
+	HAS(t, "iifname \"bn-3\" ip daddr 10.0.0.1 udp dport 53 dnat ip to 10.0.0.1:20003");
+	HAS(t, "iifname \"bn-3\" ip daddr 10.0.0.1 tcp dport 53 dnat ip to 10.0.0.1:20003");
+	LACKS(t, "th dport 53 accept");
 	HAS(t, "iifname \"bn-2\" ip daddr 10.9.0.1 icmp type echo-request accept");
 	HAS(t, "counter name \"host\" drop\n\t}");
 	free(t);
@@ -130,11 +137,14 @@ Test(fw_rules, forwards_dnat_from_outside_and_from_the_host)
 {
 	char *t = gen(NULL);
 	const char *pre = strstr(t, "chain prerouting"), *out = strstr(t, "chain output");
-	const char *d = "fib daddr type local tcp dport 8080 dnat ip to 10.0.0.2:80";
+	const char *d = "fib daddr type local tcp dport 8080 meta mark set 1 ct mark set 1 dnat ip "
+			"to 10.0.0.2:80";
 
 	cr_assert(pre && out);
 	cr_expect(strstr(pre, d) && strstr(out, d), "\n%s", t);
-	HAS(t, "fib daddr type local udp dport 5353 dnat ip to 10.0.0.2:53");
+	/* bn-3's 10.0.0.2 is bn-1's too: the mark routes it to bn-3 (netroute.h). */
+	HAS(t, "fib daddr type local udp dport 5353 meta mark set 3 ct mark set 3 dnat ip to "
+	       "10.0.0.2:53");
 	HAS(t, "ct status dnat oifname \"bn-1\" ip daddr 10.0.0.2 tcp dport 80 accept");
 	HAS(t, "ct status dnat oifname \"bn-3\" ip daddr 10.0.0.2 udp dport 53 accept");
 	HAS(t, "ct status dnat oifname \"bn-1\" ip saddr 10.0.0.0/24 masquerade");
@@ -246,4 +256,24 @@ Test(fw_rules, the_kernel_takes_it_and_a_rebuild_replaces_it)
 	free(t);
 	free(empty);
 	json_decref(none);
+}
+
+Test(fw_rules, overlapping_networks_get_a_zone_and_a_mark_each)
+{
+	char *t = gen(NULL);
+	const char *zone = strstr(t, "chain overlap_zone {"),
+		   *mark = strstr(t, "chain overlap_mark {");
+	const char *route = strstr(t, "chain overlap_route {");
+
+	cr_assert(zone && mark && route, "\n%s", t);
+	HAS(zone, "type filter hook prerouting priority raw;");
+	HAS(zone,
+	    "iifname \"bn-*\" udp dport 67 accept\n\t\tiifname \"bn-1\" ct original zone set 1\n");
+	HAS(zone, "iifname \"bn-3\" ct original zone set 3\n");
+	HAS(mark, "type filter hook prerouting priority mangle;");
+	HAS(mark, "ct mark != 0 meta mark set ct mark\n");
+	HAS(mark, "iifname \"bn-3\" ct state new ct mark set 3\n");
+	HAS(route, "type route hook output priority mangle;");
+	HAS(route, "ct mark != 0 meta mark set ct mark\n");
+	free(t);
 }
