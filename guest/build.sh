@@ -31,7 +31,7 @@ elf)
 	for f in head.S kernel.c lib.c acpi.c apic.c main.c boot.c smp.c timer.c serial_echo.c power.c \
 		pci.c virtio.c virtio_rng.c virtio_blk.c virtio_net.c virtio_console.c virtio_vsock.c \
 		virtio_balloon.c virtio_abuse.c virtio_blk_bench.c virtio_net_bench.c net.c vmgenid.c identity.c \
-		mem_writer.c blk_verify.c dhcp.c netstack.c nettcp.c netprobe.c; do
+		mem_writer.c blk_verify.c dhcp.c netstack.c nettcp.c netprobe.c virtio_reset.c; do
 		o="$work/${f%.*}.o"
 		# shellcheck disable=SC2086
 		"$cc" $CFLAGS -c "$src/$f" -o "$o"

@@ -360,6 +360,7 @@ void run_virtio_console(void);
 void run_virtio_vsock(void);
 void run_virtio_balloon(void);
 void run_virtio_abuse(void);
+void run_virtio_reset(void);
 void run_blk_bench(void);
 void run_mem_writer(void);
 void run_blk_verify(void);

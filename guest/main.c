@@ -39,6 +39,7 @@ static const struct {
 	{"blk-verify", run_blk_verify},
 	{"dhcp", run_dhcp},
 	{"netprobe", run_netprobe},
+	{"virtio-reset", run_virtio_reset},
 };
 /* clang-format on */
 

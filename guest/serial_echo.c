@@ -16,19 +16,59 @@
 
 static volatile uint8_t rx_ring[RX_RING];
 static volatile uint32_t rx_head; /* written by the interrupt handler */
+static volatile uint32_t rx_tail; /* written by the reader */
+static volatile bool rx_full;	  /* the handler left bytes in the UART: no room */
 
-/* CPL 0, interrupt handler for VEC_SERIAL. */
+/*
+ * CPL 0, interrupt handler for VEC_SERIAL. ISA IRQ4 is edge-triggered and
+ * the UART keeps its line up while it holds data, so a handler that
+ * returned with data left would never get another edge: it drains until
+ * LSR.DR is clear (as Linux's 8250 driver does). Only a full ring stops it
+ * early; the reader then asks for a new edge (serial_rx_room()).
+ */
 void serial_rx_isr(void)
 {
-	for (int i = 0; i < RX_RING && (inb(COM1 + 5) & 1); i++) {
+	while (inb(COM1 + 5) & 1) {
+		if (rx_head - rx_tail >= RX_RING) {
+			rx_full = true;
+			return;
+		}
 		rx_ring[rx_head % RX_RING] = inb(COM1);
 		rx_head++;
 	}
 }
 
+/*
+ * After the reader took a byte: if the handler stopped on a full ring,
+ * IER off and on again drops the UART's line and raises it while data is
+ * still there, the edge that runs the handler again.
+ */
+static void serial_rx_room(void)
+{
+	if (!rx_full)
+		return;
+	rx_full = false;
+	outb(COM1 + 1, 0x00);
+	outb(COM1 + 1, 0x01);
+}
+
+/* The next received byte, halting until there is one. */
+static char serial_rx_byte(void)
+{
+	uint32_t head;
+	char c;
+
+	while ((head = rx_head) == rx_tail)
+		wait_change(&rx_head, head);
+	c = (char)rx_ring[rx_tail % RX_RING];
+	rx_tail++;
+	serial_rx_room();
+	return c;
+}
+
 void run_serial_echo(void)
 {
-	uint32_t tail = 0, lines = 0, len = 0;
+	uint32_t lines = 0, len = 0;
 	char buf[LINE_MAX];
 	struct line l;
 
@@ -42,13 +82,8 @@ void run_serial_echo(void)
 	line_emit(&l);
 
 	for (;;) {
-		uint32_t head = rx_head;
-		if (tail == head) {
-			wait_change(&rx_head, head);
-			continue;
-		}
-		char c = (char)rx_ring[tail % RX_RING];
-		tail++;
+		char c = serial_rx_byte();
+
 		if (c != '\r' && c != '\n') {
 			if (len < LINE_MAX)
 				buf[len++] = c;
@@ -80,7 +115,6 @@ void run_serial_echo(void)
  */
 uint32_t serial_read_line(char *buf, uint32_t max)
 {
-	static uint32_t tail;
 	static bool routed;
 	uint32_t len = 0;
 
@@ -92,15 +126,8 @@ uint32_t serial_read_line(char *buf, uint32_t max)
 		routed = true;
 	}
 	for (;;) {
-		uint32_t head = rx_head;
-		char c;
+		char c = serial_rx_byte();
 
-		if (tail == head) {
-			wait_change(&rx_head, head);
-			continue;
-		}
-		c = (char)rx_ring[tail % RX_RING];
-		tail++;
 		if (c != '\r' && c != '\n') {
 			if (len < max)
 				buf[len++] = c;

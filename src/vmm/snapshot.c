@@ -367,7 +367,8 @@ int machine_save_devices(struct machine *m, struct snap_writer *w, struct error 
 	ret |= pci_root_save(m->pci, w, "pci");
 	for (unsigned int i = 0; i < n; i++)
 		ret |= virtio_pci_save(v[i].vp, w, v[i].name);
-	return ret ? error_set(err, ENOMEM, "saving device state: out of memory") : 0;
+	return ret ? error_set(err, ENOMEM, "saving device state: out of memory or a device busy")
+		   : 0;
 }
 
 /* The PCI root first: it puts the BARs back (and the ioeventfds with them) and the MSI routes. */
@@ -388,4 +389,18 @@ int machine_restore_devices(struct machine *m, const struct snap_file *f, struct
 	for (unsigned int i = 0; !ret && i < n; i++)
 		ret = virtio_pci_restore(v[i].vp, f, v[i].name, err);
 	return ret;
+}
+
+/*
+ * Pausing: resets the guest asked for are finished by the I/O thread before
+ * it parks, so a snapshot or migration never carries half of one.
+ */
+void machine_settle_resets(struct machine *m)
+{
+	struct snapshot_vdev v[SNAPSHOT_MAX_VDEVS];
+	unsigned int n = snapshot_vdevs(m, v);
+
+	for (unsigned int i = 0; i < n; i++)
+		if (virtio_pci_settle(v[i].vp, MACHINE_SETTLE_MS))
+			log_warn("%s: reset not done after %d ms", v[i].name, MACHINE_SETTLE_MS);
 }

@@ -62,5 +62,8 @@ int machine_save_state(struct machine *m, struct snap_writer *w, struct error *e
 /* The devices' part of it, each device one section named after it. */
 int machine_save_devices(struct machine *m, struct snap_writer *w, struct error *err);
 int machine_restore_devices(struct machine *m, const struct snap_file *f, struct error *err);
+/* Before the I/O thread is paused: waits for the virtio resets it still owes (see pci.c). */
+#define MACHINE_SETTLE_MS 5000
+void machine_settle_resets(struct machine *m);
 
 #endif

@@ -739,8 +739,10 @@ int machine_pause(struct machine *m, struct error *err)
 	if (ret)
 		goto out;
 	vcpu_gate_close(&m->gate, m->vcpus, m->nvcpus_created);
-	if (m->io)
+	if (m->io) {
+		machine_settle_resets(m);
 		iothread_pause(m->io);
+	}
 	for (unsigned int i = 0; i < m->cfg->ndisks; i++)
 		virtio_blk_drain(m->blk[i]);
 	ret = vm_clock_save(&m->vm, &m->paused_clock);

@@ -402,3 +402,32 @@ Test(serial, linux_autoconfig_probe)
 	outb(FCR, 0x01);
 	cr_assert_eq(inb(IIR) >> 6, 3, "16550A");
 }
+
+/*
+ * What the test guest's receive handler relies on (guest/serial_echo.c):
+ * the line stays up, with no new edge, for as long as data is held, IIR
+ * keeps saying so; the next edge comes only once the buffer was drained
+ * and data arrives again, or when ERBFI is turned off and on with data
+ * still there.
+ */
+Test(serial, held_data_keeps_one_edge)
+{
+	outb(IER, 0x01);
+	serial_receive(uart, (const uint8_t *)"abc", 3);
+	cr_assert_eq(irq.raises, 1);
+	cr_assert_eq(inb(RBR), 'a');
+	serial_receive(uart, (const uint8_t *)"de", 2);
+	cr_assert_eq(irq.level, 1);
+	cr_assert_eq(irq.raises, 1, "no new edge while the line is up");
+	cr_assert_eq(inb(IIR), 0x04, "data available, for as long as there is some");
+	outb(IER, 0x00);
+	cr_assert_eq(irq.level, 0);
+	outb(IER, 0x01);
+	cr_assert_eq(irq.raises, 2, "ERBFI off and on with data held is a new edge");
+	for (const char *p = "bcde"; *p; p++)
+		cr_assert_eq(inb(RBR), *p);
+	cr_assert_eq(irq.level, 0);
+	cr_assert_eq(inb(IIR), 0x01);
+	serial_receive(uart, (const uint8_t *)"f", 1);
+	cr_assert_eq(irq.raises, 3);
+}

@@ -553,7 +553,7 @@ Test(vblk_mq, queue_reset_of_one_queue_leaves_the_others)
 	cr_assert(mq_wait(1, 1));
 	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
 	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
-	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0);
+	cr_assert(vfx_wait_queue_reset(&fx, 2000), "the queue reset never completed");
 	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 	mq_post(0, 0, VIRTIO_BLK_T_IN, 8);
 	cr_assert(mq_wait(0, 1), "queue 0 must keep working");
@@ -580,6 +580,7 @@ Test(vblk_mq, queue_reset_with_a_request_in_flight)
 		mq_post(1, 0, VIRTIO_BLK_T_OUT, i * 8);
 		vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
 		vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+		cr_assert(vfx_wait_queue_reset(&fx, 2000), "the queue reset never completed");
 		seen = mq_used_idx(1);
 		cr_assert_leq(seen, 1);
 		usleep(2000);

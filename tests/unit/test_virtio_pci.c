@@ -618,7 +618,7 @@ Test(vpci, queue_reset_resets_only_that_queue)
 
 	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
 	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
-	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0, "reset must be complete");
+	cr_assert(vfx_wait_queue_reset(&fx, 2000), "the queue reset never completed");
 	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QSIZE);
 	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
@@ -649,6 +649,7 @@ Test(vpci, queue_reset_of_an_idle_or_missing_queue)
 	cr_assert(negotiate(F_VERSION_1 | F_RING_RESET));
 	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
 	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+	cr_assert(vfx_wait_queue_reset(&fx, 2000));
 	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_SELECT, 2, 5);
 	vfx_bar_wr(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
 	cr_assert_eq(vfx_bar_rd(&fx, VIRTIO_PCI_COMMON_Q_RESET, 2), 0);

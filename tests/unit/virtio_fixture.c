@@ -236,6 +236,30 @@ uint8_t vfx_status(struct vfx *fx)
 void vfx_set_status(struct vfx *fx, uint8_t s)
 {
 	vfx_bar_wr(fx, VIRTIO_PCI_COMMON_STATUS, 1, s);
+	/* A reset is done by the I/O thread: a driver waits for status 0 (4.1.4.3.2). */
+	if (s == 0)
+		cr_assert(vfx_wait_reset(fx, 2000), "the reset never completed (status 0x%x)",
+			  vfx_status(fx));
+}
+
+bool vfx_wait_reset(struct vfx *fx, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (vfx_status(fx) == 0)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+bool vfx_wait_queue_reset(struct vfx *fx, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (vfx_bar_rd(fx, VIRTIO_PCI_COMMON_Q_RESET, 2) == 0)
+			return true;
+		usleep(1000);
+	}
+	return false;
 }
 
 bool vfx_negotiate(struct vfx *fx, uint64_t f)

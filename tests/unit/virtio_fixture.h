@@ -119,7 +119,12 @@ uint64_t vfx_device_features(struct vfx *fx);
 /* Writes the driver's 64 feature bits through the two select windows. */
 void vfx_write_features(struct vfx *fx, uint64_t f);
 uint8_t vfx_status(struct vfx *fx);
+/* Writing 0 waits (asserting, up to 2 s) for the reset to complete, as a driver must. */
 void vfx_set_status(struct vfx *fx, uint8_t s);
+/* Polls up to ms milliseconds for device_status to read 0 (a reset complete). */
+bool vfx_wait_reset(struct vfx *fx, int ms);
+/* Polls up to ms milliseconds for the selected queue's queue_reset to read 0. */
+bool vfx_wait_queue_reset(struct vfx *fx, int ms);
 /*
  * 3.1.1 up to FEATURES_OK (ACKNOWLEDGE|DRIVER, features, FEATURES_OK);
  * returns whether the device kept FEATURES_OK, since refusing is a result

@@ -211,9 +211,9 @@ static const char *const sandbox_thread_base[] = {
 /*
  * A vCPU thread: KVM_RUN and the exit handlers, which are the device
  * models' PIO/MMIO handlers, run on it. What they reach besides memory
- * and locks: the console (serial output), eventfds (power events, MSI),
- * and the resets a driver asks for, which stop the device's work (vsock's
- * connections, the disks' requests in flight) on the vCPU that wrote.
+ * and locks: the console (serial output) and eventfds (power events, MSI,
+ * and the resets a driver asks for: the I/O thread does their work, so
+ * closing vsock's connections and finishing disk requests is not here).
  */
 static const char *const sandbox_vcpu_allowed[] = {
 	/*
@@ -231,18 +231,6 @@ static const char *const sandbox_vcpu_allowed[] = {
 	 */
 	"read",
 	"eventfd2",
-	/* vsock's reset closes its connections (out of the I/O thread's epoll set first). */
-	"epoll_ctl",
-	"close",
-	/* virtio-blk's reset stops its rate limiter's timer... */
-	"timerfd_settime",
-	/* ...and finishes the requests in flight: io_uring, or the synchronous engine. */
-	"io_uring_enter",
-	"preadv",
-	"pwritev",
-	"pwritev2",
-	"fdatasync",
-	"fallocate",
 };
 
 /* The ioctls a vCPU's exit handlers make, besides KVM_RUN. */
@@ -263,9 +251,8 @@ static const unsigned long sandbox_vcpu_ioctls[] = {
 	KVM_IRQFD,
 	KVM_SIGNAL_MSI,
 	KVM_IOEVENTFD,
-	/* virtio-net: the guest's offloads and, on a reset, its queue pairs go to the tap. */
+	/* virtio-net: the offloads the guest takes at FEATURES_OK go to the tap. */
 	TUNSETOFFLOAD,
-	TUNSETQUEUE,
 };
 
 /*

@@ -6,6 +6,7 @@
  * notifications through ioeventfds, and interrupts through MSI-X.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -30,6 +31,7 @@ struct virtio_pci_queue {
 	int efd;	     /* the notify eventfd: ioeventfd and bus writes both signal it */
 	uint64_t bound_addr; /* where it is bound as an ioeventfd, 0 if nowhere */
 	bool watched;	     /* on the I/O thread */
+	bool resetting;	     /* queue_reset asked for, not yet done by the I/O thread */
 };
 
 struct virtio_pci {
@@ -55,6 +57,23 @@ struct virtio_pci {
 	unsigned int log_count;
 	unsigned int log_suppressed;
 	int pcicfg; /* offset of the PCI_CFG capability */
+
+	/*
+	 * Resets the driver asks for are done by the I/O thread (see
+	 * virtio_pci.h): the register write only sets resetting (or a queue's)
+	 * and signals reset_efd; reset_done wakes virtio_pci_settle().
+	 */
+	bool resetting;
+	/*
+	 * The same for the vCPU without the lock, which the I/O thread holds
+	 * while the device drains: polling the status (what a driver does
+	 * meanwhile) and writing 0 again never wait for it.
+	 */
+	_Atomic bool reset_pending;
+	_Atomic uint8_t reset_status; /* what the status reads meanwhile */
+	int reset_efd;
+	bool reset_watched;
+	pthread_cond_t reset_done;
 
 	struct virtio_pci_queue *q; /* [info.num_queues] */
 };
@@ -175,6 +194,15 @@ void virtio_pci_queue_kick(struct virtio_pci *vp, unsigned int q)
 
 /* ---- reset ---- */
 
+/* Wakes the I/O thread for a reset the driver asked for. */
+static void vp_reset_request(struct virtio_pci *vp)
+{
+	uint64_t one = 1;
+
+	if (write(vp->reset_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("%s: reset request: %s", vp->info.name, strerror(errno));
+}
+
 static void vp_queue_reset(struct virtio_pci_queue *q)
 {
 	virtq_reset(&q->vq);
@@ -187,8 +215,10 @@ static void vp_queue_reset(struct virtio_pci_queue *q)
 /* Back to the state after power-on: queues stopped, features and vectors forgotten. */
 static void vp_reset(struct virtio_pci *vp)
 {
-	for (unsigned int i = 0; i < vp->info.num_queues; i++)
+	for (unsigned int i = 0; i < vp->info.num_queues; i++) {
 		vp_queue_reset(&vp->q[i]);
+		vp->q[i].resetting = false;
+	}
 	vp->accepted = 0;
 	vp->dfselect = vp->gfselect = 0;
 	vp->msix_config = VIRTIO_MSI_NO_VECTOR;
@@ -197,6 +227,10 @@ static void vp_reset(struct virtio_pci *vp)
 	vp->isr = 0;
 	if (vp->info.ops->reset)
 		vp->info.ops->reset(vp);
+	/* Only now may the status read 0 (and a status read need the lock again). */
+	vp->resetting = false;
+	atomic_store(&vp->reset_pending, false);
+	pthread_cond_broadcast(&vp->reset_done);
 }
 
 /* ---- device status (2.1, 3.1.1) ---- */
@@ -228,8 +262,21 @@ static void vp_status_write(struct virtio_pci *vp, uint8_t val)
 	uint8_t new = val & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET;
 	uint8_t added = new & ~old;
 
+	/*
+	 * A reset drains disks and closes connections: the I/O thread does it
+	 * and the status reads non-zero until it is done (4.1.4.3.2): what it
+	 * read, or DEVICE_NEEDS_RESET if that was 0 (a driver's first reset).
+	 * Writes while one is pending are coalesced, so a storm costs one at a
+	 * time.
+	 */
 	if (val == 0) {
-		vp_reset(vp);
+		if (!vp->resetting) {
+			atomic_store(&vp->reset_status,
+				     vp->status ? vp->status : VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+			vp->resetting = true;
+			atomic_store(&vp->reset_pending, true);
+			vp_reset_request(vp);
+		}
 		return;
 	}
 	if (old & ~new) {
@@ -287,11 +334,41 @@ static void vp_queue_enable(struct virtio_pci *vp, struct virtio_pci_queue *q, u
  */
 static void vp_queue_ring_reset(struct virtio_pci *vp, struct virtio_pci_queue *q, uint16_t val)
 {
-	if (val != 1 || !(vp->accepted & (1ULL << VIRTIO_F_RING_RESET)))
+	if (val != 1 || !(vp->accepted & (1ULL << VIRTIO_F_RING_RESET)) || q->resetting)
 		return;
-	vp_queue_reset(q);
-	if (vp->info.ops->queue_reset)
-		vp->info.ops->queue_reset(vp, q->index);
+	/* Like a device reset, done by the I/O thread: queue_reset reads 1 until then. */
+	q->resetting = true;
+	vp_reset_request(vp);
+}
+
+/* I/O thread, lock held: the resets the driver asked for since the last call. */
+static void vp_finish_resets(struct virtio_pci *vp)
+{
+	if (vp->resetting) {
+		vp_reset(vp);
+		return;
+	}
+	for (unsigned int i = 0; i < vp->info.num_queues; i++) {
+		struct virtio_pci_queue *q = &vp->q[i];
+
+		if (!q->resetting)
+			continue;
+		vp_queue_reset(q);
+		if (vp->info.ops->queue_reset)
+			vp->info.ops->queue_reset(vp, q->index);
+		q->resetting = false;
+	}
+	pthread_cond_broadcast(&vp->reset_done);
+}
+
+static bool vp_reset_pending(const struct virtio_pci *vp)
+{
+	if (vp->resetting)
+		return true;
+	for (unsigned int i = 0; i < vp->info.num_queues; i++)
+		if (vp->q[i].resetting)
+			return true;
+	return false;
 }
 
 static void vp_set_half(uint64_t *reg, unsigned int half, uint32_t val)
@@ -312,7 +389,7 @@ static void vp_queue_write(struct virtio_pci *vp, uint32_t off, uint32_t val)
 {
 	struct virtio_pci_queue *q = vp_selected(vp);
 
-	if (!q)
+	if (!q || q->resetting)
 		return;
 	if (off == VIRTIO_PCI_COMMON_Q_MSIX) {
 		q->vector = vp_vector(vp, (uint16_t)val);
@@ -390,6 +467,13 @@ static void vp_common_queue_image(struct virtio_pci *vp, uint8_t *img)
 	le_write(img + VIRTIO_PCI_COMMON_Q_DESCLO, 8, q->desc);
 	le_write(img + VIRTIO_PCI_COMMON_Q_AVAILLO, 8, q->driver);
 	le_write(img + VIRTIO_PCI_COMMON_Q_USEDLO, 8, q->device);
+	le_write(img + VIRTIO_PCI_COMMON_Q_RESET, 2, q->resetting);
+}
+
+/* The status the driver sees: never 0 while a reset is pending (see vp_status_write()). */
+static uint8_t vp_status_shown(struct virtio_pci *vp)
+{
+	return vp->resetting ? atomic_load(&vp->reset_status) : vp->status;
 }
 
 /* The whole structure as the driver would see it now; reads take any slice of it. */
@@ -402,7 +486,7 @@ static void vp_common_image(struct virtio_pci *vp, uint8_t *img)
 	le_write(img + VIRTIO_PCI_COMMON_GF, 4, vp_features_half(vp->accepted, vp->gfselect));
 	le_write(img + VIRTIO_PCI_COMMON_MSIX, 2, vp->msix_config);
 	le_write(img + VIRTIO_PCI_COMMON_NUMQ, 2, vp->info.num_queues);
-	img[VIRTIO_PCI_COMMON_STATUS] = vp->status;
+	img[VIRTIO_PCI_COMMON_STATUS] = vp_status_shown(vp);
 	img[VIRTIO_PCI_COMMON_CFGGEN] = vp->generation;
 	vp_common_queue_image(vp, img);
 }
@@ -482,6 +566,13 @@ static void vp_notify_write(struct virtio_pci *vp, uint64_t off)
 static void vp_bar_write_locked(struct virtio_pci *vp, uint64_t off, const uint8_t *data,
 				uint32_t len)
 {
+	/*
+	 * A driver that did not wait for the reset to end (4.1.4.3.2) is not
+	 * heard until it has; notifications only kick a queue that is not live.
+	 */
+	if (vp->resetting && !vp_in(off, len, VIRTIO_PCI_NOTIFY_OFF,
+				    (uint64_t)vp->info.num_queues * VIRTIO_PCI_NOTIFY_MULT_VAL))
+		return;
 	if (vp_in(off, len, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_SIZE)) {
 		off -= VIRTIO_PCI_COMMON_OFF;
 		if (vp_common_width((uint32_t)off) == len)
@@ -496,6 +587,13 @@ static void vp_bar_write_locked(struct virtio_pci *vp, uint64_t off, const uint8
 	}
 }
 
+/* The status byte while a reset is pending: answered without the lock (see reset_pending). */
+static bool vp_status_access(struct virtio_pci *vp, uint64_t off, uint32_t len)
+{
+	return off == VIRTIO_PCI_COMMON_OFF + VIRTIO_PCI_COMMON_STATUS && len == 1 &&
+	       atomic_load(&vp->reset_pending);
+}
+
 static void vp_bar_read(struct pci_device *dev, unsigned int bar, uint64_t off, uint8_t *data,
 			uint32_t len)
 {
@@ -503,6 +601,10 @@ static void vp_bar_read(struct pci_device *dev, unsigned int bar, uint64_t off, 
 
 	if (bar != VIRTIO_PCI_BAR)
 		return;
+	if (vp_status_access(vp, off, len)) {
+		data[0] = atomic_load(&vp->reset_status);
+		return;
+	}
 	pthread_mutex_lock(&vp->lock);
 	vp_bar_read_locked(vp, off, data, len);
 	pthread_mutex_unlock(&vp->lock);
@@ -514,6 +616,9 @@ static void vp_bar_write(struct pci_device *dev, unsigned int bar, uint64_t off,
 	struct virtio_pci *vp = dev->opaque;
 
 	if (bar != VIRTIO_PCI_BAR)
+		return;
+	/* Any status write is ignored until the reset is done: 0 again is coalesced. */
+	if (vp_status_access(vp, off, len))
 		return;
 	pthread_mutex_lock(&vp->lock);
 	vp_bar_write_locked(vp, off, data, len);
@@ -665,7 +770,7 @@ static bool vp_queue_live(const struct virtio_pci *vp, const struct virtio_pci_q
 	/* Nothing is consumed before DRIVER_OK (3.1.1) or after NEEDS_RESET. */
 	return (vp->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET)) ==
 		       VIRTIO_STATUS_DRIVER_OK &&
-	       q->enabled;
+	       q->enabled && !q->resetting && !vp->resetting;
 }
 
 bool virtio_pci_with_queue(struct virtio_pci *vp, unsigned int q, virtio_pci_queue_fn fn, void *arg)
@@ -694,6 +799,45 @@ static void vp_queue_event(void *opaque, uint32_t events)
 	if (vp_queue_live(vp, q))
 		vp->info.ops->queue_notify(vp, q->index, &q->vq);
 	pthread_mutex_unlock(&vp->lock);
+}
+
+static void vp_reset_event(void *opaque, uint32_t events)
+{
+	struct virtio_pci *vp = opaque;
+	uint64_t count;
+
+	if (read(vp->reset_efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_warn("%s: reset eventfd: %s", vp->info.name, strerror(errno));
+	pthread_mutex_lock(&vp->lock);
+	vp_finish_resets(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+static struct timespec vp_deadline(int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+int virtio_pci_settle(struct virtio_pci *vp, int timeout_ms)
+{
+	struct timespec until = vp_deadline(timeout_ms);
+	int ret = 0;
+
+	pthread_mutex_lock(&vp->lock);
+	while (vp_reset_pending(vp) && ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&vp->reset_done, &vp->lock, &until);
+	ret = vp_reset_pending(vp) ? -ETIMEDOUT : 0;
+	pthread_mutex_unlock(&vp->lock);
+	return ret;
 }
 
 /* ---- construction ---- */
@@ -760,8 +904,22 @@ static int vp_check_info(const struct virtio_device_info *info, struct error *er
 	return 0;
 }
 
+/* The deadline of virtio_pci_settle() is on the monotonic clock, as everything here. */
+static void vp_cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
 static int vp_init_queues(struct virtio_pci *vp, struct error *err)
 {
+	vp->reset_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (vp->reset_efd < 0)
+		return error_set(err, errno, "%s: eventfd: %s", vp->info.name, strerror(errno));
 	for (unsigned int i = 0; i < vp->info.num_queues; i++) {
 		struct virtio_pci_queue *q = &vp->q[i];
 
@@ -817,10 +975,12 @@ struct virtio_pci *virtio_pci_create(const struct virtio_device_info *info,
 		return NULL;
 	}
 	pthread_mutex_init(&vp->lock, NULL);
+	vp_cond_init(&vp->reset_done);
 	vp->info = *info;
 	vp->log_window = vp_now_s();
 	vp->host = *host;
 	vp->pcicfg = -1;
+	vp->reset_efd = -1;
 	for (unsigned int i = 0; i < info->num_queues; i++)
 		vp->q[i].efd = -1;
 	vp->offered = info->features | 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC |
@@ -839,8 +999,11 @@ struct virtio_pci *virtio_pci_create(const struct virtio_device_info *info,
 /* Handlers first: the root has no way to take a device back if they failed. */
 int virtio_pci_register(struct virtio_pci *vp, struct pci_root *root, struct error *err)
 {
-	int ret;
+	int ret = iothread_add_fd(vp->host.io, vp->reset_efd, EPOLLIN, vp_reset_event, vp);
 
+	if (ret)
+		return error_set(err, -ret, "%s: I/O thread: %s", vp->info.name, strerror(-ret));
+	vp->reset_watched = true;
 	for (unsigned int i = 0; i < vp->info.num_queues; i++) {
 		struct virtio_pci_queue *q = &vp->q[i];
 
@@ -870,7 +1033,12 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 		if (q->efd >= 0)
 			close(q->efd);
 	}
+	if (vp->reset_watched)
+		iothread_remove_fd(vp->host.io, vp->reset_efd);
+	if (vp->reset_efd >= 0)
+		close(vp->reset_efd);
 	msix_destroy(&vp->pci);
+	pthread_cond_destroy(&vp->reset_done);
 	pthread_mutex_destroy(&vp->lock);
 	free(vp->q);
 	free(vp);
@@ -951,6 +1119,13 @@ static void vp_queue_save(struct virtio_pci *vp, struct virtio_pci_queue *q, str
 int virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w, const char *name)
 {
 	pthread_mutex_lock(&vp->lock);
+	/* Half a reset cannot be saved: virtio_pci_settle() before pausing finishes it. */
+	if (vp_reset_pending(vp)) {
+		pthread_mutex_unlock(&vp->lock);
+		log_error("%s: a reset is still in progress; its state cannot be saved",
+			  vp->info.name);
+		return -EBUSY;
+	}
 	snap_begin(w, name, VIRTIO_PCI_STATE_VERSION);
 	snap_put_u16(w, (uint16_t)vp->info.num_queues);
 	snap_put_u64(w, vp->offered);

@@ -32,6 +32,17 @@
  * hand when a write reaches the bus instead). One mutex per device
  * serialises both, so a device reset never races a notify handler.
  *
+ * Resets the driver asks for (device_status 0, queue_reset 1) run on the
+ * I/O thread too: they drain disk requests and close connections, which a
+ * guest must not make its own vCPU wait for, nor the vCPU's seccomp filter
+ * allow. The register write only records the request and signals an
+ * eventfd; until the I/O thread is done, device_status reads non-zero
+ * (the old status, or DEVICE_NEEDS_RESET if it was 0) and queue_reset
+ * reads 1, as 4.1.4.3.2 has drivers poll for, no queue is served, and
+ * every other write is ignored. Requests while one is pending are
+ * coalesced, so a driver writing 0 in a loop costs one reset at a time.
+ * Resets from the VMM itself (reboot, restore) are done at once.
+ *
  * A driver that breaks the protocol (bad ring addresses, a malformed ring,
  * a status bit cleared) gets DEVICE_NEEDS_RESET and a configuration change
  * interrupt; the device then processes nothing until it is reset. Each such
@@ -141,7 +152,10 @@ struct virtio_device_ops {
 	 * is up (DRIVER_OK), the device needs no reset and q is enabled.
 	 */
 	void (*queue_notify)(struct virtio_pci *vp, unsigned int q, struct virtq *vq);
-	/* Optional: the device was reset (status 0, or a PCI reset); queues are already reset. */
+	/*
+	 * Optional: the device was reset (status 0, on the I/O thread; or a PCI
+	 * reset or restore, on the thread doing it); queues are already reset.
+	 */
 	void (*reset)(struct virtio_pci *vp);
 	/*
 	 * Optional: queue q alone was reset through queue_reset
@@ -232,6 +246,14 @@ bool virtio_pci_with_queue(struct virtio_pci *vp, unsigned int q, virtio_pci_que
 void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why);
 /* Device configuration changed: new generation and a config interrupt. */
 void virtio_pci_config_changed(struct virtio_pci *vp);
+
+/*
+ * Waits up to timeout_ms for resets the driver asked for to be done by the
+ * I/O thread; -ETIMEDOUT if one is still pending. For pausing: after the
+ * vCPUs stopped (no new requests) and before the I/O thread is parked, so
+ * a snapshot never holds half a reset (virtio_pci_save() refuses one).
+ */
+int virtio_pci_settle(struct virtio_pci *vp, int timeout_ms);
 
 /*
  * Snapshot of the transport: status, negotiated features, the feature

@@ -3,8 +3,8 @@
  * The socket device (virtio 1.2, section 5.10), stream sockets only, with
  * unix sockets on the host side (see vsock.h for the protocol).
  *
- * Threads and locks: everything runs on the I/O thread except the device
- * reset, which may come from a vCPU thread. Connection sockets are not
+ * Threads and locks: everything runs on the I/O thread (a driver's reset
+ * included) except a reset by the VMM itself. Connection sockets are not
  * registered with the I/O thread one by one: it keeps removed handlers
  * until it is destroyed and has no way to change a watched fd's events,
  * and connections come and go and switch EPOLLIN/EPOLLOUT all the time.
