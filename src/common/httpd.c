@@ -572,8 +572,8 @@ static int httpd_run(struct httpd *h, int fd, const struct httpd_opts *o, struct
 	 * descriptor numbered past FD_SETSIZE (1024), and bunshind holds one
 	 * pidfd per VMM: past ~1000 instances it dropped every new connection.
 	 */
-	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-			     MHD_ALLOW_UPGRADE;
+	unsigned int flags =
+		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
 
 	if (h->tls) {
 		/* after the pool size, which may be an END that stops the list */
