@@ -148,6 +148,8 @@ char *djail_cgroup_name(const struct daemon *d, int64_t id);
 /* "v2", "v1", or NULL: the host cannot give instances a cgroup. */
 const char *djail_cgroup_probe(const struct daemon *d);
 void djail_cgroup_remove(const struct daemon *d, int64_t id);
+/* At exit: the instances' cgroup parent, when it is empty. */
+void djail_cgroup_parent_remove(const struct daemon *d);
 /* A file in a directory a VMM owns, opened to read: no symlink, no FIFO (-errno). */
 int djail_open_read(const char *path);
 /*

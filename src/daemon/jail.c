@@ -357,6 +357,31 @@ static void djail_cgroup_remove_in(const struct daemon *d, const char *hier, con
 }
 
 /*
+ * At exit: the parent of the instances' cgroups, when no instance is left
+ * in it (VMs that outlive bunshind keep it, and rmdir says EBUSY).
+ */
+void djail_cgroup_parent_remove(const struct daemon *d)
+{
+	char hier[300], base[1400], path[1800];
+
+	if (!d->cgroups)
+		return;
+	for (size_t i = 0; i < 4; i++) {
+		const char *ctrl = i < 3 ? djail_v1_ctrls[i] : "";
+
+		if (i < 3)
+			snprintf(hier, sizeof(hier), DJAIL_CGROUP_ROOT "/%s", ctrl);
+		else if (!djail_v2_root(hier, sizeof(hier)))
+			continue;
+		if (djail_cgroup_base(d, hier, ctrl, base, sizeof(base)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", base, d->opts.cgroup_parent);
+		if (rmdir(path) && errno != ENOENT && errno != EBUSY && errno != ENOTDIR)
+			log_warn("cgroup %s: %s", path, strerror(errno));
+	}
+}
+
+/*
  * The launcher removes the cgroup when its VMM ends; one that was killed
  * (SIGKILL is the last step of a stop) leaves it behind.
  */

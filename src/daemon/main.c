@@ -424,6 +424,7 @@ static void main_cleanup(struct daemon *d)
 	if (d->pool)
 		supervisor_shutdown(d);
 	pool_close(d->pool);
+	djail_cgroup_parent_remove(d);
 	dtls_free(d);
 }
 

@@ -289,6 +289,11 @@ Test(jail, delete_removes_the_directory_and_the_cgroup)
 	if (!*cg)
 		cr_skip_test("no cgroup per instance on this host; see %s", h.log);
 	cr_expect(!dir_exists(cg), "%s is still there", cg);
+	/* With no instance left, bunshind's exit removes their parent too. */
+	*strrchr(cg, '/') = 0;
+	cr_expect(dir_exists(cg), "%s", cg);
+	cr_expect_eq(dh_term(&h), 0, "see %s", h.log);
+	cr_expect(!dir_exists(cg), "%s is still there after bunshind's exit", cg);
 }
 
 /* Re-adoption finds the launcher only (the VMM has its command line too), then stops it. */
