@@ -35,6 +35,8 @@
  *   mac=... features=... indirect=0|1 event_idx=0|1 irq=poll
  *
  * Options: net_ip=A.B.C.D (10.0.2.15), net_peer=A.B.C.D (10.0.2.1),
+ * net_via=A.B.C.D (net_peer: a router, whose MAC every frame to net_peer
+ * is sent to, for a peer beyond it, as bench/instnet.sh's NAT rows),
  * net_ms=N (2000), net_payload=N (1472, 18..1472), net_tx_port=N (9000),
  * net_rx_port=N (9001), net_pings=N (1000, at most 4096), net_gap_ms=N (0),
  * net_rx_wait_ms=N (20000), net_serve_ms=N (20000), net_serve_echo=N
@@ -67,6 +69,7 @@
 struct bench {
 	struct virtio_dev d;
 	uint8_t mac[6], peer_mac[6], ip[4], peer[4];
+	uint8_t via[4]; /* whose MAC peer_mac is: the peer's, or its router's */
 	bool peer_known;
 	uint64_t hz;
 	uint16_t ip_id;
@@ -283,7 +286,7 @@ static int handle_other(const uint8_t *f, uint32_t len, bool serve_echo)
 	b.other++;
 	if (len >= ETH_HLEN + 28 && net_get16(f + 12) == 0x0806 && net_get16(p) == 1 &&
 	    net_get16(p + 2) == 0x0800) {
-		if (net_get16(p + 6) == 2 && !memcmp(p + 14, b.peer, 4)) {
+		if (net_get16(p + 6) == 2 && !memcmp(p + 14, b.via, 4)) {
 			memcpy(b.peer_mac, p + 8, 6);
 			b.peer_known = true;
 		}
@@ -360,7 +363,7 @@ static const char *resolve_peer(void)
 	static const uint8_t zero[6];
 
 	for (int i = 0; i < 5 && !b.peer_known; i++) {
-		struct arp_args a = {1, zero, b.peer};
+		struct arp_args a = {1, zero, b.via};
 		if (!tx_one(fill_arp, &a) || !pump_until(rdtsc() + ms_cycles(1000), peer_known))
 			return b.d.fail ? b.d.fail : "tx-stuck";
 	}
@@ -742,8 +745,11 @@ void run_virtio_net_bench(void)
 	tx_nfree = 0;
 	b.hz = tsc_hz(); /* calibrated once, before anything is timed */
 	if (!net_parse_ip("net_ip", "10.0.2.15", b.ip) ||
-	    !net_parse_ip("net_peer", "10.0.2.1", b.peer))
+	    !net_parse_ip("net_peer", "10.0.2.1", b.peer) ||
+	    !net_parse_ip("net_via", "0.0.0.0", b.via))
 		reason = "bad-option";
+	if (!memcmp(b.via, "\0\0\0\0", 4))
+		memcpy(b.via, b.peer, 4);
 	if (!reason && !setup())
 		reason = b.d.fail;
 	if (!reason)
