@@ -274,18 +274,6 @@ static bool clone_parse(struct api_ctx *c, const json_t *src, struct clone_req *
 	return true;
 }
 
-static void clone_event(struct store *s, int64_t tenant_id, int64_t id, const char *who,
-			const char *result)
-{
-	char target[40];
-	struct error err = {0};
-
-	snprintf(target, sizeof(target), "instance %lld", (long long)id);
-	if (STORE(s, event_add, &(struct store_event){tenant_id, who, "clone", target, result},
-		  &err))
-		log_warn("audit: %s", err.msg);
-}
-
 /* A clone that will not start: the row and what was made for it go. */
 static void clone_undo(struct api_ctx *c, const int64_t *ids, int64_t n)
 {
@@ -314,7 +302,7 @@ static void clone_start(struct api_ctx *c, int64_t id, const char *result)
 	json_object_set_new(inst, "restore", json_string(CLONE_SNAP_DIR));
 	if (supervisor_spawn(c->d, c->s, inst, &err))
 		log_warn("instance %lld: %s", (long long)id, err.msg);
-	clone_event(c->s, clone_i(inst, "tenant_id"), id, c->who.user, result);
+	sup_event(c->s, clone_i(inst, "tenant_id"), id, c->who.user, "clone", result);
 	json_decref(inst);
 }
 

@@ -261,8 +261,12 @@ static int dhcpd_fill(int fd, void *ctx)
 	return pwrite_full(fd, s, strlen(s), 0);
 }
 
-/* "MAC,IP\n" for each port on network id; NULL when out of memory. */
-static char *dhcpd_hosts(int64_t id, const json_t *ports)
+/*
+ * One line per port on network id: "MAC,IP" (dnsmasq's hosts file, for
+ * DHCP) when names is false, else "IP NAME" (its names file, for DNS).
+ * NULL when out of memory.
+ */
+static char *dhcpd_port_lines(int64_t id, const json_t *ports, bool names)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -274,35 +278,15 @@ static char *dhcpd_hosts(int64_t id, const json_t *ports)
 		return NULL;
 	json_array_foreach(ports, i, p)
 	{
-		const char *mac = sup_str(p, "mac"), *ip = sup_str(p, "ip");
+		const char *ip = sup_str(p, "ip");
+		const char *key = sup_str(p, names ? "instance_name" : "mac");
 
-		if (sup_int(p, "network_id") == id && mac && ip)
-			fprintf(f, "%s,%s\n", mac, ip);
-	}
-	if (fclose(f)) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-/* "IP NAME\n" for each port on network id (DNS); NULL when out of memory. */
-static char *dhcpd_names(int64_t id, const json_t *ports)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	const json_t *p;
-	size_t i;
-
-	if (!f)
-		return NULL;
-	json_array_foreach(ports, i, p)
-	{
-		const char *name = sup_str(p, "instance_name"), *ip = sup_str(p, "ip");
-
-		if (sup_int(p, "network_id") == id && name && ip)
-			fprintf(f, "%s %s\n", ip, name);
+		if (sup_int(p, "network_id") != id || !key || !ip)
+			continue;
+		if (names)
+			fprintf(f, "%s %s\n", ip, key);
+		else
+			fprintf(f, "%s,%s\n", key, ip);
 	}
 	if (fclose(f)) {
 		free(buf);
@@ -336,9 +320,10 @@ static bool dhcpd_sync_file(struct dhcpd_net *e, const char *file, char **have, 
 /* The hosts and names files as the store says; dnsmasq told (SIGHUP) when they changed. */
 static void dhcpd_sync_hosts(struct dhcpd_net *e, const json_t *ports)
 {
-	bool changed = dhcpd_sync_file(e, "hosts", &e->hosts, dhcpd_hosts(e->id, ports));
+	bool changed =
+		dhcpd_sync_file(e, "hosts", &e->hosts, dhcpd_port_lines(e->id, ports, false));
 
-	changed |= dhcpd_sync_file(e, "names", &e->names, dhcpd_names(e->id, ports));
+	changed |= dhcpd_sync_file(e, "names", &e->names, dhcpd_port_lines(e->id, ports, true));
 	if (changed && e->pid)
 		pidfd_send_signal(e->pidfd, SIGHUP, NULL, 0);
 }

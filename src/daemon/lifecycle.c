@@ -111,18 +111,6 @@ static int life_start(struct daemon *d, struct store *s, int64_t id, struct erro
 	return ret;
 }
 
-static void life_event(struct store *s, int64_t tenant_id, int64_t id, const char *action,
-		       const char *result)
-{
-	char target[40];
-	struct error err = {0};
-
-	snprintf(target, sizeof(target), "instance %lld", (long long)id);
-	if (STORE(s, event_add,
-		  &(struct store_event){tenant_id, "bunshind", action, target, result}, &err))
-		log_warn("audit: %s", err.msg);
-}
-
 /* ---- reboot ---- */
 
 static void life_reboot_soft(struct api_ctx *c, json_t *inst)
@@ -205,7 +193,7 @@ static void *life_resize_thread(void *arg)
 	else
 		snprintf(result, sizeof(result), "restarted with flavor %s", j->flavor);
 	if (ret != -ENOENT && ret != -ECANCELED)
-		life_event(s, j->tenant_id, j->id, "resize", result);
+		sup_event(s, j->tenant_id, j->id, "bunshind", "resize", result);
 	if (ret)
 		log_warn("instance %lld: %s", (long long)j->id, result);
 	pool_put(d->pool, s);

@@ -117,6 +117,18 @@ uint64_t sup_start_time(pid_t pid)
 	return start;
 }
 
+void sup_event(struct store *s, int64_t tenant_id, int64_t id, const char *who, const char *action,
+	       const char *result)
+{
+	char target[40];
+	struct error err = {0};
+
+	snprintf(target, sizeof(target), "instance %lld", (long long)id);
+	if (STORE(s, event_add, &(struct store_event){tenant_id, who, action, target, result},
+		  &err))
+		log_warn("audit: %s", err.msg);
+}
+
 /* The last non-empty line of a file (the VMM's log), for error reasons. */
 static void sup_last_line(const char *path, char *out, size_t size)
 {
@@ -235,10 +247,7 @@ static void sup_restart(struct daemon *d, struct store *s, const json_t *inst, c
 
 	snprintf(result, sizeof(result), "restarted by its policy after: %s", why);
 	snprintf(target, sizeof(target), "instance %lld", (long long)id);
-	STORE(s, event_add,
-	      &(struct store_event){sup_int(inst, "tenant_id"), "bunshind", "restart", target,
-				    result},
-	      &err);
+	sup_event(s, sup_int(inst, "tenant_id"), id, "bunshind", "restart", result);
 	log_warn("instance %lld: %s", (long long)id, result);
 	if (STORE(s, instance_count_restart, id, false, &err) ||
 	    STORE(s, instance_set_state, id, NULL, ST_STARTING, NULL, &err) ||

@@ -29,6 +29,9 @@ static inline const char *sup_str(const json_t *o, const char *k)
  * process is not there or is a zombie.
  */
 uint64_t sup_start_time(pid_t pid);
+/* An audit-log entry about instance id ("instance ID"); a failure is only logged. */
+void sup_event(struct store *s, int64_t tenant_id, int64_t id, const char *who, const char *action,
+	       const char *result);
 /* STATE/instances/ID/vmm.pid: "PID START", for people and tools. */
 int sup_write_pidfile(const char *dir, pid_t pid, uint64_t start);
 /* Watches pidfd (taken over) for the end of the instance's VMM; child: we forked it. */
