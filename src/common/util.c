@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,4 +191,29 @@ int file_write_atomic(const char *path, file_fill_fn fill, void *ctx)
 	if (ret)
 		unlink(tmp);
 	return ret;
+}
+
+int fd_move_high(int fd)
+{
+	int high;
+
+	if (fd < 0 || fd >= FD_SETSIZE)
+		return fd;
+	high = fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
+	if (high < 0)
+		return fd;
+	close(fd);
+	return high;
+}
+
+int fd_limit_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -errno;
+	if (rl.rlim_cur == rl.rlim_max)
+		return 0;
+	rl.rlim_cur = rl.rlim_max;
+	return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
 }

@@ -55,6 +55,17 @@ int file_write_atomic(const char *path, file_fill_fn fill, void *ctx);
 
 /* pwrite() until all len bytes are written (EINTR and short writes retried): 0 or -errno. */
 int pwrite_full(int fd, const void *buf, size_t len, off_t off);
+/*
+ * fd moved to a number at or above FD_SETSIZE (1024), closing the old one,
+ * where libraries that still watch their own descriptors with select()
+ * (libnftables does) never meet it: with many of ours below 1024, their
+ * next socket would be numbered past what select() takes, and glibc aborts.
+ * For descriptors held long, one per VM. fd itself when it cannot move
+ * (RLIMIT_NOFILE too low).
+ */
+int fd_move_high(int fd);
+/* RLIMIT_NOFILE's soft limit raised to the hard one: 0 or -errno. */
+int fd_limit_raise(void);
 /* write() until all len bytes are written (EINTR and short writes retried): 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
 

@@ -191,7 +191,7 @@ static int dhcpd_start(struct dhcpd_net *e, const char *cidr)
 		e->pid = 0;
 		return -errno;
 	}
-	e->pidfd = pidfd_open(e->pid, 0); /* our unreaped child: not a reused pid */
+	e->pidfd = fd_move_high(pidfd_open(e->pid, 0)); /* our unreaped child: not reused */
 	if (e->pidfd < 0) {
 		kill(e->pid, SIGKILL);
 		waitpid(e->pid, NULL, 0);
@@ -472,7 +472,7 @@ static void dhcpd_stop_stale(const char *dir)
 	buf[strcspn(buf, "\n")] = 0;
 	if (parse_uint(buf, 2, 1 << 22, &pid))
 		return;
-	fd = pidfd_open((pid_t)pid, 0);
+	fd = fd_move_high(pidfd_open((pid_t)pid, 0));
 	/* The pidfd pins the process, so the check below is about the one we signal. */
 	if (fd < 0)
 		return;

@@ -447,6 +447,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bunshind: %s\n", err.msg);
 		return 2;
 	}
+	/*
+	 * A descriptor per VM (its pidfd) and per connection: past the usual
+	 * soft limit of 1024 with a thousand instances.
+	 */
+	ret = fd_limit_raise();
+	if (ret)
+		log_warn("cannot raise RLIMIT_NOFILE to its hard limit: %s", strerror(-ret));
 	ret = main_run(&d, &err);
 	if (ret)
 		fprintf(stderr, "bunshind: %s\n", err.msg);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/util.h"
 #include "supervisor.h"
 
 #define SUP_RESTART_MAX 3
@@ -163,6 +164,7 @@ int sup_watch_add(struct supervisor *sup, int64_t id, pid_t pid, int pidfd, bool
 
 	if (!w)
 		return -ENOMEM;
+	pidfd = fd_move_high(pidfd); /* one per VM: keep them out of libnftables' select() */
 	*w = (struct sup_watch){.id = id, .pid = pid, .pidfd = pidfd, .child = child};
 	ev.data.ptr = w;
 	pthread_mutex_lock(&sup->lock);

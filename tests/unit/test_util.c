@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 #include "../../src/common/error.h"
@@ -111,4 +113,26 @@ Test(iov, copies_across_segments_from_an_offset)
 	cr_assert_eq(b[0], 'z');
 	cr_assert_eq(iov_from_buf(iov, 4, 7, "pq", 2), 1, "the list ends after one byte");
 	cr_assert_eq(c[3], 'p');
+}
+
+/*
+ * A descriptor held long moves past FD_SETSIZE, where a library's select()
+ * never meets it; it stays open, close-on-exec, the old number freed.
+ */
+Test(util, fd_move_high_leaves_the_select_range)
+{
+	int fd = open("/dev/null", O_RDONLY), high;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fd_limit_raise(), 0);
+	high = fd_move_high(fd);
+	if (high == fd)
+		cr_skip_test("RLIMIT_NOFILE's hard limit is below %d: nothing to move to",
+			     FD_SETSIZE + 1);
+	cr_expect_geq(high, FD_SETSIZE);
+	cr_expect(fcntl(high, F_GETFD) & FD_CLOEXEC);
+	cr_expect_eq(fcntl(fd, F_GETFD), -1, "the old number is still open");
+	cr_expect_eq(fd_move_high(high), high, "already high: left alone");
+	cr_expect_eq(fd_move_high(-1), -1);
+	close(high);
 }
