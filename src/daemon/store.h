@@ -26,6 +26,12 @@
  */
 
 #define STORE_NAME_MAX 63
+/*
+ * Ports one network holds, whatever its size: its instances' taps are
+ * ports of one Linux bridge, which takes 1024 (BR_MAX_PORTS), port 0 not
+ * being one a tap can have.
+ */
+#define STORE_NETWORK_PORTS_MAX 1023
 
 enum store_role { STORE_ROLE_ADMIN, STORE_ROLE_MEMBER, STORE_ROLE_VIEWER };
 

@@ -156,3 +156,25 @@ Test(store_net, no_network_no_port)
 	cr_assert_eq(inst_new("a", 0, &a), 0);
 	cr_expect_str_eq(inst_field(a, "ip", ip, sizeof(ip)), "(null)");
 }
+
+/*
+ * A network's instances are ports of one Linux bridge, which takes 1023
+ * taps: a bigger subnet does not make room for more (the 1024th is refused
+ * here, with the reason, instead of failing at the bridge).
+ */
+Test(store_net, a_network_holds_what_one_bridge_can)
+{
+	struct store_quota q = {2000, 2000, 1 << 30};
+	struct error err = {0};
+	int64_t net = net_new("big", "10.200.0.0/20"), id;
+	struct store_instance_new in = {tenant, "one-more", flavor, image, "stopped", NULL};
+	char name[32];
+
+	cr_assert_eq(STORE(s, quota_set, tenant, &q, &err), 0, "%s", err.msg);
+	for (int i = 0; i < STORE_NETWORK_PORTS_MAX; i++) {
+		snprintf(name, sizeof(name), "i%d", i);
+		cr_assert_eq(inst_new(name, net, &id), 0, "instance %d", i);
+	}
+	cr_expect_eq(STORE(s, instance_create_port, &in, NULL, net, &id, &err), -ENOSPC);
+	cr_expect(strstr(err.msg, "holds at most 1023"), "%s", err.msg);
+}
