@@ -540,3 +540,13 @@ __attribute__((constructor)) static void harness_ignore_sigpipe(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 }
+
+void harness_netns_guest_argv(const char **argv, const char *ns, const char *net,
+			      const char *cmdline)
+{
+	const char *a[HARNESS_NETNS_ARGV] = {
+		"ip",	    "netns", "exec",  ns,  harness_vmm(), "--kernel", harness_guest("elf"),
+		"--memory", "128M",  "--net", net, "--cmdline",	  cmdline,    NULL};
+
+	memcpy(argv, a, sizeof(a));
+}

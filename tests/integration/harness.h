@@ -42,7 +42,14 @@ struct vmm_result {
 
 const char *harness_vmm(void);
 const char *harness_guest(const char *wrapper); /* "elf" or "bzImage" */
-void harness_require_kvm(void);			/* skips the test, saying why, without KVM */
+/*
+ * argv (HARNESS_NETNS_ARGV entries) of `ip netns exec NS bunshin-vmm` with
+ * the test guest, 128 MiB, --net NET and --cmdline CMDLINE.
+ */
+#define HARNESS_NETNS_ARGV 14
+void harness_netns_guest_argv(const char **argv, const char *ns, const char *net,
+			      const char *cmdline);
+void harness_require_kvm(void); /* skips the test, saying why, without KVM */
 
 int harness_run(const struct vmm_run *run, struct vmm_result *res);
 /*

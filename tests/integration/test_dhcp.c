@@ -87,20 +87,9 @@ static void enter_ns(void)
 
 static void run_guest(const char *cmdline, struct vmm_result *r)
 {
-	const char *argv[] = {"ip",
-			      "netns",
-			      "exec",
-			      ns,
-			      harness_vmm(),
-			      "--kernel",
-			      harness_guest("elf"),
-			      "--memory",
-			      "128M",
-			      "--net",
-			      "tap=tap0,mac=" GUEST_MAC,
-			      "--cmdline",
-			      cmdline,
-			      NULL};
+	const char *argv[HARNESS_NETNS_ARGV];
+
+	harness_netns_guest_argv(argv, ns, "tap=tap0,mac=" GUEST_MAC, cmdline);
 
 	harness_run(
 		&(struct vmm_run){

@@ -66,20 +66,9 @@ TestSuite(net, .fini = drop_ns);
 /* bunshin-vmm inside the namespace with --net net_arg and the guest's cmdline. */
 static void run_in_ns(const char *net_arg, const char *cmdline, struct vmm_result *r)
 {
-	const char *argv[] = {"ip",
-			      "netns",
-			      "exec",
-			      ns,
-			      harness_vmm(),
-			      "--kernel",
-			      harness_guest("elf"),
-			      "--memory",
-			      "128M",
-			      "--net",
-			      net_arg,
-			      "--cmdline",
-			      cmdline,
-			      NULL};
+	const char *argv[HARNESS_NETNS_ARGV];
+
+	harness_netns_guest_argv(argv, ns, net_arg, cmdline);
 
 	harness_run(
 		&(struct vmm_run){

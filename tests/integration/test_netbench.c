@@ -169,20 +169,9 @@ Test(netbench, every_row_reports_numbers)
 			"nud", "permanent"),
 		     0);
 
-	const char *argv[] = {"ip",
-			      "netns",
-			      "exec",
-			      ns,
-			      harness_vmm(),
-			      "--kernel",
-			      harness_guest("elf"),
-			      "--memory",
-			      "128M",
-			      "--net",
-			      "tap=tap0,mac=" GUEST_MAC,
-			      "--cmdline",
-			      cmdline,
-			      NULL};
+	const char *argv[HARNESS_NETNS_ARGV];
+
+	harness_netns_guest_argv(argv, ns, "tap=tap0,mac=" GUEST_MAC, cmdline);
 	harness_run(&(struct vmm_run){.argv = argv,
 				      .steps = steps,
 				      .nsteps = ping ? 3 : 2,

@@ -466,20 +466,9 @@ static char *stop_peers(void)
 static void run_probe(const char *cmdline, const struct vmm_step *steps, int nsteps,
 		      void (*on_step)(void *, int, int), struct vmm_result *r)
 {
-	const char *argv[] = {"ip",
-			      "netns",
-			      "exec",
-			      ns,
-			      harness_vmm(),
-			      "--kernel",
-			      harness_guest("elf"),
-			      "--memory",
-			      "128M",
-			      "--net",
-			      "tap=tap0,mac=" GUEST_MAC,
-			      "--cmdline",
-			      cmdline,
-			      NULL};
+	const char *argv[HARNESS_NETNS_ARGV];
+
+	harness_netns_guest_argv(argv, ns, "tap=tap0,mac=" GUEST_MAC, cmdline);
 
 	harness_run(&(struct vmm_run){.argv = argv,
 				      .steps = steps,
@@ -723,24 +712,12 @@ Test(netprobe, its_echo_servers_answer_the_host)
 {
 	static char res[32];
 	const struct vmm_step steps[] = {{"BUNSHIN-READY netprobe ip=" GUEST_IP "\n", ""}};
-	const char *argv[] = {"ip",
-			      "netns",
-			      "exec",
-			      NULL,
-			      harness_vmm(),
-			      "--kernel",
-			      harness_guest("elf"),
-			      "--memory",
-			      "128M",
-			      "--net",
-			      "tap=tap0,mac=" GUEST_MAC,
-			      "--cmdline",
-			      "test=netprobe serve_udp=5000 serve_tcp=5001 serve_ms=8000",
-			      NULL};
+	const char *argv[HARNESS_NETNS_ARGV];
 	struct vmm_result r;
 
-	ready();
-	argv[3] = ns;
+	ready(); /* ns is set from here on */
+	harness_netns_guest_argv(argv, ns, "tap=tap0,mac=" GUEST_MAC,
+				 "test=netprobe serve_udp=5000 serve_tcp=5001 serve_ms=8000");
 	harness_run(&(struct vmm_run){.argv = argv,
 				      .steps = steps,
 				      .nsteps = 1,
