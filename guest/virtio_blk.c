@@ -16,7 +16,9 @@
  * stays), virtio_poll, virtio_features, blk_wait=1 (once the device is set
  * up, print "name=virtio-blk result=ready" and wait for a serial line
  * "seed=N" that gives the seed: a VM snapshotted while it waits writes
- * what each restored copy is told).
+ * what each restored copy is told), blk_probe=1 (before writing, read the
+ * range and report found=SEED|none|other|error: whose pattern the disk
+ * kept).
  *
  * Queue q writes sectors [blk_sector + 8q, +8): all queues have their
  * request in flight at once, each on its own ring. Byte i of the range that
@@ -156,6 +158,42 @@ static void blk_pattern(uint8_t *p, uint8_t seed, uint64_t sector)
 		p[i] = (uint8_t)(i * 7 + (i >> 9) * 13 + seed + sector);
 }
 
+/*
+ * blk_probe=1: the seed whose pattern the range holds before this run
+ * writes it, -1 for zeroes, -2 for anything else, -3 when the read fails.
+ * A clone restored from a snapshot, or a VM booted again, so reports what
+ * its disk kept.
+ */
+static int blk_probe(uint32_t nq, uint64_t sector)
+{
+	uint8_t seed, zero = 0;
+
+	if (blk_req_all(nq, VIRTIO_BLK_T_IN, sector, rbuf, true, VIRTIO_BLK_S_OK))
+		return -3;
+	seed = (uint8_t)(rbuf[0][0] - sector);
+	for (uint32_t q = 0; q < nq; q++)
+		for (uint32_t i = 0; i < BLK_BYTES; i++)
+			zero |= rbuf[q][i];
+	if (!zero)
+		return -1;
+	for (uint32_t q = 0; q < nq; q++) {
+		blk_pattern(wbuf[q], seed, sector + (uint64_t)q * BLK_SECTORS);
+		if (memcmp(rbuf[q], wbuf[q], BLK_BYTES))
+			return -2;
+	}
+	return seed;
+}
+
+static void blk_line_found(struct line *l, int found)
+{
+	static const char *const what[] = {"none", "other", "error"};
+
+	if (found >= 0)
+		line_kv_dec(l, "found", (uint64_t)found);
+	else
+		line_kv_str(l, "found", what[-found - 1]);
+}
+
 /* How many queues to use: blk_queues=N, 0 meaning all the device has. 0 when it has too few. */
 static uint32_t blk_nqueues(void)
 {
@@ -206,9 +244,9 @@ void run_virtio_blk(void)
 {
 	const char *reason = NULL;
 	const char *flush = "absent", *discard = "absent", *wz = "absent";
-	uint64_t capacity = 0, sector = 0, ro = 0, keep = 0, wait = 0, seed64;
+	uint64_t capacity = 0, sector = 0, ro = 0, keep = 0, wait = 0, probe = 0, seed64;
 	uint32_t blk_size = 512, nq = 0;
-	int bad_status = -1;
+	int bad_status = -1, found = -4;
 	struct line l;
 	uint8_t st, seed;
 
@@ -216,6 +254,7 @@ void run_virtio_blk(void)
 	opt_u64("blk_readonly", 10, &ro);
 	opt_u64("blk_keep", 10, &keep);
 	opt_u64("blk_wait", 10, &wait);
+	opt_u64("blk_probe", 10, &probe);
 	seed64 = (rdtsc() >> 4) | 1;
 	opt_u64("blk_seed", 10, &seed64);
 	seed = (uint8_t)seed64;
@@ -239,6 +278,8 @@ void run_virtio_blk(void)
 
 	if (wait)
 		seed = blk_wait_seed(seed);
+	if (probe)
+		found = blk_probe(nq, sector);
 	/* A pattern that depends on the seed and the sector: queues write different bytes. */
 	for (uint32_t q = 0; q < nq; q++)
 		blk_pattern(wbuf[q], seed, sector + (uint64_t)q * BLK_SECTORS);
@@ -329,6 +370,8 @@ out:
 	line_kv_str(&l, "discard", discard);
 	line_kv_str(&l, "write_zeroes", wz);
 	line_kv_dec(&l, "readonly", ro ? 1 : 0);
+	if (found > -4)
+		blk_line_found(&l, found);
 	if (d.pci)
 		virtio_line_common(&l, &d);
 	line_emit(&l);

@@ -74,6 +74,8 @@ void netd_bridges_gone(json_t *nets);
  * another tenant's looks absent). The caller owns the reference.
  */
 json_t *api_instance_lookup(struct api_ctx *c);
+/* The instance as the API shows it: the store's row less bunshind's own fields, inst itself. */
+json_t *api_instance_view(json_t *inst);
 extern const struct api_op api_lifecycle_ops[];
 /* console.c: GET /v1/instances/ID/console?follow=1 (a JSON chunk of the log from ?offset=N). */
 void console_follow(struct api_ctx *c, int64_t id);

@@ -358,11 +358,11 @@ static void api_image_delete(struct api_ctx *c)
 
 /* ---- instances ---- */
 
-static json_t *api_instance_view(json_t *inst)
+json_t *api_instance_view(json_t *inst)
 {
-	static const char *const internal[] = {"image_path",	 "image_cmdline", "pid_start",
-					       "api_sock",	 "tenant_id",	  "kernel_path",
-					       "kernel_cmdline", "initrd_path"};
+	static const char *const internal[] = {
+		"image_path",  "image_cmdline",	 "pid_start",	"api_sock", "tenant_id",
+		"kernel_path", "kernel_cmdline", "initrd_path", "disk_top", "disk_layers"};
 
 	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
 		json_object_del(inst, internal[i]);

@@ -12,10 +12,10 @@
  *
  *  1. PUT /vm/snapshot on the source, into SRC/clone-ID (the source's jail
  *     path /clone-ID, ID the first clone's): the VMM pauses only for the
- *     copy. Instance images are kernel images, without disks, so there
- *     is no frozen disk layer to share; an instance with a writable disk
- *     cannot be created yet (disk.c), and when it can, its frozen layer
- *     is linked like the memory file and each clone gets --overlay.
+ *     copy. A disk-booted source's disk is frozen there too and it goes
+ *     on in a new top; disk_layers.c keeps the chains in the store, links
+ *     the frozen layers into each clone's jail and gives each clone a
+ *     top of its own (--overlay).
  *  2. bunshind takes the files over (opened without following links,
  *     made root's and read-only: the source VMM can no longer change
  *     what the clones map), hard-links them into each clone's own
@@ -33,7 +33,7 @@
  * its --jail path, deletable on its own (its directory goes; the memory
  * file goes with the last link), counted in its tenant's quota. A stop
  * and start, or a restart by its policy, is a cold boot of the same
- * kernel image (no disk chain to lose); only the first start restores.
+ * kernel over its own disk chain; only the first start restores.
  * A paused source may be cloned (the snapshot of a paused VM is taken
  * without resuming it; the clones run); a stopped one cannot (409).
  */
@@ -54,7 +54,8 @@
 #define CLONE_COUNT_MAX	       100
 #define CLONE_SNAP_TIMEOUT_MS  60000
 #define CLONE_SNAP_NAME_PREFIX "clone-"
-#define CLONE_CPU_PERIOD_US    100000 /* the kernel's default CFS period, as the jail's */
+#define CLONE_CPU_PERIOD_US    100000		/* the kernel's default CFS period, as the jail's */
+#define CLONE_LIVE_TOP	       "disk0.live.ovl" /* the VMM's new top for disk 0 */
 
 static const char *const clone_files[] = {"state", "memory"};
 
@@ -178,15 +179,22 @@ static int clone_open_dir(const char *sdir, const char *name)
 	return fd;
 }
 
-/* Removes SDIR/NAME (a snapshot left in a VMM's directory) and what it holds. */
-static void clone_drop_snapshot(const char *sdir, const char *name)
+/*
+ * Removes SDIR/NAME's state and memory, and the directory when nothing
+ * else is left: after a clone of a disk-booted source it holds the
+ * source's live top (disk_layers.c), which goes only with the instance
+ * (all).
+ */
+static void clone_drop_snapshot(const char *sdir, const char *name, bool all)
 {
 	int sfd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int fd = clone_open_dir(sdir, name);
 
 	for (size_t k = 0; fd >= 0 && k < 2; k++)
 		unlinkat(fd, clone_files[k], 0);
-	if (sfd >= 0 && unlinkat(sfd, name, AT_REMOVEDIR) && errno != ENOENT)
+	if (fd >= 0 && all)
+		unlinkat(fd, CLONE_LIVE_TOP, 0);
+	if (sfd >= 0 && unlinkat(sfd, name, AT_REMOVEDIR) && errno != ENOENT && errno != ENOTEMPTY)
 		log_warn("%s/%s: %s", sdir, name, strerror(errno));
 	if (fd >= 0)
 		close(fd);
@@ -205,7 +213,7 @@ void clone_remove_leftovers(const char *dir)
 
 	while (d && (e = readdir(d))) {
 		if (!strncmp(e->d_name, CLONE_SNAP_NAME_PREFIX, strlen(CLONE_SNAP_NAME_PREFIX)))
-			clone_drop_snapshot(dir, e->d_name);
+			clone_drop_snapshot(dir, e->d_name, true);
 	}
 	if (d)
 		closedir(d);
@@ -306,22 +314,14 @@ static void clone_start(struct api_ctx *c, int64_t id, const char *result)
 	json_decref(inst);
 }
 
-/* Snapshot, files taken over and linked into every clone's directory. */
-static int clone_prepare(struct api_ctx *c, const json_t *src, const int64_t *ids, int64_t n,
-			 struct error *err)
+/* The snapshot's state and memory, taken over and linked into every clone's directory. */
+static int clone_share(struct api_ctx *c, const char *sdir, const char *name, const int64_t *ids,
+		       int64_t n, struct error *err)
 {
-	char sdir[4096], snap[4400], name[64];
-	int fds[2] = {-1, -1}, snapfd = -1;
-	int ret;
+	int fds[2] = {-1, -1}, snapfd = clone_open_dir(sdir, name);
+	int ret = 0;
 
-	supervisor_instance_dir(c->d, clone_i(src, "id"), sdir, sizeof(sdir));
-	snprintf(name, sizeof(name), CLONE_SNAP_NAME_PREFIX "%lld", (long long)ids[0]);
-	if (c->d->opts.no_jail)
-		snprintf(snap, sizeof(snap), "%s/%s", sdir, name);
-	else
-		snprintf(snap, sizeof(snap), "/%s", name); /* the jail's path */
-	ret = clone_snapshot(src, snap, err);
-	if (!ret && (snapfd = clone_open_dir(sdir, name)) < 0)
+	if (snapfd < 0)
 		ret = error_set(err, -snapfd, "the snapshot %s/%s: %s", sdir, name,
 				strerror(-snapfd));
 	ret = ret ?: clone_take(snapfd, fds, err);
@@ -332,14 +332,39 @@ static int clone_prepare(struct api_ctx *c, const json_t *src, const int64_t *id
 			close(fds[k]);
 	if (snapfd >= 0)
 		close(snapfd);
-	clone_drop_snapshot(sdir, name);
+	return ret;
+}
+
+/*
+ * Snapshot, files taken over and linked into every clone's directory. A
+ * disk-booted source's chains are stored first (disk_layers.c): from the
+ * snapshot on, the source writes to a new top.
+ */
+static int clone_prepare(struct api_ctx *c, const json_t *src, const int64_t *ids, int64_t n,
+			 struct error *err)
+{
+	bool disk = dlayer_has_disk(src);
+	char sdir[4096], snap[4400], name[64];
+	int ret;
+
+	supervisor_instance_dir(c->d, clone_i(src, "id"), sdir, sizeof(sdir));
+	snprintf(name, sizeof(name), CLONE_SNAP_NAME_PREFIX "%lld", (long long)ids[0]);
+	if (c->d->opts.no_jail)
+		snprintf(snap, sizeof(snap), "%s/%s", sdir, name);
+	else
+		snprintf(snap, sizeof(snap), "/%s", name); /* the jail's path */
+	ret = disk ? dlayer_freeze_begin(c->s, src, name, ids, n, err) : 0;
+	ret = ret ?: clone_snapshot(src, snap, err);
+	if (ret && disk)
+		dlayer_freeze_failed(c->s, src, sdir, name);
+	ret = ret ?: clone_share(c, sdir, name, ids, n, err);
+	ret = ret ?: (disk ? dlayer_share(c->d, src, name, ids, n, err) : 0);
+	clone_drop_snapshot(sdir, name, false);
 	return ret;
 }
 
 static json_t *clone_views(struct api_ctx *c, const int64_t *ids, int64_t n)
 {
-	static const char *const internal[] = {"image_path", "image_cmdline", "pid_start",
-					       "api_sock", "tenant_id"};
 	json_t *arr = json_array();
 	struct error err = {0};
 	char ref[24];
@@ -350,9 +375,7 @@ static json_t *clone_views(struct api_ctx *c, const int64_t *ids, int64_t n)
 		snprintf(ref, sizeof(ref), "%lld", (long long)ids[k]);
 		if (STORE(c->s, instance_get, 0, ref, &inst, &err))
 			continue;
-		for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
-			json_object_del(inst, internal[i]);
-		json_array_append_new(arr, netd_instance_view(inst));
+		json_array_append_new(arr, api_instance_view(inst));
 	}
 	return arr;
 }
@@ -413,14 +436,13 @@ static void clone_post(struct api_ctx *c)
 		api_err(c, 409, "conflict", NULL,
 			"the instance is %s: only a running or paused instance can be cloned",
 			state);
-	else if (clone_s(src, "image_kind") && !strcmp(clone_s(src, "image_kind"), "raw"))
-		/*
-		 * Its disk's frozen layers would have to be linked into each
-		 * clone's jail and chained under a top of its own: not yet.
-		 */
+	else if (dlayer_has_disk(src) && c->d->opts.no_jail)
+		/* the frozen layers' paths would be the source's directory's (disk_layers.c) */
 		api_err(c, 409, "conflict", NULL,
-			"the instance boots from a disk image: clones of instances with a disk are "
-			"not supported yet");
+			"the instance boots from a disk image: its clones need the jail, and "
+			"bunshind runs with --no-jail");
+	else if (dlayer_has_disk(src) && dlayer_settle(c->d, c->s, src, &err))
+		api_err(c, 409, "conflict", NULL, "the instance's disk: %s", err.msg);
 	else
 		clone_run(c, src, &r);
 out:

@@ -135,6 +135,27 @@ int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, c
 		  int *argc, int max, struct error *err);
 
 /*
+ * disk_layers.c: an instance's disk chain (its top and frozen layers, jail
+ * paths) across clones. A clone of a disk-booted source:
+ * dlayer_freeze_begin() stores the chains the snapshot into /SNAPNAME will
+ * make (before it), dlayer_freeze_failed() puts the source's back if the
+ * snapshot did not freeze its disk, dlayer_share() takes the frozen layers
+ * over and links them into each clone's directory. dlayer_settle(), before
+ * a start: the top is there, or the start becomes a restore (a clone not
+ * yet restored) or the chain is put back (a snapshot that never happened).
+ */
+bool dlayer_has_disk(const json_t *inst);
+const char *dlayer_top(const json_t *inst);
+int dlayer_freeze_begin(struct store *s, const json_t *src, const char *snapname,
+			const int64_t *ids, int64_t n, struct error *err);
+void dlayer_freeze_failed(struct store *s, const json_t *src, const char *sdir,
+			  const char *snapname);
+int dlayer_share(const struct daemon *d, const json_t *src, const char *snapname,
+		 const int64_t *ids, int64_t n, struct error *err);
+int dlayer_settle(const struct daemon *d, struct store *s, json_t *inst, struct error *err);
+void dlayer_remove(const char *dir);
+
+/*
  * jail.c: an instance's sandbox. djail_setup() readies its directory as
  * the jail's root (the kernel linked in, the files the VMM writes owned
  * by its user); djail_argv() appends the jail's options (they come first

@@ -28,11 +28,17 @@ int disk_check(const json_t *image, struct error *err)
 	return 0;
 }
 
+/*
+ * A cold boot: --disk path=BASE,overlay=TOP; a clone's restore: the
+ * snapshot has the disk, its top is --overlay 0=TOP (disk_layers.c).
+ */
 int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, char **argv,
 		  int *argc, int max, struct error *err)
 {
 	const char *kind = json_string_value(json_object_get(inst, "image_kind"));
 	const char *base = json_string_value(json_object_get(inst, "image_path"));
+	bool restore = json_object_get(inst, "restore");
+	int ret;
 
 	if (!kind || !base)
 		return error_set(err, EINVAL, "the instance has no image");
@@ -40,11 +46,17 @@ int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, c
 		return 0;
 	if (*argc + 2 > max)
 		return error_set(err, E2BIG, "too many VMM arguments");
-	argv[(*argc)++] = strdup("--disk");
+	argv[(*argc)++] = strdup(restore ? "--overlay" : "--disk");
 	/* Jailed, the base is the jail's hard link to it (image_boot.c). */
-	if (asprintf(&argv[*argc], "path=%s,overlay=%s/disk.overlay",
-		     d->opts.no_jail ? base : "/disk.base", dir) < 0)
-		return error_set(err, ENOMEM, "out of memory");
+	if (restore)
+		ret = asprintf(&argv[*argc], "0=%s%s", dir, dlayer_top(inst));
+	else
+		ret = asprintf(&argv[*argc], "path=%s,overlay=%s%s",
+			       d->opts.no_jail ? base : "/disk.base", dir, dlayer_top(inst));
+	if (ret < 0)
+		argv[*argc] = NULL;
 	(*argc)++;
+	if (!argv[*argc - 2] || !argv[*argc - 1])
+		return error_set(err, ENOMEM, "out of memory");
 	return 0;
 }

@@ -59,17 +59,13 @@ static bool life_field_ok(struct api_ctx *c, int ret)
 /* Answers with the instance as it is now, in the API's view of it. */
 static void life_answer(struct api_ctx *c, int64_t id, int status)
 {
-	static const char *const internal[] = {"image_path", "image_cmdline", "pid_start",
-					       "api_sock", "tenant_id"};
 	struct error err = {0};
 	json_t *inst;
 	int ret = life_get(c->s, id, &inst, &err);
 
 	if (ret)
 		return api_fail(c, ret, &err, NULL);
-	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
-		json_object_del(inst, internal[i]);
-	api_ok(c, status, netd_instance_view(inst));
+	api_ok(c, status, api_instance_view(inst));
 }
 
 /* Waits for the reaper to record the VMM's end: 0, or -ETIMEDOUT. */

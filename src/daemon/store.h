@@ -285,6 +285,14 @@ struct store_ops {
 	 */
 	int (*quota_move)(struct store *s, int64_t from, int64_t to, const struct store_quota *q,
 			  struct error *err);
+	/*
+	 * An instance's disk chain (disk_layers.c): its top's jail path
+	 * (NULL: the first, /disk.overlay) and its frozen layers, a JSON array
+	 * of jail paths (NULL: none); instance_get gives them back as
+	 * disk_top and disk_layers.
+	 */
+	int (*instance_set_disk)(struct store *s, int64_t id, const char *top, const char *layers,
+				 struct error *err);
 };
 
 struct store {

@@ -147,6 +147,15 @@ static const char *const sq_migrations[] = {
 	"ALTER TABLE images ADD COLUMN initrd_path TEXT;"
 	"ALTER TABLE images ADD COLUMN initrd_size INTEGER;"
 	"ALTER TABLE images ADD COLUMN initrd_sha256 TEXT;",
+	/*
+	 * 10: an instance's disk chain (disk_layers.c): the jail path of its
+	 * writable top, NULL for the first one (/disk.overlay), and the
+	 * frozen layers under it, a JSON array of jail paths, bottom first.
+	 * A snapshot for a clone freezes the top and the VM goes on in a new
+	 * one, which its later cold boots must open.
+	 */
+	"ALTER TABLE instances ADD COLUMN disk_top TEXT;"
+	"ALTER TABLE instances ADD COLUMN disk_layers TEXT;",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -849,7 +858,7 @@ static int sq_instance_create(struct store *s, const struct store_instance_new *
 	" f.ram_mib, f.disk_gib, im.name AS image, im.kind AS image_kind,"                         \
 	" im.path AS image_path, im.cmdline AS image_cmdline, i.state, i.pid, i.pid_start,"        \
 	" i.api_sock, i.error, i.restart_policy, i.restarts, i.created, i.updated,"                \
-	" i.cloned_from,"                                                                          \
+	" i.cloned_from, i.disk_top, i.disk_layers,"                                               \
 	" pn.name AS network, p.network_id, p.mac, p.ip, pn.bridge, pn.cidr AS network_cidr,"      \
 	" bk.path AS kernel_path, bk.cmdline AS kernel_cmdline,"                                   \
 	" coalesce(bk.initrd_path, im.initrd_path) AS initrd_path"                                 \
@@ -1053,6 +1062,7 @@ static const struct store_ops sq_ops = {
 	.forward_delete = sq_forward_delete,
 	.image_set_initrd = sq_image_set_initrd,
 	.quota_move = sq_quota_move,
+	.instance_set_disk = sq_instance_set_disk,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)

@@ -251,6 +251,7 @@ void sup_watch_ready(struct daemon *d, int64_t id, pid_t pid, uint64_t start, co
 
 int supervisor_spawn(struct daemon *d, struct store *s, const json_t *inst, struct error *err)
 {
+	json_t *own = json_copy((json_t *)inst); /* settled below */
 	int64_t id = sup_int(inst, "id");
 	char dir[4096], sock[4200];
 	char *argv[SUP_ARGV_MAX] = {0};
@@ -261,14 +262,19 @@ int supervisor_spawn(struct daemon *d, struct store *s, const json_t *inst, stru
 
 	supervisor_instance_dir(d, id, dir, sizeof(dir));
 	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
-	if (mkdir(dir, 0700) && errno != EEXIST)
+	if (!own)
+		ret = error_set(err, ENOMEM, "out of memory");
+	else if (mkdir(dir, 0700) && errno != EEXIST)
 		ret = error_set(err, errno, "%s: %s", dir, strerror(errno));
 	else
 		ret = d->opts.no_jail ? 0 : djail_setup(d, inst, dir, err);
-	ret = ret ?: sup_argv(d, inst, dir, argv, &argc, err);
+	/* the disk chain as it really is: this start may become a restore */
+	ret = ret ?: dlayer_settle(d, s, own, err);
+	ret = ret ?: sup_argv(d, own, dir, argv, &argc, err);
 	if (!ret)
 		ret = sup_fork(argv, dir, &pid, &pidfd, err);
 	sup_argv_free(argv, argc);
+	json_decref(own);
 	if (ret) {
 		STORE(s, instance_set_run, id,
 		      &(struct store_instance_run){.state = ST_ERROR, .error = err->msg}, &serr);
@@ -318,6 +324,7 @@ void supervisor_remove_dir(const struct daemon *d, int64_t id)
 		rmdir(path);
 	}
 	clone_remove_leftovers(dir);
+	dlayer_remove(dir);
 	djail_cgroup_remove(d, id);
 	if (rmdir(dir) && errno != ENOENT)
 		log_warn("%s: %s", dir, strerror(errno));

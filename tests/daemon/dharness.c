@@ -66,6 +66,24 @@ char *dh_console_until(struct dh *h, const char *ref, const char *text, int ms)
 	return body ?: strdup("");
 }
 
+void dh_console_send(struct dh *h, const char *ref, const char *text)
+{
+	char path[128];
+	struct httpc_request req = {.method = "GET", .path = path, .token = h->admin};
+	struct httpc_response resp = {0};
+	struct httpc_conn *conn = NULL;
+	struct error err = {0};
+
+	snprintf(path, sizeof(path), "/v1/instances/%s/console/attach", ref);
+	cr_assert_eq(httpc_upgrade(h->sock, &req, "bunshin-console", &conn, &resp, &err), 0, "%s",
+		     err.msg);
+	cr_assert_not_null(conn, "attaching to %s: HTTP %d: %s", ref, resp.status,
+			   resp.body ? resp.body : "");
+	cr_assert_eq(httpc_conn_write(conn, text, strlen(text)), (ssize_t)strlen(text));
+	httpc_conn_close(conn);
+	httpc_response_free(&resp);
+}
+
 const char *dh_test_field(const char *console, const char *name, const char *key)
 {
 	static char val[64];

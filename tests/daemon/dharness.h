@@ -69,6 +69,8 @@ void dh_need_dnsmasq(void);
 const char *dh_jstr(const json_t *o, const char *sub, const char *key);
 /* The instance's console once it holds a whole line with text (or after ms); malloc'd. */
 char *dh_console_until(struct dh *h, const char *ref, const char *text, int ms);
+/* Types text on the instance's serial console (GET .../console/attach), as the admin. */
+void dh_console_send(struct dh *h, const char *ref, const char *text);
 /*
  * KEY's value on the guest's "BUNSHIN-TEST name=NAME ..." line in console,
  * "" when absent; in a static buffer (the next call overwrites it).

@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "../../src/common/httpc.h"
 #include "dharness.h"
+#include <sqlite3.h>
 
 #define BI_DISK_BLOCKS 1024 /* 4 MiB */
 
@@ -262,6 +264,24 @@ static void bi_sha_file(const char *path, char out[65])
 	pclose(f);
 }
 
+/*
+ * Raw image NAME of zeros (work/NAME.raw), booted by kernel image KERNEL
+ * with cmdline; its file in the store (malloc'd), whose sha256 goes to sha.
+ */
+static char *bi_blank_raw(const char *name, const char *kernel, const char *cmdline, char sha[65])
+{
+	static char zero[BI_DISK_BLOCKS * 4096];
+	char disk[300], *path;
+
+	snprintf(disk, sizeof(disk), "%s/%s.raw", work, name);
+	bi_file(disk, zero, sizeof(zero));
+	bi_kernel(kernel, cmdline);
+	bi_raw(name, disk, kernel);
+	path = bi_image_field(name, "path");
+	bi_sha_file(path, sha);
+	return path;
+}
+
 Test(bootimg, raw_image_boots_with_its_kernel_and_reads_its_disk)
 {
 	char disk[300], zeros[300];
@@ -285,18 +305,13 @@ Test(bootimg, raw_image_boots_with_its_kernel_and_reads_its_disk)
 
 Test(bootimg, writes_go_to_the_overlay_never_the_image)
 {
-	char disk[300], before[65], after[65], overlay[300], *path;
-	static char zero[1024 * 1024];
+	char before[65], after[65], overlay[300], *path;
 	struct stat st;
 	json_t *out = NULL;
 
 	dh_need_kvm();
-	snprintf(disk, sizeof(disk), "%s/blank.raw", work);
-	bi_file(disk, zero, sizeof(zero));
-	bi_kernel("kwrite", "test=virtio-blk blk_seed=7 blk_keep=1 virtio_poll=1");
-	bi_raw("blank", disk, "kwrite");
-	path = bi_image_field("blank", "path");
-	bi_sha_file(path, before);
+	path = bi_blank_raw("blank", "kwrite",
+			    "test=virtio-blk blk_seed=7 blk_keep=1 virtio_poll=1", before);
 	bi_create("w1", "blank");
 	bi_expect_console("w1", "name=virtio-blk result=pass");
 	bi_sha_file(path, after);
@@ -307,7 +322,7 @@ Test(bootimg, writes_go_to_the_overlay_never_the_image)
 	json_decref(out);
 	/* A copy-on-write overlay, not a copy: what the guest wrote, not the whole disk. */
 	cr_expect_eq(stat(overlay, &st), 0, "no overlay at %s", overlay);
-	cr_expect_lt((long long)st.st_blocks * 512, (long long)sizeof(zero), "%lld bytes",
+	cr_expect_lt((long long)st.st_blocks * 512, BI_DISK_BLOCKS * 4096LL, "%lld bytes",
 		     (long long)st.st_blocks * 512);
 	/* Started again, the VMM takes the same overlay over the same image (relinked in the jail).
 	 */
@@ -652,6 +667,7 @@ Test(bootimg, unjailed_raw_image_boots_from_host_paths)
 	static const char *const extra[] = {"--image-max-size", BI_MAX_SIZE, "--no-jail", NULL};
 	static uint8_t data[50 * 1000];
 	char initrd[300], disk[300], body[1024];
+	json_t *out = NULL;
 
 	dh_need_kvm();
 	/* The suite's daemon is jailed: this test wants one with --no-jail instead. */
@@ -669,4 +685,242 @@ Test(bootimg, unjailed_raw_image_boots_from_host_paths)
 	bi_create("nj1", "dnj");
 	bi_expect_console("nj1", "initrd=ok");
 	bi_expect_console("nj1", "name=boot result=pass");
+	/* Its disk layers would name the source's own directory: no clones unjailed. */
+	bi_kernel("knjw", "test=virtio-blk blk_keep=1 blk_wait=1 virtio_poll=1");
+	bi_raw("dnjw", disk, "knjw");
+	bi_create("nj2", "dnjw");
+	bi_expect_console("nj2", "result=ready");
+	bi_expect_refused(dh_req(&h, h.admin, "POST", "/v1/instances/nj2/clone", "{}", &out), &out,
+			  409, "(none)");
+}
+
+/* ---- clones of a disk-booted instance ---- */
+
+/* Waits for "seed=N", reports what the disk held (found=), writes N's pattern. */
+#define BI_WAIT_CMDLINE "test=virtio-blk blk_keep=1 blk_wait=1 blk_probe=1 virtio_poll=1"
+
+/* Whole lines (the guest may be in the middle of one) that hold needle. */
+static int bi_count(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) && strchr(p, '\n'); p++)
+		n++;
+	return n;
+}
+
+/*
+ * The guest (test=virtio-blk blk_wait=1 blk_probe=1) waits for "seed=N",
+ * then reports whose pattern its disk held (found=) and writes N's. After
+ * ref's readies-th "ready" (0: a restored clone, already waiting), tells
+ * it seed and gives back found= of its passes-th result.
+ */
+/* ref's console once it holds n lines with needle (asserted); malloc'd. */
+static char *bi_wait_count(const char *ref, const char *needle, int n)
+{
+	char *log = NULL;
+
+	for (int t = 0; t < 60000; t += 100) {
+		free(log);
+		log = dh_console_until(&h, ref, needle, 100);
+		if (bi_count(log, needle) >= n)
+			break;
+		usleep(100000);
+	}
+	cr_assert_eq(bi_count(log, needle), n, "%s: not %d times '%s':\n%s", ref, n, needle, log);
+	return log;
+}
+
+static char *bi_tell(const char *ref, int readies, int seed, int passes)
+{
+	static const char pass[] = "BUNSHIN-TEST name=virtio-blk result=pass";
+	char *log, line[32];
+	const char *last;
+
+	if (readies)
+		free(bi_wait_count(ref, "result=ready", readies));
+	else
+		cr_assert_str_eq(dh_wait_state(&h, h.admin, ref, "running", 30000), "running");
+	snprintf(line, sizeof(line), "seed=%d\n", seed);
+	dh_console_send(&h, ref, line);
+	log = bi_wait_count(ref, pass, passes);
+	for (last = strstr(log, pass); strstr(last + 1, pass);)
+		last = strstr(last + 1, pass);
+	snprintf(line, sizeof(line), "%s", dh_test_field(last, "virtio-blk", "found"));
+	free(log);
+	/* it powers off after the test */
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, ref, "stopped", 30000), "stopped");
+	return strdup(line);
+}
+
+#define bi_expect_found(ref, readies, seed, passes, want)                                          \
+	do {                                                                                       \
+		char *found_ = bi_tell(ref, readies, seed, passes);                                \
+		cr_expect_str_eq(found_, want, "%s (seed %d): found %s, not %s", ref, seed,        \
+				 found_, want);                                                    \
+		free(found_);                                                                      \
+	} while (0)
+
+static void bi_action(const char *ref, const char *action)
+{
+	char path[128], body[64];
+	json_t *out = NULL;
+	int st;
+
+	snprintf(path, sizeof(path), "/v1/instances/%s/actions", ref);
+	snprintf(body, sizeof(body), "{\"action\":\"%s\"}", action);
+	st = dh_req(&h, h.admin, "POST", path, body, &out);
+	cr_assert(st == 200 || st == 202, "%s %s: %d %s", action, ref, st,
+		  json_string_value(json_object_get(json_object_get(out, "error"), "message")));
+	json_decref(out);
+}
+
+static void bi_clone(const char *ref, int count, const char *prefix)
+{
+	char path[128], body[128];
+	json_t *out = NULL;
+	int st;
+
+	snprintf(path, sizeof(path), "/v1/instances/%s/clone", ref);
+	snprintf(body, sizeof(body), "{\"count\":%d,\"name_prefix\":\"%s\"}", count, prefix);
+	st = dh_req(&h, h.admin, "POST", path, body, &out);
+	cr_assert_eq(st, 201, "clone %s: %d %s", ref, st,
+		     json_string_value(json_object_get(json_object_get(out, "error"), "message")));
+	cr_expect_null(
+		json_object_get(json_array_get(json_object_get(out, "clones"), 0), "disk_layers"),
+		"bunshind's own fields leak into the API");
+	json_decref(out);
+}
+
+static int64_t bi_id(const char *ref)
+{
+	char path[128];
+	json_t *out = NULL;
+	int64_t id;
+
+	snprintf(path, sizeof(path), "/v1/instances/%s", ref);
+	cr_assert_eq(dh_req(&h, h.admin, "GET", path, NULL, &out), 200);
+	id = json_integer_value(json_object_get(out, "id"));
+	json_decref(out);
+	return id;
+}
+
+/* A frozen layer: root's, read-only, the same file in both instances' directories. */
+static void bi_expect_shared_layer(const char *a, const char *b, const char *layer)
+{
+	char pa[512], pb[512];
+	struct stat sa, sb;
+
+	snprintf(pa, sizeof(pa), "%s/instances/%lld/%s", h.dir, (long long)bi_id(a), layer);
+	snprintf(pb, sizeof(pb), "%s/instances/%lld/%s", h.dir, (long long)bi_id(b), layer);
+	cr_assert_eq(lstat(pa, &sa), 0, "%s: %s", pa, strerror(errno));
+	cr_assert_eq(lstat(pb, &sb), 0, "%s: %s", pb, strerror(errno));
+	cr_expect(S_ISREG(sa.st_mode) && sa.st_uid == 0 && !(sa.st_mode & 0222),
+		  "%s: uid %d mode %o", pa, (int)sa.st_uid, (unsigned)sa.st_mode);
+	cr_expect(sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev, "%s and %s are not one file",
+		  pa, pb);
+}
+
+/*
+ * Each clone starts from the source's disk as it was at the snapshot,
+ * then it and the source go their own ways: through restores, cold boots,
+ * a second generation of clones and the source's deletion. The guest
+ * reports what its disk held (found=), then writes a pattern of its own.
+ */
+Test(bootimg, clones_of_a_disk_instance_share_its_frozen_disk_and_diverge)
+{
+	char before[65], after[65], *path, layer[64];
+
+	dh_need_kvm();
+	path = bi_blank_raw("dclone", "kclone", BI_WAIT_CMDLINE, before);
+
+	bi_create("src", "dclone");
+	bi_expect_found("src", 1, 11, 1, "none");
+	bi_action("src", "start");
+	free(bi_wait_count("src", "result=ready", 2)); /* the second boot waits */
+	bi_clone("src", 2, "c");
+	snprintf(layer, sizeof(layer), "clone-%lld/disk0.live.ovl", (long long)bi_id("c-1"));
+	bi_expect_shared_layer("src", "c-1", "disk.overlay");
+	bi_expect_shared_layer("c-2", "c-1", "disk.overlay");
+
+	/* restored: the source's disk at the snapshot, whatever the others write */
+	bi_expect_found("c-1", 0, 21, 1, "11");
+	bi_expect_found("src", 2, 23, 2, "11");
+	/* cold boots: each opens its own top over the shared layers */
+	bi_action("c-1", "start");
+	bi_expect_found("c-1", 1, 31, 2, "21");
+	bi_action("src", "start");
+	bi_expect_found("src", 3, 33, 3, "23");
+	bi_expect_found("c-2", 0, 22, 1, "11");
+
+	/* a second generation: the source's chain is two frozen layers deep now */
+	bi_action("src", "start");
+	free(bi_wait_count("src", "result=ready", 4));
+	bi_clone("src", 1, "d");
+	bi_expect_shared_layer("src", "d-1", layer);
+	bi_expect_shared_layer("c-1", "d-1", "disk.overlay");
+	bi_expect_found("d-1", 0, 41, 1, "33");
+	bi_expect_found("src", 4, 43, 4, "33");
+
+	/* the clones outlive their source */
+	cr_assert_eq(dh_req(&h, h.admin, "DELETE", "/v1/instances/src", NULL, NULL), 204);
+	bi_action("d-1", "start");
+	bi_expect_found("d-1", 1, 51, 2, "41");
+	bi_action("c-2", "start");
+	bi_expect_found("c-2", 1, 52, 2, "22");
+
+	bi_sha_file(path, after);
+	cr_expect_str_eq(after, before, "the guests' writes reached the image file");
+	free(path);
+}
+
+/* The store's disk chain for ref, as a bunshind killed in the middle of a clone left it. */
+static void bi_set_chain(const char *ref, const char *top, const char *layers)
+{
+	char db_path[300], *sql;
+	sqlite3 *db;
+
+	snprintf(db_path, sizeof(db_path), "%s/state.db", h.dir);
+	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	sql = sqlite3_mprintf(
+		"UPDATE instances SET disk_top = %Q, disk_layers = %Q WHERE name = %Q", top, layers,
+		ref);
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_free(sql);
+	sqlite3_close(db);
+}
+
+/*
+ * bunshind stores the chain a clone's snapshot will make before it asks
+ * for the snapshot. Killed in between, the stored top does not exist and
+ * the layer under it is still the VMM's own top: the next start puts the
+ * chain back. A chain whose layers are gone is an error, never a disk
+ * made anew over the image.
+ */
+Test(bootimg, a_disk_chain_left_by_an_unfinished_clone_is_put_back)
+{
+	char sha[65], path[128];
+	json_t *out = NULL;
+
+	dh_need_kvm();
+	free(bi_blank_raw("dcrash", "kcrash", BI_WAIT_CMDLINE, sha));
+	bi_create("k1", "dcrash");
+	bi_expect_found("k1", 1, 61, 1, "none");
+
+	bi_set_chain("k1", "/clone-999/disk0.live.ovl", "[\"/disk.overlay\"]");
+	bi_action("k1", "start");
+	bi_expect_found("k1", 2, 62, 2, "61");
+	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/instances/k1", NULL, &out), 200);
+	cr_expect_null(json_object_get(out, "disk_top"));
+	json_decref(out);
+
+	bi_set_chain("k1", "/disk-999.ovl", "[\"/gone.ovl\"]");
+	snprintf(path, sizeof(path), "/v1/instances/k1/actions");
+	dh_req(&h, h.admin, "POST", path, "{\"action\":\"start\"}", NULL);
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "k1", "error", 30000), "error");
+	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/instances/k1", NULL, &out), 200);
+	cr_expect(strstr(dh_jstr(out, NULL, "error"), "missing"), "%s",
+		  dh_jstr(out, NULL, "error"));
+	json_decref(out);
 }

@@ -116,6 +116,11 @@ Test(store, upgrade_from_every_version)
 		cr_expect_str_eq(json_string_value(json_object_get(row, "restart_policy")),
 				 "never");
 		cr_expect_eq(json_integer_value(json_object_get(row, "restarts")), 0);
+		cr_expect_null(json_string_value(json_object_get(row, "disk_top")));
+		cr_expect_eq(STORE(s, instance_set_disk,
+				   json_integer_value(json_object_get(row, "id")),
+				   "/clone-2/disk0.live.ovl", "[\"/disk.overlay\"]", &err),
+			     0, "%s", err.msg);
 		json_decref(row);
 		/* Everything works on the upgraded file, the later tables included. */
 		cr_expect_eq(STORE(s, event_add,

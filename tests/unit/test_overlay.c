@@ -663,6 +663,44 @@ Test(overlay, disk_options_are_checked)
 }
 
 /*
+ * A cold boot after snapshots: overlay= is the live top of a chain, path=
+ * the image at its bottom (or any layer of it), never one outside it.
+ */
+Test(overlay, disk_opens_a_chain_top_over_any_of_its_layers)
+{
+	char mid[128], top[128], other[128];
+	struct disk_opts o = {.overlay = top};
+	struct error err = {0};
+	struct disk *d = NULL;
+	struct overlay *ov;
+
+	path_in(top, sizeof(top), "top.ovl");
+	ov = create_open("mid.ovl", base, OVL_FMT_RAW, mid, sizeof(mid));
+	overlay_close(ov);
+	cr_assert_eq(overlay_create(top, mid, OVL_FMT_OVERLAY, &err), 0, "%s", err.msg);
+	cr_assert_eq(disk_open(&d, base, &o, &err), 0, "%s", err.msg);
+	cr_assert_eq(d->ovl->n, 3);
+	disk_close(d);
+	d = NULL;
+	o.image_is_overlay = true;
+	cr_assert_eq(disk_open(&d, mid, &o, &err), 0, "%s", err.msg);
+	disk_close(d);
+	d = NULL;
+	/* a raw file the chain does not hold */
+	path_in(other, sizeof(other), "stray.img");
+	cr_assert_eq(truncate(base, IMG_SIZE), 0);
+	{
+		int fd = open(other, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		cr_assert_eq(ftruncate(fd, IMG_SIZE), 0);
+		close(fd);
+	}
+	o.image_is_overlay = false;
+	cr_assert_eq(disk_open(&d, other, &o, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "not over this image"), "%s", err.msg);
+}
+
+/*
  * A crash (nothing persisted at close): what the guest flushed is there,
  * a write after the last flush reads as the old data, never as garbage.
  */

@@ -290,17 +290,23 @@ int ovl_flush(struct disk_queue *q, disk_done_fn cb, void *opaque)
 
 /* ---- opening and freezing ---- */
 
+/*
+ * overlay= must be a chain that holds path=. Not only directly below the
+ * top: after a snapshot the live top sits over the frozen layers and the
+ * image is the chain's bottom, and a cold boot names it as it always did.
+ */
 static int ovl_disk_check_below(struct disk *d, const char *image, struct error *err)
 {
-	const struct ovl_layer *below = &d->ovl->l[1];
+	const struct overlay *o = d->ovl;
 	struct stat st;
 
 	if (stat(image, &st) < 0)
 		return error_set(err, errno, "disk %s: %s", image, strerror(errno));
-	if (st.st_dev != below->dev || st.st_ino != below->ino)
-		return error_set(err, EINVAL, "disk %s: overlay %s is over %s, not over this image",
-				 image, d->ovl->l[0].path, below->path);
-	return 0;
+	for (unsigned int i = 1; i < o->n; i++)
+		if (st.st_dev == o->l[i].dev && st.st_ino == o->l[i].ino)
+			return 0;
+	return error_set(err, EINVAL, "disk %s: overlay %s is over %s, not over this image", image,
+			 o->l[0].path, o->l[1].path);
 }
 
 static int ovl_disk_prepare(const char *image, const struct disk_opts *opts, struct error *err)
