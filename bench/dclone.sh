@@ -5,12 +5,14 @@
 # own (its bridges and taps never touch the host's), boots one test-guest
 # instance (tiny: 1 vCPU, 64 MiB), then times `bunshin server clone --count
 # N`: until bunshind answered (snapshot, links, N jailed VMMs started) and
-# until every clone runs (its VMM answering on its API). It then sums the
-# clones' VMM memory (Private_Dirty and Pss from smaps_rollup) and writes
-# the "bunshind clone" section of docs/benchmarks.md (between its "dclone" markers).
+# until every clone runs (its VMM answering on its API), and the clones'
+# VMM memory (Private_Dirty and Pss from smaps_rollup); the same for an
+# instance booted from a raw disk image. Medians of RUNS runs go into the
+# "bunshind clone" section of docs/benchmarks.md (between its "dclone" markers).
 #
 # Environment:
 #   COUNT      clones (default 10)
+#   RUNS       runs per kind of source (default 5, at most 14)
 #   BENCH_DOC  the report (default docs/benchmarks.md)
 set -euo pipefail
 
@@ -20,10 +22,16 @@ cd "$root"
 . bench/lib.sh
 
 count=${COUNT:-10}
+runs=${RUNS:-5}
 doc=${BENCH_DOC:-docs/benchmarks.md}
 build="build-bench"
 if ! [[ $count =~ ^[0-9]+$ ]] || [ "$count" -lt 1 ] || [ "$count" -gt 100 ]; then
 	echo "dclone.sh: COUNT must be 1 to 100" >&2
+	exit 2
+fi
+# each run adds a frozen layer to the disk source's chain: 14 at most
+if ! [[ $runs =~ ^[0-9]+$ ]] || [ "$runs" -lt 1 ] || [ "$runs" -gt 14 ]; then
+	echo "dclone.sh: RUNS must be 1 to 14" >&2
 	exit 2
 fi
 bench_require_kvm
@@ -49,43 +57,68 @@ state=$work/state
 bench_daemon_start "$state" "$work/daemon.log" --stop-timeout 1 --stop-vms-on-exit --cpu-ratio 64
 cli() { "$build/src/cli/bunshin" --endpoint "unix:$state/bunshind.sock" \
 	--token "$(cat "$state/admin.token")" "$@"; }
-room=$((count + 2))
+room=$((count + 3))
 cli quota set admin --instances $room --vcpus $room --ram $((room * 64)) >/dev/null
+# The same guest, booted from its kernel image alone and with a raw disk
+# (64 MiB of zeros) whose copy-on-write top the snapshot freezes.
+truncate -s 64M "$work/blank.raw"
+cli image import blank "$work/blank.raw" --kernel test-guest >/dev/null
 cli server create src --flavor tiny --image test-guest --wait >/dev/null
+cli server create dsrc --flavor tiny --image blank --wait >/dev/null
 
-echo "== $count clones of a running test-guest instance" >&2
+# clone_once SOURCE PREFIX: "ANSWER_MS RUNNING_MS PRIVATE_KB PSS_KB" for count
+# clones of SOURCE, which are deleted again afterwards.
+clone_once() {
+	local src=$1 prefix=$2 t0 t1 t2 priv=0 pss=0 n=0 launcher vmm p s
+	t0=$(now_ms)
+	cli --json server clone "$src" --count "$count" --name-prefix "$prefix" >"$work/clones.json"
+	t1=$(now_ms)
+	for i in $(seq "$count"); do
+		for _ in $(seq 600); do
+			cli --json server show "$prefix-$i" | grep -q '"state": "running"' && break
+			sleep 0.05
+		done
+	done
+	t2=$(now_ms)
+	# The jailed VMM is the launcher's child (a PID namespace of its own).
+	for i in $(seq "$count"); do
+		launcher=$(cli --json server show "$prefix-$i" | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
+		vmm=$(pgrep -P "$launcher" | head -1 || true)
+		[ -n "$vmm" ] || continue
+		read -r p s < <(awk '/^Private_Dirty:/ {p = $2} /^Pss:/ {s = $2} END {print p, s}' \
+			"/proc/$vmm/smaps_rollup")
+		priv=$((priv + p)) pss=$((pss + s)) n=$((n + 1))
+	done
+	for i in $(seq "$count"); do
+		cli server delete "$prefix-$i" >/dev/null
+	done
+	echo "$((t1 - t0)) $((t2 - t0)) $((n ? priv / n : 0)) $((n ? pss / n : 0))"
+}
+
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-t0=$(now_ms)
-cli --json server clone src --count "$count" >"$work/clones.json"
-t1=$(now_ms)
-for i in $(seq "$count"); do
-	for _ in $(seq 600); do
-		cli --json server show "src-$i" | grep -q '"state": "running"' && break
-		sleep 0.05
+for kind in kernel disk; do
+	src=src
+	[ "$kind" = disk ] && src=dsrc
+	echo "== $runs x $count clones of a running test-guest instance ($kind image)" >&2
+	for r in $(seq "$runs"); do
+		clone_once "$src" "$kind$r" >>"$work/$kind.txt"
 	done
 done
-t2=$(now_ms)
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# The jailed VMM is the launcher's child (a PID namespace of its own).
-priv=0 pss=0 n=0
-for i in $(seq "$count"); do
-	launcher=$(cli --json server show "src-$i" | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
-	vmm=$(pgrep -P "$launcher" | head -1 || true)
-	[ -n "$vmm" ] || continue
-	read -r p s < <(awk '/^Private_Dirty:/ {p = $2} /^Pss:/ {s = $2} END {print p, s}' \
-		"/proc/$vmm/smaps_rollup")
-	priv=$((priv + p)) pss=$((pss + s)) n=$((n + 1))
-done
-answer_ms=$((t1 - t0))
-running_ms=$((t2 - t0))
-cat >&2 <<EOT
-clone_count $count
-clone_answer_ms $answer_ms
-clone_all_running_ms $running_ms
-clone_vmm_private_dirty_kb_avg $((n ? priv / n : 0))
-clone_vmm_pss_kb_avg $((n ? pss / n : 0))
-EOT
+# stat KIND COLUMN: "median min max" of that column over the runs.
+stat() { cut -d' ' -f"$2" "$work/$1.txt" | bench_stats; }
+row() {
+	local kind=$1 what=$2 a r m p
+	read -r a alo ahi < <(stat "$kind" 1)
+	read -r r rlo rhi < <(stat "$kind" 2)
+	read -r m _ _ < <(stat "$kind" 3)
+	read -r p _ _ < <(stat "$kind" 4)
+	echo "clone_${kind}_answer_ms $a ($alo-$ahi) all_running_ms $r ($rlo-$rhi) private_kb $m pss_kb $p" >&2
+	echo "| $what | **$(bench_fmt "$a")** ($(bench_fmt "$alo")–$(bench_fmt "$ahi")) ms |" \
+		"**$(bench_fmt "$r")** ($(bench_fmt "$rlo")–$(bench_fmt "$rhi")) ms | $m kB / $p kB |"
+}
+rows=$(row kernel "kernel image (no disk)"; row disk "raw disk image (64 MiB, frozen top shared)")
 
 section=$work/section
 cat >"$section" <<EOT
@@ -95,19 +128,20 @@ cat >"$section" <<EOT
 Generated by \`bench/dclone.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') (bunshin $(git rev-parse --short HEAD 2>/dev/null || echo '?')),
 release build, $(nproc) logical CPUs, load average $load_start at the start and
 $load_end at the end. One running test-guest instance (tiny: 1 vCPU, 64 MiB) cloned
-through \`POST /v1/instances/ID/clone\`: a snapshot by the source's VMM, hard links into
-each clone's jail, one jailed \`bunshin-vmm --restore\` per clone.
+$count at a time through \`POST /v1/instances/ID/clone\`: a snapshot by the source's VMM,
+hard links into each clone's jail, one jailed \`bunshin-vmm --restore\` per clone; the
+clones deleted after each of $runs runs (medians, min–max). With a raw disk, the
+snapshot also freezes the source's disk top, which is taken over and linked into every
+clone's jail under a top of its own; each run adds a layer to the source's chain.
 
-| what | result |
-| --- | --- |
-| $count clones: until bunshind answered (all VMMs started) | **$answer_ms ms** |
-| $count clones: until every clone runs (its VMM answering on its API) | **$running_ms ms** |
-| each clone's VMM (average of $n): Private_Dirty / Pss | $((n ? priv / n : 0)) kB / $((n ? pss / n : 0)) kB of 65536 kB RAM |
+| source boots from | until bunshind answered (all VMMs started) | until every clone runs (its VMM answering) | each clone's VMM: Private_Dirty / Pss (median) |
+| --- | --- | --- | --- |
+$rows
 
 ### Commands
 
 \`\`\`
-COUNT=$count bench/dclone.sh
+COUNT=$count RUNS=$runs bench/dclone.sh
 \`\`\`
 <!-- END dclone -->
 EOT
