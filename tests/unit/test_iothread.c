@@ -176,16 +176,19 @@ Test(iothread, polling_thread_still_pauses_and_stops, .timeout = 5)
 
 	iothread_set_poll(io, 30ULL * 1000000000ULL);
 	cr_assert_eq(iothread_add_fd(io, efd, EPOLLIN, probe_fn, &p), 0);
-	kick(efd);
-	cr_assert(wait_calls(&p, 1));
+	/* events close together: the window doubles each time, to seconds */
+	for (int i = 1; i <= 24; i++) {
+		kick(efd);
+		cr_assert(wait_calls(&p, i));
+	}
 	kick(efd); /* while it polls */
-	cr_assert(wait_calls(&p, 2));
+	cr_assert(wait_calls(&p, 25));
 	iothread_pause(io);
 	kick(efd);
 	usleep(20 * 1000);
-	cr_assert_eq(atomic_load(&p.calls), 2, "ran while paused");
+	cr_assert_eq(atomic_load(&p.calls), 25, "ran while paused");
 	iothread_resume(io);
-	cr_assert(wait_calls(&p, 3));
+	cr_assert(wait_calls(&p, 26));
 	cr_assert_eq(iothread_remove_fd(io, efd), 0);
 	iothread_stop(io);
 }
@@ -201,6 +204,33 @@ Test(iothread, without_polling_events_still_arrive)
 		cr_assert(wait_calls(&p, i));
 	}
 	cr_assert_eq(iothread_remove_fd(io, efd), 0);
+}
+
+/*
+ * The polling window follows the gaps between events: it grows (doubling
+ * from the minimum) while events come a little after it ends, stays while
+ * they come within it, and goes (halving) when they come later than the
+ * most it may poll: a guest pinging every 200 us costs no polling.
+ */
+Test(iothread, polling_window_adapts_to_the_gaps_between_events)
+{
+	const uint64_t max = IOTHREAD_POLL_NS;
+	uint64_t cur = 0;
+
+	cur = iothread_poll_next(cur, 10000, max);
+	cr_assert_eq(cur, IOTHREAD_POLL_MIN_NS);
+	for (int i = 0; i < 10; i++)
+		cur = iothread_poll_next(cur, 30000, max);
+	cr_assert_eq(cur, 32000, "grows past each 30 us gap, no further: %llu",
+		     (unsigned long long)cur);
+	cr_assert_eq(iothread_poll_next(cur, 20000, max), cur, "a hit keeps the window");
+	for (int i = 0; i < 10; i++)
+		cur = iothread_poll_next(cur, 45000, max);
+	cr_assert_eq(cur, max, "never past the most: %llu", (unsigned long long)cur);
+	for (int i = 0; i < 5; i++)
+		cur = iothread_poll_next(cur, 200000, max);
+	cr_assert_eq(cur, 0, "200 us gaps: polling is waste, still %llu", (unsigned long long)cur);
+	cr_assert_eq(iothread_poll_next(32000, 10000, 0), 0, "polling off");
 }
 
 /* Sockets that come and go (vsock connections) must not grow the handler list for ever. */

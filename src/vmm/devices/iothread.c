@@ -49,7 +49,8 @@ struct iothread {
 	/* Held by the thread while it runs a batch of handlers; removers wait on it. */
 	pthread_mutex_t run_lock;
 
-	_Atomic uint64_t poll_ns; /* busy-poll window after work, 0: none */
+	_Atomic uint64_t poll_ns; /* the most the busy-poll window grows to, 0: no polling */
+	uint64_t poll_cur_ns;	  /* the window now: the thread's own */
 };
 
 static void iothread_wake(struct iothread *t)
@@ -134,37 +135,56 @@ static uint64_t iothread_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t iothread_poll_next(uint64_t cur, uint64_t blocked_ns, uint64_t max)
+{
+	if (!max)
+		return 0;
+	if (blocked_ns > max)
+		return cur / 2 < IOTHREAD_POLL_MIN_NS ? 0 : cur / 2;
+	if (blocked_ns <= cur)
+		return cur;
+	cur = cur ? cur * 2 : IOTHREAD_POLL_MIN_NS;
+	return cur > max ? max : cur;
+}
+
 /*
- * Waits for events, busy-polling until poll_until before sleeping: right
- * after work the next event usually follows within microseconds (a guest
+ * Waits for events, busy-polling for up to t->poll_cur_ns first: right
+ * after work the next event often follows within microseconds (a guest
  * waiting on its last request issues the next), and waking a thread that
  * went to sleep costs more than that here (~15 us under nested KVM). The
- * window is bounded, so an idle VM costs nothing. A pause or stop request
- * ends the polling at once: it is an event too (the control eventfd).
+ * window adapts to what it catches (iothread_poll_next()): a guest that
+ * pings every 200 us, or an idle one, soon costs no polling at all, which
+ * matters most when the CPUs are short and a polling I/O thread takes its
+ * time from the vCPUs. A pause or stop request ends the polling at once:
+ * it is an event too (the control eventfd).
  */
-static int iothread_wait(struct iothread *t, struct epoll_event *ev, uint64_t poll_until)
+static int iothread_wait(struct iothread *t, struct epoll_event *ev)
 {
-	while (poll_until && iothread_now_ns() < poll_until) {
-		int n = epoll_wait(t->epfd, ev, IOTHREAD_BATCH, 0);
+	uint64_t start = iothread_now_ns(), until = start + t->poll_cur_ns;
+	int n;
 
+	while (t->poll_cur_ns && iothread_now_ns() < until) {
+		n = epoll_wait(t->epfd, ev, IOTHREAD_BATCH, 0);
 		if (n != 0)
 			return n;
 	}
-	return epoll_wait(t->epfd, ev, IOTHREAD_BATCH, -1);
+	n = epoll_wait(t->epfd, ev, IOTHREAD_BATCH, -1);
+	t->poll_cur_ns = iothread_poll_next(t->poll_cur_ns, iothread_now_ns() - start,
+					    atomic_load(&t->poll_ns));
+	return n;
 }
 
 static void *iothread_main(void *arg)
 {
 	struct iothread *t = arg;
 	struct epoll_event ev[IOTHREAD_BATCH];
-	uint64_t poll_until = 0, poll_ns;
 	int n;
 
 	pthread_setname_np(pthread_self(), t->name);
 	/* Only what device backends do (added when start-up is over, if it is not yet). */
 	sandbox_seccomp_thread(SANDBOX_THREAD_IO);
 	while (iothread_check_state(t)) {
-		n = iothread_wait(t, ev, poll_until);
+		n = iothread_wait(t, ev);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -172,8 +192,6 @@ static void *iothread_main(void *arg)
 			break;
 		}
 		iothread_dispatch(t, ev, n);
-		poll_ns = atomic_load(&t->poll_ns);
-		poll_until = poll_ns ? iothread_now_ns() + poll_ns : 0;
 	}
 	return NULL;
 }

@@ -38,13 +38,21 @@ void iothread_pause(struct iothread *t);
 void iothread_resume(struct iothread *t);
 
 /*
- * How long the thread busy-polls for the next event after handling some,
+ * The most the thread busy-polls for the next event after handling some,
  * before it sleeps (0: never polls). Trades a little CPU after each burst
  * of work for the latency of waking a sleeping thread. Default
  * IOTHREAD_POLL_NS.
  */
-#define IOTHREAD_POLL_NS 50000
+#define IOTHREAD_POLL_NS     50000
+#define IOTHREAD_POLL_MIN_NS 4000 /* where a window grows from, and under which it is none */
 void iothread_set_poll(struct iothread *t, uint64_t ns);
+/*
+ * The next polling window after a wait of blocked_ns that polling for cur
+ * did not end: the event came later, so poll longer (doubled, up to max)
+ * unless it came later than max, where polling is only waste (halved, to
+ * none). As QEMU adapts its AioContext polling.
+ */
+uint64_t iothread_poll_next(uint64_t cur, uint64_t blocked_ns, uint64_t max);
 
 /* Handlers held, removed ones not yet freed included (for tests). */
 unsigned int iothread_nhandlers(struct iothread *t);
