@@ -503,7 +503,7 @@ static void api_instance_create(struct api_ctx *c)
 	if (ret)
 		return api_fail(c, ret, &err, ret == -EEXIST ? "name" : NULL);
 	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)id);
-	fw_changed(c->d, c->s); /* its port's rules, before its tap can exist */
+	fw_port_added(c->d, c->s, id); /* its port's elements, before its tap can exist */
 	if (start)
 		api_instance_boot(c, id);
 	api_instance_answer(c, id, 201);
@@ -512,7 +512,7 @@ static void api_instance_create(struct api_ctx *c)
 static void api_instance_delete(struct api_ctx *c)
 {
 	struct error err = {0};
-	json_t *inst;
+	json_t *inst, *fw;
 	int64_t id;
 	int ret;
 
@@ -523,12 +523,15 @@ static void api_instance_delete(struct api_ctx *c)
 	    strcmp(api_s(inst, "state"), ST_ERROR))
 		supervisor_kill_wait(c->d, id, &err);
 	json_decref(inst);
+	fw = fw_rows(c->s, id, 0); /* its port's and forwards' elements, read while they are */
 	ret = STORE(c->s, instance_delete, id, &err);
-	if (ret)
+	if (ret) {
+		json_decref(fw);
 		return api_fail(c, ret, &err, NULL);
+	}
 	supervisor_remove_dir(c->d, id);
 	netd_instance_gone(id);
-	fw_changed(c->d, c->s); /* its forwards went with it */
+	fw_gone(c->d, c->s, fw);
 	api_ok(c, 204, NULL);
 }
 

@@ -17,7 +17,14 @@
  *  - a tap may only send from its port's MAC and IPv4 address (or
  *    0.0.0.0 for a DHCP request); ARP must name them; IPv6 and any other
  *    ether type are dropped, so nothing goes around the IPv4 rules.
+ *
+ * What belongs to one port or one forward is an element of a named set or
+ * map (fw_port_kind, fw_fwd_kind below) that a constant number of rules
+ * look up: adding or removing an instance or a forward is then a few
+ * element lines (fw_port_elements(), fw_forward_elements()), not a new
+ * ruleset. Only networks still have rules of their own.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +133,214 @@ static int fw_nets_load(struct fw_gen *g, const json_t *nets)
 	return 0;
 }
 
+/* ---- per-port and per-forward elements ---- */
+
+/* A set or map of the tables: what a row of its kind puts there. */
+struct fw_set {
+	const char *kw, *name, *type;
+};
+
+struct fw_port {
+	int64_t id;
+	char mac[IPAM_MAC_STRLEN], ip[IPAM_ADDR_STRLEN];
+};
+
+struct fw_fwd {
+	const char *proto;
+	int64_t host_port, guest_port, mark;
+	char ip[IPAM_ADDR_STRLEN], bridge[16];
+};
+
+union fw_row {
+	struct fw_port port;
+	struct fw_fwd fwd;
+};
+
+/* A kind of row (port, forward): its sets, its parser, its elements. */
+struct fw_kind {
+	const char *family;
+	const struct fw_set *sets;
+	int nsets;
+	bool (*parse)(const json_t *row, union fw_row *r);
+	/* Whether r has an element in set i; then writes its key, and its data unless key_only. */
+	bool (*in)(const union fw_row *r, int i);
+	void (*elem)(FILE *f, const union fw_row *r, int i, bool key_only);
+};
+
+/*
+ * A tap may send from its MAC (port_macs) and, for IPv4 and ARP, from its
+ * MAC and address together (ports).
+ */
+static const struct fw_set fw_port_sets[] = {
+	{"set", "port_macs", "ifname . ether_addr"},
+	{"set", "ports", "ifname . ether_addr . ipv4_addr"},
+};
+
+static bool fw_port_parse(const json_t *row, union fw_row *r)
+{
+	r->port.id = fw_i(row, "instance_id");
+	return r->port.id > 0 && fw_mac(fw_s(row, "mac"), r->port.mac) &&
+	       fw_addr(fw_s(row, "ip"), r->port.ip);
+}
+
+static bool fw_port_in(const union fw_row *r, int i)
+{
+	(void)r;
+	(void)i;
+	return true;
+}
+
+static void fw_port_elem(FILE *f, const union fw_row *r, int i, bool key_only)
+{
+	(void)key_only;
+	fprintf(f, "\"" FW_TAP_PREFIX "%" PRId64 "\" . %s", r->port.id, r->port.mac);
+	if (i == 1)
+		fprintf(f, " . %s", r->port.ip);
+}
+
+static const struct fw_kind fw_port_kind = {
+	.family = "bridge",
+	.sets = fw_port_sets,
+	.nsets = 2,
+	.parse = fw_port_parse,
+	.in = fw_port_in,
+	.elem = fw_port_elem,
+};
+
+/*
+ * A forward: its DNAT by protocol and host port; the mark that routes it
+ * into an overlapping network (netroute.h); what its DNATed packets may
+ * then pass to its bridge. Every key starts with protocol and host port,
+ * unique among forwards, so no two forwards ever share an element.
+ */
+static const struct fw_set fw_fwd_sets[] = {
+	{"map", "fwd_dnat", "inet_proto . inet_service : ipv4_addr . inet_service"},
+	{"map", "fwd_mark", "inet_proto . inet_service : mark"},
+	{"set", "fwd_in", "inet_proto . inet_service . ifname . ipv4_addr . inet_service"},
+};
+
+static bool fw_fwd_parse(const json_t *row, union fw_row *r)
+{
+	struct fw_fwd *w = &r->fwd;
+	const char *p = fw_s(row, "proto"), *bridge = fw_s(row, "bridge");
+
+	w->host_port = fw_i(row, "host_port");
+	w->guest_port = fw_i(row, "guest_port");
+	if (!p || (strcmp(p, "tcp") && strcmp(p, "udp")) || !fw_bridge_ok(bridge) ||
+	    !fw_addr(fw_s(row, "ip"), w->ip))
+		return false;
+	w->proto = !strcmp(p, "tcp") ? "tcp" : "udp";
+	snprintf(w->bridge, sizeof(w->bridge), "%s", bridge);
+	w->mark = netr_routed(netr_bridge_id(bridge)) ? netr_bridge_id(bridge) : 0;
+	return w->host_port >= 1 && w->host_port <= 65535 && w->guest_port >= 1 &&
+	       w->guest_port <= 65535;
+}
+
+static bool fw_fwd_in(const union fw_row *r, int i)
+{
+	return i != 1 || r->fwd.mark;
+}
+
+static void fw_fwd_elem(FILE *f, const union fw_row *r, int i, bool key_only)
+{
+	const struct fw_fwd *w = &r->fwd;
+
+	fprintf(f, "%s . %" PRId64, w->proto, w->host_port);
+	if (i == 2)
+		fprintf(f, " . \"%s\" . %s . %" PRId64, w->bridge, w->ip, w->guest_port);
+	else if (i == 0 && !key_only)
+		fprintf(f, " : %s . %" PRId64, w->ip, w->guest_port);
+	else if (i == 1 && !key_only)
+		fprintf(f, " : %" PRId64, w->mark);
+}
+
+static const struct fw_kind fw_fwd_kind = {
+	.family = "inet",
+	.sets = fw_fwd_sets,
+	.nsets = 3,
+	.parse = fw_fwd_parse,
+	.in = fw_fwd_in,
+	.elem = fw_fwd_elem,
+};
+
+/* Set i of kind k, declared with the elements of rows; rows that do not parse counted once. */
+static void fw_set_decl(struct fw_gen *g, const struct fw_kind *k, int i, const json_t *rows)
+{
+	const char *sep = "\t\telements = { ";
+	const json_t *row;
+	union fw_row r;
+	size_t n;
+
+	fprintf(g->f, "\t%s %s {\n\t\ttype %s\n", k->sets[i].kw, k->sets[i].name, k->sets[i].type);
+	json_array_foreach(rows, n, row)
+	{
+		if (!k->parse(row, &r)) {
+			g->skipped += !i;
+			continue;
+		}
+		if (!k->in(&r, i))
+			continue;
+		fputs(sep, g->f);
+		k->elem(g->f, &r, i, false);
+		sep = ",\n\t\t\t";
+	}
+	fprintf(g->f, "%s\t}\n", *sep == ',' ? " }\n" : "");
+}
+
+static void fw_sets_decl(struct fw_gen *g, const struct fw_kind *k, const json_t *rows)
+{
+	for (int i = 0; i < k->nsets; i++)
+		fw_set_decl(g, k, i, rows);
+}
+
+/*
+ * Removing is "add, then delete" each element in one transaction: an
+ * element already gone is no error, and a map that holds the key with
+ * other data (another forward's, on the same host port) fails the whole
+ * batch rather than lose it.
+ */
+static int fw_elements(const struct fw_kind *k, const json_t *row, bool add, char **out)
+{
+	union fw_row r;
+	size_t size = 0;
+	FILE *f;
+
+	*out = NULL;
+	if (!k->parse(row, &r))
+		return -EINVAL;
+	f = open_memstream(out, &size);
+	if (!f)
+		return -ENOMEM;
+	for (int i = 0; i < k->nsets; i++) {
+		if (!k->in(&r, i))
+			continue;
+		fprintf(f, "add element %s bunshin %s { ", k->family, k->sets[i].name);
+		k->elem(f, &r, i, false);
+		fprintf(f, " }\n");
+		if (add)
+			continue;
+		fprintf(f, "delete element %s bunshin %s { ", k->family, k->sets[i].name);
+		k->elem(f, &r, i, true);
+		fprintf(f, " }\n");
+	}
+	if (fclose(f)) {
+		free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int fw_port_elements(const json_t *port, bool add, char **out)
+{
+	return fw_elements(&fw_port_kind, port, add, out);
+}
+
+int fw_forward_elements(const json_t *fwd, bool add, char **out)
+{
+	return fw_elements(&fw_fwd_kind, fwd, add, out);
+}
+
 /* ---- table inet bunshin ---- */
 
 static void fw_forward_isolated(struct fw_gen *g)
@@ -144,42 +359,6 @@ static void fw_forward_isolated(struct fw_gen *g)
 	}
 }
 
-/* One forward's address and ports, checked; false for a row to leave out. */
-static bool fw_forward_parse(const json_t *row, char ip[IPAM_ADDR_STRLEN], const char **proto,
-			     int64_t *hp, int64_t *gp)
-{
-	const char *p = fw_s(row, "proto");
-
-	*hp = fw_i(row, "host_port");
-	*gp = fw_i(row, "guest_port");
-	if (!p || (strcmp(p, "tcp") && strcmp(p, "udp")))
-		return false;
-	*proto = !strcmp(p, "tcp") ? "tcp" : "udp";
-	return fw_addr(fw_s(row, "ip"), ip) && fw_bridge_ok(fw_s(row, "bridge")) && *hp >= 1 &&
-	       *hp <= 65535 && *gp >= 1 && *gp <= 65535;
-}
-
-static void fw_forward_accepts(struct fw_gen *g, const json_t *fwds)
-{
-	char ip[IPAM_ADDR_STRLEN];
-	const json_t *row;
-	const char *proto;
-	int64_t hp, gp;
-	size_t i;
-
-	json_array_foreach(fwds, i, row)
-	{
-		if (!fw_forward_parse(row, ip, &proto, &hp, &gp)) {
-			g->skipped++;
-			continue;
-		}
-		fprintf(g->f,
-			"\t\tct status dnat oifname \"%s\" ip daddr %s %s dport %" PRId64
-			" accept\n",
-			fw_s(row, "bridge"), ip, proto, gp);
-	}
-}
-
 /* The bridges of a tenant's networks, as an nft set ("{ "bn-1", "bn-4" }"). */
 static void fw_tenant_bridges(struct fw_gen *g, int64_t tenant)
 {
@@ -194,13 +373,15 @@ static void fw_tenant_bridges(struct fw_gen *g, int64_t tenant)
 	fprintf(g->f, " }");
 }
 
-static void fw_forward_chain(struct fw_gen *g, const json_t *fwds)
+static void fw_forward_chain(struct fw_gen *g)
 {
 	fprintf(g->f, "\tchain forward {\n"
 		      "\t\ttype filter hook forward priority filter; policy accept;\n"
 		      "\t\tct state established,related accept\n");
 	fw_forward_isolated(g);
-	fw_forward_accepts(g, fwds);
+	/* A forward's DNATed packets, by its protocol and host port (the original tuple's). */
+	fprintf(g->f, "\t\tct status dnat meta l4proto { tcp, udp } meta l4proto . ct original "
+		      "proto-dst . oifname . ip daddr . th dport @fwd_in accept\n");
 	for (size_t i = 0; i < g->nnets; i++) {
 		const struct fw_net *n = &g->nets[i];
 
@@ -242,20 +423,6 @@ static void fw_input_chain(struct fw_gen *g)
 	fprintf(g->f, "\t\tcounter name \"host\" drop\n\t}\n");
 }
 
-/*
- * A forward into network ID is routed by its mark (netroute.h): its
- * address may be another network's too, and the main table knows only one.
- */
-static const char *fw_forward_mark(const char *bridge, char buf[64])
-{
-	int64_t id = netr_bridge_id(bridge);
-
-	if (!netr_routed(id))
-		return "";
-	snprintf(buf, 64, " meta mark set %" PRId64 " ct mark set %" PRId64, id, id);
-	return buf;
-}
-
 /* Each network's DNS on its gateway's port 53 goes to its own dnsmasq's port. */
 static void fw_dns_redirect(struct fw_gen *g)
 {
@@ -271,27 +438,21 @@ static void fw_dns_redirect(struct fw_gen *g)
 	}
 }
 
-/* DNAT in prerouting (from outside and from instances) and output (from the host itself). */
-static void fw_dnat_chain(struct fw_gen *g, const json_t *fwds, const char *name, const char *hook)
+/*
+ * DNAT in prerouting (from outside and from instances) and output (from
+ * the host itself). A forward into network ID is routed by its mark
+ * (netroute.h): its address may be another network's too, and the main
+ * table knows only one.
+ */
+static void fw_dnat_chain(struct fw_gen *g, const char *name, const char *hook)
 {
-	char ip[IPAM_ADDR_STRLEN], mark[64];
-	const json_t *row;
-	const char *proto;
-	int64_t hp, gp;
-	size_t i;
-
 	/* "dstnat" is prerouting's name for -100 only: output takes the number. */
-	fprintf(g->f, "\tchain %s {\n\t\ttype nat hook %s priority -100; policy accept;\n", name,
-		hook);
-	json_array_foreach(fwds, i, row)
-	{
-		if (!fw_forward_parse(row, ip, &proto, &hp, &gp))
-			continue; /* counted by fw_forward_accepts() */
-		fprintf(g->f,
-			"\t\tfib daddr type local %s dport %" PRId64 "%s dnat ip to %s:%" PRId64
-			"\n",
-			proto, hp, fw_forward_mark(fw_s(row, "bridge"), mark), ip, gp);
-	}
+	fprintf(g->f,
+		"\tchain %s {\n\t\ttype nat hook %s priority -100; policy accept;\n"
+		"\t\tfib daddr type local meta mark set meta l4proto . th dport map @fwd_mark"
+		" ct mark set meta mark\n"
+		"\t\tfib daddr type local dnat ip to meta l4proto . th dport map @fwd_dnat\n",
+		name, hook);
 	if (!strcmp(hook, "prerouting"))
 		fw_dns_redirect(g);
 	fprintf(g->f, "\t}\n");
@@ -367,64 +528,44 @@ static void fw_inet_table(struct fw_gen *g, const json_t *fwds)
 	fprintf(g->f, "table inet bunshin {}\ndelete table inet bunshin\ntable inet bunshin {\n"
 		      "\tcounter tenant {}\n\tcounter host {}\n\tcounter isolated {}\n"
 		      "\tcounter inbound {}\n\tcounter spoof {}\n");
+	fw_sets_decl(g, &fw_fwd_kind, fwds);
 	fw_overlap_chains(g);
-	fw_forward_chain(g, fwds);
+	fw_forward_chain(g);
 	fw_input_chain(g);
-	fw_dnat_chain(g, fwds, "prerouting", "prerouting");
-	fw_dnat_chain(g, fwds, "output", "output");
+	fw_dnat_chain(g, "prerouting", "prerouting");
+	fw_dnat_chain(g, "output", "output");
 	fw_postrouting_chain(g);
 	fprintf(g->f, "}\n");
 }
 
 /* ---- table bridge bunshin ---- */
 
-static void fw_port_chain(struct fw_gen *g, int64_t id, const char *mac, const char *ip)
-{
-	fprintf(g->f,
-		"\tchain port_%" PRId64 " {\n"
-		"\t\tether saddr != %s counter name \"spoof\" drop\n"
-		"\t\tether type arp arp htype 1 arp ptype ip arp saddr ether %s"
-		" arp saddr ip { %s, 0.0.0.0 } accept\n"
-		"\t\tether type ip ip saddr %s accept\n"
-		"\t\tether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp dport 67 accept\n"
-		"\t\tether type ip6 counter name \"ipv6\" drop\n"
-		"\t\tcounter name \"spoof\" drop\n"
-		"\t}\n",
-		id, mac, mac, ip, ip);
-}
-
+/*
+ * A tap's frames: from its port's MAC, and for IPv4 and ARP from its MAC
+ * and address (or 0.0.0.0: a DHCP request, an ARP probe); IPv6 and any
+ * other ether type dropped. A tap with no (valid) port matches nothing:
+ * nothing it sends is trusted.
+ */
 static void fw_bridge_table(struct fw_gen *g, const json_t *ports)
 {
-	char mac[IPAM_MAC_STRLEN], ip[IPAM_ADDR_STRLEN];
-	const json_t *row;
-	size_t i;
-
 	fprintf(g->f,
 		"table bridge bunshin {}\ndelete table bridge bunshin\ntable bridge bunshin {\n"
 		"\tcounter spoof {}\n\tcounter ipv6 {}\n");
-	json_array_foreach(ports, i, row)
-	{
-		int64_t id = fw_i(row, "instance_id");
-
-		if (id > 0 && fw_mac(fw_s(row, "mac"), mac) && fw_addr(fw_s(row, "ip"), ip))
-			fw_port_chain(g, id, mac, ip);
-	}
-	fprintf(g->f, "\tchain prerouting {\n"
-		      "\t\ttype filter hook prerouting priority filter; policy accept;\n");
-	json_array_foreach(ports, i, row)
-	{
-		int64_t id = fw_i(row, "instance_id");
-
-		if (id > 0 && fw_mac(fw_s(row, "mac"), mac) && fw_addr(fw_s(row, "ip"), ip))
-			fprintf(g->f,
-				"\t\tiifname \"" FW_TAP_PREFIX "%" PRId64 "\" jump port_%" PRId64
-				"\n",
-				id, id);
-		else
-			g->skipped++;
-	}
-	/* A tap with no (valid) port: nothing it sends is trusted. */
-	fprintf(g->f, "\t\tiifname \"" FW_TAP_PREFIX "*\" counter name \"spoof\" drop\n\t}\n}\n");
+	fw_sets_decl(g, &fw_port_kind, ports);
+	fprintf(g->f,
+		"\tchain prerouting {\n"
+		"\t\ttype filter hook prerouting priority filter; policy accept;\n"
+		"\t\tiifname != \"" FW_TAP_PREFIX "*\" accept\n"
+		"\t\tiifname . ether saddr != @port_macs counter name \"spoof\" drop\n"
+		"\t\tether type arp arp htype 1 arp ptype ip"
+		" iifname . arp saddr ether . arp saddr ip @ports accept\n"
+		"\t\tether type arp arp htype 1 arp ptype ip arp saddr ip 0.0.0.0"
+		" iifname . arp saddr ether @port_macs accept\n"
+		"\t\tether type ip iifname . ether saddr . ip saddr @ports accept\n"
+		"\t\tether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp dport 67 accept\n"
+		"\t\tether type ip6 counter name \"ipv6\" drop\n"
+		"\t\tcounter name \"spoof\" drop\n"
+		"\t}\n}\n");
 }
 
 char *fw_ruleset(const json_t *nets, const json_t *ports, const json_t *fwds, int *skipped)

@@ -112,7 +112,7 @@ static void api_forward_create(struct api_ctx *c)
 		return api_fail(c, ret, &err, ret == -EEXIST ? "host_port" : NULL);
 	snprintf(c->target, sizeof(c->target), "instance %lld forward %lld",
 		 (long long)f.instance_id, (long long)id);
-	fw_changed(c->d, c->s);
+	fw_forward_added(c->d, c->s, f.instance_id, id);
 	out = fwd_get(c, f.instance_id, id);
 	if (!out)
 		return api_err(c, 500, "internal", NULL, "the new forward is gone");
@@ -140,6 +140,7 @@ static void api_forward_delete(struct api_ctx *c)
 {
 	struct error err = {0};
 	int64_t id, fid;
+	json_t *fw;
 	char *end;
 	int ret;
 
@@ -150,10 +151,13 @@ static void api_forward_delete(struct api_ctx *c)
 		return api_err(c, 404, "not_found", NULL, "no such forward: %s", c->seg[3]);
 	snprintf(c->target, sizeof(c->target), "instance %lld forward %lld", (long long)id,
 		 (long long)fid);
+	fw = fw_rows(c->s, id, fid);
 	ret = STORE(c->s, forward_delete, id, fid, &err);
-	if (ret)
+	if (ret) {
+		json_decref(fw);
 		return api_fail(c, ret, &err, NULL);
-	fw_changed(c->d, c->s);
+	}
+	fw_gone(c->d, c->s, fw);
 	api_ok(c, 204, NULL);
 }
 

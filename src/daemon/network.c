@@ -239,8 +239,8 @@ int netd_vmm_args(const struct daemon *d, const json_t *inst, char **argv, int *
 	if (ret)
 		return error_wrap(err, "network");
 	dhcpd_sync_wait(); /* its lease in dnsmasq's hosts file before it boots */
-	/* Its tap's anti-spoofing rules in place before it can send. */
-	ret = fw_sync(d, NULL, err);
+	/* Its tap's anti-spoofing elements in place before it can send. */
+	ret = fw_port_ready(d, inst, err);
 	if (ret)
 		return ret;
 	netd_tap_name(netd_i(inst, "id"), tap);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -686,7 +687,8 @@ Test(firewall, delete_leaves_no_rule_and_restart_rebuilds)
 	instance(h.admin, "b1", "n2", &b);
 	cr_assert_eq(forward(h.admin, a.id, "{\"host_port\":8080,\"guest_port\":80}", NULL), 201);
 	rs = ruleset();
-	cr_expect(strstr(rs, a.tap) && strstr(rs, b.tap) && strstr(rs, "dport 8080"), "\n%s", rs);
+	cr_expect(strstr(rs, a.tap) && strstr(rs, b.tap) && strstr(rs, "tcp . 8080 : "), "\n%s",
+		  rs);
 	free(rs);
 
 	/* Gone while bunshind is down: the next start puts them back. */
@@ -695,7 +697,7 @@ Test(firewall, delete_leaves_no_rule_and_restart_rebuilds)
 	dh_restart(&h, NULL);
 	rs = ruleset();
 	cr_expect(strstr(rs, "table inet bunshin") && strstr(rs, a.tap) &&
-			  strstr(rs, "dport 8080") && strstr(rs, "masquerade"),
+			  strstr(rs, "tcp . 8080 : ") && strstr(rs, "masquerade"),
 		  "not rebuilt:\n%s", rs);
 	free(rs);
 
@@ -1142,4 +1144,323 @@ Test(firewall, guest_cannot_reach_another_tenant_or_spoof)
 	cr_expect_str_eq(probe_field(con, "served_udp"), "0", "tenant admin reached t2:\n%s", con);
 	free(con);
 	cr_expect_gt(dropped("spoof"), 0);
+}
+
+/* ---- per-instance updates: set and map elements, not a new ruleset ---- */
+
+/* One element of `nft -j` as "A . B" (a concatenation) or "KEY : DATA" (a map's), into m. */
+static void elem_text(FILE *m, const json_t *e)
+{
+	const json_t *v;
+	size_t i;
+
+	if (json_is_array(e) && json_array_size(e) == 2) {
+		elem_text(m, json_array_get(e, 0));
+		fputs(" : ", m);
+		elem_text(m, json_array_get(e, 1));
+	} else if ((v = json_object_get(e, "concat"))) {
+		json_array_foreach(v, i, e)
+		{
+			fputs(i ? " . " : "", m);
+			elem_text(m, e);
+		}
+	} else if (json_is_string(e)) {
+		fputs(json_string_value(e), m);
+	} else if (json_is_integer(e)) {
+		fprintf(m, "%lld", (long long)json_integer_value(e));
+	}
+}
+
+/* The elements of `nft -j list WHAT` in bunshind's namespace, one a line ("|" first); malloc'd. */
+static char *elements(const char *what)
+{
+	char cmd[128], *text = NULL, *out = NULL;
+	size_t size = 0, tsize = 0;
+	FILE *p, *t = open_memstream(&text, &tsize), *m = open_memstream(&out, &size);
+	const json_t *o, *e;
+	json_t *doc;
+	size_t i, j;
+	int c;
+
+	snprintf(cmd, sizeof(cmd), "nft -j list %s 2>/dev/null", what);
+	cr_assert((p = popen(cmd, "r")) && t && m);
+	while ((c = fgetc(p)) != EOF)
+		fputc(c, t);
+	pclose(p);
+	fclose(t);
+	doc = json_loads(text, 0, NULL);
+	fputs("|", m);
+	json_array_foreach(json_object_get(doc, "nftables"), i, o)
+	{
+		const json_t *s = json_object_get(o, "set") ?: json_object_get(o, "map");
+
+		json_array_foreach(json_object_get(s, "elem"), j, e)
+		{
+			elem_text(m, e);
+			fputs("\n|", m);
+		}
+	}
+	fclose(m);
+	json_decref(doc);
+	free(text);
+	return out;
+}
+
+/* Whether `nft -j list WHAT` holds elem (whole). */
+static bool has_element(const char *what, const char *elem)
+{
+	char *all = elements(what), line[160];
+	bool yes;
+
+	snprintf(line, sizeof(line), "|%s\n", elem);
+	yes = strstr(all, line) != NULL;
+	free(all);
+	return yes;
+}
+
+/* The handle of table FAMILY bunshin: a rebuild makes a new table, with a new handle. */
+static int64_t table_handle(const char *family)
+{
+	char cmd[96];
+	FILE *p;
+	json_t *doc, *o;
+	size_t i;
+	int64_t handle = -1;
+
+	snprintf(cmd, sizeof(cmd), "nft -j list table %s bunshin 2>/dev/null", family);
+	cr_assert((p = popen(cmd, "r")));
+	doc = json_loadf(p, 0, NULL);
+	pclose(p);
+	json_array_foreach(json_object_get(doc, "nftables"), i, o)
+	{
+		if (json_object_get(o, "table"))
+			handle = json_integer_value(
+				json_object_get(json_object_get(o, "table"), "handle"));
+	}
+	json_decref(doc);
+	return handle;
+}
+
+static void port_elems(const struct inst *in, char *mac_ip, char *mac, size_t size)
+{
+	snprintf(mac_ip, size, "%s . %s . %s", in->tap, in->mac, in->ip);
+	snprintf(mac, size, "%s . %s", in->tap, in->mac);
+}
+
+Test(firewall, instances_and_forwards_are_elements_added_and_removed_without_a_rebuild)
+{
+	char ab[96], am[96], bb[96], bm[96], fwd[128], fin[160], path[128], t2[96];
+	struct inst a, b, c;
+	int64_t inet, bridge, fid;
+	json_t *out;
+	char *all, *rs;
+
+	dh_start(&h, NULL);
+	instance(h.admin, "a1", NULL, &a);
+	inet = table_handle("inet");
+	bridge = table_handle("bridge");
+	cr_assert(inet > 0 && bridge > 0, "no tables after the first instance");
+	instance(h.admin, "b1", NULL, &b);
+	port_elems(&a, ab, am, sizeof(ab));
+	port_elems(&b, bb, bm, sizeof(bb));
+	cr_expect(has_element("set bridge bunshin ports", ab), "no %s", ab);
+	cr_expect(has_element("set bridge bunshin ports", bb), "no %s", bb);
+	cr_expect(has_element("set bridge bunshin port_macs", bm), "no %s", bm);
+	cr_expect_eq(table_handle("inet"), inet, "an instance create rebuilt table inet");
+	cr_expect_eq(table_handle("bridge"), bridge, "an instance create rebuilt table bridge");
+
+	/* A forward: three elements (the default network is routed: it has a mark). */
+	cr_assert_eq(forward(h.admin, b.id, "{\"host_port\":8080,\"guest_port\":80}", &out), 201);
+	fid = json_integer_value(json_object_get(out, "id"));
+	json_decref(out);
+	snprintf(fwd, sizeof(fwd), "tcp . 8080 : %s . 80", b.ip);
+	snprintf(fin, sizeof(fin), "tcp . 8080 . %s . %s . 80", b.bridge, b.ip);
+	cr_expect(has_element("map inet bunshin fwd_dnat", fwd), "no %s", fwd);
+	cr_expect(has_element("set inet bunshin fwd_in", fin), "no %s", fin);
+	snprintf(path, sizeof(path), "tcp . 8080 : %lld", (long long)b.net);
+	cr_expect(has_element("map inet bunshin fwd_mark", path), "no %s", path);
+	cr_assert_eq(forward(h.admin, b.id, "{\"host_port\":8081,\"guest_port\":81}", NULL), 201);
+	snprintf(path, sizeof(path), "/v1/instances/%lld/forwards/%lld", (long long)b.id,
+		 (long long)fid);
+	cr_assert_eq(dh_req(&h, h.admin, "DELETE", path, NULL, NULL), 204);
+	cr_expect(!has_element("map inet bunshin fwd_dnat", fwd), "%s still there", fwd);
+	cr_expect(!has_element("set inet bunshin fwd_in", fin), "%s still there", fin);
+	snprintf(fwd, sizeof(fwd), "tcp . 8081 : %s . 81", b.ip);
+	cr_expect(has_element("map inet bunshin fwd_dnat", fwd), "the other forward went too");
+
+	/* An instance deleted: its elements only. */
+	cr_assert_eq(dh_req(&h, h.admin, "DELETE", "/v1/instances/a1", NULL, NULL), 204);
+	cr_expect(!has_element("set bridge bunshin ports", ab), "%s still there", ab);
+	cr_expect(!has_element("set bridge bunshin port_macs", am), "%s still there", am);
+	cr_expect(has_element("set bridge bunshin ports", bb), "b1's went too");
+	cr_expect_eq(table_handle("inet"), inet, "a forward or a delete rebuilt table inet");
+	cr_expect_eq(table_handle("bridge"), bridge, "a delete rebuilt table bridge");
+	snprintf(path, sizeof(path), "grep 'rebuilding the tables' '%s' >&2", h.log);
+	cr_expect_neq(system(path), 0, "an element update failed (see the log)");
+
+	/* A network: a rebuild, the same elements in it. */
+	network(h.admin, "n2", "10.79.0.0/24", false);
+	cr_expect_neq(table_handle("inet"), inet, "a network create did not rebuild");
+	cr_expect(has_element("set bridge bunshin ports", bb) &&
+			  has_element("map inet bunshin fwd_dnat", fwd),
+		  "a rebuild lost elements");
+	/* Another tenant's first instance makes its default network: that network's rules too. */
+	dh_tenant_user(&h, "t2", "u2", "member", t2, sizeof(t2));
+	instance(t2, "c1", NULL, &c);
+	rs = ruleset();
+	snprintf(path, sizeof(path), "iifname \"%s\" ip saddr", c.bridge);
+	cr_expect(strstr(rs, path), "no rules for %s:\n%s", c.bridge, rs);
+	free(rs);
+	port_elems(&c, ab, am, sizeof(ab));
+	cr_expect(has_element("set bridge bunshin ports", ab), "no %s", ab);
+	cr_assert_eq(dh_req(&h, t2, "DELETE", "/v1/instances/c1", NULL, NULL), 204);
+
+	/* Gone while bunshind is down: the restart rebuilds the same elements. */
+	all = elements("set bridge bunshin ports");
+	cr_assert_eq(dh_term(&h), 0);
+	SH(0, "nft delete table inet bunshin && nft delete table bridge bunshin");
+	dh_restart(&h, NULL);
+	cr_expect(has_element("set bridge bunshin ports", bb), "not rebuilt: %s", bb);
+	cr_expect(has_element("set bridge bunshin port_macs", bm), "not rebuilt: %s", bm);
+	cr_expect(has_element("map inet bunshin fwd_dnat", fwd), "not rebuilt: %s", fwd);
+	cr_expect(!has_element("set bridge bunshin ports", ab), "a1 is back");
+	rs = elements("set bridge bunshin ports");
+	cr_expect_str_eq(rs, all, "rebuilt otherwise");
+	free(rs);
+	free(all);
+	cr_assert_eq(dh_req(&h, h.admin, "DELETE", "/v1/instances/b1", NULL, NULL), 204);
+	rs = elements("set bridge bunshin ports");
+	cr_expect_str_eq(rs, "|", "left behind");
+	free(rs);
+	rs = elements("map inet bunshin fwd_dnat");
+	cr_expect_str_eq(rs, "|", "left behind");
+	free(rs);
+}
+
+/* ---- element updates racing each other and rebuilds ---- */
+
+struct churn {
+	int k, failed;
+};
+
+/* Four instances, one deleted again, a forward on another (no criterion asserts off the main
+ * thread). */
+static void *churn(void *arg)
+{
+	struct churn *c = arg;
+	char body[256], path[96];
+	json_t *out;
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"p%d-%d\",\"flavor\":\"tiny\",\"image\":\"test-guest\","
+			 "\"start\":false}",
+			 c->k, i);
+		c->failed += dh_req(&h, h.admin, "POST", "/v1/instances", body, NULL) != 201;
+	}
+	snprintf(path, sizeof(path), "/v1/instances/p%d-0", c->k);
+	c->failed += dh_req(&h, h.admin, "DELETE", path, NULL, NULL) != 204;
+	snprintf(path, sizeof(path), "/v1/instances/p%d-1", c->k);
+	c->failed += dh_req(&h, h.admin, "GET", path, NULL, &out) != 200;
+	snprintf(path, sizeof(path), "/v1/instances/%lld/forwards",
+		 (long long)json_integer_value(json_object_get(out, "id")));
+	json_decref(out);
+	snprintf(body, sizeof(body), "{\"host_port\":%d,\"guest_port\":22}", 9000 + c->k);
+	c->failed += dh_req(&h, h.admin, "POST", path, body, NULL) != 201;
+	return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* lines (n of them, each malloc'd) sorted and joined as elements() does; malloc'd. */
+static char *sorted(char **lines, size_t n)
+{
+	char *out = NULL;
+	size_t size = 0;
+	FILE *m = open_memstream(&out, &size);
+
+	qsort(lines, n, sizeof(*lines), cmp_str);
+	fputs("|", m);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(m, "%s\n|", lines[i]);
+		free(lines[i]);
+	}
+	fclose(m);
+	return out;
+}
+
+/* elements(what) with its lines sorted; malloc'd. */
+static char *elements_sorted(const char *what)
+{
+	char *all = elements(what), *line, *save = NULL, *lines[256];
+	size_t n = 0;
+
+	for (line = strtok_r(all, "|\n", &save); line && n < 256;
+	     line = strtok_r(NULL, "|\n", &save))
+		lines[n++] = strdup(line);
+	free(all);
+	return sorted(lines, n);
+}
+
+/* What set ports must hold for the instances the API lists; malloc'd. */
+static char *ports_expected(void)
+{
+	char *lines[256];
+	json_t *list, *in;
+	size_t i, n = 0;
+
+	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/instances", NULL, &list), 200);
+	json_array_foreach(list, i, in)
+	{
+		if (n < 256 && asprintf(&lines[n], "bt-%lld . %s . %s",
+					(long long)json_integer_value(json_object_get(in, "id")),
+					jstr(in, "port", "mac"), jstr(in, "port", "ip")) > 0)
+			n++;
+	}
+	json_decref(list);
+	return sorted(lines, n);
+}
+
+Test(firewall, concurrent_creates_deletes_and_rebuilds_leave_the_store_s_elements)
+{
+	struct churn c[6];
+	pthread_t t[6];
+	struct inst a;
+	char *want, *got;
+	int failed = 0;
+	const char *extra[] = {"--cpu-ratio", "64", NULL};
+
+	dh_start(&h, extra);
+	instance(h.admin, "a0", NULL, &a);
+	cr_assert_eq(dh_req(&h, h.admin, "PUT", "/v1/tenants/admin/quota",
+			    "{\"instances\":64,\"vcpus\":64,\"ram_mib\":8192}", NULL),
+		     200);
+	for (int k = 0; k < 6; k++) {
+		c[k] = (struct churn){.k = k};
+		cr_assert_eq(pthread_create(&t[k], NULL, churn, &c[k]), 0);
+	}
+	/* Meanwhile, rebuilds: a network made and deleted. */
+	network(h.admin, "n3", "10.83.0.0/24", false);
+	cr_expect_eq(dh_req(&h, h.admin, "DELETE", "/v1/networks/n3", NULL, NULL), 204);
+	for (int k = 0; k < 6; k++) {
+		pthread_join(t[k], NULL);
+		failed += c[k].failed;
+	}
+	cr_assert_eq(failed, 0, "%d API calls failed", failed);
+	want = ports_expected();
+	got = elements_sorted("set bridge bunshin ports");
+	cr_expect_str_eq(got, want);
+	free(got);
+	free(want);
+	got = elements("map inet bunshin fwd_dnat");
+	for (int k = 0; k < 6; k++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "|tcp . %d : ", 9000 + k);
+		cr_expect(strstr(got, key), "no %s in\n%s", key, got);
+	}
+	free(got);
 }

@@ -137,16 +137,24 @@ Test(fw_rules, forwards_dnat_from_outside_and_from_the_host)
 {
 	char *t = gen(NULL);
 	const char *pre = strstr(t, "chain prerouting"), *out = strstr(t, "chain output");
-	const char *d = "fib daddr type local tcp dport 8080 meta mark set 1 ct mark set 1 dnat ip "
-			"to 10.0.0.2:80";
+	const char *mark = "fib daddr type local meta mark set meta l4proto . th dport map "
+			   "@fwd_mark ct mark set meta mark\n";
+	const char *d = "fib daddr type local dnat ip to meta l4proto . th dport map @fwd_dnat\n";
 
 	cr_assert(pre && out);
+	cr_expect(strstr(pre, mark) && strstr(out, mark), "\n%s", t);
 	cr_expect(strstr(pre, d) && strstr(out, d), "\n%s", t);
+	cr_expect(strstr(pre, mark) < strstr(pre, d), "the mark must come before the DNAT\n%s", t);
+	HAS(t,
+	    "map fwd_dnat {\n\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n"
+	    "\t\telements = { tcp . 8080 : 10.0.0.2 . 80,\n\t\t\tudp . 5353 : 10.0.0.2 . 53 }\n");
 	/* bn-3's 10.0.0.2 is bn-1's too: the mark routes it to bn-3 (netroute.h). */
-	HAS(t, "fib daddr type local udp dport 5353 meta mark set 3 ct mark set 3 dnat ip to "
-	       "10.0.0.2:53");
-	HAS(t, "ct status dnat oifname \"bn-1\" ip daddr 10.0.0.2 tcp dport 80 accept");
-	HAS(t, "ct status dnat oifname \"bn-3\" ip daddr 10.0.0.2 udp dport 53 accept");
+	HAS(t, "map fwd_mark {\n\t\ttype inet_proto . inet_service : mark\n"
+	       "\t\telements = { tcp . 8080 : 1,\n\t\t\tudp . 5353 : 3 }\n");
+	HAS(t, "elements = { tcp . 8080 . \"bn-1\" . 10.0.0.2 . 80,\n\t\t\tudp . 5353 . \"bn-3\" . "
+	       "10.0.0.2 . 53 }\n");
+	HAS(t, "ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst . "
+	       "oifname . ip daddr . th dport @fwd_in accept");
 	HAS(t, "ct status dnat oifname \"bn-1\" ip saddr 10.0.0.0/24 masquerade");
 	HAS(t, "ct status dnat oifname \"bn-2\" ip saddr 10.9.0.0/24 masquerade");
 	free(t);
@@ -155,16 +163,25 @@ Test(fw_rules, forwards_dnat_from_outside_and_from_the_host)
 Test(fw_rules, each_tap_may_send_only_from_its_mac_and_ip)
 {
 	char *t = gen(NULL);
-	const char *c = strstr(t, "chain port_5 {");
+	const char *c =
+		strstr(t, "chain prerouting {\n\t\ttype filter hook prerouting priority filter");
 
 	cr_assert(c, "\n%s", t);
-	HAS(t, "iifname \"bt-5\" jump port_5");
-	HAS(c, "ether saddr != 52:54:00:00:00:05 counter name \"spoof\" drop");
-	HAS(c, "arp saddr ether 52:54:00:00:00:05 arp saddr ip { 10.0.0.2, 0.0.0.0 } accept");
-	HAS(c, "ether type ip ip saddr 10.0.0.2 accept");
+	HAS(t, "set port_macs {\n\t\ttype ifname . ether_addr\n\t\telements = { \"bt-5\" . "
+	       "52:54:00:00:00:05,\n\t\t\t\"bt-6\" . 52:54:00:00:00:06,\n\t\t\t\"bt-7\" . "
+	       "52:54:00:00:00:07 }\n");
+	HAS(t, "set ports {\n\t\ttype ifname . ether_addr . ipv4_addr\n\t\telements = { \"bt-5\" . "
+	       "52:54:00:00:00:05 . 10.0.0.2,\n");
+	HAS(c, "iifname != \"bt-*\" accept\n\t\tiifname . ether saddr != @port_macs counter name "
+	       "\"spoof\" drop\n");
+	HAS(c, "arp htype 1 arp ptype ip iifname . arp saddr ether . arp saddr ip @ports accept");
+	HAS(c, "arp saddr ip 0.0.0.0 iifname . arp saddr ether @port_macs accept");
+	HAS(c, "ether type ip iifname . ether saddr . ip saddr @ports accept");
 	HAS(c, "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp dport 67 accept");
-	HAS(c, "ether type ip6 counter name \"ipv6\" drop");
-	HAS(t, "iifname \"bt-*\" counter name \"spoof\" drop");
+	HAS(c, "ether type ip6 counter name \"ipv6\" drop\n\t\tcounter name \"spoof\" drop\n\t}");
+	/* One chain for every tap: none per port. */
+	LACKS(t, "port_5 {");
+	LACKS(t, "jump");
 	free(t);
 }
 
@@ -209,9 +226,10 @@ Test(fw_rules, hostile_rows_are_left_out)
 	LACKS(t, "bt-8");
 	LACKS(t, "bt-9");
 	LACKS(t, "10.0.0.5");
-	LACKS(t, "dport 81 ");
+	LACKS(t, "tcp . 81 ");
 	LACKS(t, "70000");
-	LACKS(t, "dport 83 ");
+	LACKS(t, ". 82 ");
+	LACKS(t, "tcp . 83 ");
 	free(t);
 }
 
@@ -276,4 +294,176 @@ Test(fw_rules, overlapping_networks_get_a_zone_and_a_mark_each)
 	HAS(route, "type route hook output priority mangle;");
 	HAS(route, "ct mark != 0 meta mark set ct mark\n");
 	free(t);
+}
+
+/* fw_port_elements() or fw_forward_elements() of row; NULL (and *ret) when refused. */
+static char *elems(bool port_row, json_t *row, bool add, int *ret)
+{
+	char *out = (char *)"unset";
+	int r = port_row ? fw_port_elements(row, add, &out) : fw_forward_elements(row, add, &out);
+
+	json_decref(row);
+	if (ret)
+		*ret = r;
+	cr_expect(r || out, "no text and no error");
+	if (!r)
+		return out;
+	cr_expect_null(out, "text with an error");
+	return NULL;
+}
+
+Test(fw_rules, a_port_is_two_elements_added_or_removed)
+{
+	char *add = elems(true, port(12, "bn-1", "52:54:00:00:00:0c", "10.0.0.9"), true, NULL);
+	char *del = elems(true, port(12, "bn-1", "52:54:00:00:00:0c", "10.0.0.9"), false, NULL);
+
+	cr_assert(add && del);
+	cr_expect_str_eq(add,
+			 "add element bridge bunshin port_macs { \"bt-12\" . 52:54:00:00:00:0c }\n"
+			 "add element bridge bunshin ports { \"bt-12\" . 52:54:00:00:00:0c . "
+			 "10.0.0.9 }\n");
+	/* Removing: each element added, then deleted, so an absent one is no error. */
+	cr_expect_str_eq(
+		del,
+		"add element bridge bunshin port_macs { \"bt-12\" . 52:54:00:00:00:0c }\n"
+		"delete element bridge bunshin port_macs { \"bt-12\" . 52:54:00:00:00:0c }\n"
+		"add element bridge bunshin ports { \"bt-12\" . 52:54:00:00:00:0c . 10.0.0.9 }\n"
+		"delete element bridge bunshin ports { \"bt-12\" . 52:54:00:00:00:0c . "
+		"10.0.0.9 }\n");
+	free(add);
+	free(del);
+}
+
+Test(fw_rules, a_forward_is_three_elements_or_two_without_a_mark)
+{
+	char *add = elems(false, fwd("udp", 5353, 53, "10.0.0.2", "bn-3"), true, NULL);
+	char *del = elems(false, fwd("tcp", 8080, 80, "10.0.0.2", "bn-1"), false, NULL);
+	char *far = elems(false, fwd("tcp", 9000, 22, "10.0.0.7", "bn-70000"), true, NULL);
+
+	cr_assert(add && del && far);
+	cr_expect_str_eq(
+		add, "add element inet bunshin fwd_dnat { udp . 5353 : 10.0.0.2 . 53 }\n"
+		     "add element inet bunshin fwd_mark { udp . 5353 : 3 }\n"
+		     "add element inet bunshin fwd_in { udp . 5353 . \"bn-3\" . 10.0.0.2 . 53 }\n");
+	/* A map's element is deleted by its key, once added with its own data. */
+	HAS(del, "add element inet bunshin fwd_dnat { tcp . 8080 : 10.0.0.2 . 80 }\n"
+		 "delete element inet bunshin fwd_dnat { tcp . 8080 }\n");
+	HAS(del, "add element inet bunshin fwd_mark { tcp . 8080 : 1 }\n"
+		 "delete element inet bunshin fwd_mark { tcp . 8080 }\n");
+	HAS(del, "delete element inet bunshin fwd_in { tcp . 8080 . \"bn-1\" . 10.0.0.2 . 80 }\n");
+	/* Network 70000 is past the marks (netroute.h): no fwd_mark element. */
+	LACKS(far, "fwd_mark");
+	HAS(far, "fwd_in { tcp . 9000 . \"bn-70000\" . 10.0.0.7 . 22 }");
+	free(add);
+	free(del);
+	free(far);
+}
+
+Test(fw_rules, rows_that_do_not_parse_are_refused_whole)
+{
+	static const char *const macs[] = {"52:54:00:00:00:08 accept", "52:54:00:00:00", NULL};
+	int ret = 0;
+
+	for (int i = 0; i < 3; i++) {
+		cr_expect_null(elems(true, port(8, "bn-1", macs[i], "10.0.0.3"), true, &ret));
+		cr_expect_eq(ret, -EINVAL);
+	}
+	cr_expect_null(
+		elems(true, port(9, "bn-1", "52:54:00:00:00:09", "10.0.0.4; accept"), false, &ret));
+	cr_expect_eq(ret, -EINVAL);
+	cr_expect_null(elems(true, port(0, "bn-1", "52:54:00:00:00:09", "10.0.0.4"), true, &ret));
+	cr_expect_null(elems(true, json_pack("{s:I}", "instance_id", (json_int_t)3), true, &ret));
+	cr_expect_eq(ret, -EINVAL);
+	cr_expect_null(elems(false, fwd("tcp; accept", 81, 80, "10.0.0.2", "bn-1"), true, &ret));
+	cr_expect_eq(ret, -EINVAL);
+	cr_expect_null(elems(false, fwd("tcp", 70000, 80, "10.0.0.2", "bn-1"), true, NULL));
+	cr_expect_null(elems(false, fwd("udp", 82, 0, "10.0.0.2", "bn-1"), false, NULL));
+	cr_expect_null(elems(false, fwd("tcp", 83, 80, "10.0.0.2 ", "bn-1"), true, NULL));
+	cr_expect_null(elems(false, fwd("tcp", 84, 80, "10.0.0.2", "bn-1\" accept"), true, NULL));
+	cr_expect_null(elems(false, fwd("tcp", 85, 80, "10.0.0.2", "br0"), true, NULL));
+}
+
+/*
+ * In a fresh network namespace: the full text, then each of cmds in turn
+ * (NULL-terminated); exit status 10 + i when cmds[i] is refused, 2 when
+ * the listing of set ports and map fwd_dnat afterwards lacks one of want
+ * or holds one of gone (both NULL-terminated).
+ */
+static int apply_steps(const char *full, const char *const *cmds, const char *const *want,
+		       const char *const *gone)
+{
+	int status;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		struct nft_ctx *nft;
+		const char *got;
+
+		if (unshare(CLONE_NEWNET))
+			_exit(77);
+		nft = nft_ctx_new(NFT_CTX_DEFAULT);
+		nft_ctx_buffer_output(nft);
+		nft_ctx_buffer_error(nft);
+		if (nft_run_cmd_from_buffer(nft, full))
+			_exit(1);
+		for (int i = 0; cmds[i]; i++) {
+			if (nft_run_cmd_from_buffer(nft, cmds[i])) {
+				fprintf(stderr, "%s", nft_ctx_get_error_buffer(nft));
+				_exit(10 + i);
+			}
+		}
+		if (nft_run_cmd_from_buffer(nft, "list table bridge bunshin") ||
+		    !(got = strdup(nft_ctx_get_output_buffer(nft))) ||
+		    nft_run_cmd_from_buffer(nft, "list map inet bunshin fwd_dnat") ||
+		    asprintf((char **)&got, "%s%s", got, nft_ctx_get_output_buffer(nft)) < 0)
+			_exit(3);
+		for (int i = 0; want[i] || gone[i]; i++) {
+			if ((want[i] && !strstr(got, want[i])) ||
+			    (gone[i] && strstr(got, gone[i]))) {
+				fprintf(stderr, "want %s, not %s:\n%s\n", want[i] ?: "-",
+					gone[i] ?: "-", got);
+				_exit(2);
+			}
+		}
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+Test(fw_rules, the_kernel_takes_element_updates_and_removing_twice_is_no_error)
+{
+	char *t = gen(NULL);
+	char *padd = elems(true, port(12, "bn-1", "52:54:00:00:00:0c", "10.0.0.9"), true, NULL);
+	char *pdel = elems(true, port(5, "bn-1", "52:54:00:00:00:05", "10.0.0.2"), false, NULL);
+	char *fadd = elems(false, fwd("tcp", 9000, 22, "10.0.0.9", "bn-1"), true, NULL);
+	char *fdel = elems(false, fwd("tcp", 8080, 80, "10.0.0.2", "bn-1"), false, NULL);
+	char *clash = elems(false, fwd("udp", 5353, 22, "10.0.0.9", "bn-1"), false, NULL);
+	const char *steps[] = {padd, pdel, pdel, fadd, fdel, fdel, NULL};
+	const char *bad[] = {clash, NULL};
+	const char *want[] = {"\"bt-12\" . 52:54:00:00:00:0c . 10.0.0.9",
+			      "\"bt-12\" . 52:54:00:00:00:0c",
+			      "\"bt-7\" . 52:54:00:00:00:07 . 10.0.0.2",
+			      "tcp . 9000 : 10.0.0.9 . 22",
+			      "udp . 5353 : 10.0.0.2 . 53",
+			      NULL};
+	const char *gone[] = {"bt-5", "8080", NULL, NULL, NULL, NULL};
+	const char *kept[] = {"udp . 5353 : 10.0.0.2 . 53", "tcp . 8080 : 10.0.0.2 . 80",
+			      "\"bt-5\" . 52:54:00:00:00:05 . 10.0.0.2", NULL};
+	const char *none[] = {NULL, NULL, NULL, NULL};
+	int ret = apply_steps(t, steps, want, gone);
+
+	if (ret == 77)
+		cr_skip_test("skipped: cannot unshare a network namespace (%s)", strerror(EPERM));
+	cr_expect_eq(ret, 0, "element updates (%d):\n%s%s%s%s", ret, padd, pdel, fadd, fdel);
+	/* Another forward's key with other data: the batch fails, nothing removed. */
+	cr_expect_eq(apply_steps(t, bad, kept, none), 10, "removing another forward's element:\n%s",
+		     clash);
+	free(t);
+	free(padd);
+	free(pdel);
+	free(fadd);
+	free(fdel);
+	free(clash);
 }
