@@ -61,6 +61,9 @@ cleanup() {
 		kill "$daemon_pid" 2>/dev/null || true
 		wait "$daemon_pid" 2>/dev/null || true
 	fi
+	# A bunshind that died (or was killed) stopped none: its VMMs' launchers name their
+	# instance directories, and each VMM dies with its launcher.
+	pkill -9 -f -- "$work/state/instances/" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
