@@ -95,10 +95,9 @@ static int dlayer_layers(const json_t *inst, json_t **out, struct error *err)
 {
 	const char *text = dlayer_str(inst, "disk_layers");
 	json_t *l = text ? json_loads(text, 0, NULL) : json_array(), *v;
-	size_t i;
-
 	bool ok = json_is_array(l) && json_array_size(l) < DLAYER_MAX &&
 		  dlayer_path_ok(dlayer_top(inst));
+	size_t i;
 
 	json_array_foreach(l, i, v)
 	{
