@@ -14,7 +14,7 @@
 #     veth vh0 192.168.100.1/24  <---------->  veth vo0 192.168.100.2/24
 #     nft: the tables bunshind's firewall makes for this network and its
 #          two ports (forward and input filters, masquerade, each port's
-#          MAC and IP on the bridge), named instnet
+#          MAC and IP on the bridge), printed by its own generator
 # O has no route back to 10.0.2.0/24: only masqueraded traffic can answer.
 #
 # Rows, each for bunshin-vmm and for QEMU (no vhost on either), the VMMs
@@ -151,73 +151,15 @@ ip -n "$ns_o" link set vo0 up
 ip -n "$ns_h" neigh replace "$a_ip" lladdr "$a_mac" dev bn-1 nud permanent
 ip -n "$ns_h" neigh replace "$b_ip" lladdr "$b_mac" dev bn-1 nud permanent
 
-# The rules bunshind's firewall (src/daemon/firewall_rules.c) makes for one
-# network bn-1 (10.0.2.0/24, not isolated) with ports 1 (A) and 2 (B) and no
-# port forwards, written out here: the same hooks, chains and matches on the
-# measured path, in tables of the script's own names.
-port_chain() { # ID MAC IP
-	cat <<EOF
-	chain port_$1 {
-		ether saddr != $2 counter name "spoof" drop
-		ether type arp arp htype 1 arp ptype ip arp saddr ether $2 arp saddr ip { $3, 0.0.0.0 } accept
-		ether type ip ip saddr $3 accept
-		ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp dport 67 accept
-		ether type ip6 counter name "ipv6" drop
-		counter name "spoof" drop
-	}
-EOF
-}
-cat >"$work/rules.nft" <<EOF
-table inet instnet {
-	counter tenant {}
-	counter host {}
-	counter isolated {}
-	counter inbound {}
-	counter spoof {}
-	chain forward {
-		type filter hook forward priority filter; policy accept;
-		ct state established,related accept
-		iifname "bn-1" oifname { "bn-1" } accept
-		iifname "bn-1" oifname "bn-*" counter name "tenant" drop
-		iifname "bn-1" ip saddr 10.0.2.0/24 accept
-		iifname "bn-*" counter name "spoof" drop
-		oifname "bn-*" counter name "inbound" drop
-	}
-	chain input {
-		type filter hook input priority filter; policy accept;
-		iifname != "bn-*" accept
-		ct state established,related accept
-		udp sport 68 udp dport 67 accept
-		ip daddr 169.254.169.254 tcp dport 80 accept
-		iifname "bn-1" ip daddr $gw meta l4proto { tcp, udp } th dport 53 accept
-		iifname "bn-1" ip daddr $gw icmp type echo-request accept
-		counter name "host" drop
-	}
-	chain prerouting {
-		type nat hook prerouting priority -100; policy accept;
-	}
-	chain output {
-		type nat hook output priority -100; policy accept;
-	}
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		iifname "bn-1" ip saddr 10.0.2.0/24 oifname != "bn-*" masquerade
-		ct status dnat oifname "bn-1" ip saddr 10.0.2.0/24 masquerade
-	}
-}
-table bridge instnet {
-	counter spoof {}
-	counter ipv6 {}
-$(port_chain 1 "$a_mac" "$a_ip")
-$(port_chain 2 "$b_mac" "$b_ip")
-	chain prerouting {
-		type filter hook prerouting priority filter; policy accept;
-		iifname "bt-1" jump port_1
-		iifname "bt-2" jump port_2
-		iifname "bt-*" counter name "spoof" drop
-	}
-}
-EOF
+# The rules bunshind's firewall makes for one network bn-1 (10.0.2.0/24, not
+# isolated) with ports 1 (A) and 2 (B) and no port forwards: printed by
+# src/daemon/firewall_rules.c itself (bench/fwrules.c), the tables bunshind
+# loads (inet bunshin, bridge bunshin) in this script's namespace.
+cc -std=gnu17 -O2 -D_GNU_SOURCE -Isrc/daemon -o "$work/fwrules" bench/fwrules.c \
+	src/daemon/firewall_rules.c src/hostnet/ipam.c src/common/error.c -ljansson ||
+	die "cannot build bench/fwrules.c"
+"$work/fwrules" 1 1 10.0.2.0/24 "1,$a_mac,$a_ip" "2,$b_mac,$b_ip" >"$work/rules.nft" ||
+	die "bench/fwrules.c failed"
 hx nft -f "$work/rules.nft" || die "nft rejected the rules ($work/rules.nft)"
 
 # ---- VMMs -------------------------------------------------------------------
@@ -638,8 +580,8 @@ conntrack, the nftables rules bunshind's firewall
 (\`src/daemon/firewall_rules.c\`) makes for that network and its two ports
 (\`table inet\`: the forward filter with replies by \`ct state\`, the input
 filter, masquerade out of anything but a bridge; \`table bridge\`: each port
-may only send from its own MAC and IP), written out by the script in tables
-of its own, and a veth to an "outside" namespace at $out_ip, which has no
+may only send from its own MAC and IP, looked up in sets), printed by that
+generator itself (\`bench/fwrules.c\`) and loaded as bunshind loads them, and a veth to an "outside" namespace at $out_ip, which has no
 route back to the guests' subnet (only masqueraded traffic can be
 answered). Both VMMs boot the same test guest (\`$image\`,
 scenario \`net-bench\`, guest/virtio_net_bench.c, polled queues: see the
