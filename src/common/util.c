@@ -206,6 +206,8 @@ int fd_move_high(int fd)
 	return high;
 }
 
+static struct rlimit fd_limit_was; /* before fd_limit_raise(); rlim_max 0: not raised */
+
 int fd_limit_raise(void)
 {
 	struct rlimit rl;
@@ -214,6 +216,13 @@ int fd_limit_raise(void)
 		return -errno;
 	if (rl.rlim_cur == rl.rlim_max)
 		return 0;
+	fd_limit_was = rl;
 	rl.rlim_cur = rl.rlim_max;
 	return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
+}
+
+void fd_limit_restore(void)
+{
+	if (fd_limit_was.rlim_max)
+		setrlimit(RLIMIT_NOFILE, &fd_limit_was);
 }

@@ -66,6 +66,12 @@ int pwrite_full(int fd, const void *buf, size_t len, off_t off);
 int fd_move_high(int fd);
 /* RLIMIT_NOFILE's soft limit raised to the hard one: 0 or -errno. */
 int fd_limit_raise(void);
+/*
+ * The soft limit as it was before fd_limit_raise(), for a child about to
+ * exec a program that expects the usual limit (one that closes every
+ * descriptor up to it, or watches with select()). Async-signal-safe.
+ */
+void fd_limit_restore(void);
 /* write() until all len bytes are written (EINTR and short writes retried): 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
 

@@ -104,6 +104,7 @@ static __attribute__((noreturn)) void dhcpd_child(char **argv, int logfd)
 	dup2(logfd, 1);
 	dup2(logfd, 2);
 	close_range(3, ~0U, 0);
+	fd_limit_restore(); /* bunshind's raised limit is its own */
 	execv(argv[0], argv);
 	_exit(127);
 }

@@ -20,6 +20,7 @@
 #include "../common/httpc.h"
 #include "../common/log.h"
 #include "../common/procname.h"
+#include "../common/util.h"
 #include "supervisor.h"
 
 #define SUP_ARGV_MAX	   40
@@ -104,6 +105,7 @@ static __attribute__((noreturn)) void sup_child(char **argv, int logfd)
 	dup2(logfd, 1);
 	dup2(logfd, 2);
 	close_range(3, ~0U, 0);
+	fd_limit_restore(); /* bunshind's raised limit is its own */
 	execv(argv[0], argv);
 	/* Into vmm.log, whose last line becomes the instance's error. */
 	if (write(2, "bunshind: cannot execute the VMM\n", 33) < 0)

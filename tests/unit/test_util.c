@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <sys/select.h>
 #include <unistd.h>
@@ -135,4 +136,24 @@ Test(util, fd_move_high_leaves_the_select_range)
 	cr_expect_eq(fd_move_high(high), high, "already high: left alone");
 	cr_expect_eq(fd_move_high(-1), -1);
 	close(high);
+}
+
+/* bunshind's raised descriptor limit is its own: a child gets the one it had before. */
+Test(util, fd_limit_restore_gives_children_the_limit_from_before)
+{
+	struct rlimit was, low, now;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &was), 0);
+	if (was.rlim_max <= 256)
+		cr_skip_test("RLIMIT_NOFILE's hard limit is %llu: no room to lower the soft one",
+			     (unsigned long long)was.rlim_max);
+	low = (struct rlimit){.rlim_cur = 256, .rlim_max = was.rlim_max};
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	cr_assert_eq(fd_limit_raise(), 0);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &now), 0);
+	cr_expect_eq(now.rlim_cur, was.rlim_max);
+	fd_limit_restore();
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &now), 0);
+	cr_expect_eq(now.rlim_cur, 256);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &was), 0);
 }
