@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,6 +293,19 @@ char *harness_temp_file(size_t len, uint32_t seed, uint32_t *crc)
 void harness_die_with_parent(void)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+void harness_enter_netns(const char *ns)
+{
+	char path[128];
+	int fd;
+
+	harness_die_with_parent();
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+		_exit(126);
+	close(fd);
 }
 
 int harness_unix_connect(const char *path, int timeout_ms)

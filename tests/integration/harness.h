@@ -58,6 +58,8 @@ int harness_run(const struct vmm_run *run, struct vmm_result *res);
  * leaves a VMM running behind it.
  */
 void harness_die_with_parent(void);
+/* In a forked child: harness_die_with_parent(), then into network namespace ns, or _exit(126). */
+void harness_enter_netns(const char *ns);
 
 /*
  * Connects to the unix socket at path, retrying for up to timeout_ms while

@@ -71,20 +71,6 @@ static void teardown(void)
 
 TestSuite(dhcp, .init = harness_dir_setup, .fini = teardown);
 
-/* In a forked child: into the test's namespace, or die. */
-static void enter_ns(void)
-{
-	char path[128];
-	int fd;
-
-	harness_die_with_parent();
-	snprintf(path, sizeof(path), "/run/netns/%s", ns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
-		_exit(126);
-	close(fd);
-}
-
 static void run_guest(const char *cmdline, struct vmm_result *r)
 {
 	const char *argv[HARNESS_NETNS_ARGV];
@@ -151,7 +137,7 @@ static void start_dnsmasq(const char *hosts, const char *leases)
 				      NULL};
 		int null = open("/dev/null", O_RDWR);
 
-		enter_ns();
+		harness_enter_netns(ns);
 		dup2(null, 0);
 		dup2(null, 1);
 		execv(argv[0], (char *const *)argv);
@@ -272,7 +258,7 @@ static void hostile_server(int ready_fd)
 	uint8_t req[1500], rep[400];
 	int one = 1, s;
 
-	enter_ns();
+	harness_enter_netns(ns);
 	s = socket(AF_INET, SOCK_DGRAM, 0);
 	to.sin_addr.s_addr = htonl(INADDR_BROADCAST);
 	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) ||

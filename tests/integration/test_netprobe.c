@@ -62,20 +62,6 @@ static void teardown(void)
 
 TestSuite(netprobe, .init = harness_dir_setup, .fini = teardown, .timeout = 240);
 
-/* In a forked child: into the test's namespace, or die. */
-static void enter_ns(void)
-{
-	char path[128];
-	int fd;
-
-	harness_die_with_parent();
-	snprintf(path, sizeof(path), "/run/netns/%s", ns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
-		_exit(126);
-	close(fd);
-}
-
 static void make_ns(void)
 {
 	harness_require_kvm();
@@ -132,7 +118,7 @@ static void start_dnsmasq(void)
 				      NULL};
 		int null = open("/dev/null", O_RDWR);
 
-		enter_ns();
+		harness_enter_netns(ns);
 		dup2(null, 0);
 		dup2(null, 1);
 		execv(argv[0], (char *const *)argv);
@@ -441,7 +427,7 @@ static void start_peers(void)
 	kids[1] = fork();
 	cr_assert_geq(kids[1], 0);
 	if (kids[1] == 0) {
-		enter_ns();
+		harness_enter_netns(ns);
 		peers(counts);
 	}
 	usleep(200 * 1000); /* its sockets are bound before the guest asks */
@@ -698,7 +684,7 @@ static void client(void *ctx, int step, int pid)
 	(void)pid;
 	c = fork();
 	if (c == 0) {
-		enter_ns();
+		harness_enter_netns(ns);
 		udp_garbage();
 		int u = udp_roundtrip("udp-one") + udp_roundtrip("udp-two");
 		int t = tcp_roundtrip("line one\n") + tcp_roundtrip("line two\n");
