@@ -171,6 +171,8 @@ const char *djail_cgroup_probe(const struct daemon *d);
 void djail_cgroup_remove(const struct daemon *d, int64_t id);
 /* At exit: the instances' cgroup parent, when it is empty. */
 void djail_cgroup_parent_remove(const struct daemon *d);
+/* The memory charged to an instance's cgroup: -ENOENT without one. */
+int djail_cgroup_memory(const struct daemon *d, int64_t id, uint64_t *bytes);
 /* A file in a directory a VMM owns, opened to read: no symlink, no FIFO (-errno). */
 int djail_open_read(const char *path);
 /*

@@ -411,3 +411,51 @@ bool djail_other_pidns(pid_t pid)
 		return false;
 	return strcmp(mine, its) != 0;
 }
+
+/* ---- what an instance's cgroup counted ---- */
+
+/* A control file that holds one number. */
+static int djail_read_u64(const char *path, uint64_t *out)
+{
+	char buf[64];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (len <= 0)
+		return -ENOENT;
+	buf[len] = 0;
+	*out = strtoull(buf, NULL, 10);
+	return 0;
+}
+
+/* DIR of hierarchy hier (controller ctrl, "" for v2) that holds instance id's cgroup. */
+static int djail_cgroup_dir(const struct daemon *d, const char *hier, const char *ctrl, int64_t id,
+			    char *out, size_t size)
+{
+	char base[1400];
+
+	if (djail_cgroup_base(d, hier, ctrl, base, sizeof(base)))
+		return -ENOENT;
+	snprintf(out, size, "%s/%s/instance-%lld", base, d->opts.cgroup_parent, (long long)id);
+	return 0;
+}
+
+int djail_cgroup_memory(const struct daemon *d, int64_t id, uint64_t *bytes)
+{
+	char hier[300], dir[1800], path[1900];
+
+	if (!d->cgroups)
+		return -ENOENT;
+	if (djail_v2_root(hier, sizeof(hier)) &&
+	    !djail_cgroup_dir(d, hier, "", id, dir, sizeof(dir))) {
+		snprintf(path, sizeof(path), "%s/memory.current", dir);
+		if (!djail_read_u64(path, bytes))
+			return 0;
+	}
+	if (djail_cgroup_dir(d, DJAIL_CGROUP_ROOT "/memory", "memory", id, dir, sizeof(dir)))
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/memory.usage_in_bytes", dir);
+	return djail_read_u64(path, bytes);
+}

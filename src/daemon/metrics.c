@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
  * GET /metrics: Prometheus text for the operator: instances by state,
- * capacity and allocations, each tenant's usage against its quota, and
- * the API's request latencies as a histogram.
+ * capacity and allocations, each tenant's usage against its quota, the
+ * API's request latencies as a histogram, and each live instance's CPU,
+ * memory and network use.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "firewall.h"
+#include "supervisor.h"
 
 static const double metrics_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 					0.1,   0.25,   0.5,   1,    2.5,   10};
@@ -150,6 +154,130 @@ static void metrics_firewall(struct metrics_buf *b)
 		       (unsigned long long)n[r]);
 }
 
+/*
+ * The host's counters of each tap (bt-ID), from /proc/self/net/dev: the
+ * namespace bunshind's taps are in (sysfs would show its mount's). A
+ * tap's transmit is its guest's receive.
+ */
+static json_t *metrics_taps(void)
+{
+	FILE *f = fopen("/proc/self/net/dev", "re");
+	json_t *taps = json_object();
+	char line[512], key[24];
+	unsigned long long v[16];
+	long long id;
+
+	while (f && taps && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " bt-%lld: %llu %llu %llu %llu %llu %llu %llu %llu %llu", &id,
+			   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]) != 10)
+			continue;
+		snprintf(key, sizeof(key), "%lld", id);
+		/* columns: receive bytes, packets, errs, drop, fifo, frame, compressed, multicast;
+		 * transmit bytes */
+		json_object_set_new(
+			taps, key,
+			json_pack("{s:I, s:I}", "rx", (json_int_t)v[8], "tx", (json_int_t)v[0]));
+	}
+	if (f)
+		fclose(f);
+	return taps;
+}
+
+/* An instance's labels: its name, id and tenant (names are [A-Za-z0-9._-]: nothing to escape). */
+#define METRICS_LABELS "{instance=\"%s\",id=\"%lld\",tenant=\"%s\"}"
+
+static bool metrics_live(const json_t *inst)
+{
+	const char *st = json_string_value(json_object_get(inst, "state"));
+
+	return st && (!strcmp(st, ST_RUNNING) || !strcmp(st, ST_PAUSED));
+}
+
+/*
+ * The CPU time of an instance's processes: its pid (the VMM, or jailed its
+ * launcher) if it is still the one bunshind started, and its children
+ * (the jailed VMM). -1 when it is gone.
+ */
+static double metrics_cpu_seconds(const json_t *inst)
+{
+	pid_t pid = (pid_t)json_integer_value(json_object_get(inst, "pid"));
+	uint64_t start, child, child_ticks, total;
+	char path[80], buf[512], *p, *end;
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0 || sup_proc_times(pid, &start, &total) ||
+	    start != (uint64_t)json_integer_value(json_object_get(inst, "pid_start")))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	for (p = buf; (child = strtoull(p, &end, 10)) && end != p; p = end)
+		if (!sup_proc_times((pid_t)child, &start, &child_ticks))
+			total += child_ticks;
+	return (double)total / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Instance inst's line of metric kind (0 CPU, 1 memory, 2 receive, 3 transmit), if it has one. */
+static void metrics_instance(struct metrics_buf *b, const struct daemon *d, const json_t *inst,
+			     const json_t *taps, int kind)
+{
+	const char *name = json_string_value(json_object_get(inst, "name"));
+	const char *tenant = json_string_value(json_object_get(inst, "tenant"));
+	long long id = json_integer_value(json_object_get(inst, "id"));
+	const json_t *tap;
+	uint64_t bytes;
+	double cpu;
+	char key[24];
+
+	snprintf(key, sizeof(key), "%lld", id);
+	tap = json_object_get(taps, key);
+	if (kind == 0 && (cpu = metrics_cpu_seconds(inst)) >= 0)
+		mb_add(b, "bunshind_instance_cpu_seconds_total" METRICS_LABELS " %.2f\n", name, id,
+		       tenant, cpu);
+	if (kind == 1 && !djail_cgroup_memory(d, id, &bytes))
+		mb_add(b, "bunshind_instance_memory_bytes" METRICS_LABELS " %llu\n", name, id,
+		       tenant, (unsigned long long)bytes);
+	if (kind >= 2 && tap)
+		mb_add(b, "bunshind_instance_network_%s_bytes_total" METRICS_LABELS " %llu\n",
+		       kind == 2 ? "receive" : "transmit", name, id, tenant,
+		       (unsigned long long)json_integer_value(
+			       json_object_get(tap, kind == 2 ? "rx" : "tx")));
+}
+
+/*
+ * Each running or paused instance's use: CPU from /proc (its VMM, vCPUs
+ * included), memory from its cgroup, network bytes from its tap, as the
+ * guest sees them. What a host cannot tell (no cgroups, no tap) has no line.
+ */
+static void metrics_instances(struct metrics_buf *b, const struct daemon *d, const json_t *list)
+{
+	static const char *const heads[] = {
+		"bunshind_instance_cpu_seconds_total CPU time of the instance's VMM, vCPUs "
+		"included.\n# TYPE bunshind_instance_cpu_seconds_total counter",
+		"bunshind_instance_memory_bytes Memory charged to the instance's cgroup.\n"
+		"# TYPE bunshind_instance_memory_bytes gauge",
+		"bunshind_instance_network_receive_bytes_total Bytes the guest received (its "
+		"tap's transmit).\n# TYPE bunshind_instance_network_receive_bytes_total counter",
+		"bunshind_instance_network_transmit_bytes_total Bytes the guest sent (its tap's "
+		"receive).\n# TYPE bunshind_instance_network_transmit_bytes_total counter"};
+	json_t *taps = metrics_taps(), *inst;
+	size_t i;
+
+	for (int kind = 0; kind < 4; kind++) {
+		mb_add(b, "# HELP %s\n", heads[kind]);
+		json_array_foreach(list, i, inst)
+		{
+			if (metrics_live(inst))
+				metrics_instance(b, d, inst, taps, kind);
+		}
+	}
+	json_decref(taps);
+}
+
 void metrics_show(struct api_ctx *c)
 {
 	struct metrics_buf b = {0};
@@ -185,6 +313,7 @@ void metrics_show(struct api_ctx *c)
 	metrics_tenants(&b, usage);
 	metrics_latency(&b);
 	metrics_firewall(&b);
+	metrics_instances(&b, c->d, list);
 	json_decref(list);
 	json_decref(usage);
 	if (b.oom) {

@@ -87,10 +87,10 @@ void supervisor_instance_dir(const struct daemon *d, int64_t id, char *out, size
 	snprintf(out, size, "%s/instances/%lld", d->opts.state_dir, (long long)id);
 }
 
-uint64_t sup_start_time(pid_t pid)
+int sup_proc_times(pid_t pid, uint64_t *start, uint64_t *cpu_ticks)
 {
 	char path[64], buf[1024];
-	unsigned long long start = 0;
+	unsigned long long v[22] = {0};
 	const char *p;
 	ssize_t n;
 	int fd;
@@ -98,24 +98,33 @@ uint64_t sup_start_time(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -1;
 	buf[n] = 0;
 	/* The command name may hold spaces and parentheses: count from the last ')'. */
 	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
 	/* A zombie has ended: it only waits for its parent (or a subreaper) to reap it. */
-	if (p[1] != ' ' || p[2] == 'Z')
-		return 0;
-	for (int field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%llu", &start) != 1)
-		return 0;
-	return start;
+	if (!p || p[1] != ' ' || p[2] == 'Z')
+		return -1;
+	/* fields 3 (state) to 22 (starttime); 14 and 15 are utime and stime */
+	for (int field = 3; field <= 22 && (p = strchr(p + 1, ' ')); field++)
+		if (field > 3 && sscanf(p + 1, "%llu", &v[field - 1]) != 1)
+			return -1;
+	if (!p)
+		return -1;
+	*start = v[21];
+	*cpu_ticks = v[13] + v[14];
+	return 0;
+}
+
+uint64_t sup_start_time(pid_t pid)
+{
+	uint64_t start, ticks;
+
+	return sup_proc_times(pid, &start, &ticks) ? 0 : start;
 }
 
 void sup_event(struct store *s, int64_t tenant_id, int64_t id, const char *who, const char *action,

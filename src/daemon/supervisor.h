@@ -29,6 +29,8 @@ static inline const char *sup_str(const json_t *o, const char *k)
  * process is not there or is a zombie.
  */
 uint64_t sup_start_time(pid_t pid);
+/* From /proc/PID/stat: its start time and user + system CPU (clock ticks); -1 when gone. */
+int sup_proc_times(pid_t pid, uint64_t *start, uint64_t *cpu_ticks);
 /* An audit-log entry about instance id ("instance ID"); a failure is only logged. */
 void sup_event(struct store *s, int64_t tenant_id, int64_t id, const char *who, const char *action,
 	       const char *result);

@@ -400,3 +400,59 @@ Test(vm, sigterm_while_starting)
 	cr_expect_str_eq(dh_wait_state(&h, h.admin, "a", "running", 30000), "running");
 	expect_consistent();
 }
+
+/* The value of metric{instance="name",...}, or -1 when /metrics has no such line. */
+static double metric_of(const char *metric, const char *name)
+{
+	char *text = NULL, want[160];
+	const char *line;
+	double v = -1;
+
+	cr_assert_eq(dh_text(&h, h.admin, "/metrics", &text), 200);
+	snprintf(want, sizeof(want), "\n%s{instance=\"%s\",", metric, name);
+	line = strstr(text, want);
+	if (line && (line = strchr(line + 1, ' ')))
+		v = strtod(line + 1, NULL);
+	free(text);
+	return v;
+}
+
+/*
+ * Live instances' CPU (their VMM), memory (their cgroup) and network bytes
+ * (their tap) in /metrics: a guest that takes a DHCP lease, then serves
+ * for a while; nothing for a stopped instance.
+ */
+Test(vm, metrics_per_instance)
+{
+	static const char *const metrics[] = {"bunshind_instance_cpu_seconds_total",
+					      "bunshind_instance_memory_bytes",
+					      "bunshind_instance_network_receive_bytes_total",
+					      "bunshind_instance_network_transmit_bytes_total"};
+	char body[256], *log;
+	json_t *out = NULL;
+
+	dh_need_dnsmasq();
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"knet\",\"kind\":\"kernel\",\"path\":\"%s\","
+		 "\"cmdline\":\"test=netprobe serve_udp=9000 serve_ms=60000\"}",
+		 getenv("BUNSHIN_GUEST_ELF"));
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/images", body, &out), 201, "%s",
+		     dh_jstr(out, "error", "message"));
+	json_decref(out);
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances",
+			    "{\"name\":\"m1\",\"flavor\":\"tiny\",\"image\":\"knet\"}", NULL),
+		     201);
+	log = dh_console_until(&h, "m1", "BUNSHIN-READY netprobe", 30000);
+	cr_assert(strstr(log, "BUNSHIN-READY netprobe"), "no lease:\n%s", log);
+	free(log);
+	cr_expect_gt(metric_of(metrics[0], "m1"), 0);
+	cr_expect_gt(metric_of(metrics[1], "m1"), 1 << 20);
+	/* the DHCP exchange: DISCOVER and REQUEST out, OFFER and ACK in */
+	cr_expect_gt(metric_of(metrics[2], "m1"), 2 * 300);
+	cr_expect_gt(metric_of(metrics[3], "m1"), 2 * 300);
+	cr_assert_eq(action("m1", "stop"), 202);
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "m1", "stopped", 30000), "stopped");
+	for (size_t k = 0; k < 4; k++)
+		cr_expect_eq(metric_of(metrics[k], "m1"), -1, "%s for a stopped instance",
+			     metrics[k]);
+}
