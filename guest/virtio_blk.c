@@ -18,7 +18,11 @@
  * "seed=N" that gives the seed: a VM snapshotted while it waits writes
  * what each restored copy is told), blk_probe=1 (before writing, read the
  * range and report found=SEED|none|other|error: whose pattern the disk
- * kept).
+ * kept), blk_hold=N (N more rounds after the first write: each prints
+ *   BUNSHIN-INFO virtio-blk round=K found=...
+ * for the round before, then waits for its seed as blk_wait=1 does, probes
+ * and writes again; a VM migrated or snapshotted in between shows what its
+ * disk kept of its own writes).
  *
  * Queue q writes sectors [blk_sector + 8q, +8): all queues have their
  * request in flight at once, each on its own ring. Byte i of the range that
@@ -240,11 +244,53 @@ static bool blk_check(uint8_t st, uint8_t want, const char *what, const char **r
 	return false;
 }
 
+/* One round: the pattern of seed written over the range, read back and compared. */
+static bool blk_round(uint32_t nq, uint64_t sector, uint8_t seed, bool ro, const char **reason,
+		      int *bad_status)
+{
+	uint8_t want = ro ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, st;
+
+	/* A pattern that depends on the seed and the sector: queues write different bytes. */
+	for (uint32_t q = 0; q < nq; q++)
+		blk_pattern(wbuf[q], seed, sector + (uint64_t)q * BLK_SECTORS);
+	st = blk_req_all(nq, VIRTIO_BLK_T_OUT, sector, wbuf, false, want);
+	if (st == VIRTIO_BLK_S_NONE && d.fail) {
+		*reason = d.fail;
+		return false;
+	}
+	if (!blk_check(st, want,
+		       ro && st == VIRTIO_BLK_S_OK ? "write-not-rejected" : "write-status", reason,
+		       bad_status))
+		return false;
+	memset(rbuf, 0x5a, sizeof(rbuf));
+	st = blk_req_all(nq, VIRTIO_BLK_T_IN, sector, rbuf, true, VIRTIO_BLK_S_OK);
+	if (!blk_check(st, VIRTIO_BLK_S_OK, "read-status", reason, bad_status))
+		return false;
+	for (uint32_t q = 0; q < nq && !ro; q++)
+		if (memcmp(rbuf[q], wbuf[q], BLK_BYTES) != 0) {
+			*reason = "mismatch";
+			return false;
+		}
+	return true;
+}
+
+/* blk_hold: the round just done, before the next one waits for its seed. */
+static void blk_line_round(uint64_t round, int found)
+{
+	struct line l;
+
+	line_init(&l);
+	line_str(&l, "BUNSHIN-INFO virtio-blk");
+	line_kv_dec(&l, "round", round);
+	blk_line_found(&l, found);
+	line_emit(&l);
+}
+
 void run_virtio_blk(void)
 {
 	const char *reason = NULL;
 	const char *flush = "absent", *discard = "absent", *wz = "absent";
-	uint64_t capacity = 0, sector = 0, ro = 0, keep = 0, wait = 0, probe = 0, seed64;
+	uint64_t capacity = 0, sector = 0, ro = 0, keep = 0, wait = 0, probe = 0, hold = 0, seed64;
 	uint32_t blk_size = 512, nq = 0;
 	int bad_status = -1, found = -4;
 	struct line l;
@@ -255,6 +301,7 @@ void run_virtio_blk(void)
 	opt_u64("blk_keep", 10, &keep);
 	opt_u64("blk_wait", 10, &wait);
 	opt_u64("blk_probe", 10, &probe);
+	opt_u64("blk_hold", 10, &hold);
 	seed64 = (rdtsc() >> 4) | 1;
 	opt_u64("blk_seed", 10, &seed64);
 	seed = (uint8_t)seed64;
@@ -280,29 +327,16 @@ void run_virtio_blk(void)
 		seed = blk_wait_seed(seed);
 	if (probe)
 		found = blk_probe(nq, sector);
-	/* A pattern that depends on the seed and the sector: queues write different bytes. */
-	for (uint32_t q = 0; q < nq; q++)
-		blk_pattern(wbuf[q], seed, sector + (uint64_t)q * BLK_SECTORS);
-	st = blk_req_all(nq, VIRTIO_BLK_T_OUT, sector, wbuf, false,
-			 ro ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
-	if (st == VIRTIO_BLK_S_NONE && d.fail) {
-		reason = d.fail;
+	if (!blk_round(nq, sector, seed, ro, &reason, &bad_status))
 		goto out;
-	}
-	if (!blk_check(st, ro ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
-		       ro && st == VIRTIO_BLK_S_OK ? "write-not-rejected" : "write-status", &reason,
-		       &bad_status))
-		goto out;
-
-	memset(rbuf, 0x5a, sizeof(rbuf));
-	st = blk_req_all(nq, VIRTIO_BLK_T_IN, sector, rbuf, true, VIRTIO_BLK_S_OK);
-	if (!blk_check(st, VIRTIO_BLK_S_OK, "read-status", &reason, &bad_status))
-		goto out;
-	for (uint32_t q = 0; q < nq && !ro; q++)
-		if (memcmp(rbuf[q], wbuf[q], BLK_BYTES) != 0) {
-			reason = "mismatch";
+	for (uint64_t r = 1; r <= hold; r++) {
+		blk_line_round(r, found);
+		seed = blk_wait_seed(seed);
+		if (probe)
+			found = blk_probe(nq, sector);
+		if (!blk_round(nq, sector, seed, ro, &reason, &bad_status))
 			goto out;
-		}
+	}
 
 	for (uint16_t q = 0; q < nq && virtio_has(&d, VIRTIO_BLK_F_FLUSH); q++) {
 		st = blk_req(q, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);

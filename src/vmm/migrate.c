@@ -15,6 +15,7 @@
 
 #include "machine.h"
 #include "migrate.h"
+#include "migrate_disks.h"
 #include "snapshot.h"
 #include "snapshot/migstream.h"
 #include "../common/le.h"
@@ -163,19 +164,23 @@ static int migrate_precopy(struct migrate_out *o, struct error *err)
 	return ret < 0 ? ret : 0;
 }
 
-/* The header: the VM's size and command line. */
+/* The header: the VM's size, command line and disk layout. */
 static int migrate_send_header(struct migrate_out *o, struct error *err)
 {
 	struct snap_writer w;
 	uint8_t hdr[MIGSTREAM_HDR_LEN];
 	struct iovec iov[2];
+	uint32_t flags = 0;
 	int ret;
 
 	snap_writer_init(&w);
 	snapshot_save_config(o->m->cfg, &w);
+	/* Only the API thread freezes disks, and it is busy with this migration. */
+	migrate_disks_save(o->m, &w, &flags);
 	ret = snap_finish(&w, "the command line", err);
 	if (!ret) {
 		migstream_put_header(hdr, o->m->mem.size, (uint32_t)w.len);
+		migstream_set_flags(hdr, flags);
 		iov[0] = (struct iovec){hdr, sizeof(hdr)};
 		iov[1] = (struct iovec){w.buf, w.len};
 		o->st->bytes += sizeof(hdr) + w.len;
@@ -429,6 +434,8 @@ static int migrate_read_config(int fd, const struct vmm_config *now, struct vmm_
 	ret = snap_open_buf(&f, buf, len, "the stream's command line", err);
 	if (!ret)
 		ret = snapshot_config_from(now, out, a, &f, err);
+	if (!ret)
+		ret = migrate_disks_load(&f, migstream_flags(hdr), out, err);
 	snap_close(&f);
 	if (!ret && out->memory != mem_size)
 		ret = error_set(err, EBADMSG, "the stream's memory size is not its VM's");

@@ -16,6 +16,7 @@
 #include "block/overlay.h"
 #include "snapshot.h"
 #include "snapdiff.h"
+#include "migrate_disks.h"
 #include "sandbox/seccomp.h"
 #include "devices/vmgenid.h"
 #include "../common/log.h"
@@ -997,37 +998,6 @@ static int machine_api_snapshot_diff(void *ctx, const char *dir, double *pause_m
 	return ret;
 }
 
-/*
- * An overlay disk moves when its layers are the ones its command line names
- * (overlay= over path=): the destination rebuilds the VM from that command
- * line and takes the top over with its bitmap (overlay_relock). A disk a
- * snapshot froze, or a restore layered, now runs on layers the command line
- * does not name: a 409 until the layout travels with the state.
- */
-static int machine_migrate_disks_ok(struct machine *m, struct error *err)
-{
-	for (unsigned int i = 0; i < m->cfg->ndisks; i++) {
-		const struct config_disk *c = &m->cfg->disks[i];
-		const struct disk *d = virtio_blk_disk(m->blk[i]);
-		char *named;
-		bool same;
-
-		if (!d->ovl)
-			continue;
-		named = c->overlay[0] && !c->frozen[0] ? overlay_abspath(c->overlay) : NULL;
-		same = named && d->ovl->n == 2 && !strcmp(named, d->ovl->l[0].path);
-		free(named);
-		if (!same)
-			return error_set(
-				err, EALREADY,
-				"disk %u runs on copy-on-write layers its command line does "
-				"not name (a snapshot froze it, or it was restored): "
-				"migrating it is not supported yet",
-				i);
-	}
-	return 0;
-}
-
 static int machine_api_migrate(void *ctx, const char *url, struct api_migrate_info *out,
 			       struct error *err)
 {
@@ -1037,7 +1007,7 @@ static int machine_api_migrate(void *ctx, const char *url, struct api_migrate_in
 
 	if (!atomic_load(&m->ready))
 		return error_set(err, EAGAIN, "the VM has not been started");
-	ret = machine_migrate_disks_ok(m, err);
+	ret = migrate_disks_check(m, err); /* the disks' layers travel with the state */
 	if (ret)
 		return ret;
 	ret = machine_migrate(m, url, &st, err);

@@ -564,3 +564,117 @@ void harness_netns_guest_argv(const char **argv, const char *ns, const char *net
 
 	memcpy(argv, a, sizeof(a));
 }
+
+/* ---- live migration (test_migrate.c, test_migrate_layers.c) ---- */
+
+void harness_mig_start(struct harness_proc *p, const char *tag, const char *const *args)
+{
+	const char *argv[32];
+	char serial[160];
+	int n = 0;
+
+	snprintf(serial, sizeof(serial), "file:%s/%s.out", harness_dir, tag);
+	for (int i = 0; args[i] && n < 29; i++)
+		argv[n++] = args[i];
+	argv[n++] = "--serial";
+	argv[n++] = serial;
+	argv[n] = NULL;
+	harness_proc_start(p, harness_dir, tag, argv);
+}
+
+void harness_wait_listening(const char *url)
+{
+	for (int i = 0; i < 1000 && !strncmp(url, "unix:", 5) && access(url + 5, F_OK); i++)
+		usleep(10000);
+}
+
+pid_t harness_listen_and_fork(const char *path, int *lfd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	pid_t pid;
+
+	*lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_geq(*lfd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(bind(*lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(*lfd, 1), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	return pid;
+}
+
+pid_t harness_fake_destination(const char *path, size_t n, const char *save)
+{
+	int lfd;
+	pid_t pid = harness_listen_and_fork(path, &lfd);
+
+	if (pid == 0) {
+		uint8_t hdr[28], *buf = malloc(n + 1);
+		int fd = accept(lfd, NULL, NULL), out;
+		size_t got = 0, cfg;
+
+		if (fd < 0 || read(fd, hdr, sizeof(hdr)) != sizeof(hdr))
+			_exit(1);
+		cfg = hdr[24] | hdr[25] << 8 | (size_t)hdr[26] << 16;
+		if (save) { /* the header and the command line, for the corrupt-stream test */
+			uint8_t *c = malloc(cfg);
+
+			for (size_t k = 0; k < cfg;) {
+				ssize_t r = read(fd, c + k, cfg - k);
+
+				if (r <= 0)
+					_exit(1);
+				k += (size_t)r;
+			}
+			out = open(save, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (write(out, hdr, sizeof(hdr)) != sizeof(hdr) ||
+			    write(out, c, cfg) != (ssize_t)cfg)
+				_exit(1);
+			close(out);
+		}
+		while (got < n) {
+			ssize_t r = read(fd, buf, n - got);
+
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+static void harness_feed(const char *url_path, const uint8_t *head, size_t hlen, const void *tail,
+			 size_t tlen)
+{
+	int fd = harness_unix_connect(url_path, 5000);
+
+	cr_assert_geq(fd, 0);
+	if (hlen)
+		cr_assert_eq(write(fd, head, hlen), (ssize_t)hlen);
+	if (tlen)
+		cr_assert_eq(write(fd, tail, tlen), (ssize_t)tlen);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+void harness_expect_refusal(const char *want, const uint8_t *head, size_t hlen, const void *tail,
+			    size_t tlen)
+{
+	char in[96], path[96];
+	struct harness_proc b;
+
+	snprintf(path, sizeof(path), "%s/in.sock", harness_dir);
+	snprintf(in, sizeof(in), "unix:%s", path);
+	{
+		const char *args[] = {"--incoming", in, NULL};
+
+		harness_mig_start(&b, "b", args);
+	}
+	harness_feed(path, head, hlen, tail, tlen);
+	cr_assert_eq(harness_proc_wait(&b, 30000), 1, "%s", harness_slurp(b.err));
+	cr_assert(strstr(harness_slurp(b.err), want), "want '%s': %s", want, harness_slurp(b.err));
+	cr_assert_eq(harness_count(harness_slurp(b.err), "\n"), 1, "one line: %s",
+		     harness_slurp(b.err));
+}

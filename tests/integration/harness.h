@@ -156,4 +156,24 @@ int harness_cmd(const char *const *argv, int out_fd);
  * absent. */
 bool harness_find_tool(const char *name, char *path, size_t len);
 
+/* ---- live migration (test_migrate.c, test_migrate_layers.c) ---- */
+
+/* harness_proc_start() in harness_dir, its console to p->out (DIR/<tag>.out) through --serial. */
+void harness_mig_start(struct harness_proc *p, const char *tag, const char *const *args);
+/* A unix: URL's socket, once the destination listens on it (10 s at most). */
+void harness_wait_listening(const char *url);
+/* Listens on the unix socket at path, then forks: the child (0) accepts on *lfd. */
+pid_t harness_listen_and_fork(const char *path, int *lfd);
+/*
+ * A fake destination: accepts once, reads the header and n more bytes,
+ * then closes; with save, the header and its command line go to that file.
+ */
+pid_t harness_fake_destination(const char *path, size_t n, const char *save);
+/*
+ * A fresh --incoming destination (DIR/b.*) fed head then tail: it must exit
+ * 1 with one line of stderr holding want.
+ */
+void harness_expect_refusal(const char *want, const uint8_t *head, size_t hlen, const void *tail,
+			    size_t tlen);
+
 #endif

@@ -23,22 +23,6 @@ static char *const dir = harness_dir;
 
 TestSuite(migrate, .init = harness_dir_setup, .fini = harness_dir_teardown, .timeout = 120);
 
-/* Starts the VMM with args (NULL-terminated), its console to p->out (DIR/<tag>.out). */
-static void proc_start(struct harness_proc *p, const char *tag, const char *const *args)
-{
-	const char *argv[32];
-	char serial[160];
-	int n = 0;
-
-	snprintf(serial, sizeof(serial), "file:%s/%s.out", dir, tag);
-	for (int i = 0; args[i] && n < 29; i++)
-		argv[n++] = args[i];
-	argv[n++] = "--serial";
-	argv[n++] = serial;
-	argv[n] = NULL;
-	harness_proc_start(p, dir, tag, argv);
-}
-
 /* Waits (10 s at most) until the file holds want. */
 static void file_wait(const char *path, const char *want)
 {
@@ -48,13 +32,6 @@ static void file_wait(const char *path, const char *want)
 		usleep(10000);
 	}
 	cr_assert_fail("%s never held '%s':\n%s", path, want, harness_slurp(path));
-}
-
-/* A unix: URL's socket, once the destination listens on it (10 s at most). */
-static void wait_listening(const char *url)
-{
-	for (int i = 0; i < 1000 && !strncmp(url, "unix:", 5) && access(url + 5, F_OK); i++)
-		usleep(10000);
 }
 
 /* A writer guest: API on DIR/<tag>.api, console DIR/<tag>.out, writing for ms milliseconds. */
@@ -70,7 +47,7 @@ static void writer_start(struct harness_proc *p, const char *tag, const char *ms
 			"--kernel", harness_guest("elf"), "--cmdline", cmdline, "--memory",
 			"64M",	    "--api-sock",	  sock,	       NULL};
 
-		proc_start(p, tag, args);
+		harness_mig_start(p, tag, args);
 	}
 	file_wait(p->out, "name=mem-writer result=ready");
 }
@@ -101,7 +78,7 @@ static void disk_writer_start(struct harness_proc *a, const char *disk, const ch
 				      "--api-sock", sock,
 				      NULL};
 
-		proc_start(a, "a", args);
+		harness_mig_start(a, "a", args);
 	}
 	file_wait(a->out, "name=mem-writer result=ready");
 }
@@ -135,10 +112,10 @@ static void migrate_and_check(const char *incoming, const char *url)
 	{
 		const char *args[] = {"--incoming", incoming, NULL};
 
-		proc_start(&b, "b", args);
+		harness_mig_start(&b, "b", args);
 	}
 	writer_start(&a, "a", "3000", sock, sizeof(sock));
-	wait_listening(incoming);
+	harness_wait_listening(incoming);
 	usleep(300 * 1000);
 	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", url);
 	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200,
@@ -184,27 +161,11 @@ static void read_full(int fd, void *buf, size_t len)
 	}
 }
 
-/* Listens on the unix socket at path, then forks: the child (0) accepts on *lfd. */
-static pid_t listen_and_fork(const char *path, int *lfd)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	pid_t pid;
-
-	*lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	cr_assert_geq(*lfd, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	cr_assert_eq(bind(*lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(listen(*lfd, 1), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	return pid;
-}
-
 /* A fake destination that takes the whole stream, then answers that it failed. */
 static pid_t refusing_destination(const char *path)
 {
 	int lfd;
-	pid_t pid = listen_and_fork(path, &lfd);
+	pid_t pid = harness_listen_and_fork(path, &lfd);
 
 	if (pid == 0) {
 		static uint8_t buf[1 << 20];
@@ -301,7 +262,7 @@ static void blk_verify_migrates(const char *disk, const char *cmdline)
 	{
 		const char *args[] = {"--incoming", in, NULL};
 
-		proc_start(&b, "b", args);
+		harness_mig_start(&b, "b", args);
 	}
 	{
 		const char *args[] = {"--kernel",   harness_guest("elf"),
@@ -311,10 +272,10 @@ static void blk_verify_migrates(const char *disk, const char *cmdline)
 				      "--api-sock", sock,
 				      NULL};
 
-		proc_start(&a, "a", args);
+		harness_mig_start(&a, "a", args);
 	}
 	file_wait(a.out, "name=blk-verify result=ready");
-	wait_listening(in);
+	harness_wait_listening(in);
 	usleep(300 * 1000);
 	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", in);
 	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 200, "%s",
@@ -363,49 +324,6 @@ Test(migrate, tcp_while_writing)
 	migrate_and_check(in, url);
 }
 
-/* A fake destination: accepts once, reads the header and n more bytes, then closes. */
-static pid_t fake_destination(const char *path, size_t n, const char *save)
-{
-	int lfd;
-	pid_t pid = listen_and_fork(path, &lfd);
-
-	if (pid == 0) {
-		uint8_t hdr[28], *buf = malloc(n + 1);
-		int fd = accept(lfd, NULL, NULL), out;
-		size_t got = 0, cfg;
-
-		if (fd < 0 || read(fd, hdr, sizeof(hdr)) != sizeof(hdr))
-			_exit(1);
-		cfg = hdr[24] | hdr[25] << 8 | (size_t)hdr[26] << 16;
-		if (save) { /* the header and the command line, for the corrupt-stream test */
-			uint8_t *c = malloc(cfg);
-
-			for (size_t k = 0; k < cfg;) {
-				ssize_t r = read(fd, c + k, cfg - k);
-
-				if (r <= 0)
-					_exit(1);
-				k += (size_t)r;
-			}
-			out = open(save, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-			if (write(out, hdr, sizeof(hdr)) != sizeof(hdr) ||
-			    write(out, c, cfg) != (ssize_t)cfg)
-				_exit(1);
-			close(out);
-		}
-		while (got < n) {
-			ssize_t r = read(fd, buf, n - got);
-
-			if (r <= 0)
-				break;
-			got += (size_t)r;
-		}
-		_exit(0);
-	}
-	close(lfd);
-	return pid;
-}
-
 /* The source keeps its VM when the destination is not there or dies half-way. */
 Test(migrate, failures_leave_the_source_running)
 {
@@ -422,7 +340,7 @@ Test(migrate, failures_leave_the_source_running)
 	cr_assert(strstr(reply, "connecting to the destination"), "%s", reply);
 	/* a destination that reads 1 MiB and is gone */
 	snprintf(path, sizeof(path), "%s/dies.sock", dir);
-	fake = fake_destination(path, 1 << 20, NULL);
+	fake = harness_fake_destination(path, 1 << 20, NULL);
 	snprintf(body, sizeof(body), "{\"url\": \"unix:%s\"}", path);
 	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s",
 		     reply);
@@ -455,41 +373,6 @@ Test(migrate, failures_leave_the_source_running)
 	check_clean_run(harness_slurp(a.out));
 }
 
-/* Feeds a destination bytes: the saved header and command line, then tail. */
-static void feed(const char *url_path, const uint8_t *head, size_t hlen, const void *tail,
-		 size_t tlen)
-{
-	int fd = harness_unix_connect(url_path, 5000);
-
-	cr_assert_geq(fd, 0);
-	if (hlen)
-		cr_assert_eq(write(fd, head, hlen), (ssize_t)hlen);
-	if (tlen)
-		cr_assert_eq(write(fd, tail, tlen), (ssize_t)tlen);
-	shutdown(fd, SHUT_WR);
-	close(fd);
-}
-
-static void expect_refusal(const char *want, const uint8_t *head, size_t hlen, const void *tail,
-			   size_t tlen)
-{
-	char in[96], path[96];
-	struct harness_proc b;
-
-	snprintf(path, sizeof(path), "%s/in.sock", dir);
-	snprintf(in, sizeof(in), "unix:%s", path);
-	{
-		const char *args[] = {"--incoming", in, NULL};
-
-		proc_start(&b, "b", args);
-	}
-	feed(path, head, hlen, tail, tlen);
-	cr_assert_eq(harness_proc_wait(&b, 30000), 1, "%s", harness_slurp(b.err));
-	cr_assert(strstr(harness_slurp(b.err), want), "want '%s': %s", want, harness_slurp(b.err));
-	cr_assert_eq(harness_count(harness_slurp(b.err), "\n"), 1, "one line: %s",
-		     harness_slurp(b.err));
-}
-
 /* A destination refuses a bad stream with one line: its own header, page records, truncation. */
 Test(migrate, corrupt_streams_are_refused)
 {
@@ -504,7 +387,7 @@ Test(migrate, corrupt_streams_are_refused)
 	writer_start(&a, "a", "1000", sock, sizeof(sock));
 	snprintf(path, sizeof(path), "%s/grab.sock", dir);
 	snprintf(saved, sizeof(saved), "%s/head.bin", dir);
-	fake = fake_destination(path, 0, saved);
+	fake = harness_fake_destination(path, 0, saved);
 	snprintf(body, sizeof(body), "{\"url\": \"unix:%s\"}", path);
 	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s",
 		     reply);
@@ -515,20 +398,21 @@ Test(migrate, corrupt_streams_are_refused)
 	close(fd);
 	cr_assert_gt(hlen, 28);
 
-	expect_refusal("bad magic", (const uint8_t *)"NOTBUNSHIN-------------------", 28, NULL, 0);
+	harness_expect_refusal("bad magic", (const uint8_t *)"NOTBUNSHIN-------------------", 28,
+			       NULL, 0);
 	/* a page past the end of the 64 MiB of RAM */
 	rec[0] = 1;
 	memcpy(rec + 4, &(uint64_t){(64 << 20) / 4096}, 8);
 	rec[12] = 1;
-	expect_refusal("outside guest RAM", head, (size_t)hlen, rec, sizeof(rec));
+	harness_expect_refusal("outside guest RAM", head, (size_t)hlen, rec, sizeof(rec));
 	/* a run cut short */
 	memset(rec + 4, 0, 8);
-	expect_refusal("the stream ended early", head, (size_t)hlen, rec, 16 + 100);
+	harness_expect_refusal("the stream ended early", head, (size_t)hlen, rec, 16 + 100);
 	/* an unknown record */
 	rec[0] = 9;
-	expect_refusal("unknown record type 9", head, (size_t)hlen, rec, 4);
+	harness_expect_refusal("unknown record type 9", head, (size_t)hlen, rec, 4);
 	/* no state at the end */
-	expect_refusal("no VM state came", head, (size_t)hlen, NULL, 0);
+	harness_expect_refusal("no VM state came", head, (size_t)hlen, NULL, 0);
 }
 
 static void snapshot(const char *sock, const char *snap, const char *type, int want, char *reply,
@@ -578,7 +462,7 @@ Test(migrate, diff_snapshot_round_trip)
 	{
 		const char *args[] = {"--restore", diff2, NULL};
 
-		proc_start(&b, "b", args);
+		harness_mig_start(&b, "b", args);
 	}
 	cr_assert_eq(harness_proc_wait(&b, 30000), 0, "%s", harness_slurp(b.err));
 	check_clean_run(harness_slurp(b.out));
@@ -594,7 +478,7 @@ Test(migrate, diff_snapshot_round_trip)
 	{
 		const char *args[] = {"--restore", diff2, NULL};
 
-		proc_start(&b, "c", args);
+		harness_mig_start(&b, "c", args);
 	}
 	cr_assert_eq(harness_proc_wait(&b, 30000), 1, "%s", harness_slurp(b.err));
 	cr_assert(strstr(harness_slurp(b.err), "the base snapshot of"), "%s", harness_slurp(b.err));
@@ -648,7 +532,7 @@ Test(migrate, destination_failure_reaches_the_source)
 		_exit(127);
 	}
 	writer_start(&a, "a", "2000", sock, sizeof(sock));
-	wait_listening(in);
+	harness_wait_listening(in);
 	snprintf(body, sizeof(body), "{\"url\": \"%s\"}", in);
 	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 502, "%s",
 		     reply);
@@ -680,29 +564,4 @@ Test(migrate, overlay_disk_moves_with_its_bitmap)
 	close(fd);
 	snprintf(disk, sizeof(disk), "path=%s,overlay=%s", img, ovl);
 	blk_verify_migrates(disk, "test=blk-verify fill=1 ms=2500 virtio_poll=1");
-}
-
-/*
- * A disk a snapshot froze runs on layers its command line does not name:
- * refused with a 409 before anything is sent, and the VM carries on here.
- */
-Test(migrate, frozen_disks_are_refused)
-{
-	char sock[96], body[256], reply[1024], img[96], disk[256], snap[96];
-	struct harness_proc a;
-
-	snprintf(img, sizeof(img), "%s/base.img", dir);
-	empty_image(img);
-	snprintf(disk, sizeof(disk), "path=%s", img);
-	snprintf(snap, sizeof(snap), "%s/snap", dir);
-	disk_writer_start(&a, disk, "1500", sock, sizeof(sock));
-	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
-	cr_assert_eq(harness_api(sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200,
-		     "%s", reply);
-	snprintf(body, sizeof(body), "{\"url\": \"unix:%s/nobody.sock\"}", dir);
-	cr_assert_eq(harness_api(sock, "PUT", "/vm/migrate", body, reply, sizeof(reply)), 409, "%s",
-		     reply);
-	cr_assert(strstr(reply, "a snapshot froze it"), "%s", reply);
-	cr_assert_eq(harness_proc_wait(&a, 30000), 0, "%s", harness_slurp(a.err));
-	check_clean_run(harness_slurp(a.out));
 }

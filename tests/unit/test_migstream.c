@@ -93,3 +93,20 @@ Test(migstream, a_short_stream_is_an_error_not_a_hang)
 	cr_assert_eq(migstream_read(sv[1], buf, sizeof(buf)), -EPIPE);
 	close(sv[1]);
 }
+
+/* A known flag passes and reads back; an unknown one is refused, naming it. */
+Test(migstream, header_flags)
+{
+	uint8_t h[MIGSTREAM_HDR_LEN];
+	uint64_t size;
+	uint32_t len;
+
+	migstream_put_header(h, 1 << 20, 10);
+	cr_assert_eq(migstream_flags(h), 0);
+	migstream_set_flags(h, MIGSTREAM_F_DISK_LAYOUT);
+	cr_assert_eq(migstream_check_header(h, &size, &len, &err), 0, "%s", err.msg);
+	cr_assert_eq(migstream_flags(h), MIGSTREAM_F_DISK_LAYOUT);
+	migstream_set_flags(h, MIGSTREAM_F_DISK_LAYOUT | 0x100);
+	cr_assert_eq(migstream_check_header(h, &size, &len, &err), -EPROTO);
+	cr_assert(strstr(err.msg, "flags 0x101 unknown"), "%s", err.msg);
+}

@@ -89,7 +89,7 @@ int migstream_check_header(const uint8_t *buf, uint64_t *mem_size, uint32_t *cfg
 	if (version != MIGSTREAM_VERSION)
 		return error_set(err, EPROTO, "migration stream version %u, this VMM reads %u",
 				 version, MIGSTREAM_VERSION);
-	if (le_get(buf + 12, 4))
+	if (le_get(buf + 12, 4) & ~(uint64_t)MIGSTREAM_FLAGS_KNOWN)
 		return error_set(err, EPROTO, "migration stream flags %#x unknown",
 				 (unsigned int)le_get(buf + 12, 4));
 	*mem_size = le_get(buf + 16, 8);
@@ -267,4 +267,14 @@ int migstream_accept(const struct migstream_url *u, int *fd, struct error *err)
 		return -1;
 	migstream_timeouts(*fd);
 	return 0;
+}
+
+void migstream_set_flags(uint8_t *buf, uint32_t flags)
+{
+	le_put(buf + 12, 4, flags);
+}
+
+uint32_t migstream_flags(const uint8_t *buf)
+{
+	return (uint32_t)le_get(buf + 12, 4);
 }

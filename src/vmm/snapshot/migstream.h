@@ -13,10 +13,11 @@
  * The live-migration stream, source to destination, all integers
  * little-endian:
  *
- *   header   "BUNSHMIG", u32 version (MIGSTREAM_VERSION), u32 flags (0),
+ *   header   "BUNSHMIG", u32 version (MIGSTREAM_VERSION), u32 flags,
  *            u64 guest RAM size, u32 length + a state file (snapfile.h)
  *            holding the "config" section: the command line to rebuild
- *            the VM with
+ *            the VM with, and "disk-layout": each disk's live top layer
+ *            (migrate_disks.h)
  *   records  u32 type, then by type:
  *     PAGES  u64 first page (index in guest RAM, 4 KiB pages), u32 count
  *            (1..MIGSTREAM_RUN_MAX), count * 4096 bytes
@@ -37,6 +38,14 @@
 #define MIGSTREAM_MSG_MAX 512
 #define MIGSTREAM_CFG_MAX (1 << 20)
 #define MIGSTREAM_PAGE	  4096ULL
+
+/*
+ * Header flags. DISK_LAYOUT: some disk runs on copy-on-write layers its
+ * command line does not name, so a reader that cannot apply "disk-layout"
+ * must refuse the stream (an older VMM does: the flag is unknown to it).
+ */
+#define MIGSTREAM_F_DISK_LAYOUT 1u
+#define MIGSTREAM_FLAGS_KNOWN	MIGSTREAM_F_DISK_LAYOUT
 
 enum migstream_type {
 	MIGSTREAM_PAGES = 1,
@@ -59,6 +68,9 @@ int migstream_parse_url(const char *url, bool listen, struct migstream_url *out,
 void migstream_put_header(uint8_t *buf, uint64_t mem_size, uint32_t cfg_len);
 int migstream_check_header(const uint8_t *buf, uint64_t *mem_size, uint32_t *cfg_len,
 			   struct error *err);
+/* The header's flags (MIGSTREAM_F_*): set after migstream_put_header(), read after the check. */
+void migstream_set_flags(uint8_t *buf, uint32_t flags);
+uint32_t migstream_flags(const uint8_t *buf);
 
 /* Is a PAGES record for [first, first + count) inside npages of RAM? (0 or -ERANGE with err) */
 int migstream_check_pages(uint64_t first, uint32_t count, uint64_t npages, struct error *err);
