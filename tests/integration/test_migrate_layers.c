@@ -231,6 +231,16 @@ static void check_top(const char *top, int seed)
 	cr_assert_eq(layer, 0, "%s: the write is in layer %u, not in the top", top, layer);
 }
 
+/* VM r ("r") restored from snapshot dir snap, its disk 0 writing to overlay ovl; running. */
+static void vm_restore(struct vm *r, const char *snap, const char *ovl)
+{
+	char arg[160];
+	const char *args[] = {"--restore", snap, "--overlay", arg, NULL};
+
+	snprintf(arg, sizeof(arg), "0=%s", ovl);
+	vm_start(r, "r", args);
+	harness_wait_running(r->sock, 10000);
+}
 /*
  * A snapshot froze the disk (the VM writes DIR/disk0.live.ovl): the
  * destination reads what was written before it, writes into that live top,
@@ -239,7 +249,7 @@ static void check_top(const char *top, int seed)
  */
 Test(miglayers, snapshot_then_migrate)
 {
-	char img[96], disk[128], s1[96], s2[96], top1[128], top2[128], ovl[96], arg[128];
+	char img[96], disk[128], s1[96], s2[96], top1[128], top2[128], ovl[96];
 	struct vm a, b, r;
 	uint32_t crc;
 
@@ -267,13 +277,7 @@ Test(miglayers, snapshot_then_migrate)
 
 	/* the destination's snapshot, restored under an overlay of its own */
 	snprintf(ovl, sizeof(ovl), "%s/r.ovl", dir);
-	snprintf(arg, sizeof(arg), "0=%s", ovl);
-	{
-		const char *args[] = {"--restore", s2, "--overlay", arg, NULL};
-
-		vm_start(&r, "r", args);
-	}
-	harness_wait_running(r.sock, 10000);
+	vm_restore(&r, s2, ovl);
 	vm_finish(&r, 13, "readonly=0 found=9");
 	check_top(ovl, 13);
 	check_top(top1, 9);
@@ -283,7 +287,7 @@ Test(miglayers, snapshot_then_migrate)
 /* A clone (--restore, --overlay) writes, moves, and its destination reads those writes. */
 Test(miglayers, restore_write_migrate)
 {
-	char img[96], disk[128], snap[96], live[128], ovl[96], arg[128];
+	char img[96], disk[128], snap[96], live[128], ovl[96];
 	struct vm a, r, b;
 
 	harness_require_kvm();
@@ -297,13 +301,7 @@ Test(miglayers, restore_write_migrate)
 	vm_finish(&a, 4, "readonly=0 found=3");
 
 	snprintf(ovl, sizeof(ovl), "%s/clone.ovl", dir);
-	snprintf(arg, sizeof(arg), "0=%s", ovl);
-	{
-		const char *args[] = {"--restore", snap, "--overlay", arg, NULL};
-
-		vm_start(&r, "r", args);
-	}
-	harness_wait_running(r.sock, 10000);
+	vm_restore(&r, snap, ovl);
 	vm_seed(&r, 21, "round=1 found=none");
 	vm_migrate(&r, &b, "b");
 	vm_finish(&b, 22, "readonly=0 found=21");
