@@ -241,6 +241,7 @@ static void vm_restore(struct vm *r, const char *snap, const char *ovl)
 	vm_start(r, "r", args);
 	harness_wait_running(r->sock, 10000);
 }
+
 /*
  * A snapshot froze the disk (the VM writes DIR/disk0.live.ovl): the
  * destination reads what was written before it, writes into that live top,
