@@ -441,7 +441,8 @@ static void clone_post(struct api_ctx *c)
 		api_err(c, 409, "conflict", NULL,
 			"the instance boots from a disk image: its clones need the jail, and "
 			"bunshind runs with --no-jail");
-	else if (dlayer_has_disk(src) && dlayer_settle(c->d, c->s, src, &err))
+	else if (dlayer_has_disk(src) &&
+		 (dlayer_settle(c->d, c->s, src, &err) || dlayer_freezable(src, &err)))
 		api_err(c, 409, "conflict", NULL, "the instance's disk: %s", err.msg);
 	else
 		clone_run(c, src, &r);

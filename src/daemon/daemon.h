@@ -145,6 +145,8 @@ int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, c
  * yet restored) or the chain is put back (a snapshot that never happened).
  */
 bool dlayer_has_disk(const json_t *inst);
+/* Whether a snapshot may freeze the instance's disk once more: -ELOOP, saying why, if not. */
+int dlayer_freezable(const json_t *inst, struct error *err);
 const char *dlayer_top(const json_t *inst);
 int dlayer_freeze_begin(struct store *s, const json_t *src, const char *snapname,
 			const int64_t *ids, int64_t n, struct error *err);

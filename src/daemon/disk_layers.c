@@ -54,6 +54,8 @@
 #define DLAYER_PATH_MAX	 128
 #define DLAYER_DEPTH_MAX 2  /* components of a jail path: /NAME or /DIR/NAME */
 #define DLAYER_MAX	 16 /* frozen layers: OVL_MAX_DEPTH, more than the VMM can open */
+/* frozen layers a chain may hold and still freeze once more: the image + 14 + a top is 16 */
+#define DLAYER_FREEZE_MAX 13
 
 static const char *dlayer_str(const json_t *o, const char *k)
 {
@@ -238,12 +240,31 @@ static int dlayer_link(const char *cdir, const char *p, int fd, struct error *er
 
 /* ---- cloning ---- */
 
+int dlayer_freezable(const json_t *inst, struct error *err)
+{
+	json_t *layers;
+	size_t n;
+	int ret = dlayer_layers(inst, &layers, err);
+
+	if (ret)
+		return ret;
+	n = json_array_size(layers);
+	json_decref(layers);
+	if (n > DLAYER_FREEZE_MAX)
+		return error_set(
+			err, ELOOP,
+			"its disk is %zu copy-on-write layers deep (the image, %zu frozen, "
+			"its own top): one more would pass the %d a chain may have",
+			n + 2, n, DLAYER_MAX);
+	return 0;
+}
+
 int dlayer_freeze_begin(struct store *s, const json_t *src, const char *snapname,
 			const int64_t *ids, int64_t n, struct error *err)
 {
 	char top[DLAYER_PATH_MAX];
 	json_t *layers;
-	int ret = dlayer_layers(src, &layers, err);
+	int ret = dlayer_freezable(src, err) ?: dlayer_layers(src, &layers, err);
 
 	if (ret)
 		return ret;

@@ -924,3 +924,35 @@ Test(bootimg, a_disk_chain_left_by_an_unfinished_clone_is_put_back)
 		  dh_jstr(out, NULL, "error"));
 	json_decref(out);
 }
+
+/*
+ * Each clone request freezes one more layer under the source: a chain is
+ * at most 16 (the image, 14 frozen, the top), and the 15th request is
+ * refused up front (409, nothing made), not half-way by the VMM; the
+ * source runs on, its disk whole.
+ */
+Test(bootimg, a_disk_chain_too_deep_to_clone_is_refused_up_front)
+{
+	char sha[65], prefix[16], ref[32], path[64];
+	json_t *out = NULL;
+
+	dh_need_kvm();
+	free(bi_blank_raw("ddeep", "kdeep", BI_WAIT_CMDLINE, sha));
+	bi_create("deep", "ddeep");
+	free(bi_wait_count("deep", "result=ready", 1));
+	for (int i = 1; i <= 14; i++) {
+		snprintf(prefix, sizeof(prefix), "g%d", i);
+		bi_clone("deep", 1, prefix);
+		snprintf(path, sizeof(path), "/v1/instances/%s-1", prefix);
+		cr_assert_eq(dh_req(&h, h.admin, "DELETE", path, NULL, NULL), 204);
+	}
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances/deep/clone",
+			    "{\"name_prefix\":\"g15\"}", &out),
+		     409);
+	cr_expect(strstr(dh_jstr(out, "error", "message"), "layers deep"), "%s",
+		  dh_jstr(out, "error", "message"));
+	json_decref(out);
+	snprintf(ref, sizeof(ref), "/v1/instances/g15-1");
+	cr_expect_eq(dh_req(&h, h.admin, "GET", ref, NULL, NULL), 404, "a clone was made");
+	bi_expect_found("deep", 1, 71, 1, "none");
+}
