@@ -45,6 +45,9 @@ _bunshin() {
 		[[ -z $verb ]] && COMPREPLY=($(compgen -W "$(_bunshin_servers)" -- "$cur"))
 	elif [[ -z $verb ]]; then
 		COMPREPLY=($(compgen -W "$(_bunshin_words | awk -v r="$resource" '$1 == r {print $2}')" -- "$cur"))
+	elif [[ $resource == server && $verb == image && ${#words[@]} -ge 3 ]]; then
+		# `server image NAME IMAGE`: the new image's name is the user's to choose
+		COMPREPLY=()
 	elif [[ $resource == server && $verb != create && $verb != list ]]; then
 		COMPREPLY=($(compgen -W "$(_bunshin_servers)" -- "$cur"))
 	elif [[ $resource == keypair && ($verb == show || $verb == delete) ]]; then

@@ -115,6 +115,9 @@ void cli_str_field(struct cli *c, json_t *body, const char *opt, const char *fie
 int cli_quota_move(struct cli *c);
 int cli_image_initrd_field(struct cli *c, json_t *body);
 
+/* server_image.c: server image, a raw image of a server's disk (--wait: until active). */
+int cli_server_image(struct cli *c);
+
 /* Prints an object (--json, else "key: value" lines) or an array as a table of these columns. */
 void cli_print(const struct cli *c, json_t *v, const char *const *columns);
 

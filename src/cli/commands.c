@@ -819,5 +819,13 @@ const struct cli_cmd cli_cmds[] = {
 	  {"vcpus", "N", "vCPUs"},
 	  {"ram", "MIB", "RAM in MiB"}},
 	 cli_quota_move},
+	{"server",
+	 "image",
+	 "NAME|ID IMAGE",
+	 2,
+	 "make IMAGE, a raw image of your tenant holding the server's disk as it is now "
+	 "(a running server goes on)",
+	 {WAIT_OPTS},
+	 cli_server_image},
 	{NULL, NULL, NULL, 0, NULL, {{0}}, NULL},
 };

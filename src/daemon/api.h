@@ -91,4 +91,7 @@ json_t *fwd_attach(struct api_ctx *c, json_t *inst);
 /* quota_move.c: POST /v1/quotas/move, capacity from one tenant to another in one step. */
 extern const struct api_op api_quota_ops[];
 
+/* server_image.c: POST /v1/instances/ID/image, a raw image of the instance's disk. */
+extern const struct api_op api_server_image_ops[];
+
 #endif

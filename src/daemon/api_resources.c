@@ -342,6 +342,12 @@ static void api_image_delete(struct api_ctx *c)
 		json_decref(im);
 		return;
 	}
+	if (strcmp(api_s(im, "status") ?: "active", "active")) {
+		/* server_image.c's copy is writing its file: it removes it on failure */
+		json_decref(im);
+		return api_err(c, 409, "conflict", NULL, "image %s is still being saved",
+			       c->seg[1]);
+	}
 	snprintf(path, sizeof(path), "%s", api_s(im, "path"));
 	snprintf(initrd, sizeof(initrd), "%s", api_s(im, "initrd_path") ?: "");
 	json_decref(im);

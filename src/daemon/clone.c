@@ -46,13 +46,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../common/httpc.h"
 #include "../common/log.h"
 #include "api.h"
 #include "supervisor.h"
 
 #define CLONE_COUNT_MAX	       100
-#define CLONE_SNAP_TIMEOUT_MS  60000
 #define CLONE_SNAP_NAME_PREFIX "clone-"
 #define CLONE_CPU_PERIOD_US    100000		/* the kernel's default CFS period, as the jail's */
 #define CLONE_LIVE_TOP	       "disk0.live.ovl" /* the VMM's new top for disk 0 */
@@ -101,42 +99,6 @@ char *clone_cgroup_limits(const json_t *inst)
 }
 
 /* ---- the source's snapshot ---- */
-
-/* PUT /vm/snapshot on the source's VMM, into its path vdir. */
-static int clone_snapshot(const json_t *src, const char *vdir, struct error *err)
-{
-	const char *sock = clone_s(src, "api_sock");
-	struct httpc_response resp;
-	char ep[64];
-	json_t *body;
-	char *text;
-	int fd, ret;
-
-	if (!sock)
-		return error_set(err, ENOTCONN, "the instance has no VMM");
-	fd = djail_sock_ep(sock, ep, sizeof(ep));
-	if (fd < 0)
-		return error_set(err, -fd, "%s: %s", sock, strerror(-fd));
-	body = json_pack("{s:s}", "dir", vdir);
-	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	ret = text ? httpc_do(ep,
-			      &(struct httpc_request){.method = "PUT",
-						      .path = "/vm/snapshot",
-						      .body = text,
-						      .timeout_ms = CLONE_SNAP_TIMEOUT_MS},
-			      &resp, err)
-		   : error_set(err, ENOMEM, "out of memory");
-	free(text);
-	close(fd);
-	if (ret)
-		return ret;
-	if (resp.status != 200)
-		ret = error_set(err, EIO, "the VMM refused the snapshot (%d): %.200s", resp.status,
-				resp.body ? resp.body : "");
-	httpc_response_free(&resp);
-	return ret;
-}
 
 /*
  * The snapshot's files, in a directory the source VMM owns: reached from
@@ -354,7 +316,7 @@ static int clone_prepare(struct api_ctx *c, const json_t *src, const int64_t *id
 	else
 		snprintf(snap, sizeof(snap), "/%s", name); /* the jail's path */
 	ret = disk ? dlayer_freeze_begin(c->s, src, name, ids, n, err) : 0;
-	ret = ret ?: clone_snapshot(src, snap, err);
+	ret = ret ?: dlayer_vmm_snapshot(src, snap, err);
 	if (ret && disk)
 		dlayer_freeze_failed(c->s, src, sdir, name);
 	ret = ret ?: clone_share(c, sdir, name, ids, n, err);

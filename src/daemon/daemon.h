@@ -156,6 +156,14 @@ int dlayer_share(const struct daemon *d, const json_t *src, const char *snapname
 		 const int64_t *ids, int64_t n, struct error *err);
 int dlayer_settle(const struct daemon *d, struct store *s, json_t *inst, struct error *err);
 void dlayer_remove(const char *dir);
+/* PUT /vm/snapshot {"dir": vdir} on the instance's VMM (its api_sock). */
+int dlayer_vmm_snapshot(const json_t *src, const char *vdir, struct error *err);
+/*
+ * server_image.c: at start-up, images a killed bunshind left "saving" go
+ * (row and files); at shutdown, the copies in flight stop (before the pool).
+ */
+void simg_recover(struct daemon *d);
+void simg_shutdown(void);
 
 /*
  * jail.c: an instance's sandbox. djail_setup() readies its directory as

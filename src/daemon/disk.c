@@ -20,6 +20,9 @@ int disk_check(const json_t *image, struct error *err)
 
 	if (!kind || !strcmp(kind, "kernel"))
 		return 0;
+	if (strcmp(json_string_value(json_object_get(image, "status")) ?: "active", "active"))
+		return error_set(err, EBUSY, "image %s is still being saved: it cannot boot yet",
+				 json_string_value(json_object_get(image, "name")));
 	if (!json_string_value(json_object_get(image, "kernel")))
 		return error_set(err, EINVAL,
 				 "raw disk image %s names no kernel image to boot with (import "

@@ -36,6 +36,10 @@
  *
  * Unjailed (--no-jail), the layers' paths would be the source's own
  * directory's: such clones are refused (clone.c).
+ *
+ * A server image of a running instance (server_image.c) freezes its disk
+ * the same way with no clone (the snapshot directory is /image-ID):
+ * dlayer_share() with none only takes the frozen layers over.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/httpc.h"
 #include "../common/log.h"
 #include "supervisor.h"
 
@@ -56,6 +61,8 @@
 #define DLAYER_MAX	 16 /* frozen layers: OVL_MAX_DEPTH, more than the VMM can open */
 /* frozen layers a chain may hold and still freeze once more: the image + 14 + a top is 16 */
 #define DLAYER_FREEZE_MAX 13
+
+#define DLAYER_SNAP_TIMEOUT_MS 60000 /* PUT /vm/snapshot: the VMM copies the memory */
 
 static const char *dlayer_str(const json_t *o, const char *k)
 {
@@ -403,6 +410,22 @@ int dlayer_settle(const struct daemon *d, struct store *s, json_t *inst, struct 
 	return ret;
 }
 
+/*
+ * A server image's snapshot directory (image-ID, server_image.c): what a
+ * killed bunshind left of the snapshot, and the live top it holds.
+ */
+static void dlayer_remove_snapdir(int dfd, const char *name)
+{
+	static const char *const files[] = {"state", "memory", DLAYER_LIVE_NAME};
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	for (size_t i = 0; fd >= 0 && i < sizeof(files) / sizeof(files[0]); i++)
+		unlinkat(fd, files[i], 0);
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
 /* A removed instance's tops (disk-ID.ovl, its own and inherited) go with its directory. */
 void dlayer_remove(const char *dir)
 {
@@ -415,7 +438,46 @@ void dlayer_remove(const char *dir)
 		if (!strncmp(e->d_name, "disk-", 5) && len > 4 &&
 		    !strcmp(e->d_name + len - 4, ".ovl"))
 			unlinkat(dirfd(dp), e->d_name, 0);
+		else if (!strncmp(e->d_name, "image-", 6))
+			dlayer_remove_snapdir(dirfd(dp), e->d_name);
 	}
 	if (dp)
 		closedir(dp);
+}
+
+/* ---- snapshots (clone.c, server_image.c) ---- */
+
+int dlayer_vmm_snapshot(const json_t *src, const char *vdir, struct error *err)
+{
+	const char *sock = dlayer_str(src, "api_sock");
+	struct httpc_response resp;
+	char ep[64];
+	json_t *body;
+	char *text;
+	int fd, ret;
+
+	if (!sock)
+		return error_set(err, ENOTCONN, "the instance has no VMM");
+	fd = djail_sock_ep(sock, ep, sizeof(ep));
+	if (fd < 0)
+		return error_set(err, -fd, "%s: %s", sock, strerror(-fd));
+	body = json_pack("{s:s}", "dir", vdir);
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	ret = text ? httpc_do(ep,
+			      &(struct httpc_request){.method = "PUT",
+						      .path = "/vm/snapshot",
+						      .body = text,
+						      .timeout_ms = DLAYER_SNAP_TIMEOUT_MS},
+			      &resp, err)
+		   : error_set(err, ENOMEM, "out of memory");
+	free(text);
+	close(fd);
+	if (ret)
+		return ret;
+	if (resp.status != 200)
+		ret = error_set(err, EIO, "the VMM refused the snapshot (%d): %.200s", resp.status,
+				resp.body ? resp.body : "");
+	httpc_response_free(&resp);
+	return ret;
 }

@@ -403,6 +403,7 @@ static int main_run(struct daemon *d, struct error *err)
 	if (!d->pool || bootstrap_first_start(d, err) || supervisor_start(d, err) ||
 	    supervisor_adopt_all(d, err))
 		return -err->code;
+	simg_recover(d);
 	/* Instances without their links fail to start, saying why; the rest serves on. */
 	if (netd_reconcile(d, err))
 		log_warn("networks: %s", err->msg);
@@ -423,6 +424,7 @@ static void main_cleanup(struct daemon *d)
 		httpd_stop(d->httpd[i]);
 	if (d->pool)
 		supervisor_shutdown(d);
+	simg_shutdown();
 	pool_close(d->pool);
 	djail_cgroup_parent_remove(d);
 	dtls_free(d);

@@ -293,6 +293,16 @@ struct store_ops {
 	 */
 	int (*instance_set_disk)(struct store *s, int64_t id, const char *top, const char *layers,
 				 struct error *err);
+	/*
+	 * Server images (server_image.c): image_create's row with status
+	 * "saving" (-EEXIST for a name taken), made "active" with its sha256
+	 * and size once whole; every image still saving (id, name, path, tenant_id).
+	 */
+	int (*image_create_saving)(struct store *s, const struct store_image_new *im, int64_t *id,
+				   struct error *err);
+	int (*image_set_active)(struct store *s, int64_t id, const char *sha256, int64_t size,
+				struct error *err);
+	int (*image_list_saving)(struct store *s, json_t **out, struct error *err);
 };
 
 struct store {

@@ -156,6 +156,13 @@ static const char *const sq_migrations[] = {
 	 */
 	"ALTER TABLE instances ADD COLUMN disk_top TEXT;"
 	"ALTER TABLE instances ADD COLUMN disk_layers TEXT;",
+	/*
+	 * 11 (renumbered at merge): server images (server_image.c). An image
+	 * made from an instance's disk is "saving" while its file is written:
+	 * it cannot boot nor be deleted, and one a restart finds is removed.
+	 */
+	"ALTER TABLE images ADD COLUMN status TEXT NOT NULL DEFAULT 'active'"
+	" CHECK(status IN ('saving','active'));",
 };
 
 #define SQ_LATEST ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -711,7 +718,8 @@ static int sq_image_create(struct store *s, const struct store_image_new *im, in
 
 #define SQ_IMAGE_SELECT                                                                            \
 	"SELECT i.id, i.name, i.kind, i.path, i.cmdline, i.size, i.sha256, t.name AS tenant,"      \
-	" i.created, k.name AS kernel, i.initrd_path, i.initrd_size, i.initrd_sha256"              \
+	" i.created, k.name AS kernel, i.initrd_path, i.initrd_size, i.initrd_sha256,"             \
+	" i.status"                                                                                \
 	" FROM images i LEFT JOIN tenants t ON t.id = i.tenant_id"                                 \
 	" LEFT JOIN images k ON k.id = i.kernel_id"
 
@@ -1005,6 +1013,7 @@ static int sq_event_list(struct store *s, int64_t tenant_id, const char *target,
 #include "store_sqlite_meta.inc"
 #include "store_sqlite_fw.inc"
 #include "store_sqlite_ops.inc"
+#include "store_sqlite_snapimage.inc"
 
 static const struct store_ops sq_ops = {
 	.close = sq_close,
@@ -1063,6 +1072,9 @@ static const struct store_ops sq_ops = {
 	.image_set_initrd = sq_image_set_initrd,
 	.quota_move = sq_quota_move,
 	.instance_set_disk = sq_instance_set_disk,
+	.image_create_saving = sq_image_create_saving,
+	.image_set_active = sq_image_set_active,
+	.image_list_saving = sq_image_list_saving,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)

@@ -560,3 +560,64 @@ int64_t dh_instance_pid(struct dh *h, const char *token, const char *ref)
 	json_decref(out);
 	return pid;
 }
+
+/* ---- the disk guest (test=virtio-blk blk_wait=1 blk_probe=1) ---- */
+
+int dh_count_lines(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) && strchr(p, '\n'); p++)
+		n++;
+	return n;
+}
+
+char *dh_wait_lines(struct dh *h, const char *ref, const char *needle, int n)
+{
+	char *log = NULL;
+
+	for (int t = 0; t < 60000; t += 100) {
+		free(log);
+		log = dh_console_until(h, ref, needle, 100);
+		if (dh_count_lines(log, needle) >= n)
+			break;
+		usleep(100000);
+	}
+	cr_assert_eq(dh_count_lines(log, needle), n, "%s: not %d times '%s':\n%s", ref, n, needle,
+		     log);
+	return log;
+}
+
+char *dh_blk_tell(struct dh *h, const char *ref, int readies, int seed, int passes)
+{
+	static const char pass[] = "BUNSHIN-TEST name=virtio-blk result=pass";
+	char *log, line[32];
+	const char *last;
+
+	if (readies)
+		free(dh_wait_lines(h, ref, "result=ready", readies));
+	else
+		cr_assert_str_eq(dh_wait_state(h, h->admin, ref, "running", 30000), "running");
+	snprintf(line, sizeof(line), "seed=%d\n", seed);
+	dh_console_send(h, ref, line);
+	log = dh_wait_lines(h, ref, pass, passes);
+	for (last = strstr(log, pass); strstr(last + 1, pass);)
+		last = strstr(last + 1, pass);
+	snprintf(line, sizeof(line), "%s", dh_test_field(last, "virtio-blk", "found"));
+	free(log);
+	/* it powers off after the test */
+	cr_assert_str_eq(dh_wait_state(h, h->admin, ref, "stopped", 30000), "stopped");
+	return strdup(line);
+}
+
+void dh_sha256_file(const char *path, char out[65])
+{
+	char cmd[4300];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%64s", out), 1);
+	pclose(f);
+}

@@ -77,4 +77,22 @@ void dh_console_send(struct dh *h, const char *ref, const char *text);
  */
 const char *dh_test_field(const char *console, const char *name, const char *key);
 
+/*
+ * The disk guest (test=virtio-blk blk_wait=1 blk_probe=1): it waits for
+ * "seed=N" on its console, reports whose pattern its disk held (found=),
+ * writes N's and powers off.
+ */
+/* Whole lines (the guest may be in the middle of one) of text that hold needle. */
+int dh_count_lines(const char *text, const char *needle);
+/* ref's console once n whole lines hold needle (asserted, within 60 s); malloc'd. */
+char *dh_wait_lines(struct dh *h, const char *ref, const char *needle, int n);
+/*
+ * After ref's readies-th "result=ready" (0: already waiting, e.g. a
+ * restored clone), types seed=N and gives back found= of its passes-th
+ * pass (malloc'd), once it has stopped.
+ */
+char *dh_blk_tell(struct dh *h, const char *ref, int readies, int seed, int passes);
+/* sha256sum of a file, 64 hex digits. */
+void dh_sha256_file(const char *path, char out[65]);
+
 #endif

@@ -252,18 +252,6 @@ static char *bi_image_field(const char *name, const char *field)
 	return v;
 }
 
-static void bi_sha_file(const char *path, char out[65])
-{
-	char cmd[4300];
-	FILE *f;
-
-	snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
-	f = popen(cmd, "r");
-	cr_assert_not_null(f);
-	cr_assert_eq(fscanf(f, "%64s", out), 1);
-	pclose(f);
-}
-
 /*
  * Raw image NAME of zeros (work/NAME.raw), booted by kernel image KERNEL
  * with cmdline; its file in the store (malloc'd), whose sha256 goes to sha.
@@ -278,7 +266,7 @@ static char *bi_blank_raw(const char *name, const char *kernel, const char *cmdl
 	bi_kernel(kernel, cmdline);
 	bi_raw(name, disk, kernel);
 	path = bi_image_field(name, "path");
-	bi_sha_file(path, sha);
+	dh_sha256_file(path, sha);
 	return path;
 }
 
@@ -314,7 +302,7 @@ Test(bootimg, writes_go_to_the_overlay_never_the_image)
 			    "test=virtio-blk blk_seed=7 blk_keep=1 virtio_poll=1", before);
 	bi_create("w1", "blank");
 	bi_expect_console("w1", "name=virtio-blk result=pass");
-	bi_sha_file(path, after);
+	dh_sha256_file(path, after);
 	cr_expect_str_eq(after, before, "the guest's writes reached the image file");
 	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/instances/w1", NULL, &out), 200);
 	snprintf(overlay, sizeof(overlay), "%s/instances/%lld/disk.overlay", h.dir,
@@ -331,7 +319,7 @@ Test(bootimg, writes_go_to_the_overlay_never_the_image)
 			    "{\"action\":\"start\"}", NULL),
 		     200);
 	bi_expect_console_twice("w1", "name=virtio-blk result=pass");
-	bi_sha_file(path, after);
+	dh_sha256_file(path, after);
 	cr_expect_str_eq(after, before, "the guest's writes reached the image file");
 	free(path);
 }
@@ -699,63 +687,9 @@ Test(bootimg, unjailed_raw_image_boots_from_host_paths)
 /* Waits for "seed=N", reports what the disk held (found=), writes N's pattern. */
 #define BI_WAIT_CMDLINE "test=virtio-blk blk_keep=1 blk_wait=1 blk_probe=1 virtio_poll=1"
 
-/* Whole lines (the guest may be in the middle of one) that hold needle. */
-static int bi_count(const char *text, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = text; (p = strstr(p, needle)) && strchr(p, '\n'); p++)
-		n++;
-	return n;
-}
-
-/*
- * The guest (test=virtio-blk blk_wait=1 blk_probe=1) waits for "seed=N",
- * then reports whose pattern its disk held (found=) and writes N's. After
- * ref's readies-th "ready" (0: a restored clone, already waiting), tells
- * it seed and gives back found= of its passes-th result.
- */
-/* ref's console once it holds n lines with needle (asserted); malloc'd. */
-static char *bi_wait_count(const char *ref, const char *needle, int n)
-{
-	char *log = NULL;
-
-	for (int t = 0; t < 60000; t += 100) {
-		free(log);
-		log = dh_console_until(&h, ref, needle, 100);
-		if (bi_count(log, needle) >= n)
-			break;
-		usleep(100000);
-	}
-	cr_assert_eq(bi_count(log, needle), n, "%s: not %d times '%s':\n%s", ref, n, needle, log);
-	return log;
-}
-
-static char *bi_tell(const char *ref, int readies, int seed, int passes)
-{
-	static const char pass[] = "BUNSHIN-TEST name=virtio-blk result=pass";
-	char *log, line[32];
-	const char *last;
-
-	if (readies)
-		free(bi_wait_count(ref, "result=ready", readies));
-	else
-		cr_assert_str_eq(dh_wait_state(&h, h.admin, ref, "running", 30000), "running");
-	snprintf(line, sizeof(line), "seed=%d\n", seed);
-	dh_console_send(&h, ref, line);
-	log = bi_wait_count(ref, pass, passes);
-	for (last = strstr(log, pass); strstr(last + 1, pass);)
-		last = strstr(last + 1, pass);
-	snprintf(line, sizeof(line), "%s", dh_test_field(last, "virtio-blk", "found"));
-	free(log);
-	/* it powers off after the test */
-	cr_assert_str_eq(dh_wait_state(&h, h.admin, ref, "stopped", 30000), "stopped");
-	return strdup(line);
-}
-
 #define bi_expect_found(ref, readies, seed, passes, want)                                          \
 	do {                                                                                       \
-		char *found_ = bi_tell(ref, readies, seed, passes);                                \
+		char *found_ = dh_blk_tell(&h, ref, readies, seed, passes);                        \
 		cr_expect_str_eq(found_, want, "%s (seed %d): found %s, not %s", ref, seed,        \
 				 found_, want);                                                    \
 		free(found_);                                                                      \
@@ -837,7 +771,7 @@ Test(bootimg, clones_of_a_disk_instance_share_its_frozen_disk_and_diverge)
 	bi_create("src", "dclone");
 	bi_expect_found("src", 1, 11, 1, "none");
 	bi_action("src", "start");
-	free(bi_wait_count("src", "result=ready", 2)); /* the second boot waits */
+	free(dh_wait_lines(&h, "src", "result=ready", 2)); /* the second boot waits */
 	bi_clone("src", 2, "c");
 	snprintf(layer, sizeof(layer), "clone-%lld/disk0.live.ovl", (long long)bi_id("c-1"));
 	bi_expect_shared_layer("src", "c-1", "disk.overlay");
@@ -855,7 +789,7 @@ Test(bootimg, clones_of_a_disk_instance_share_its_frozen_disk_and_diverge)
 
 	/* a second generation: the source's chain is two frozen layers deep now */
 	bi_action("src", "start");
-	free(bi_wait_count("src", "result=ready", 4));
+	free(dh_wait_lines(&h, "src", "result=ready", 4));
 	bi_clone("src", 1, "d");
 	bi_expect_shared_layer("src", "d-1", layer);
 	bi_expect_shared_layer("c-1", "d-1", "disk.overlay");
@@ -869,7 +803,7 @@ Test(bootimg, clones_of_a_disk_instance_share_its_frozen_disk_and_diverge)
 	bi_action("c-2", "start");
 	bi_expect_found("c-2", 1, 52, 2, "22");
 
-	bi_sha_file(path, after);
+	dh_sha256_file(path, after);
 	cr_expect_str_eq(after, before, "the guests' writes reached the image file");
 	free(path);
 }

@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -324,6 +326,23 @@ static int ovl_check_layer(struct overlay *o, unsigned int i, uint64_t size, str
 	return 0;
 }
 
+/*
+ * A layer's file. Inside a root, the path is an untrusted process's: it
+ * never leaves the root nor follows a link, and O_NONBLOCK keeps a FIFO
+ * planted there from hanging the open (it is refused after, not regular).
+ */
+static int ovl_open_file(const struct overlay *o, const char *path, bool rw)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS,
+	};
+
+	if (o->root < 0)
+		return open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	return (int)syscall(SYS_openat2, o->root, path, &how, sizeof(how));
+}
+
 /* Opens layer i (path and fmt set) and reads what it says is below. */
 static int ovl_open_layer(struct overlay *o, unsigned int i, struct ovl_header *h,
 			  struct error *err)
@@ -334,11 +353,13 @@ static int ovl_open_layer(struct overlay *o, unsigned int i, struct ovl_header *
 	struct stat st;
 	int ret;
 
-	l->fd = open(l->path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	l->fd = ovl_open_file(o, l->path, rw);
 	if (l->fd < 0)
 		return error_set(err, errno, "overlay: %s: %s", l->path, strerror(errno));
 	if (fstat(l->fd, &st) < 0)
 		return error_set(err, errno, "overlay: %s: stat: %s", l->path, strerror(errno));
+	if (o->root >= 0 && !S_ISREG(st.st_mode))
+		return error_set(err, EINVAL, "overlay: %s: not a regular file", l->path);
 	l->dev = st.st_dev;
 	l->ino = st.st_ino;
 	if (l->fmt == OVL_FMT_RAW) {
@@ -365,7 +386,7 @@ static int ovl_open_chain(struct overlay *o, const char *top, struct error *err)
 	struct ovl_header h;
 	int ret;
 
-	o->l[0].path = overlay_abspath(top);
+	o->l[0].path = o->root < 0 ? overlay_abspath(top) : strdup(top);
 	o->l[0].fmt = OVL_FMT_OVERLAY;
 	for (unsigned int i = 0;; i++) {
 		if (!o->l[i].path)
@@ -383,8 +404,8 @@ static int ovl_open_chain(struct overlay *o, const char *top, struct error *err)
 	}
 }
 
-static int ovl_open(struct overlay **out, const char *top, bool writable, bool top_unlocked,
-		    struct error *err)
+static int ovl_open(struct overlay **out, int root, const char *top, bool writable,
+		    bool top_unlocked, struct error *err)
 {
 	struct overlay *o = calloc(1, sizeof(*o));
 	int ret;
@@ -394,6 +415,7 @@ static int ovl_open(struct overlay **out, const char *top, bool writable, bool t
 	pthread_mutex_init(&o->lock, NULL);
 	o->writable = writable;
 	o->top_unlocked = top_unlocked;
+	o->root = root;
 	o->l[0].fd = -1;
 	o->block_size = 1u << OVL_BLOCK_SHIFT;
 	ret = ovl_open_chain(o, top, err);
@@ -415,12 +437,19 @@ static int ovl_open(struct overlay **out, const char *top, bool writable, bool t
 
 int overlay_open(struct overlay **out, const char *top, bool writable, struct error *err)
 {
-	return ovl_open(out, top, writable, false, err);
+	return ovl_open(out, -1, top, writable, false, err);
 }
 
 int overlay_open_unlocked(struct overlay **out, const char *top, struct error *err)
 {
-	return ovl_open(out, top, true, true, err);
+	return ovl_open(out, -1, top, true, true, err);
+}
+
+int overlay_open_in(struct overlay **out, int root, const char *top, struct error *err)
+{
+	if (root < 0)
+		return error_set(err, EBADF, "overlay %s: no root directory", top);
+	return ovl_open(out, root, top, false, false, err);
 }
 
 /* The top's bitmap again from its file: what the process that held it last persisted. */

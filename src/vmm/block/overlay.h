@@ -77,6 +77,7 @@ struct overlay {
 	pthread_mutex_t lock;
 	uint64_t dirty_lo, dirty_hi;
 	uint8_t *bounce; /* one block, for copy-up */
+	int root;	 /* overlay_open_in(): every path resolved inside it; -1: the host's */
 };
 
 /*
@@ -103,6 +104,14 @@ int overlay_open_unlocked(struct overlay **out, const char *top, struct error *e
  * -EBUSY while another process holds it.
  */
 int overlay_relock(struct overlay *o, bool locked, struct error *err);
+/*
+ * overlay_open() of a chain another process wrote (bunshind reading an
+ * instance's disk): read-only with shared locks, the top and every path a
+ * header names resolved inside the directory root (the jail's /: `..`
+ * stops there), symbolic links refused, regular files only. root stays the
+ * caller's.
+ */
+int overlay_open_in(struct overlay **out, int root, const char *top, struct error *err);
 /* Persists the bitmap (writable) and closes every layer. */
 void overlay_close(struct overlay *o);
 
