@@ -621,3 +621,70 @@ void dh_sha256_file(const char *path, char out[65])
 	cr_assert_eq(fscanf(f, "%64s", out), 1);
 	pclose(f);
 }
+
+int dh_cli(struct dh *h, const char *const *args, char *out, size_t size)
+{
+	const char *argv[24] = {dh_env("BUNSHIN_CLI"), "--endpoint", h->sock, "--token", h->admin};
+	int n = 5, p[2], st = 0;
+	ssize_t len;
+	pid_t pid;
+
+	for (; *args && n < 23; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	if (!pid) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		execv(argv[0], (char **)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	/* to the end: a reader gone early would kill the CLI with SIGPIPE */
+	for (size_t got = 0;; got += (size_t)len) {
+		len = read(p[0], out + got, size - 1 - got);
+		if (len <= 0 || got + (size_t)len == size - 1) {
+			out[got + (len > 0 ? (size_t)len : 0)] = 0;
+			break;
+		}
+	}
+	while (read(p[0], (char[256]){0}, 256) > 0)
+		;
+	close(p[0]);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void dh_start_work(struct dh *h, const char *const *extra, char *work, size_t size)
+{
+	dh_start(h, extra);
+	snprintf(work, size, "%s.work", h->dir);
+	cr_assert_eq(mkdir(work, 0700), 0);
+}
+
+void dh_cleanup_work(struct dh *h, const char *work)
+{
+	char cmd[300];
+
+	dh_cleanup(h);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", work);
+	cr_expect_eq(system(cmd), 0);
+}
+
+int dh_image_files(struct dh *h, const char *part)
+{
+	char path[300];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/images", h->dir);
+	d = opendir(path);
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		n += strstr(e->d_name, part) != NULL;
+	closedir(d);
+	return n;
+}

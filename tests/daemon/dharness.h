@@ -95,4 +95,14 @@ char *dh_blk_tell(struct dh *h, const char *ref, int readies, int seed, int pass
 /* sha256sum of a file, 64 hex digits. */
 void dh_sha256_file(const char *path, char out[65]);
 
+/* bunshin with args as the admin: its exit status; its stdout and stderr into out. */
+int dh_cli(struct dh *h, const char *const *args, char *out, size_t size);
+/* dh_start(), and work = DIR.work: a directory of the test's own beside the state directory. */
+void dh_start_work(struct dh *h, const char *const *extra, char *work, size_t size);
+/* dh_cleanup(), and work removed. */
+void dh_cleanup_work(struct dh *h, const char *work);
+
+/* How many files in STATE/images have part in their name. */
+int dh_image_files(struct dh *h, const char *part);
+
 #endif

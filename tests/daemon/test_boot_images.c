@@ -33,18 +33,12 @@ static void setup(void)
 {
 	static const char *const extra[] = {"--image-max-size", BI_MAX_SIZE, NULL};
 
-	dh_start(&h, extra);
-	snprintf(work, sizeof(work), "%s.work", h.dir);
-	cr_assert_eq(mkdir(work, 0700), 0);
+	dh_start_work(&h, extra, work, sizeof(work));
 }
 
 static void teardown(void)
 {
-	char cmd[300];
-
-	dh_cleanup(&h);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", work);
-	cr_expect_eq(system(cmd), 0);
+	dh_cleanup_work(&h, work);
 }
 
 TestSuite(bootimg, .init = setup, .fini = teardown, .timeout = 240);
@@ -120,23 +114,6 @@ static void bi_expect_refused_at(int line, int st, json_t **outp, int want, cons
 
 /* out by address: it is read after the request that fills it, whatever the argument order. */
 #define bi_expect_refused(...) bi_expect_refused_at(__LINE__, __VA_ARGS__)
-
-/* How many files in STATE/images have this in their name. */
-static int bi_image_files(const char *part)
-{
-	char path[300];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/images", h.dir);
-	d = opendir(path);
-	cr_assert_not_null(d);
-	while ((e = readdir(d)))
-		n += strstr(e->d_name, part) != NULL;
-	closedir(d);
-	return n;
-}
 
 /* A file of 9 MiB (over BI_MAX_SIZE) at path. */
 static bool bi_create_big(const char *path)
@@ -530,8 +507,8 @@ Test(bootimg, bad_kernels_and_initrds_are_refused_naming_the_field)
 			    zero, 512, &out),
 		     400);
 	json_decref(out);
-	cr_expect_eq(bi_image_files(".initrd"), 0);
-	cr_expect_eq(bi_image_files(".upload-"), 0);
+	cr_expect_eq(dh_image_files(&h, ".initrd"), 0);
+	cr_expect_eq(dh_image_files(&h, ".upload-"), 0);
 	big = calloc(1, 9 << 20);
 	cr_assert_not_null(big);
 	cr_expect_eq(bi_put(h.admin, "/v1/images/kpub/initrd?public=true", big, 9 << 20, &out),
@@ -559,41 +536,6 @@ Test(bootimg, bad_kernels_and_initrds_are_refused_naming_the_field)
 	cr_expect_eq(dh_req(&h, h.admin, "DELETE", "/v1/images/kpub", NULL, NULL), 204);
 }
 
-/* bunshin with these arguments (as the admin); its exit status, stdout into *out. */
-static int bi_cli(const char *const *args, char *out, size_t size)
-{
-	const char *argv[24] = {getenv("BUNSHIN_CLI"), "--endpoint", h.sock, "--token", h.admin};
-	int n = 5, p[2], st = 0;
-	ssize_t len;
-	pid_t pid;
-
-	for (; *args && n < 23; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	cr_assert_eq(pipe(p), 0);
-	pid = fork();
-	if (!pid) {
-		dup2(p[1], 1);
-		close(p[0]);
-		execv(argv[0], (char **)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	/* to the end: a reader gone early would kill the CLI with SIGPIPE */
-	for (size_t got = 0;; got += (size_t)len) {
-		len = read(p[0], out + got, size - 1 - got);
-		if (len <= 0 || got + (size_t)len == size - 1) {
-			out[got + (len > 0 ? (size_t)len : 0)] = 0;
-			break;
-		}
-	}
-	while (read(p[0], (char[256]){0}, 256) > 0)
-		;
-	close(p[0]);
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 Test(bootimg, cli_import_and_upload_with_kernel_and_initrd)
 {
 	char disk[300], initrd[300], out[4096], *kernel;
@@ -604,26 +546,30 @@ Test(bootimg, cli_import_and_upload_with_kernel_and_initrd)
 	memset(bytes, 0x42, sizeof(bytes));
 	bi_file(disk, bytes, sizeof(bytes));
 	bi_file(initrd, bytes, 1000);
-	cr_assert_eq(bi_cli((const char *[]){"--json", "image", "import", "kc",
+	cr_assert_eq(dh_cli(&h,
+			    (const char *[]){"--json", "image", "import", "kc",
 					     getenv("BUNSHIN_GUEST_ELF"), "--kind", "kernel",
 					     "--initrd", initrd, "--cmdline", "test=boot", NULL},
 			    out, sizeof(out)),
 		     0, "%s", out);
 	cr_expect(strstr(out, "\"initrd_size\": 1000"), "%s", out);
-	cr_assert_eq(bi_cli((const char *[]){"image", "import", "dc", disk, "--kernel", "kc", NULL},
+	cr_assert_eq(dh_cli(&h,
+			    (const char *[]){"image", "import", "dc", disk, "--kernel", "kc", NULL},
 			    out, sizeof(out)),
 		     0, "%s", out);
 	kernel = bi_image_field("dc", "kernel");
 	cr_expect_str_eq(kernel, "kc");
 	free(kernel);
 	cr_assert_eq(
-		bi_cli((const char *[]){"--json", "image", "upload", "ku",
+		dh_cli(&h,
+		       (const char *[]){"--json", "image", "upload", "ku",
 					getenv("BUNSHIN_GUEST_ELF"), "--public", "--kind", "kernel",
 					"--initrd", initrd, "--cmdline", "test=boot", NULL},
 		       out, sizeof(out)),
 		0, "%s", out);
 	cr_expect(strstr(out, "\"initrd_size\": 1000"), "%s", out);
-	cr_assert_eq(bi_cli((const char *[]){"image", "upload", "du", disk, "--public", "--kernel",
+	cr_assert_eq(dh_cli(&h,
+			    (const char *[]){"image", "upload", "du", disk, "--public", "--kernel",
 					     "ku", NULL},
 			    out, sizeof(out)),
 		     0, "%s", out);
@@ -632,20 +578,22 @@ Test(bootimg, cli_import_and_upload_with_kernel_and_initrd)
 	free(kernel);
 	/* bad input: --initrd on a raw upload, a missing initrd file, a missing kernel image */
 	cr_expect_eq(
-		bi_cli((const char *[]){"image", "upload", "x", disk, "--initrd", initrd, NULL},
+		dh_cli(&h, (const char *[]){"image", "upload", "x", disk, "--initrd", initrd, NULL},
 		       out, sizeof(out)),
 		2);
-	cr_expect_neq(bi_cli((const char *[]){"image", "import", "x", getenv("BUNSHIN_GUEST_ELF"),
+	cr_expect_neq(dh_cli(&h,
+			     (const char *[]){"image", "import", "x", getenv("BUNSHIN_GUEST_ELF"),
 					      "--kind", "kernel", "--initrd", "/nonexistent", NULL},
 			     out, sizeof(out)),
 		      0);
 	memset(longline, 'x', sizeof(longline) - 1);
-	cr_expect_eq(bi_cli((const char *[]){"image", "upload", "x", disk, "--kind", "kernel",
+	cr_expect_eq(dh_cli(&h,
+			    (const char *[]){"image", "upload", "x", disk, "--kind", "kernel",
 					     "--cmdline", longline, NULL},
 			    out, sizeof(out)),
 		     2);
 	cr_expect_neq(
-		bi_cli((const char *[]){"image", "import", "x", disk, "--kernel", "nope", NULL},
+		dh_cli(&h, (const char *[]){"image", "import", "x", disk, "--kernel", "nope", NULL},
 		       out, sizeof(out)),
 		0);
 }
@@ -873,7 +821,7 @@ Test(bootimg, a_disk_chain_too_deep_to_clone_is_refused_up_front)
 	dh_need_kvm();
 	free(bi_blank_raw("ddeep", "kdeep", BI_WAIT_CMDLINE, sha));
 	bi_create("deep", "ddeep");
-	free(bi_wait_count("deep", "result=ready", 1));
+	free(dh_wait_lines(&h, "deep", "result=ready", 1));
 	for (int i = 1; i <= 14; i++) {
 		snprintf(prefix, sizeof(prefix), "g%d", i);
 		bi_clone("deep", 1, prefix);

@@ -168,71 +168,41 @@ Test(qmove, bad_requests_are_refused_naming_the_field)
 	qm_expect("team-b", 10, 20, 50 * 1024);
 }
 
-/* bunshin with these arguments as the admin; its exit status, stdout and stderr into out. */
-static int qm_cli(const char *const *args, char *out, size_t size)
-{
-	const char *argv[24] = {getenv("BUNSHIN_CLI"), "--endpoint", h.sock, "--token", h.admin};
-	int n = 5, p[2], st = 0;
-	ssize_t len;
-	pid_t pid;
-
-	for (; *args && n < 23; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	cr_assert_eq(pipe(p), 0);
-	pid = fork();
-	if (!pid) {
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		close(p[0]);
-		execv(argv[0], (char **)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	/* to the end: a reader gone early would kill the CLI with SIGPIPE */
-	for (size_t got = 0;; got += (size_t)len) {
-		len = read(p[0], out + got, size - 1 - got);
-		if (len <= 0 || got + (size_t)len == size - 1) {
-			out[got + (len > 0 ? (size_t)len : 0)] = 0;
-			break;
-		}
-	}
-	while (read(p[0], (char[256]){0}, 256) > 0)
-		;
-	close(p[0]);
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 Test(qmove, cli)
 {
 	char out[4096];
 
-	cr_expect_eq(qm_cli((const char *[]){"quota", "move", "--from", "team-a", "--to", "team-b",
+	cr_expect_eq(dh_cli(&h,
+			    (const char *[]){"quota", "move", "--from", "team-a", "--to", "team-b",
 					     "--vcpus", "4", "--ram", "4096", NULL},
 			    out, sizeof(out)),
 		     0, "%s", out);
 	qm_expect("team-a", 10, 16, 50 * 1024 - 4096);
 	qm_expect("team-b", 10, 24, 50 * 1024 + 4096);
 	cr_expect_eq(
-		qm_cli((const char *[]){"quota", "move", "--to", "team-b", "--vcpus", "4", NULL},
+		dh_cli(&h,
+		       (const char *[]){"quota", "move", "--to", "team-b", "--vcpus", "4", NULL},
 		       out, sizeof(out)),
 		2, "%s", out);
-	cr_expect_eq(qm_cli((const char *[]){"quota", "move", "--from", "team-a", "--to", "team-b",
+	cr_expect_eq(dh_cli(&h,
+			    (const char *[]){"quota", "move", "--from", "team-a", "--to", "team-b",
 					     NULL},
 			    out, sizeof(out)),
 		     2, "%s", out);
-	cr_expect_eq(qm_cli((const char *[]){"quota", "move", "--from", "team-a", "--to", "team-b",
+	cr_expect_eq(dh_cli(&h,
+			    (const char *[]){"quota", "move", "--from", "team-a", "--to", "team-b",
 					     "--vcpus", "x", NULL},
 			    out, sizeof(out)),
 		     2, "%s", out);
-	cr_expect_neq(qm_cli((const char *[]){"quota", "move", "--from", "team-a", "--to", "team-b",
+	cr_expect_neq(dh_cli(&h,
+			     (const char *[]){"quota", "move", "--from", "team-a", "--to", "team-b",
 					      "--vcpus", "99", NULL},
 			     out, sizeof(out)),
 		      0, "%s", out);
 	cr_expect(strstr(out, "vcpus"), "%s", out);
-	cr_expect_eq(qm_cli((const char *[]){"quota", "move", "--help", NULL}, out, sizeof(out)), 0,
-		     "%s", out);
+	cr_expect_eq(
+		dh_cli(&h, (const char *[]){"quota", "move", "--help", NULL}, out, sizeof(out)), 0,
+		"%s", out);
 	cr_expect(strstr(out, "--from"), "%s", out);
 	qm_expect("team-a", 10, 16, 50 * 1024 - 4096);
 }

@@ -32,18 +32,12 @@ static char work[256];
 
 static void setup(void)
 {
-	dh_start(&h, NULL);
-	snprintf(work, sizeof(work), "%s.work", h.dir);
-	cr_assert_eq(mkdir(work, 0700), 0);
+	dh_start_work(&h, NULL, work, sizeof(work));
 }
 
 static void teardown(void)
 {
-	char cmd[300];
-
-	dh_cleanup(&h);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", work);
-	cr_expect_eq(system(cmd), 0);
+	dh_cleanup_work(&h, work);
 }
 
 TestSuite(srvimg, .init = setup, .fini = teardown, .timeout = 300);
@@ -184,23 +178,6 @@ static char *si_event(const char *ref)
 	return r ?: strdup("");
 }
 
-/* How many files in STATE/images have this in their name. */
-static int si_files(const char *part)
-{
-	char path[300];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/images", h.dir);
-	d = opendir(path);
-	cr_assert_not_null(d);
-	while ((e = readdir(d)))
-		n += strstr(e->d_name, part) != NULL;
-	closedir(d);
-	return n;
-}
-
 Test(srvimg, an_image_of_a_stopped_instance_boots_into_its_disk)
 {
 	char before[65], after[65], sha[65], *src, *img;
@@ -232,7 +209,7 @@ Test(srvimg, an_image_of_a_stopped_instance_boots_into_its_disk)
 	img = si_event("s1");
 	cr_expect(strstr(img, "image s1-img saved"), "event: %s", img);
 	free(img);
-	cr_expect_eq(si_files(".snap-"), 0);
+	cr_expect_eq(dh_image_files(&h, ".snap-"), 0);
 
 	si_create(h.admin, "s2", "s1-img");
 	si_expect_found("s2", 1, 12, 1, "11");
@@ -448,44 +425,11 @@ Test(srvimg, an_image_left_saving_by_a_killed_bunshind_is_removed)
 	free(status);
 	cr_expect_eq(dh_req(&h, h.admin, "GET", "/v1/images/ghost", NULL, &out), 404);
 	json_decref(out);
-	cr_expect_eq(si_files(".snap-"), 0);
-	cr_expect_eq(si_files("ghost"), 0);
+	cr_expect_eq(dh_image_files(&h, ".snap-"), 0);
+	cr_expect_eq(dh_image_files(&h, "ghost"), 0);
 	/* the instance lives on, and a new image of it works */
 	si_image(h.admin, "b1", "b1-again");
 	json_decref(si_wait_active(h.admin, "b1-again"));
-}
-
-/* bunshin with these arguments (as the admin); its exit status, stdout and stderr into out. */
-static int si_cli(const char *const *args, char *out, size_t size)
-{
-	const char *argv[24] = {getenv("BUNSHIN_CLI"), "--endpoint", h.sock, "--token", h.admin};
-	int n = 5, p[2], st = 0;
-	size_t got = 0;
-	ssize_t len;
-	pid_t pid;
-
-	for (; *args && n < 23; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	cr_assert_eq(pipe(p), 0);
-	pid = fork();
-	if (!pid) {
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		close(p[0]);
-		execv(argv[0], (char **)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	while ((len = read(p[0], out + got, size - 1 - got)) > 0 && got + (size_t)len < size - 1)
-		got += (size_t)len;
-	got += len > 0 ? (size_t)len : 0;
-	out[got] = 0;
-	while (read(p[0], (char[256]){0}, 256) > 0)
-		;
-	close(p[0]);
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 Test(srvimg, cli_server_image_waits_until_active)
@@ -497,25 +441,28 @@ Test(srvimg, cli_server_image_waits_until_active)
 	si_images("dcli", "kcli", SI_CMDLINE, SI_DISK_SIZE);
 	si_create(h.admin, "c1", "dcli");
 	free(dh_wait_lines(&h, "c1", "result=ready", 1));
-	cr_assert_eq(si_cli((const char *[]){"server", "image", "c1", "c1-img", "--wait", NULL},
+	cr_assert_eq(dh_cli(&h, (const char *[]){"server", "image", "c1", "c1-img", "--wait", NULL},
 			    out, sizeof(out)),
 		     0, "%s", out);
 	im = si_wait_active(h.admin, "c1-img");
 	json_decref(im);
-	cr_expect_eq(
-		si_cli((const char *[]){"server", "image", "c1", "c1-img", NULL}, out, sizeof(out)),
-		1, "%s", out);
+	cr_expect_eq(dh_cli(&h, (const char *[]){"server", "image", "c1", "c1-img", NULL}, out,
+			    sizeof(out)),
+		     1, "%s", out);
 	cr_expect(strstr(out, "already exists"), "%s", out);
-	cr_expect_eq(si_cli((const char *[]){"server", "image", "c1", NULL}, out, sizeof(out)), 2);
-	cr_expect_eq(
-		si_cli((const char *[]){"server", "image", "nope", "x", NULL}, out, sizeof(out)),
-		3);
-	cr_expect_eq(si_cli((const char *[]){"server", "image", "c1", "x", "--timeout", "0",
+	cr_expect_eq(dh_cli(&h, (const char *[]){"server", "image", "c1", NULL}, out, sizeof(out)),
+		     2);
+	cr_expect_eq(dh_cli(&h, (const char *[]){"server", "image", "nope", "x", NULL}, out,
+			    sizeof(out)),
+		     3);
+	cr_expect_eq(dh_cli(&h,
+			    (const char *[]){"server", "image", "c1", "x", "--timeout", "0",
 					     "--wait", NULL},
 			    out, sizeof(out)),
 		     2);
-	cr_expect_eq(si_cli((const char *[]){"server", "image", "--help", NULL}, out, sizeof(out)),
-		     0);
+	cr_expect_eq(
+		dh_cli(&h, (const char *[]){"server", "image", "--help", NULL}, out, sizeof(out)),
+		0);
 	cr_expect(strstr(out, "--wait"), "%s", out);
 }
 
@@ -531,7 +478,7 @@ Test(srvimg, a_bunshind_stopping_mid_copy_exits_cleanly_and_leaves_no_half_image
 	si_image(h.admin, "t1", "t1-img");
 	cr_expect_eq(dh_term(&h), 0, "bunshind did not exit cleanly with a copy in flight");
 	status = si_db_status("t1-img");
-	cr_expect_eq(si_files(".snap-"), 0, "a stopped copy left its temporary file");
+	cr_expect_eq(dh_image_files(&h, ".snap-"), 0, "a stopped copy left its temporary file");
 	dh_restart(&h, NULL);
 	if (!strcmp(status, "saving")) {
 		cr_expect_eq(dh_req(&h, h.admin, "GET", "/v1/images/t1-img", NULL, &out), 404);
@@ -541,7 +488,7 @@ Test(srvimg, a_bunshind_stopping_mid_copy_exits_cleanly_and_leaves_no_half_image
 	}
 	cr_log_info("t1-img was %s when bunshind stopped", status);
 	free(status);
-	cr_expect_eq(si_files(".snap-"), 0);
+	cr_expect_eq(dh_image_files(&h, ".snap-"), 0);
 }
 
 Test(srvimg, a_disk_over_the_image_limit_and_unjailed_instances_are_refused)
@@ -560,7 +507,7 @@ Test(srvimg, a_disk_over_the_image_limit_and_unjailed_instances_are_refused)
 	json_decref(out);
 	cr_expect_eq(dh_req(&h, h.admin, "GET", "/v1/images/l1-img", NULL, &out), 404);
 	json_decref(out);
-	cr_expect_eq(si_files(".snap-"), 0);
+	cr_expect_eq(dh_image_files(&h, ".snap-"), 0);
 
 	/* unjailed, the layers' headers name host paths */
 	dh_cleanup(&h);
