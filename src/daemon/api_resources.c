@@ -550,6 +550,11 @@ static void api_instance_start(struct api_ctx *c, json_t *inst)
 
 	if (strcmp(state, ST_STOPPED) && strcmp(state, ST_ERROR))
 		return api_err(c, 409, "conflict", "action", "the instance is %s", state);
+	/* the copy holds its disk's layers: a VMM could not take the top for writing */
+	if (simg_holds(id))
+		return api_err(c, 409, "conflict", "action",
+			       "an image of the instance's disk is being saved: start it when the "
+			       "image is active");
 	ret = STORE(c->s, instance_set_state, id, state, ST_STARTING, NULL, &err);
 	if (!ret)
 		ret = STORE(c->s, instance_count_restart, id, true, &err);

@@ -164,6 +164,8 @@ int dlayer_vmm_snapshot(const json_t *src, const char *vdir, struct error *err);
  */
 void simg_recover(struct daemon *d);
 void simg_shutdown(void);
+/* Whether an image of instance inst_id's disk is being saved (it must not start meanwhile). */
+bool simg_holds(int64_t inst_id);
 
 /*
  * jail.c: an instance's sandbox. djail_setup() readies its directory as

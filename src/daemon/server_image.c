@@ -6,9 +6,9 @@
  * as holes), booting with the kernel image its own image boots with.
  *
  * Consistency. A stopped instance's chain is read as it lies: no VMM
- * holds it, and the shared locks taken on every layer keep one from
- * starting to write it meanwhile (its start fails, saying the disk is
- * locked). A running or paused one is asked for a snapshot into
+ * holds it, and none may start while the copy reads it (simg_holds():
+ * a 409 saying why; the shared locks taken on every layer would make its
+ * VMM fail). A running or paused one is asked for a snapshot into
  * /image-ID, as a clone's source is (disk_layers.c keeps the store's
  * chain right): its disk is frozen at that instant and the VM goes on in
  * a new top; the frozen layer is taken over (root's, read-only), the
@@ -59,6 +59,7 @@ struct simg_job {
 	char tmp[4200], dst[4200];
 	int64_t image_id, inst_id, tenant_id;
 	char name[STORE_NAME_MAX + 1], user[STORE_NAME_MAX + 1];
+	struct simg_job *next; /* in simg_jobs.list */
 };
 
 /*
@@ -71,7 +72,28 @@ static struct {
 	pthread_cond_t done;
 	unsigned int running;
 	bool stopping;
-} simg_jobs = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+	struct simg_job *list; /* the copies in flight: whose instance's disk they read */
+} simg_jobs = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, NULL};
+
+bool simg_holds(int64_t inst_id)
+{
+	bool held = false;
+
+	pthread_mutex_lock(&simg_jobs.lock);
+	for (struct simg_job *j = simg_jobs.list; j && !held; j = j->next)
+		held = j->inst_id == inst_id;
+	pthread_mutex_unlock(&simg_jobs.lock);
+	return held;
+}
+
+static void simg_job_begin(struct simg_job *j)
+{
+	pthread_mutex_lock(&simg_jobs.lock);
+	j->next = simg_jobs.list;
+	simg_jobs.list = j;
+	simg_jobs.running++;
+	pthread_mutex_unlock(&simg_jobs.lock);
+}
 
 static bool simg_stopping(void)
 {
@@ -83,9 +105,15 @@ static bool simg_stopping(void)
 	return stop;
 }
 
-static void simg_job_done(void)
+static void simg_job_done(struct simg_job *j)
 {
 	pthread_mutex_lock(&simg_jobs.lock);
+	for (struct simg_job **pp = &simg_jobs.list; *pp; pp = &(*pp)->next) {
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	}
 	simg_jobs.running--;
 	pthread_cond_broadcast(&simg_jobs.done);
 	pthread_mutex_unlock(&simg_jobs.lock);
@@ -215,8 +243,8 @@ static void *simg_thread(void *arg)
 	if (ret == -ECANCELED) { /* the store may be gone: the next start removes the row */
 		unlink(j->tmp);
 		log_warn("image %s: %s: the copy stops, unfinished", j->name, err.msg);
+		simg_job_done(j);
 		simg_free(j);
-		simg_job_done();
 		return NULL;
 	}
 	if (!ret && rename(j->tmp, j->dst))
@@ -237,8 +265,8 @@ static void *simg_thread(void *arg)
 	}
 	sup_event(s, j->tenant_id, j->inst_id, j->user, "image", result);
 	pool_put(j->d->pool, s);
+	simg_job_done(j);
 	simg_free(j);
-	simg_job_done();
 	return NULL;
 }
 
@@ -542,10 +570,8 @@ static void simg_start(struct api_ctx *c, const json_t *inst, const char *name)
 	if (!simg_admit(c, inst, &live) || !simg_reserve(c, j, inst) ||
 	    !simg_open(c, j, inst, live))
 		return simg_free(j);
+	simg_job_begin(j);
 	api_ok(c, 202, simg_view(c, j->image_id));
-	pthread_mutex_lock(&simg_jobs.lock);
-	simg_jobs.running++;
-	pthread_mutex_unlock(&simg_jobs.lock);
 	if (pthread_create(&t, NULL, simg_thread, j)) {
 		/* no thread: the work is done here, late but whole */
 		simg_thread(j);

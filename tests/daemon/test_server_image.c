@@ -550,3 +550,38 @@ Test(srvimg, a_paused_instance_stays_paused_and_its_image_holds_its_disk)
 	si_create(h.admin, "p2", "p1-img");
 	si_expect_found("p2", 1, 33, 1, "31");
 }
+
+/*
+ * A stopped instance cannot start while an image of its disk is being
+ * saved (the copy reads its layers): a 409 saying why, and it starts
+ * once the image is active. A disk large enough that the copy usually
+ * still runs; if it was quicker, the image is active already.
+ */
+Test(srvimg, a_start_waits_for_the_image_of_its_disk)
+{
+	json_t *out = NULL;
+	int st;
+
+	dh_need_kvm();
+	si_images("dhold", "khold", SI_CMDLINE, 512u << 20);
+	si_create(h.admin, "h1", "dhold");
+	free(dh_blk_tell(&h, "h1", 1, 5, 1));
+	si_image(h.admin, "h1", "h1-img");
+	st = dh_req(&h, h.admin, "POST", "/v1/instances/h1/actions", "{\"action\":\"start\"}",
+		    &out);
+	cr_log_info("a start during the copy: %d", st);
+	if (st == 409) {
+		cr_expect(strstr(si_msg(out), "being saved"), "%s", si_msg(out));
+	} else {
+		cr_assert_eq(st, 200, "%s", si_msg(out));
+		json_decref(out);
+		out = NULL;
+		cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/images/h1-img", NULL, &out), 200);
+		cr_expect_str_eq(dh_jstr(out, NULL, "status"), "active", "started while saving");
+	}
+	json_decref(out);
+	json_decref(si_wait_active(h.admin, "h1-img"));
+	if (st == 409)
+		si_start("h1");
+	free(dh_wait_lines(&h, "h1", "result=ready", 2));
+}
