@@ -14,7 +14,8 @@
 static const char *const server_cols[] = {"id",	   "name",  "tenant", "flavor",
 					  "image", "state", "error",  NULL};
 static const char *const flavor_cols[] = {"name", "vcpus", "ram_mib", "disk_gib", "tenant", NULL};
-static const char *const image_cols[] = {"name", "kind", "size", "sha256", "tenant", NULL};
+static const char *const image_cols[] = {"name",   "kind",   "status", "size",
+					 "sha256", "tenant", NULL};
 static const char *const tenant_cols[] = {"name", "quota_instances", "quota_vcpus", "quota_ram_mib",
 					  NULL};
 static const char *const user_cols[] = {"name", "tenant", "role", NULL};

@@ -446,6 +446,9 @@ Test(srvimg, cli_server_image_waits_until_active)
 		     0, "%s", out);
 	im = si_wait_active(h.admin, "c1-img");
 	json_decref(im);
+	/* the table says which images are ready */
+	cr_assert_eq(dh_cli(&h, (const char *[]){"image", "list", NULL}, out, sizeof(out)), 0);
+	cr_expect(strstr(out, "STATUS") && strstr(out, "active"), "%s", out);
 	cr_expect_eq(dh_cli(&h, (const char *[]){"server", "image", "c1", "c1-img", NULL}, out,
 			    sizeof(out)),
 		     1, "%s", out);
