@@ -83,6 +83,7 @@ int cli_wait(struct cli *c, const char *ref, const char *want, int secs);
 /* lifecycle.c: server reboot and resize. */
 int cli_server_reboot(struct cli *c);
 int cli_server_resize(struct cli *c);
+int cli_server_rebuild(struct cli *c);
 /* server console --follow: until interrupted, or the server is gone. */
 int cli_server_console_follow(struct cli *c);
 /* clone.c: server clone. */

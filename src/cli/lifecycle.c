@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* bunshin server reboot and bunshin server resize. */
+/* bunshin server reboot, resize and rebuild. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +50,16 @@ int cli_server_resize(struct cli *c)
 	if (!ret && cli_opt(c, "wait") && strcmp(state, "stopped") && strcmp(state, "error"))
 		ret = cli_wait(c, c->pos[0], "running", secs);
 	return ret;
+}
+
+int cli_server_rebuild(struct cli *c)
+{
+	const char *image = cli_opt(c, "image");
+	char state[32];
+
+	return cli_life_post(c, "/rebuild",
+			     image ? json_pack("{s:s}", "image", image) : json_object(), state,
+			     sizeof(state));
 }
 
 /*

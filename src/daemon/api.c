@@ -618,9 +618,9 @@ static bool api_match(const struct api_op *op, const struct api_ctx *c, bool *pa
 static const struct api_op *api_find(struct api_ctx *c)
 {
 	const struct api_op *tables[] = {
-		api_ops,       api_resource_ops,    api_network_ops, api_lifecycle_ops,
-		api_clone_ops, api_keypair_ops,	    api_console_ops, api_forward_ops,
-		api_quota_ops, api_server_image_ops};
+		api_ops,       api_resource_ops,     api_network_ops, api_lifecycle_ops,
+		api_clone_ops, api_keypair_ops,	     api_console_ops, api_forward_ops,
+		api_quota_ops, api_server_image_ops, api_rebuild_ops};
 	bool known = false;
 
 	for (unsigned int t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {

@@ -76,6 +76,8 @@ void netd_bridges_gone(json_t *nets);
 json_t *api_instance_lookup(struct api_ctx *c);
 /* The instance as the API shows it: the store's row less bunshind's own fields, inst itself. */
 json_t *api_instance_view(json_t *inst);
+/* Answers status with instance id as it is now (its forwards included). */
+void api_instance_answer(struct api_ctx *c, int64_t id, int status);
 extern const struct api_op api_lifecycle_ops[];
 /* console.c: GET /v1/instances/ID/console?follow=1 (a JSON chunk of the log from ?offset=N). */
 void console_follow(struct api_ctx *c, int64_t id);
@@ -93,5 +95,7 @@ extern const struct api_op api_quota_ops[];
 
 /* server_image.c: POST /v1/instances/ID/image, a raw image of the instance's disk. */
 extern const struct api_op api_server_image_ops[];
+/* rebuild.c: POST /v1/instances/ID/rebuild, a stopped instance afresh from an image. */
+extern const struct api_op api_rebuild_ops[];
 
 #endif

@@ -403,7 +403,7 @@ json_t *api_instance_lookup(struct api_ctx *c)
 	return inst;
 }
 
-static void api_instance_answer(struct api_ctx *c, int64_t id, int status)
+void api_instance_answer(struct api_ctx *c, int64_t id, int status)
 {
 	struct error err = {0};
 	char ref[24];

@@ -155,6 +155,8 @@ void dlayer_freeze_failed(struct store *s, const json_t *src, const char *sdir,
 int dlayer_share(const struct daemon *d, const json_t *src, const char *snapname,
 		 const int64_t *ids, int64_t n, struct error *err);
 int dlayer_settle(const struct daemon *d, struct store *s, json_t *inst, struct error *err);
+/* A rebuilt instance's old chain (and a clone's snapshot) out of its directory. */
+void dlayer_reset(const struct daemon *d, int64_t id);
 void dlayer_remove(const char *dir);
 /* PUT /vm/snapshot {"dir": vdir} on the instance's VMM (its api_sock). */
 int dlayer_vmm_snapshot(const json_t *src, const char *vdir, struct error *err);

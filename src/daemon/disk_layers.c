@@ -481,3 +481,26 @@ int dlayer_vmm_snapshot(const json_t *src, const char *vdir, struct error *err)
 	httpc_response_free(&resp);
 	return ret;
 }
+
+/*
+ * A rebuilt instance's chain out of its directory: its tops and the links
+ * to its frozen layers (clones keep theirs), the snapshot directories
+ * that held them, and a clone's own snapshot (its next start boots cold).
+ */
+void dlayer_reset(const struct daemon *d, int64_t id)
+{
+	static const char *const files[] = {"disk.overlay", CLONE_SNAP_DIR "/state",
+					    CLONE_SNAP_DIR "/memory"};
+	char dir[4096], path[4400];
+
+	supervisor_instance_dir(d, id, dir, sizeof(dir));
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (unlink(path) && errno != ENOENT)
+			log_warn("%s: %s", path, strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s/" CLONE_SNAP_DIR, dir);
+	rmdir(path);
+	clone_remove_leftovers(dir);
+	dlayer_remove(dir);
+}

@@ -303,6 +303,11 @@ struct store_ops {
 	int (*image_set_active)(struct store *s, int64_t id, const char *sha256, int64_t size,
 				struct error *err);
 	int (*image_list_saving)(struct store *s, json_t **out, struct error *err);
+	/*
+	 * A stopped (or failed) instance's image, and its disk chain reset (a
+	 * new first top): -EBUSY when it is in another state now.
+	 */
+	int (*instance_rebuild)(struct store *s, int64_t id, int64_t image_id, struct error *err);
 };
 
 struct store {

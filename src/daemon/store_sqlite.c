@@ -1075,6 +1075,7 @@ static const struct store_ops sq_ops = {
 	.image_create_saving = sq_image_create_saving,
 	.image_set_active = sq_image_set_active,
 	.image_list_saving = sq_image_list_saving,
+	.instance_rebuild = sq_instance_rebuild,
 };
 
 struct store *store_sqlite_open_version(const char *path, int version, struct error *err)

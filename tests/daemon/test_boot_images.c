@@ -838,3 +838,52 @@ Test(bootimg, a_disk_chain_too_deep_to_clone_is_refused_up_front)
 	cr_expect_eq(dh_req(&h, h.admin, "GET", ref, NULL, NULL), 404, "a clone was made");
 	bi_expect_found("deep", 1, 71, 1, "none");
 }
+
+/*
+ * server rebuild: a stopped instance boots afresh from its image (a new
+ * disk), keeping its name and address; a running one is refused; a
+ * rebuilt clone boots cold, and its source's disk is untouched.
+ */
+Test(bootimg, rebuild_gives_a_stopped_instance_a_new_disk)
+{
+	char sha[65], ip[64];
+	json_t *out = NULL;
+
+	dh_need_kvm();
+	free(bi_blank_raw("drb", "krb", BI_WAIT_CMDLINE, sha));
+	bi_create("rb", "drb");
+	bi_expect_found("rb", 1, 11, 1, "none");
+	bi_action("rb", "start");
+	free(dh_wait_lines(&h, "rb", "result=ready", 2));
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances/rb/rebuild", "{}", &out), 409);
+	json_decref(out);
+	cr_assert_eq(dh_req(&h, h.admin, "GET", "/v1/instances/rb", NULL, &out), 200);
+	snprintf(ip, sizeof(ip), "%s", dh_jstr(out, "port", "ip"));
+	json_decref(out);
+	/* a clone of it, waiting, before its disk goes */
+	bi_clone("rb", 1, "rc");
+	bi_expect_found("rb", 2, 12, 2, "11");
+
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances/rb/rebuild", "{\"image\":\"nope\"}",
+			    &out),
+		     404);
+	json_decref(out);
+	cr_assert_eq(
+		dh_req(&h, h.admin, "POST", "/v1/instances/rb/rebuild", "{\"flavor\":\"x\"}", &out),
+		400);
+	json_decref(out);
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances/rb/rebuild", "{\"image\":\"drb\"}",
+			    &out),
+		     200);
+	cr_expect_str_eq(dh_jstr(out, "port", "ip"), ip, "the address changed");
+	json_decref(out);
+	bi_action("rb", "start");
+	bi_expect_found("rb", 3, 13, 3, "none");
+
+	/* the clone: its frozen layer was the source's, and it lives on */
+	bi_expect_found("rc-1", 0, 21, 1, "11");
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances/rc-1/rebuild", NULL, &out), 200);
+	json_decref(out);
+	bi_action("rc-1", "start");
+	bi_expect_found("rc-1", 1, 22, 2, "none");
+}
