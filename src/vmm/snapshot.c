@@ -21,6 +21,7 @@
 #include "identity.h"
 #include "machine.h"
 #include "snapshot.h"
+#include "migrate_disks.h"
 #include "snapshot_disks.h"
 #include "snapshot/memfile.h"
 #include "snapshot/snapfile.h"
@@ -142,7 +143,9 @@ int snapshot_load_config(const struct vmm_config *now, struct vmm_config *out,
 	if (ret)
 		return ret;
 	out->restore = now->restore;
-	return snapshot_disks_restore(now, out, f, err);
+	ret = snapshot_disks_restore(now, out, f, err);
+	/* a suspend's disks: their live tops, where the VM goes on writing */
+	return ret ?: migrate_disks_load(f, 0, out, err);
 }
 
 int snapshot_config_from(const struct vmm_config *now, struct vmm_config *out,
@@ -178,10 +181,15 @@ static double snapshot_now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* With the machine paused. */
-static int snapshot_write(struct machine *m, const char *dir, struct error *err)
+/*
+ * With the machine paused. A suspend leaves the disks as they are and
+ * records where each one's live top is ("disk-layout", as a migration
+ * does): the restore goes on writing there.
+ */
+static int snapshot_write_disks(struct machine *m, const char *dir, bool suspend, struct error *err)
 {
 	struct snap_writer w;
+	uint32_t flags = 0;
 	char path[4096];
 	int ret;
 
@@ -189,7 +197,9 @@ static int snapshot_write(struct machine *m, const char *dir, struct error *err)
 	snapshot_save_config(m->cfg, &w);
 	ret = machine_save_state(m, &w, err);
 	if (!ret)
-		ret = snapshot_disks_save(m, dir, &w, err);
+		ret = snapshot_disks_save(m, dir, !suspend, &w, err);
+	if (!ret && suspend)
+		migrate_disks_save(m, &w, &flags);
 	if (!ret) {
 		snapshot_path(path, sizeof(path), dir, SNAPSHOT_STATE);
 		ret = snap_save(&w, path, err);
@@ -199,6 +209,16 @@ static int snapshot_write(struct machine *m, const char *dir, struct error *err)
 		return ret;
 	snapshot_path(path, sizeof(path), dir, SNAPSHOT_MEMORY);
 	return memfile_save(m->mem.memfd, m->mem.base, m->mem.size, path, err);
+}
+
+static int snapshot_write(struct machine *m, const char *dir, struct error *err)
+{
+	return snapshot_write_disks(m, dir, false, err);
+}
+
+static int snapshot_write_suspend(struct machine *m, const char *dir, struct error *err)
+{
+	return snapshot_write_disks(m, dir, true, err);
 }
 
 /* A full snapshot, with the machine paused: the next diff starts here. */
@@ -233,6 +253,21 @@ int machine_snapshot_paused(struct machine *m, const char *dir, snapshot_write_f
 		if (machine_resume(m, &rerr))
 			log_error("after the snapshot: %s", rerr.msg);
 	}
+	return ret;
+}
+
+int machine_snapshot_suspend(struct machine *m, const char *dir, struct snapshot_info *info,
+			     struct error *err)
+{
+	/* paused here and never resumed: machine_snapshot_paused() leaves it so */
+	int ret = machine_pause(m, err);
+
+	if (ret && ret != -EALREADY)
+		return ret;
+	error_clear(err);
+	ret = machine_snapshot_paused(m, dir, snapshot_write_suspend, info, err);
+	if (!ret)
+		log_info("suspended into %s: %.1f ms; the VM stays paused", dir, info->total_ms);
 	return ret;
 }
 

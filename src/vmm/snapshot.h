@@ -29,6 +29,14 @@ struct snapshot_args {
 int machine_snapshot(struct machine *m, const char *dir, struct snapshot_info *info,
 		     struct error *err);
 
+/*
+ * A suspend: as machine_snapshot(), but the disks are not frozen and the
+ * VM stays paused (a running one is paused for it): the VMM is to end,
+ * and a restore goes on from the disks' live tops.
+ */
+int machine_snapshot_suspend(struct machine *m, const char *dir, struct snapshot_info *info,
+			     struct error *err);
+
 /* Writes one kind of snapshot into dir, the machine paused. */
 typedef int (*snapshot_write_fn)(struct machine *m, const char *dir, struct error *err);
 /*

@@ -26,19 +26,19 @@ static int snapshot_disk_freeze(struct machine *m, unsigned int i, const char *d
 	return 0;
 }
 
-int snapshot_disks_save(struct machine *m, const char *dir, struct snap_writer *w,
+int snapshot_disks_save(struct machine *m, const char *dir, bool freeze, struct snap_writer *w,
 			struct error *err)
 {
 	unsigned int n = m->cfg->ndisks;
 
-	for (unsigned int i = 0; i < n; i++)
+	for (unsigned int i = 0; freeze && i < n; i++)
 		if (!m->cfg->disks[i].read_only && snapshot_disk_freeze(m, i, dir, err))
 			return -err->code;
 	snap_begin(w, "disks", SNAPSHOT_DISKS_VERSION);
 	snap_put_u32(w, n);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct disk *d = virtio_blk_disk(m->blk[i]);
-		bool frozen = !m->cfg->disks[i].read_only && d->ovl;
+		bool frozen = freeze && !m->cfg->disks[i].read_only && d->ovl;
 		const struct ovl_layer *l = frozen ? &d->ovl->l[1] : NULL;
 
 		snap_put_u8(w, frozen);

@@ -22,8 +22,12 @@ struct machine;
  * snapshot holds.
  */
 
-/* With the machine paused: freezes the writable disks, then writes "disks". */
-int snapshot_disks_save(struct machine *m, const char *dir, struct snap_writer *w,
+/*
+ * With the machine paused: freezes the writable disks, then writes
+ * "disks". Without freeze (a suspend: the VM will not run on) the disks
+ * stay as they are and none is recorded frozen.
+ */
+int snapshot_disks_save(struct machine *m, const char *dir, bool freeze, struct snap_writer *w,
 			struct error *err);
 /*
  * The restored configuration's disks (out, parsed from the recorded

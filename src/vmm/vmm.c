@@ -998,6 +998,17 @@ static int machine_api_snapshot_diff(void *ctx, const char *dir, double *pause_m
 	return ret;
 }
 
+static int machine_api_snapshot_suspend(void *ctx, const char *dir, double *pause_ms,
+					double *total_ms, struct error *err)
+{
+	struct snapshot_info info = {0};
+	int ret = machine_snapshot_suspend(ctx, dir, &info, err);
+
+	*pause_ms = info.pause_ms;
+	*total_ms = info.total_ms;
+	return ret;
+}
+
 static int machine_api_migrate(void *ctx, const char *url, struct api_migrate_info *out,
 			       struct error *err)
 {
@@ -1072,6 +1083,7 @@ static int machine_start_api(struct machine *m, struct error *err)
 					    .disk_set_limits = machine_api_disk_set_limits,
 					    .clone = machine_api_clone,
 					    .snapshot_diff = machine_api_snapshot_diff,
+					    .snapshot_suspend = machine_api_snapshot_suspend,
 					    .migrate = machine_api_migrate};
 
 	if (!m->cfg->api_sock || m->api)

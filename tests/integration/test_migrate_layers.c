@@ -640,3 +640,46 @@ Test(miglayers, hostile_layout_in_a_real_migration)
 	check_top(top, 42);
 	check_raw(img, -1);
 }
+
+/*
+ * A suspend: the snapshot leaves the disks unfrozen and the VM paused;
+ * the VMM is stopped, and a restore (no --overlay) goes on writing the
+ * very top it had, which is not frozen under anything new. Twice, after a
+ * snapshot had moved the live top.
+ */
+Test(miglayers, suspend_keeps_the_live_top)
+{
+	char img[96], aovl[96], disk[224], snap[96], s1[96], s2[96], body[256], reply[1024];
+	const char *args[] = {"--restore", s1, NULL};
+	struct vm a, r;
+
+	harness_require_kvm();
+	snprintf(img, sizeof(img), "%s/base.img", dir);
+	empty_image(img);
+	snprintf(aovl, sizeof(aovl), "%s/a.ovl", dir);
+	snprintf(disk, sizeof(disk), "path=%s,overlay=%s", img, aovl);
+	vm_boot(&a, "a", disk, 2);
+	vm_seed(&a, 5, "round=1 found=none");
+	snprintf(snap, sizeof(snap), "%s/snap", dir); /* the top moves to snap/disk0.live.ovl */
+	vm_snapshot(&a, snap);
+	vm_seed(&a, 6, "round=2 found=5");
+
+	snprintf(s1, sizeof(s1), "%s/sus1", dir);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\", \"type\": \"suspend\"}", s1);
+	cr_assert_eq(harness_api(a.sock, "PUT", "/vm/snapshot", body, reply, sizeof(reply)), 200,
+		     "%s", reply);
+	cr_assert_eq(harness_api(a.sock, "PUT", "/vm/actions", "{\"action\": \"stop\"}", reply,
+				 sizeof(reply)),
+		     204, "%s", reply);
+	harness_proc_wait(&a.p, 30000); /* a stop on request: its own exit status */
+	close(a.fd);
+	a.fd = -1;
+
+	vm_start(&r, "r", args);
+	harness_wait_running(r.sock, 10000);
+	/* the guest goes on where it was: its last round, reading the suspended disk */
+	vm_finish(&r, 7, "readonly=0 found=6");
+	snprintf(s2, sizeof(s2), "%s/snap/disk0.live.ovl", dir);
+	check_top(s2, 7);
+	check_top(aovl, 5);
+}

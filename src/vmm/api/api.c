@@ -624,14 +624,18 @@ static void api_put_snapshot(void *ctx, const struct httpd_request *req,
 	if (!*dir || dir[0] != '/')
 		return httpd_error(resp, MHD_HTTP_BAD_REQUEST, "dir",
 				   "dir must be an absolute path");
-	if (strcmp(type, "full") && strcmp(type, "diff"))
+	if (strcmp(type, "full") && strcmp(type, "diff") && strcmp(type, "suspend"))
 		return httpd_error(resp, MHD_HTTP_BAD_REQUEST, "type",
-				   "type must be \"full\" or \"diff\"");
-	if (!strcmp(type, "diff") && !api->backend.snapshot_diff)
-		return httpd_error(resp, MHD_HTTP_NOT_IMPLEMENTED, "type",
-				   "no diff snapshots here");
+				   "type must be \"full\", \"diff\" or \"suspend\"");
+	if ((!strcmp(type, "diff") && !api->backend.snapshot_diff) ||
+	    (!strcmp(type, "suspend") && !api->backend.snapshot_suspend))
+		return httpd_error(resp, MHD_HTTP_NOT_IMPLEMENTED, "type", "no %s snapshots here",
+				   type);
 	if (!strcmp(type, "diff"))
 		ret = api->backend.snapshot_diff(api->backend.ctx, dir, &pause_ms, &total_ms, &err);
+	else if (!strcmp(type, "suspend"))
+		ret = api->backend.snapshot_suspend(api->backend.ctx, dir, &pause_ms, &total_ms,
+						    &err);
 	else
 		ret = api->backend.snapshot(api->backend.ctx, dir, &pause_ms, &total_ms, &err);
 	if (ret == -EINVAL || ret == -EEXIST)

@@ -25,7 +25,7 @@
  *                                  "pause" | "resume"}
  *   GET  /vm/balloon    target, actual size, counters, the guest's statistics
  *   PUT  /vm/balloon    {"target_mib": N}
- *   PUT  /vm/snapshot   {"dir": PATH, "type": "full" | "diff"}: state and memory
+ *   PUT  /vm/snapshot   {"dir": PATH, "type": "full" | "diff" | "suspend"}: state and memory
  *                       files into PATH; a diff holds the pages written since
  *                       the previous snapshot (snapdiff.h)
  *   PUT  /vm/disk-limits {"disk": ID or index, "iops", "iops_burst", "bps",
@@ -135,6 +135,12 @@ struct api_backend {
 			     struct error *err);
 	/* Live migration to url; -EINVAL: a bad url (a 400). On success the VMM exits after. */
 	int (*migrate)(void *ctx, const char *url, struct api_migrate_info *out, struct error *err);
+	/*
+	 * A suspend snapshot (NULL: not offered): the disks not frozen, the VM
+	 * left paused, for a VMM about to be stopped and restored later.
+	 */
+	int (*snapshot_suspend)(void *ctx, const char *dir, double *pause_ms, double *total_ms,
+				struct error *err);
 };
 
 struct api;
