@@ -216,6 +216,11 @@ static int cli_server_resume(struct cli *c)
 	return cli_server_action(c, "resume", NULL);
 }
 
+static int cli_server_suspend(struct cli *c)
+{
+	return cli_server_action(c, "suspend", NULL);
+}
+
 static int cli_server_delete(struct cli *c)
 {
 	char path[512];
@@ -576,7 +581,20 @@ const struct cli_cmd cli_cmds[] = {
 	 {WAIT_OPTS},
 	 cli_server_stop},
 	{"server", "pause", "NAME|ID", 1, "pause a running server", {{0}}, cli_server_pause},
-	{"server", "resume", "NAME|ID", 1, "resume a paused server", {{0}}, cli_server_resume},
+	{"server",
+	 "resume",
+	 "NAME|ID",
+	 1,
+	 "resume a paused server, or restore a suspended one",
+	 {{0}},
+	 cli_server_resume},
+	{"server",
+	 "suspend",
+	 "NAME|ID",
+	 1,
+	 "save a running server to disk and end its VMM (its RAM freed); resume restores it",
+	 {{0}},
+	 cli_server_suspend},
 	{"server",
 	 "delete",
 	 "NAME|ID",

@@ -218,7 +218,7 @@ static void sup_adopt_gone(struct store *s, const json_t *inst)
 	struct error err = {0};
 	char why[256];
 
-	if (!strcmp(state, ST_STOPPED) || !strcmp(state, ST_ERROR))
+	if (!strcmp(state, ST_STOPPED) || !strcmp(state, ST_ERROR) || !strcmp(state, ST_SUSPENDED))
 		return;
 	if (strcmp(state, ST_STOPPING)) {
 		snprintf(why, sizeof(why),

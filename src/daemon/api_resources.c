@@ -453,7 +453,8 @@ static bool api_instance_refs(struct api_ctx *c, const char *flavor, const char 
 	return !ret;
 }
 
-static void api_instance_boot(struct api_ctx *c, int64_t id)
+/* Starts instance id's VMM: a cold boot, or (restore, a directory of its own) a restore. */
+static void api_instance_boot(struct api_ctx *c, int64_t id, const char *restore)
 {
 	struct error err = {0};
 	char ref[24];
@@ -462,6 +463,8 @@ static void api_instance_boot(struct api_ctx *c, int64_t id)
 	snprintf(ref, sizeof(ref), "%lld", (long long)id);
 	if (STORE(c->s, instance_get, 0, ref, &inst, &err))
 		return;
+	if (restore)
+		json_object_set_new(inst, "restore", json_string(restore));
 	/* A failed boot is recorded in the instance (ERROR and why), which the answer shows. */
 	if (supervisor_spawn(c->d, c->s, inst, &err))
 		log_warn("instance %lld: %s", (long long)id, err.msg);
@@ -511,7 +514,7 @@ static void api_instance_create(struct api_ctx *c)
 	snprintf(c->target, sizeof(c->target), "instance %lld", (long long)id);
 	fw_port_added(c->d, c->s, id); /* its port's elements, before its tap can exist */
 	if (start)
-		api_instance_boot(c, id);
+		api_instance_boot(c, id, NULL);
 	api_instance_answer(c, id, 201);
 }
 
@@ -548,19 +551,26 @@ static void api_instance_start(struct api_ctx *c, json_t *inst)
 	struct error err = {0};
 	int ret;
 
-	if (strcmp(state, ST_STOPPED) && strcmp(state, ST_ERROR))
+	bool suspended = !strcmp(state, ST_SUSPENDED);
+
+	if (strcmp(state, ST_STOPPED) && strcmp(state, ST_ERROR) && !suspended)
 		return api_err(c, 409, "conflict", "action", "the instance is %s", state);
 	/* the copy holds its disk's layers: a VMM could not take the top for writing */
 	if (simg_holds(id))
 		return api_err(c, 409, "conflict", "action",
 			       "an image of the instance's disk is being saved: start it when the "
 			       "image is active");
+	/* the suspended VMM held the disk: it must be gone before another takes it */
+	if (suspended && !supervisor_vmm_gone(inst, 10000))
+		return api_err(c, 409, "conflict", "action",
+			       "the instance's suspended VMM has not ended yet");
 	ret = STORE(c->s, instance_set_state, id, state, ST_STARTING, NULL, &err);
 	if (!ret)
 		ret = STORE(c->s, instance_count_restart, id, true, &err);
 	if (ret)
 		return api_fail(c, ret, &err, NULL);
-	api_instance_boot(c, id);
+	/* a suspended instance goes on where it was: its VMM restores what the suspend saved */
+	api_instance_boot(c, id, suspended ? SUSP_DIR : NULL);
 	api_instance_answer(c, id, 200);
 }
 
@@ -596,8 +606,13 @@ static void api_instance_action(struct api_ctx *c)
 	    !api_fix(c, httpd_field_str(c->req->body, "action", true, &action, c->resp)) ||
 	    !(inst = api_instance_lookup(c)))
 		return;
-	if (!strcmp(action, "start")) {
+	if (!strcmp(action, "start") ||
+	    (!strcmp(action, "resume") && !strcmp(api_s(inst, "state"), ST_SUSPENDED))) {
 		api_instance_start(c, inst);
+	} else if (!strcmp(action, "suspend")) {
+		susp_suspend(c, inst);
+	} else if (!strcmp(action, "stop") && !strcmp(api_s(inst, "state"), ST_SUSPENDED)) {
+		susp_forget(c, inst);
 	} else if (!strcmp(action, "stop")) {
 		ret = supervisor_stop_async(c->d, api_i(inst, "id"), false, &err);
 		if (ret)
@@ -610,7 +625,7 @@ static void api_instance_action(struct api_ctx *c)
 		api_instance_flip(c, inst, "resume", ST_PAUSED, ST_RUNNING);
 	} else {
 		api_err(c, 400, "invalid_request", "action",
-			"action must be start, stop, pause or resume");
+			"action must be start, stop, pause, resume or suspend");
 	}
 	json_decref(inst);
 }

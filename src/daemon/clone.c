@@ -316,7 +316,7 @@ static int clone_prepare(struct api_ctx *c, const json_t *src, const int64_t *id
 	else
 		snprintf(snap, sizeof(snap), "/%s", name); /* the jail's path */
 	ret = disk ? dlayer_freeze_begin(c->s, src, name, ids, n, err) : 0;
-	ret = ret ?: dlayer_vmm_snapshot(src, snap, err);
+	ret = ret ?: dlayer_vmm_snapshot(src, snap, "full", err);
 	if (ret && disk)
 		dlayer_freeze_failed(c->s, src, sdir, name);
 	ret = ret ?: clone_share(c, sdir, name, ids, n, err);

@@ -27,12 +27,13 @@
 #define DAEMON_API_THREADS 4
 
 /* Instance states. */
-#define ST_STARTING "starting"
-#define ST_RUNNING  "running"
-#define ST_PAUSED   "paused"
-#define ST_STOPPING "stopping"
-#define ST_STOPPED  "stopped"
-#define ST_ERROR    "error"
+#define ST_STARTING  "starting"
+#define ST_RUNNING   "running"
+#define ST_PAUSED    "paused"
+#define ST_STOPPING  "stopping"
+#define ST_STOPPED   "stopped"
+#define ST_ERROR     "error"
+#define ST_SUSPENDED "suspended" /* saved to its directory, no VMM: a start restores it */
 
 struct daemon_opts {
 	const char *state_dir;
@@ -119,6 +120,8 @@ int supervisor_spawn(struct daemon *d, struct store *s, const json_t *inst, stru
 int supervisor_stop_async(struct daemon *d, int64_t id, bool resume, struct error *err);
 /* Forced stop, waiting for the VMM to be gone (for delete). */
 int supervisor_kill_wait(struct daemon *d, int64_t id, struct error *err);
+/* Waits up to timeout_ms for the instance's VMM (its pid and start time) to be gone. */
+bool supervisor_vmm_gone(const json_t *inst, int timeout_ms);
 /* A VMM API action ("pause", "resume", ...) on a running instance. */
 int supervisor_vmm_action(const json_t *inst, const char *action, struct error *err);
 /* Reconciles the stored instances with the processes really there; adopts the live ones. */
@@ -155,11 +158,22 @@ void dlayer_freeze_failed(struct store *s, const json_t *src, const char *sdir,
 int dlayer_share(const struct daemon *d, const json_t *src, const char *snapname,
 		 const int64_t *ids, int64_t n, struct error *err);
 int dlayer_settle(const struct daemon *d, struct store *s, json_t *inst, struct error *err);
+/*
+ * suspend.c: an instance saved into its directory's SUSP_DIR, its VMM
+ * gone; a start restores it (vmmctl.c, restore = SUSP_DIR).
+ */
+#define SUSP_DIR "suspend"
+struct api_ctx;
+void susp_suspend(struct api_ctx *c, const json_t *inst);
+/* A suspended instance stopped: what was saved goes, the next start boots cold. */
+void susp_forget(struct api_ctx *c, const json_t *inst);
+/* The saved files out of the instance's directory. */
+void susp_drop(const struct daemon *d, int64_t id);
 /* A rebuilt instance's old chain (and a clone's snapshot) out of its directory. */
 void dlayer_reset(const struct daemon *d, int64_t id);
 void dlayer_remove(const char *dir);
-/* PUT /vm/snapshot {"dir": vdir} on the instance's VMM (its api_sock). */
-int dlayer_vmm_snapshot(const json_t *src, const char *vdir, struct error *err);
+/* PUT /vm/snapshot {"dir": vdir, "type": type} on the instance's VMM (its api_sock). */
+int dlayer_vmm_snapshot(const json_t *src, const char *vdir, const char *type, struct error *err);
 /*
  * server_image.c: at start-up, images a killed bunshind left "saving" go
  * (row and files); at shutdown, the copies in flight stop (before the pool).

@@ -40,12 +40,14 @@ int disk_vmm_args(const struct daemon *d, const json_t *inst, const char *dir, c
 {
 	const char *kind = json_string_value(json_object_get(inst, "image_kind"));
 	const char *base = json_string_value(json_object_get(inst, "image_path"));
-	bool restore = json_object_get(inst, "restore");
+	const char *from = json_string_value(json_object_get(inst, "restore"));
+	/* a clone's restore gets a top of its own; a suspend's state has its disks' */
+	bool restore = from && !strcmp(from, CLONE_SNAP_DIR);
 	int ret;
 
 	if (!kind || !base)
 		return error_set(err, EINVAL, "the instance has no image");
-	if (!strcmp(kind, "kernel"))
+	if (!strcmp(kind, "kernel") || (from && !restore))
 		return 0;
 	if (*argc + 2 > max)
 		return error_set(err, E2BIG, "too many VMM arguments");

@@ -447,7 +447,7 @@ void dlayer_remove(const char *dir)
 
 /* ---- snapshots (clone.c, server_image.c) ---- */
 
-int dlayer_vmm_snapshot(const json_t *src, const char *vdir, struct error *err)
+int dlayer_vmm_snapshot(const json_t *src, const char *vdir, const char *type, struct error *err)
 {
 	const char *sock = dlayer_str(src, "api_sock");
 	struct httpc_response resp;
@@ -461,7 +461,7 @@ int dlayer_vmm_snapshot(const json_t *src, const char *vdir, struct error *err)
 	fd = djail_sock_ep(sock, ep, sizeof(ep));
 	if (fd < 0)
 		return error_set(err, -fd, "%s: %s", sock, strerror(-fd));
-	body = json_pack("{s:s}", "dir", vdir);
+	body = json_pack("{s:s, s:s}", "dir", vdir, "type", type);
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	ret = text ? httpc_do(ep,

@@ -81,8 +81,8 @@ __attribute__((format(printf, 2, 3))) static void mb_add(struct metrics_buf *b, 
 
 static void metrics_states(struct metrics_buf *b, json_t *list)
 {
-	static const char *const states[] = {ST_STARTING, ST_RUNNING, ST_PAUSED,
-					     ST_STOPPING, ST_STOPPED, ST_ERROR};
+	static const char *const states[] = {ST_STARTING, ST_RUNNING, ST_PAUSED,   ST_STOPPING,
+					     ST_STOPPED,  ST_ERROR,   ST_SUSPENDED};
 	json_t *inst;
 	size_t i;
 

@@ -350,7 +350,7 @@ static int simg_open_live(struct api_ctx *c, struct simg_job *j, int dfd, const 
 	supervisor_instance_dir(c->d, j->inst_id, sdir, sizeof(sdir));
 	snprintf(vdir, sizeof(vdir), "/%s", name);
 	ret = dlayer_freeze_begin(c->s, inst, name, NULL, 0, err);
-	ret = ret ?: dlayer_vmm_snapshot(inst, vdir, err);
+	ret = ret ?: dlayer_vmm_snapshot(inst, vdir, "full", err);
 	if (ret) {
 		dlayer_freeze_failed(c->s, inst, sdir, name);
 		return ret;

@@ -282,11 +282,14 @@ static void sup_reap(struct daemon *d, struct sup_watch *w)
 		goto out; /* deleted meanwhile: nothing to record */
 	if (sup_int(inst, "pid") != w->pid)
 		goto out; /* started again since: the row is a newer VMM's */
-	if (sup_should_restart(inst, orderly)) {
+	if (!strcmp(sup_str(inst, "state"), ST_SUSPENDED)) {
+		/* stopped by suspend.c once its state was saved: it stays so */
+		run.state = ST_SUSPENDED;
+		log_info("instance %lld suspended (%s)", (long long)w->id, why);
+	} else if (sup_should_restart(inst, orderly)) {
 		sup_restart(d, s, inst, why);
 		goto out;
-	}
-	if (!orderly && strcmp(sup_str(inst, "state"), ST_STOPPING)) {
+	} else if (!orderly && strcmp(sup_str(inst, "state"), ST_STOPPING)) {
 		run.state = ST_ERROR;
 		run.error = why;
 		log_warn("instance %lld: %s", (long long)w->id, why);

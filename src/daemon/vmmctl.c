@@ -311,9 +311,11 @@ void supervisor_remove_dir(const struct daemon *d, int64_t id)
 					    "disk.base",
 					    "console.sock",
 					    CLONE_SNAP_DIR "/state",
-					    CLONE_SNAP_DIR "/memory"};
+					    CLONE_SNAP_DIR "/memory",
+					    SUSP_DIR "/state",
+					    SUSP_DIR "/memory"};
 	/* the jail's mount points, empty outside its mount namespace */
-	static const char *const dirs[] = {"dev/net", "dev", "proc", CLONE_SNAP_DIR};
+	static const char *const dirs[] = {"dev/net", "dev", "proc", CLONE_SNAP_DIR, SUSP_DIR};
 	char dir[4096], path[4300];
 
 	supervisor_instance_dir(d, id, dir, sizeof(dir));
@@ -488,6 +490,13 @@ int supervisor_stop_async(struct daemon *d, int64_t id, bool resume, struct erro
 	}
 	pthread_detach(t);
 	return 0;
+}
+
+bool supervisor_vmm_gone(const json_t *inst, int timeout_ms)
+{
+	pid_t pid = (pid_t)sup_int(inst, "pid");
+
+	return pid <= 0 || sup_wait_gone(pid, (uint64_t)sup_int(inst, "pid_start"), timeout_ms);
 }
 
 int supervisor_kill_wait(struct daemon *d, int64_t id, struct error *err)

@@ -887,3 +887,71 @@ Test(bootimg, rebuild_gives_a_stopped_instance_a_new_disk)
 	bi_action("rc-1", "start");
 	bi_expect_found("rc-1", 1, 22, 2, "none");
 }
+
+/*
+ * suspend: the VM saved into the instance's directory, its VMM gone (no
+ * pid), the instance still there; resume goes on where the guest was,
+ * not a boot: the guest (one more round after the first, blk_hold=1)
+ * finishes its last round and reads what it wrote before. A stop of a
+ * suspended instance forgets what was saved.
+ */
+Test(bootimg, suspend_and_resume_go_on_where_the_guest_was)
+{
+	char sha[65], *log, path[512], cli_out[4096];
+	json_t *out = NULL;
+	struct stat st;
+
+	dh_need_kvm();
+	free(bi_blank_raw("dsus", "ksus", BI_WAIT_CMDLINE " blk_hold=1", sha));
+	bi_create("su", "dsus");
+	free(dh_wait_lines(&h, "su", "result=ready", 1));
+	dh_console_send(&h, "su", "seed=31\n");
+	free(dh_wait_lines(&h, "su", "round=1 found=none", 1));
+
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances/su/actions",
+			    "{\"action\":\"suspend\"}", &out),
+		     202, "%s", dh_jstr(out, "error", "message"));
+	json_decref(out);
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "su", "suspended", 5000), "suspended");
+	/* the VMM is gone when the answer comes; the reaper records it a moment later */
+	for (int t = 0; t < 50 && dh_instance_pid(&h, h.admin, "su"); t++)
+		usleep(100 * 1000);
+	cr_expect_eq(dh_instance_pid(&h, h.admin, "su"), 0, "a suspended instance has a VMM");
+	snprintf(path, sizeof(path), "%s/instances/%lld/suspend/memory", h.dir,
+		 (long long)bi_id("su"));
+	cr_expect_eq(stat(path, &st), 0, "nothing saved at %s", path);
+	/* what a suspended instance cannot do */
+	cr_expect_eq(dh_req(&h, h.admin, "POST", "/v1/instances/su/clone", "{}", NULL), 409);
+	cr_expect_eq(dh_req(&h, h.admin, "POST", "/v1/instances/su/actions",
+			    "{\"action\":\"suspend\"}", NULL),
+		     409);
+
+	cr_assert_eq(dh_req(&h, h.admin, "POST", "/v1/instances/su/actions",
+			    "{\"action\":\"resume\"}", &out),
+		     200, "%s", dh_jstr(out, "error", "message"));
+	json_decref(out);
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "su", "running", 30000), "running");
+	dh_console_send(&h, "su", "seed=32\n");
+	/* its last round (a boot would start with round 1 again): the disk as it left it */
+	log = dh_wait_lines(&h, "su", "name=virtio-blk result=pass", 1);
+	cr_expect_str_eq(dh_test_field(strstr(log, "BUNSHIN-TEST name=virtio-blk result=pass"),
+				       "virtio-blk", "found"),
+			 "31", "%s", log);
+	cr_expect_eq(dh_count_lines(log, "result=ready"), 2, "the guest booted again:\n%s", log);
+	free(log);
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "su", "stopped", 30000), "stopped");
+
+	/* suspended, then stopped: the saved VM goes, the next start boots */
+	bi_action("su", "start");
+	free(dh_wait_lines(&h, "su", "result=ready", 3));
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "su", "running", 30000), "running");
+	cr_assert_eq(dh_cli(&h, (const char *[]){"server", "suspend", "su", NULL}, cli_out,
+			    sizeof(cli_out)),
+		     0, "%s", cli_out);
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "su", "suspended", 5000), "suspended");
+	bi_action("su", "stop");
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "su", "stopped", 5000), "stopped");
+	cr_expect_neq(stat(path, &st), 0, "%s is still there", path);
+	bi_action("su", "start");
+	free(dh_wait_lines(&h, "su", "result=ready", 4));
+}
