@@ -954,4 +954,12 @@ Test(bootimg, suspend_and_resume_go_on_where_the_guest_was)
 	cr_expect_neq(stat(path, &st), 0, "%s is still there", path);
 	bi_action("su", "start");
 	free(dh_wait_lines(&h, "su", "result=ready", 4));
+	/* deleted while suspended: its directory, saved VM included, goes */
+	cr_assert_str_eq(dh_wait_state(&h, h.admin, "su", "running", 30000), "running");
+	cr_assert_eq(dh_cli(&h, (const char *[]){"server", "suspend", "su", NULL}, cli_out,
+			    sizeof(cli_out)),
+		     0, "%s", cli_out);
+	snprintf(path, sizeof(path), "%s/instances/%lld", h.dir, (long long)bi_id("su"));
+	cr_assert_eq(dh_req(&h, h.admin, "DELETE", "/v1/instances/su", NULL, NULL), 204);
+	cr_expect_neq(stat(path, &st), 0, "%s is still there", path);
 }
