@@ -35,28 +35,10 @@ if ! [[ $runs =~ ^[0-9]+$ ]] || [ "$runs" -lt 1 ] || [ "$runs" -gt 14 ]; then
 	exit 2
 fi
 bench_require_kvm
-if [ -z "${DCLONE_IN_NETNS:-}" ]; then
-	echo "== building bunshin (release, $build/)" >&2
-	bench_build "/tmp/dclone-bench-build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf \
-		src/daemon/bunshind src/cli/bunshin
-	# Again, in a network namespace of its own.
-	exec unshare -n env DCLONE_IN_NETNS=1 "$0" "$@"
-fi
-
-work=$(mktemp -d /tmp/bunshin-dclone-bench.XXXXXX)
-daemon_pid=
-cleanup() {
-	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_netns_daemon dclone --stop-timeout 1 --stop-vms-on-exit --cpu-ratio 64
 
 now_ms() { date +%s%3N; }
 
-state=$work/state
-bench_daemon_start "$state" "$work/daemon.log" --stop-timeout 1 --stop-vms-on-exit --cpu-ratio 64
-cli() { "$build/src/cli/bunshin" --endpoint "unix:$state/bunshind.sock" \
-	--token "$(cat "$state/admin.token")" "$@"; }
 room=$((count + 3))
 cli quota set admin --instances $room --vcpus $room --ram $((room * 64)) >/dev/null
 # The same guest, booted from its kernel image alone and with a raw disk
@@ -69,7 +51,7 @@ cli server create dsrc --flavor tiny --image blank --wait >/dev/null
 # clone_once SOURCE PREFIX: "ANSWER_MS RUNNING_MS PRIVATE_KB PSS_KB" for count
 # clones of SOURCE, which are deleted again afterwards.
 clone_once() {
-	local src=$1 prefix=$2 t0 t1 t2 priv=0 pss=0 n=0 launcher vmm p s
+	local src=$1 prefix=$2 t0 t1 t2 priv=0 pss=0 n=0 launcher p s
 	t0=$(now_ms)
 	cli --json server clone "$src" --count "$count" --name-prefix "$prefix" >"$work/clones.json"
 	t1=$(now_ms)
@@ -80,13 +62,10 @@ clone_once() {
 		done
 	done
 	t2=$(now_ms)
-	# The jailed VMM is the launcher's child (a PID namespace of its own).
 	for i in $(seq "$count"); do
 		launcher=$(cli --json server show "$prefix-$i" | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
-		vmm=$(pgrep -P "$launcher" | head -1 || true)
-		[ -n "$vmm" ] || continue
-		read -r p s < <(awk '/^Private_Dirty:/ {p = $2} /^Pss:/ {s = $2} END {print p, s}' \
-			"/proc/$vmm/smaps_rollup")
+		read -r _ s p < <(bench_vmm_smaps "$launcher")
+		[ "$s" -gt 0 ] || continue
 		priv=$((priv + p)) pss=$((pss + s)) n=$((n + 1))
 	done
 	for i in $(seq "$count"); do

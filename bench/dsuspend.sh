@@ -28,34 +28,16 @@ if ! [[ $runs =~ ^[0-9]+$ ]] || [ "$runs" -lt 3 ]; then
 	exit 2
 fi
 bench_require_kvm
-if [ -z "${DSUSPEND_IN_NETNS:-}" ]; then
-	echo "== building bunshin (release, $build/)" >&2
-	bench_build "/tmp/dsuspend-bench-build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf \
-		src/daemon/bunshind src/cli/bunshin
-	exec unshare -n env DSUSPEND_IN_NETNS=1 "$0" "$@"
-fi
-
-work=$(mktemp -d /tmp/bunshin-dsuspend-bench.XXXXXX)
-daemon_pid=
-cleanup() {
-	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_netns_daemon dsuspend --stop-timeout 1 --stop-vms-on-exit
 
 now_ms() { date +%s%3N; }
-# the jailed VMM's resident memory (the launcher's child: a PID namespace of its own)
+# the jailed VMM's resident memory
 vmm_rss_kb() {
-	local launcher vmm
+	local launcher rss _
 	launcher=$(cli --json server show vm1 | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
-	vmm=$(pgrep -P "$launcher" | head -1 || true)
-	[ -n "$vmm" ] && awk '/^Rss:/ {print $2}' "/proc/$vmm/smaps_rollup" || echo 0
+	read -r rss _ _ < <(bench_vmm_smaps "$launcher")
+	echo "$rss"
 }
-
-state=$work/state
-bench_daemon_start "$state" "$work/daemon.log" --stop-timeout 1 --stop-vms-on-exit
-cli() { "$build/src/cli/bunshin" --endpoint "unix:$state/bunshind.sock" \
-	--token "$(cat "$state/admin.token")" "$@"; }
 running() { cli --json server show vm1 | grep -q '"state": "running"'; }
 cli server create vm1 --flavor tiny --image test-guest --wait >/dev/null
 # the guest touches its memory as it runs: let it settle before the first round

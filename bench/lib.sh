@@ -96,3 +96,52 @@ bench_daemon_start() {
 	tail -n 20 "$log" >&2
 	exit 1
 }
+
+# bench_netns_daemon NAME [ARG...]: for a benchmark of bunshind. The first
+# time, builds the release bunshind, VMM, guest and CLI in $build and runs
+# the script again (no arguments: benchmarks take the environment) in a
+# network namespace of its own, whose bridges and taps never touch the
+# host's. There: $work (removed at exit), bunshind on $work/state with
+# ARGs (stopped at exit), $state, and cli() calling bunshin as its admin.
+bench_netns_daemon() {
+	local name=$1
+	shift
+	if [ -z "${BENCH_IN_NETNS:-}" ]; then
+		echo "== building bunshin (release, $build/)" >&2
+		bench_build "/tmp/$name-bench-build.log" src/vmm/bunshin-vmm guest/bunshin-guest.elf \
+			src/daemon/bunshind src/cli/bunshin
+		exec unshare -n env BENCH_IN_NETNS=1 "$0"
+	fi
+	work=$(mktemp -d "/tmp/bunshin-$name-bench.XXXXXX")
+	daemon_pid=
+	trap bench_netns_daemon_end EXIT
+	state=$work/state
+	bench_daemon_start "$state" "$work/daemon.log" "$@"
+}
+
+bench_netns_daemon_end() {
+	if [ -n "$daemon_pid" ]; then
+		kill "$daemon_pid" 2>/dev/null || true
+		wait "$daemon_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+
+cli() {
+	"$build/src/cli/bunshin" --endpoint "unix:$state/bunshind.sock" \
+		--token "$(cat "$state/admin.token")" "$@"
+}
+
+# bench_vmm_smaps LAUNCHER: "RSS PSS PRIVATE_DIRTY" (kB) of the jailed VMM,
+# the child of its launcher LAUNCHER (a PID namespace of its own); "0 0 0"
+# when there is none.
+bench_vmm_smaps() {
+	local vmm
+	vmm=$(pgrep -P "$1" | head -1 || true)
+	if [ -z "$vmm" ]; then
+		echo "0 0 0"
+		return
+	fi
+	awk '/^Rss:/ {r = $2} /^Pss:/ {p = $2} /^Private_Dirty:/ {d = $2} END {print r, p, d}' \
+		"/proc/$vmm/smaps_rollup"
+}

@@ -207,3 +207,16 @@ const char *fake_dns_a(struct fake *f, const char *server, const char *name)
 	}
 	return out;
 }
+
+const char *fake_dns_a_wait(struct fake *f, const char *server, const char *name, int ms)
+{
+	const char *ip = "";
+
+	for (int t = 0; t < ms; t += 250) {
+		ip = fake_dns_a(f, server, name);
+		if (*ip)
+			break;
+		usleep(250000);
+	}
+	return ip;
+}

@@ -36,6 +36,8 @@ char *fake_read_all(int fd, int ms);
 
 /* A DNS A query for name to server:53 from inside: the first address answered, or "". */
 const char *fake_dns_a(struct fake *f, const char *server, const char *name);
+/* fake_dns_a() until it answers (dnsmasq starts, reads its names file) or ms pass: "" then. */
+const char *fake_dns_a_wait(struct fake *f, const char *server, const char *name, int ms);
 
 /* Waits (up to ms) until the metadata service answers in the fake instance's network. */
 bool fake_wait_metadata(struct fake *f, int ms);

@@ -72,20 +72,6 @@ static void create(const char *token, const char *name, const char *network, str
 	json_decref(out);
 }
 
-/* The A answer for name once there is one (dnsmasq starts, reads its names file), or "". */
-static const char *resolve(struct fake *f, const char *gw, const char *name, int ms)
-{
-	const char *ip = "";
-
-	for (int t = 0; t < ms; t += 250) {
-		ip = fake_dns_a(f, gw, name);
-		if (*ip)
-			break;
-		usleep(250000);
-	}
-	return ip;
-}
-
 /* The argument of a dnsmasq of network nid that starts with prefix, or "". */
 static const char *dnsmasq_arg(int64_t nid, const char *prefix)
 {
@@ -131,9 +117,9 @@ Test(dns, instance_names_resolve_on_the_gateway)
 	create(h.admin, "web1", "lab", &a);
 	create(h.admin, "db1", "lab", &b);
 	fake_make(&f, "vf-a", a.bridge, a.mac, a.cidr, a.gw);
-	cr_expect_str_eq(resolve(&f, a.gw, "db1", 10000), b.ip);
-	cr_expect_str_eq(resolve(&f, a.gw, "db1.bunshin.internal", 3000), b.ip);
-	cr_expect_str_eq(resolve(&f, a.gw, "web1.bunshin.internal", 3000), a.ip);
+	cr_expect_str_eq(fake_dns_a_wait(&f, a.gw, "db1", 10000), b.ip);
+	cr_expect_str_eq(fake_dns_a_wait(&f, a.gw, "db1.bunshin.internal", 3000), b.ip);
+	cr_expect_str_eq(fake_dns_a_wait(&f, a.gw, "web1.bunshin.internal", 3000), a.ip);
 	cr_expect_str_eq(fake_dns_a(&f, a.gw, "nobody.bunshin.internal"), "",
 			 "a name no instance has");
 	/* the DHCP answer's DNS server is the gateway */
@@ -143,7 +129,7 @@ Test(dns, instance_names_resolve_on_the_gateway)
 	/* a new instance resolves without a restart; a deleted one no longer does */
 	struct inst c;
 	create(h.admin, "cache1", "lab", &c);
-	cr_expect_str_eq(resolve(&f, a.gw, "cache1", 10000), c.ip);
+	cr_expect_str_eq(fake_dns_a_wait(&f, a.gw, "cache1", 10000), c.ip);
 	cr_assert_eq(dh_req(&h, h.admin, "DELETE", "/v1/instances/db1", NULL, NULL), 204);
 	for (int t = 0; t < 10000 && *fake_dns_a(&f, a.gw, "db1"); t += 250)
 		usleep(250000);

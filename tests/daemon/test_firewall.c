@@ -1043,22 +1043,6 @@ static char *netprobe_result(const char *ref)
 	return con;
 }
 
-/* "KEY=" on the netprobe result line, "" when absent. */
-static const char *probe_field(const char *console, const char *key)
-{
-	static char val[64];
-	char pat[32];
-	const char *line = strstr(console, "BUNSHIN-TEST name=netprobe "), *p;
-
-	val[0] = 0;
-	snprintf(pat, sizeof(pat), " %s=", key);
-	if (!line || !(p = strstr(line, pat)) || (strchr(line, '\n') && strchr(line, '\n') < p))
-		return val;
-	p += strlen(pat);
-	snprintf(val, sizeof(val), "%.*s", (int)strcspn(p, " \r\n"), p);
-	return val;
-}
-
 Test(firewall, guest_reaches_outside_through_nat_and_is_reached_through_forwards)
 {
 	char ip[32], src[32], *con;
@@ -1091,12 +1075,13 @@ Test(firewall, guest_reaches_outside_through_nat_and_is_reached_through_forwards
 	cr_expect(udp_probe(out, NULL, HOST_SIDE, 8001), "udp forward to the guest failed");
 	cr_expect(tcp_echo_probe(out, HOST_SIDE, 8002), "tcp forward to the guest failed");
 	con = netprobe_result("g1");
-	cr_expect_str_eq(probe_field(con, "ip"), ip);
-	cr_expect_str_eq(probe_field(con, "ping1"), "ok", "gateway:\n%s", con);
-	cr_expect_str_eq(probe_field(con, "ping2"), "ok", "outside through NAT:\n%s", con);
-	cr_expect_str_eq(probe_field(con, "udp"), "ok", "\n%s", con);
-	cr_expect_str_eq(probe_field(con, "served_udp"), "1", "\n%s", con);
-	cr_expect_str_eq(probe_field(con, "served_tcp"), "1", "\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "ip"), ip);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "ping1"), "ok", "gateway:\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "ping2"), "ok", "outside through NAT:\n%s",
+			 con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "udp"), "ok", "\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "served_udp"), "1", "\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "served_tcp"), "1", "\n%s", con);
 	free(con);
 	cr_expect_eq(served(&s, src, sizeof(src)), 1);
 	cr_expect_str_eq(src, HOST_SIDE, "outside saw the guest as %s", src);
@@ -1131,17 +1116,20 @@ Test(firewall, guest_cannot_reach_another_tenant_or_spoof)
 	guest_start(h.admin, "a1");
 
 	con = netprobe_result("a1");
-	cr_expect_str_eq(probe_field(con, "ping1"), "fail", "reached tenant t2:\n%s", con);
-	cr_expect_str_eq(probe_field(con, "ping2"), "ok", "its neighbour:\n%s", con);
-	cr_expect_str_eq(probe_field(con, "udp"), "fail", "reached tenant t2:\n%s", con);
-	cr_expect_str_eq(probe_field(con, "spoof"), "sent", "\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "ping1"), "fail", "reached tenant t2:\n%s",
+			 con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "ping2"), "ok", "its neighbour:\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "udp"), "fail", "reached tenant t2:\n%s",
+			 con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "spoof"), "sent", "\n%s", con);
 	free(con);
 	close(stop);
 	icmp_counts(&icmp, &spoofed, &real);
 	cr_expect_eq(spoofed, 0, "%d spoofed pings arrived at the neighbour", spoofed);
 	cr_expect_gt(real, 0, "the neighbour saw none of a1's own pings");
 	con = netprobe_result("b1");
-	cr_expect_str_eq(probe_field(con, "served_udp"), "0", "tenant admin reached t2:\n%s", con);
+	cr_expect_str_eq(dh_test_field(con, "netprobe", "served_udp"), "0",
+			 "tenant admin reached t2:\n%s", con);
 	free(con);
 	cr_expect_gt(dropped("spoof"), 0);
 }

@@ -293,20 +293,6 @@ static void stop(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-/* The A answer for name once there is one (dnsmasq starts, reads its names), or "". */
-static const char *resolve(struct fake *f, const char *gw, const char *name, int ms)
-{
-	const char *ip = "";
-
-	for (int t = 0; t < ms; t += 250) {
-		ip = fake_dns_a(f, gw, name);
-		if (*ip)
-			break;
-		usleep(250000);
-	}
-	return ip;
-}
-
 /* ---- the tests ---- */
 
 Test(overlap, each_tenant_gets_its_own_replies_from_outside)
@@ -382,8 +368,8 @@ Test(overlap, each_network_gets_dns_from_its_own_dnsmasq)
 
 	dh_start(&h, NULL);
 	two_tenants(&a, &b, tb, sizeof(tb));
-	cr_expect_str_eq(resolve(&a.f, a.gw, "alpha", 15000), a.ip);
-	cr_expect_str_eq(resolve(&b.f, b.gw, "beta.bunshin.internal", 15000), b.ip);
+	cr_expect_str_eq(fake_dns_a_wait(&a.f, a.gw, "alpha", 15000), a.ip);
+	cr_expect_str_eq(fake_dns_a_wait(&b.f, b.gw, "beta.bunshin.internal", 15000), b.ip);
 	cr_expect_str_eq(fake_dns_a(&b.f, b.gw, "alpha"), "", "tenant A's name seen from B");
 	cr_expect_str_eq(fake_dns_a(&a.f, a.gw, "beta"), "", "tenant B's name seen from A");
 	/* Asked again and again (conntrack entries live on), still each its own. */
@@ -503,22 +489,6 @@ static char *netprobe_result(const char *name)
 	return body;
 }
 
-/* "KEY=" on the netprobe result line, "" when absent. */
-static const char *probe_field(const char *console, const char *key)
-{
-	static char val[64];
-	char pat[32];
-	const char *line = strstr(console, "BUNSHIN-TEST name=netprobe "), *p;
-
-	val[0] = 0;
-	snprintf(pat, sizeof(pat), " %s=", key);
-	if (!line || !(p = strstr(line, pat)) || (strchr(line, '\n') && strchr(line, '\n') < p))
-		return val;
-	p += strlen(pat);
-	snprintf(val, sizeof(val), "%.*s", (int)strcspn(p, " \r\n"), p);
-	return val;
-}
-
 Test(overlap, two_guests_with_one_address_both_reach_outside)
 {
 	char tb[128], ipa[32], ipb[32], *con;
@@ -544,13 +514,14 @@ Test(overlap, two_guests_with_one_address_both_reach_outside)
 	cr_assert_str_eq(ipa, ipb, "the test needs the same address on both networks");
 	for (int i = 0; i < 2; i++) {
 		con = netprobe_result(names[i]);
-		cr_expect_str_eq(probe_field(con, "ip"), ipa, "%s:\n%s", names[i], con);
-		cr_expect_str_eq(probe_field(con, "ping1"), "ok", "%s, its gateway:\n%s", names[i],
+		cr_expect_str_eq(dh_test_field(con, "netprobe", "ip"), ipa, "%s:\n%s", names[i],
 				 con);
-		cr_expect_str_eq(probe_field(con, "ping2"), "ok", "%s, outside:\n%s", names[i],
-				 con);
-		cr_expect_str_eq(probe_field(con, "udp"), "ok", "%s, its own echo:\n%s", names[i],
-				 con);
+		cr_expect_str_eq(dh_test_field(con, "netprobe", "ping1"), "ok",
+				 "%s, its gateway:\n%s", names[i], con);
+		cr_expect_str_eq(dh_test_field(con, "netprobe", "ping2"), "ok", "%s, outside:\n%s",
+				 names[i], con);
+		cr_expect_str_eq(dh_test_field(con, "netprobe", "udp"), "ok",
+				 "%s, its own echo:\n%s", names[i], con);
 		free(con);
 	}
 	stop(server);
