@@ -582,9 +582,36 @@ void harness_mig_start(struct harness_proc *p, const char *tag, const char *cons
 	harness_proc_start(p, harness_dir, tag, argv);
 }
 
+/*
+ * Whether a unix socket bound to path listens: /proc/net/unix flags it
+ * (__SO_ACCEPTCON, 0x10000). The file alone appears at bind(), before
+ * listen(), when a connect is still refused; a probe connection would be
+ * the destination's one migration stream.
+ */
+static bool harness_unix_listens(const char *path)
+{
+	FILE *f = fopen("/proc/net/unix", "re");
+	char line[4200];
+	bool yes = false;
+
+	while (f && !yes && fgets(line, sizeof(line), f)) {
+		unsigned long flags;
+		char *name = strrchr(line, ' ');
+
+		if (!name || sscanf(line, "%*s %*s %*s %lx", &flags) != 1)
+			continue;
+		name[strcspn(name, "\n")] = 0;
+		yes = !strcmp(name + 1, path) && (flags & 0x10000);
+	}
+	if (f)
+		fclose(f);
+	return yes;
+}
+
 void harness_wait_listening(const char *url)
 {
-	for (int i = 0; i < 1000 && !strncmp(url, "unix:", 5) && access(url + 5, F_OK); i++)
+	for (int i = 0; i < 1000 && !strncmp(url, "unix:", 5) && !harness_unix_listens(url + 5);
+	     i++)
 		usleep(10000);
 }
 
